@@ -1,0 +1,30 @@
+"""The fixed class list of the sea lion model and the colour drawn for each class.
+
+Colours follow the biologists' dot convention of the NOAA survey (red, magenta, brown, blue, green),
+brightened where the dot colour would vanish on dark rock (brown becomes orange-brown).
+"""
+
+from __future__ import annotations
+
+SEA_LION_CLASSES: tuple[str, ...] = ("adult_males", "subadult_males", "adult_females", "juveniles", "pups")
+
+CLASS_COLORS: dict[str, tuple[int, int, int]] = {  # RGB
+    "adult_males": (230, 25, 25),  # red
+    "subadult_males": (240, 50, 230),  # magenta
+    "adult_females": (205, 120, 40),  # orange-brown
+    "juveniles": (40, 100, 255),  # blue
+    "pups": (40, 210, 40),  # green
+}
+
+_FALLBACK_PALETTE: tuple[tuple[int, int, int], ...] = (
+    (255, 180, 0),
+    (0, 200, 200),
+    (160, 90, 255),
+    (255, 255, 255),
+    (128, 128, 0),
+)
+
+
+def class_color(name: str, index: int) -> tuple[int, int, int]:
+    """RGB colour of a class: the documented one for sea lion classes, a stable palette entry otherwise."""
+    return CLASS_COLORS.get(name, _FALLBACK_PALETTE[index % len(_FALLBACK_PALETTE)])

@@ -1,0 +1,263 @@
+"""Find the weights file of a model version: explicit file → hub (cache first) → shipped default.
+
+Every file is checked against its pinned sha256 before anything loads it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from huggingface_hub import HfApi, ModelCard, hf_hub_download, try_to_load_from_cache
+from huggingface_hub import constants as hf_constants
+from huggingface_hub.errors import (
+    EntryNotFoundError,
+    HfHubHTTPError,
+    LocalEntryNotFoundError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
+
+from detector.errors import ModelResolutionError, WeightsIntegrityError
+from detector.manifest import Manifest, ModelVersion, load_manifest
+
+logger = logging.getLogger(__name__)
+
+ENV_VERSION = "SEALION_MODEL_VERSION"
+ENV_WEIGHTS = "SEALION_WEIGHTS"
+ENV_REPO = "SEALION_HUB_REPO"
+ENV_REVISION = "SEALION_HUB_REVISION"
+ENV_SHA256 = "SEALION_WEIGHTS_SHA256"
+
+
+@dataclass(frozen=True)
+class ResolvedWeights:
+    """A weights file on disk whose sha256 has been checked, and what it is."""
+
+    path: Path
+    sha256: str
+    source: str  # "local" | "cache" | "hub" | "shipped"
+    version: ModelVersion
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_sha256(path: str | os.PathLike[str], expected: str) -> str:
+    """Return the file's sha256, or raise :class:`WeightsIntegrityError` when it differs from ``expected``."""
+    actual = sha256_file(path)
+    if actual != expected.lower():
+        raise WeightsIntegrityError(
+            f"Refusing weights file {path}: sha256 is {actual}, expected {expected.lower()}. "
+            "Delete the file (or the hub cache entry) and download it again, or fix the pinned sha256."
+        )
+    return actual
+
+
+def _env_true(name: str) -> bool:
+    return os.environ.get(name, "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+
+
+def _hub_kwargs() -> dict[str, str | None]:
+    # Read at call time: huggingface_hub reads these once at import, but the app and tests may set them later.
+    return {
+        "endpoint": os.environ.get("HF_ENDPOINT") or None,
+        "cache_dir": os.environ.get("HF_HUB_CACHE") or None,
+    }
+
+
+def _hub_offline() -> bool:
+    return _env_true("HF_HUB_OFFLINE") or hf_constants.HF_HUB_OFFLINE
+
+
+def _endpoint() -> str:
+    return os.environ.get("HF_ENDPOINT") or hf_constants.ENDPOINT
+
+
+def version_from_card(repo_id: str, revision: str, name: str | None = None) -> ModelVersion:
+    """Describe an unlisted hub revision from the model card (README.md metadata) stored at that revision."""
+    try:
+        card = ModelCard.load(repo_id, repo_type="model", **_hub_kwargs_for_card(revision))
+    except RevisionNotFoundError as exc:
+        raise ModelResolutionError(f"Revision {revision!r} does not exist in hub repo {repo_id!r}.") from exc
+    except RepositoryNotFoundError as exc:
+        raise _missing_repo_or_revision(repo_id, revision) from exc
+    except (EntryNotFoundError, LocalEntryNotFoundError, HfHubHTTPError, OSError) as exc:
+        raise ModelResolutionError(
+            f"Cannot read the model card of {repo_id}@{revision} from {_endpoint()} ({type(exc).__name__}); "
+            "check HF_ENDPOINT and the revision, or add the version to weights/manifest.yaml."
+        ) from exc
+    meta = card.data.to_dict()
+    weights = meta.get("weights") or {}
+    if not weights.get("filename") or not weights.get("sha256"):
+        raise ModelResolutionError(
+            f"The model card of {repo_id}@{revision} lacks weights.filename/weights.sha256; "
+            "publish it with `python -m training.publish` or pin the version in weights/manifest.yaml."
+        )
+    return ModelVersion(
+        name=name or revision,
+        repo_id=repo_id,
+        revision=revision,
+        commit=revision if len(revision) == 40 else "",
+        filename=str(weights["filename"]),
+        sha256=str(weights["sha256"]).lower(),
+        class_names=tuple(meta.get("class_names") or ()),
+        imgsz=int(meta.get("imgsz", 640)),
+        ground_scale=float(meta.get("ground_scale", 1.0)),
+        metrics=meta.get("metrics") or {},
+    )
+
+
+def _hub_kwargs_for_card(revision: str) -> dict[str, str | None]:
+    kwargs = {"revision": revision}
+    if os.environ.get("HF_HUB_CACHE"):
+        kwargs["cache_dir"] = os.environ["HF_HUB_CACHE"]
+    return kwargs
+
+
+def _missing_repo_or_revision(repo_id: str, revision: str) -> ModelResolutionError:
+    """Some hubs answer an unknown revision with 'repository not found': ask for the refs to tell which."""
+    try:
+        refs = HfApi(endpoint=_hub_kwargs()["endpoint"]).list_repo_refs(repo_id)
+    except (HfHubHTTPError, OSError):
+        return ModelResolutionError(f"Hub repo {repo_id!r} not found at {_endpoint()} (check SEALION_HUB_REPO).")
+    known = ", ".join(sorted(t.name for t in refs.tags) + sorted(b.name for b in refs.branches)) or "none"
+    return ModelResolutionError(f"Revision {revision!r} does not exist in hub repo {repo_id!r} (known: {known}).")
+
+
+def _from_cache(version: ModelVersion, revision: str) -> ResolvedWeights | None:
+    cached = try_to_load_from_cache(
+        version.repo_id, version.filename, revision=revision, cache_dir=_hub_kwargs()["cache_dir"]
+    )
+    if not isinstance(cached, str):
+        return None
+    sha = verify_sha256(cached, version.sha256)
+    return ResolvedWeights(Path(cached), sha, "cache", version)
+
+
+def _from_hub(version: ModelVersion, revision: str) -> ResolvedWeights:
+    """Download from the hub; raises ModelResolutionError with the reason in one line."""
+    where = f"{version.repo_id}@{revision} ({version.filename}) from {_endpoint()}"
+    try:
+        path = hf_hub_download(
+            version.repo_id,
+            version.filename,
+            revision=revision,
+            local_files_only=_hub_offline(),
+            **_hub_kwargs(),
+        )
+    except RevisionNotFoundError as exc:
+        raise ModelResolutionError(f"Revision {revision!r} does not exist in hub repo {version.repo_id!r}.") from exc
+    except RepositoryNotFoundError as exc:
+        raise _missing_repo_or_revision(version.repo_id, revision) from exc
+    except LocalEntryNotFoundError as exc:
+        raise ModelResolutionError(
+            f"Cannot fetch {where}: the hub is unreachable or offline (HF_HUB_OFFLINE) and nothing is cached."
+        ) from exc
+    except EntryNotFoundError as exc:
+        raise ModelResolutionError(f"File {version.filename!r} is not in {version.repo_id}@{revision}.") from exc
+    except (HfHubHTTPError, OSError) as exc:
+        raise ModelResolutionError(f"Cannot fetch {where}: {type(exc).__name__}: {exc}".splitlines()[0]) from exc
+    sha = verify_sha256(path, version.sha256)
+    return ResolvedWeights(Path(path), sha, "hub", version)
+
+
+def _from_shipped(version: ModelVersion, weights_dir: Path) -> ResolvedWeights | None:
+    shipped = version.shipped_path(weights_dir)
+    if shipped is None or not shipped.is_file():
+        return None
+    sha = verify_sha256(shipped, version.sha256)
+    return ResolvedWeights(shipped, sha, "shipped", version)
+
+
+def resolve_weights(
+    version: str | None = None,
+    *,
+    weights_path: str | os.PathLike[str] | None = None,
+    repo_id: str | None = None,
+    revision: str | None = None,
+    sha256: str | None = None,
+    manifest: Manifest | None = None,
+) -> ResolvedWeights:
+    """Find and verify the weights of a model version.
+
+    Order: an explicit local file (``weights_path`` / ``SEALION_WEIGHTS``) → the hub with
+    ``hf_hub_download(repo_id, filename, revision=<pinned>)``, the local HF cache first → the file shipped in
+    ``weights/``. A manifest version falls back to its shipped file when the hub fails; an explicit
+    ``repo_id``/``revision`` does not (you asked for that revision, so you get it or a clear error).
+    """
+    manifest = manifest or load_manifest()
+    version_name = version or os.environ.get(ENV_VERSION) or None
+    weights_path = weights_path or os.environ.get(ENV_WEIGHTS) or None
+    repo_id = repo_id or os.environ.get(ENV_REPO) or None
+    revision = revision or os.environ.get(ENV_REVISION) or None
+    sha256 = (sha256 or os.environ.get(ENV_SHA256) or "").lower() or None
+
+    if weights_path is not None:
+        return _resolve_local(Path(weights_path), sha256, manifest, version_name)
+
+    pinned = manifest.get(version_name)
+    if repo_id is None and revision is None:
+        target = pinned
+        explicit = False
+    else:
+        target_repo = repo_id or pinned.repo_id
+        target_rev = revision or pinned.pinned_revision
+        if target_repo == pinned.repo_id and target_rev in {pinned.revision, pinned.commit}:
+            target, explicit = pinned, False
+        else:
+            explicit = True
+            target = _listed_version(manifest, target_repo, target_rev)
+            if target is None:
+                target = version_from_card(target_repo, target_rev)
+                if sha256:
+                    target = replace(target, sha256=sha256)
+    rev = target.pinned_revision if not explicit else (revision or target.pinned_revision)
+
+    cached = _from_cache(target, rev)
+    if cached is not None:
+        return cached
+    try:
+        return _from_hub(target, rev)
+    except ModelResolutionError as exc:
+        shipped = None if explicit else _from_shipped(target, manifest.weights_dir)
+        if shipped is None:
+            raise
+        logger.warning("%s Using the shipped file %s.", exc, shipped.path)
+        return shipped
+
+
+def _listed_version(manifest: Manifest, repo_id: str, revision: str) -> ModelVersion | None:
+    for listed in manifest.versions.values():
+        if listed.repo_id == repo_id and revision in {listed.revision, listed.commit}:
+            return listed
+    return None
+
+
+def _resolve_local(path: Path, sha256: str | None, manifest: Manifest, version_name: str | None) -> ResolvedWeights:
+    if not path.is_file():
+        raise ModelResolutionError(f"Weights file {path} does not exist (from --weights or {ENV_WEIGHTS}).")
+    actual = verify_sha256(path, sha256) if sha256 else sha256_file(path)
+    listed = next((v for v in manifest.versions.values() if v.sha256 == actual), None)
+    if listed is None and version_name and version_name in manifest.versions:
+        listed = manifest.versions[version_name]
+        verify_sha256(path, listed.sha256)
+    version = listed or ModelVersion(
+        name="local",
+        repo_id="",
+        revision="",
+        commit="",
+        filename=path.name,
+        sha256=actual,
+        class_names=(),
+        ground_scale=float(os.environ.get("SEALION_GROUND_SCALE", "1.0")),
+    )
+    return ResolvedWeights(path, actual, "local", version)

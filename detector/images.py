@@ -1,0 +1,116 @@
+"""Read any supported input (path, bytes, PIL image, numpy array) as an RGB uint8 array, safely."""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from detector.errors import ImageLoadError
+
+ImageInput = Union[str, os.PathLike, bytes, Image.Image, np.ndarray]
+
+# Pillow's decompression-bomb limit (~89 MP, e.g. 9460 x 9460) unless SEALION_MAX_PIXELS says otherwise;
+# a survey photo is ~17 MP.
+MAX_PIXELS = int(os.environ.get("SEALION_MAX_PIXELS", Image.MAX_IMAGE_PIXELS))
+if (Image.MAX_IMAGE_PIXELS or 0) < MAX_PIXELS:
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+SUPPORTED_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif")
+
+
+def _check_size(width: int, height: int, label: str) -> None:
+    if width < 1 or height < 1:
+        raise ImageLoadError(f"{label}: the image is empty ({width}x{height} pixels).")
+    if width * height > MAX_PIXELS:
+        raise ImageLoadError(
+            f"{label}: {width}x{height} pixels is more than the {MAX_PIXELS:,} allowed "
+            "(a decompression bomb or a mosaic; split it or raise SEALION_MAX_PIXELS)."
+        )
+
+
+def _to_rgb_array(image: Image.Image) -> np.ndarray:
+    if image.mode in {"I;16", "I;16B", "I;16L", "I", "F"}:  # 16-bit or float greyscale: scale to 8 bits
+        data = np.asarray(image, dtype=np.float64)
+        high = data.max() if data.size else 0
+        scale = 255.0 / 65535.0 if high > 255 else 1.0
+        gray = np.clip(data * scale, 0, 255).astype(np.uint8)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if image.mode in {"RGBA", "LA", "PA"} or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    return np.asarray(image.convert("RGB"))
+
+
+def load_pil(image: Image.Image, label: str = "image") -> np.ndarray:
+    _check_size(image.width, image.height, label)
+    try:
+        image = ImageOps.exif_transpose(image) or image
+        if getattr(image, "n_frames", 1) > 1:
+            image.seek(0)  # animated: count the first frame
+        return _to_rgb_array(image)
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ImageLoadError(f"{label}: cannot decode the image ({exc}).") from exc
+
+
+def load_array(array: np.ndarray, label: str = "array") -> np.ndarray:
+    """Normalise a numpy image (HxW, HxWx1/3/4; uint8 or uint16; RGB order) to HxWx3 uint8."""
+    array = np.asarray(array)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
+        raise ImageLoadError(f"{label}: expected an HxW or HxWxC (C=1,3,4) array, got shape {array.shape}.")
+    _check_size(array.shape[1], array.shape[0], label)
+    if array.dtype == np.uint16:
+        array = (array >> 8).astype(np.uint8)
+    elif array.dtype != np.uint8:
+        raise ImageLoadError(f"{label}: expected uint8 or uint16 pixels, got {array.dtype}.")
+    if array.shape[2] == 1:
+        array = np.repeat(array, 3, axis=2)
+    elif array.shape[2] == 4:
+        alpha = array[:, :, 3:4].astype(np.float32) / 255.0
+        array = (array[:, :, :3] * alpha + 255 * (1 - alpha)).astype(np.uint8)
+    return np.ascontiguousarray(array)
+
+
+def load_image(source: ImageInput, label: str | None = None) -> np.ndarray:
+    """Any supported input → HxWx3 uint8 RGB array, EXIF orientation applied.
+
+    Raises :class:`ImageLoadError` with a one-line reason for anything that is not a readable photo.
+    """
+    if isinstance(source, np.ndarray):
+        return load_array(source, label or "array")
+    if isinstance(source, Image.Image):
+        return load_pil(source, label or "image")
+    if isinstance(source, bytes):
+        stream: io.BytesIO | Path = io.BytesIO(source)
+        label = label or "uploaded bytes"
+    elif isinstance(source, (str, os.PathLike)):
+        stream = Path(source)
+        label = label or stream.name
+        if not stream.is_file():
+            raise ImageLoadError(f"{label}: no such file.")
+        if stream.stat().st_size == 0:
+            raise ImageLoadError(f"{label}: the file is empty (0 bytes).")
+    else:
+        raise ImageLoadError(f"Unsupported input type {type(source).__name__}; give a path, bytes, PIL image or array.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(stream) as image:
+                _check_size(image.width, image.height, label)
+                image.load()
+                return load_pil(image, label)
+    except ImageLoadError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageLoadError(f"{label}: too many pixels to decode safely ({exc}).") from exc
+    except UnidentifiedImageError as exc:
+        raise ImageLoadError(f"{label}: not an image file (or an unsupported format).") from exc
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ImageLoadError(f"{label}: the image is damaged or truncated ({exc}).") from exc

@@ -1,0 +1,217 @@
+"""`Detector`: YOLOv5 (through ultralytics) with sliced inference, returning a `CountResult`."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from detector.errors import DetectorError
+from detector.hub import ResolvedWeights, resolve_weights
+from detector.images import ImageInput, load_image
+from detector.results import CountResult, ModelInfo
+from detector.slicing import merge_tile_detections, scale_boxes, shift_boxes, tile_grid, truncated_by_tile
+
+ENV_DEVICE = "SEALION_DEVICE"
+Slicing = Literal["auto", "on", "off"]
+
+DEFAULT_CONF = 0.25
+DEFAULT_IOU = 0.45
+DEFAULT_OVERLAP = 0.2
+DEFAULT_BATCH = 16
+
+
+def select_device(requested: str | None = None) -> str:
+    """The device to run on: ``requested`` (or ``SEALION_DEVICE``) if given, else CUDA, then MPS, then CPU."""
+    import torch
+
+    requested = (requested or os.environ.get(ENV_DEVICE) or "auto").strip().lower()
+    if requested in {"", "auto"}:
+        if torch.cuda.is_available():
+            return "cuda:0"
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    if requested.isdigit():
+        requested = f"cuda:{requested}"
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise DetectorError(f"Device {requested!r} asked for, but CUDA is not available here; use --device cpu.")
+    if requested == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise DetectorError("Device 'mps' asked for, but Apple MPS is not available here; use --device cpu.")
+    if requested != "cpu" and not requested.startswith(("cuda", "mps")):
+        raise DetectorError(f"Unknown device {requested!r}; use auto, cpu, cuda, cuda:N or mps.")
+    return requested
+
+
+class Detector:
+    """A loaded model version. Thread-safe: calls to :meth:`count` share one model behind a lock."""
+
+    def __init__(self, weights: ResolvedWeights, device: str | None = None, warmup: bool = True) -> None:
+        os.environ.setdefault("YOLO_OFFLINE", "1")  # never let ultralytics reach for the network
+        import torch
+        from ultralytics import YOLO
+
+        started = time.perf_counter()
+        self.weights = weights
+        self.device = select_device(device)
+        self.half = self.device.startswith("cuda")
+        self._lock = threading.Lock()
+        try:
+            self._yolo = YOLO(str(weights.path), task="detect")
+        except Exception as exc:  # ultralytics raises many types for a bad checkpoint
+            raise DetectorError(f"Cannot load weights {weights.path}: {type(exc).__name__}: {exc}") from exc
+        names = self._yolo.names
+        self.class_names: tuple[str, ...] = tuple(names[i] for i in sorted(names))
+        version = weights.version
+        if version.class_names and tuple(version.class_names) != self.class_names:
+            raise DetectorError(
+                f"Weights {weights.path} have classes {self.class_names}, but version {version.name} "
+                f"lists {tuple(version.class_names)}; fix the manifest or the model card."
+            )
+        self.imgsz = int(version.imgsz or 640)
+        self.ground_scale = float(version.ground_scale or 1.0)
+        self.info = ModelInfo(
+            version=version.name,
+            sha256=weights.sha256,
+            source=weights.source,
+            path=str(weights.path),
+            repo_id=version.repo_id or None,
+            revision=version.revision or None,
+            commit=version.commit or None,
+            class_names=self.class_names,
+            imgsz=self.imgsz,
+            ground_scale=self.ground_scale,
+        )
+        self._threads = os.cpu_count() or 1
+        if warmup:
+            self._predict([np.zeros((self.imgsz, self.imgsz, 3), dtype=np.uint8)], DEFAULT_CONF, DEFAULT_IOU)
+        torch.set_num_threads(self._threads)
+        self.load_ms = (time.perf_counter() - started) * 1000
+
+    @classmethod
+    def load(
+        cls,
+        version: str | None = None,
+        *,
+        weights_path: str | os.PathLike[str] | None = None,
+        repo_id: str | None = None,
+        revision: str | None = None,
+        sha256: str | None = None,
+        device: str | None = None,
+        warmup: bool = True,
+    ) -> Detector:
+        """Resolve a model version (see :func:`detector.hub.resolve_weights`) and load it on a device."""
+        weights = resolve_weights(version, weights_path=weights_path, repo_id=repo_id, revision=revision, sha256=sha256)
+        return cls(weights, device=device, warmup=warmup)
+
+    def __repr__(self) -> str:
+        return f"Detector(version={self.info.version!r}, sha256={self.info.sha256[:12]}, device={self.device!r})"
+
+    def _predict(self, tiles: list[np.ndarray], conf: float, iou: float) -> list:
+        """Run one batch of RGB tiles; returns ultralytics Results (boxes in tile pixels)."""
+        import torch
+
+        bgr = [np.ascontiguousarray(tile[:, :, ::-1]) for tile in tiles]
+        results = self._yolo.predict(
+            bgr, imgsz=self.imgsz, conf=conf, iou=iou, device=self.device, half=self.half, verbose=False
+        )
+        torch.set_num_threads(self._threads)  # ultralytics caps CPU threads at cores-1 when it selects a device
+        return results
+
+    def count(
+        self,
+        image: ImageInput,
+        *,
+        conf: float = DEFAULT_CONF,
+        iou: float = DEFAULT_IOU,
+        slicing: Slicing = "auto",
+        tile_size: int | None = None,
+        overlap: float = DEFAULT_OVERLAP,
+        photo_scale: float = 1.0,
+        batch_size: int = DEFAULT_BATCH,
+        source: str | None = None,
+    ) -> CountResult:
+        """Detect and count animals in one photo.
+
+        ``photo_scale`` is the photo's resolution relative to a native survey photo (0.25 for a photo
+        downsampled 4x); the photo is resized by ``ground_scale / photo_scale`` to match the model.
+        ``slicing``: "auto" tiles photos larger than a tile, "on" always tiles, "off" runs the whole photo
+        letterboxed to the model input.
+        """
+        if not 0 <= conf <= 1 or not 0 <= iou <= 1:
+            raise DetectorError(f"conf and iou must be between 0 and 1, got conf={conf}, iou={iou}.")
+        if photo_scale <= 0:
+            raise DetectorError(f"photo_scale must be positive, got {photo_scale}.")
+        if slicing not in ("auto", "on", "off"):
+            raise DetectorError(f"slicing must be 'auto', 'on' or 'off', got {slicing!r}.")
+        tile_size = int(tile_size or self.imgsz)
+        if tile_size < 32:
+            raise DetectorError(f"tile_size must be at least 32 pixels, got {tile_size}.")
+        if source is None and isinstance(image, (str, os.PathLike)):
+            source = Path(image).name
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        rgb = load_image(image, label=source)
+        height, width = rgb.shape[:2]
+        factor = self.ground_scale / photo_scale
+        work = rgb
+        if abs(factor - 1) > 1e-3:
+            new_size = (max(1, round(width * factor)), max(1, round(height * factor)))
+            interpolation = cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
+            work = cv2.resize(rgb, new_size, interpolation=interpolation)
+        work_h, work_w = work.shape[:2]
+        timings["preprocess"] = (time.perf_counter() - started) * 1000
+
+        use_tiles = slicing == "on" or (slicing == "auto" and max(work_w, work_h) > tile_size)
+        tiles = tile_grid(work_w, work_h, tile_size, overlap) if use_tiles else np.array([[0, 0, work_w, work_h]])
+        t0 = time.perf_counter()
+        boxes, scores, classes, tile_ids, cut = [], [], [], [], []
+        with self._lock:
+            for start in range(0, len(tiles), max(1, batch_size)):
+                chunk = tiles[start : start + batch_size]
+                crops = [work[y1:y2, x1:x2] for x1, y1, x2, y2 in chunk]
+                for offset, (tile, found) in enumerate(zip(chunk, self._predict(crops, conf, iou), strict=True)):
+                    data = found.boxes.data.cpu().numpy() if found.boxes is not None else np.zeros((0, 6))
+                    if not len(data):
+                        continue
+                    xyxy = shift_boxes(data[:, :4], tile[0], tile[1])
+                    boxes.append(xyxy)
+                    scores.append(data[:, 4])
+                    classes.append(data[:, 5].astype(np.int64))
+                    tile_ids.append(np.full(len(data), start + offset))
+                    cut.append(truncated_by_tile(xyxy, tile, (work_w, work_h)))
+        timings["inference"] = (time.perf_counter() - t0) * 1000
+
+        t0 = time.perf_counter()
+        if boxes:
+            xyxy, conf_arr, cls_arr = np.concatenate(boxes), np.concatenate(scores), np.concatenate(classes)
+            if len(tiles) > 1:
+                keep = merge_tile_detections(xyxy, conf_arr, cls_arr, np.concatenate(tile_ids), np.concatenate(cut))
+                xyxy, conf_arr, cls_arr = xyxy[keep], conf_arr[keep], cls_arr[keep]
+            xyxy = scale_boxes(xyxy, factor) if work is not rgb else xyxy
+            xyxy = np.clip(xyxy, 0, [width, height, width, height])
+        else:
+            xyxy, conf_arr, cls_arr = np.zeros((0, 4)), np.zeros(0), np.zeros(0)
+        timings["merge"] = (time.perf_counter() - t0) * 1000
+        timings["total"] = (time.perf_counter() - started) * 1000
+        return CountResult(
+            xyxy=xyxy,
+            class_id=cls_arr,
+            confidence=conf_arr,
+            class_names=self.class_names,
+            image_size=(width, height),
+            model=self.info,
+            device=self.device,
+            timings_ms=timings,
+            tiles=len(tiles),
+            source=source,
+        )
+
+    def count_many(self, images: list[ImageInput], **options) -> list[CountResult]:
+        """Count several photos one after another (each may be tiled)."""
+        return [self.count(image, **options) for image in images]

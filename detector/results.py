@@ -1,0 +1,166 @@
+"""`CountResult`: the one result type carried from the detector to the CLI, the app and the API."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Which model produced a result, and where its weights came from."""
+
+    version: str  # manifest name, e.g. "v1" (or "local" for an explicit file)
+    sha256: str  # of the weights file that was loaded
+    source: str  # "local" | "cache" | "hub" | "shipped"
+    path: str  # the weights file on disk
+    repo_id: str | None = None
+    revision: str | None = None  # tag or branch asked for
+    commit: str | None = None  # full commit sha on the hub
+    class_names: tuple[str, ...] = ()
+    imgsz: int = 640
+    ground_scale: float = 1.0  # photo scale the model was trained at (1.0 = native survey resolution)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["class_names"] = list(self.class_names)
+        return data
+
+
+@dataclass(frozen=True)
+class CountResult:
+    """Detections in one photo, with per-class counts.
+
+    Boxes are ``xyxy`` in pixels of the original image as given (after EXIF rotation).
+    Arrays are numpy columns of equal length, validated at construction.
+    """
+
+    xyxy: np.ndarray  # (N, 4) float32
+    class_id: np.ndarray  # (N,) int64
+    confidence: np.ndarray  # (N,) float32
+    class_names: tuple[str, ...]
+    image_size: tuple[int, int]  # (width, height)
+    model: ModelInfo | None = None
+    device: str = "cpu"
+    timings_ms: Mapping[str, float] = field(default_factory=dict)
+    tiles: int = 1
+    source: str | None = None  # file name or label of the input
+
+    def __post_init__(self) -> None:
+        xyxy = np.asarray(self.xyxy, dtype=np.float32).reshape(-1, 4)
+        class_id = np.asarray(self.class_id, dtype=np.int64).reshape(-1)
+        confidence = np.asarray(self.confidence, dtype=np.float32).reshape(-1)
+        if not len(xyxy) == len(class_id) == len(confidence):
+            raise ValueError(
+                f"xyxy, class_id and confidence must have the same length, got "
+                f"{len(xyxy)}, {len(class_id)}, {len(confidence)}"
+            )
+        if not self.class_names:
+            raise ValueError("class_names must not be empty")
+        if len(class_id) and (class_id.min() < 0 or class_id.max() >= len(self.class_names)):
+            raise ValueError(f"class_id out of range 0..{len(self.class_names) - 1}")
+        width, height = (int(v) for v in self.image_size)
+        if width <= 0 or height <= 0:
+            raise ValueError(f"image_size must be positive, got {self.image_size}")
+        object.__setattr__(self, "xyxy", xyxy)
+        object.__setattr__(self, "class_id", class_id)
+        object.__setattr__(self, "confidence", confidence)
+        object.__setattr__(self, "class_names", tuple(self.class_names))
+        object.__setattr__(self, "image_size", (width, height))
+        object.__setattr__(self, "timings_ms", dict(self.timings_ms))
+
+    def __len__(self) -> int:
+        return len(self.class_id)
+
+    @classmethod
+    def empty(cls, class_names: Sequence[str], image_size: tuple[int, int], **kwargs: Any) -> CountResult:
+        return cls(np.zeros((0, 4)), np.zeros(0), np.zeros(0), tuple(class_names), image_size, **kwargs)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Per-class counts, every class present (zeros included), in model class order."""
+        per_class = np.bincount(self.class_id, minlength=len(self.class_names))
+        return {name: int(per_class[i]) for i, name in enumerate(self.class_names)}
+
+    @property
+    def total(self) -> int:
+        return len(self)
+
+    def to_dict(self, include_boxes: bool = True) -> dict[str, Any]:
+        """A JSON-ready dict. Box rows are ``[x1, y1, x2, y2, confidence, class_id]``."""
+        data: dict[str, Any] = {
+            "source": self.source,
+            "counts": self.counts,
+            "total": self.total,
+            "image_size": {"width": self.image_size[0], "height": self.image_size[1]},
+            "class_names": list(self.class_names),
+            "model": self.model.to_dict() if self.model else None,
+            "device": self.device,
+            "tiles": self.tiles,
+            "timings_ms": {k: round(float(v), 2) for k, v in self.timings_ms.items()},
+        }
+        if include_boxes:
+            data["detections"] = [
+                {
+                    "xyxy": [round(float(v), 1) for v in box],
+                    "confidence": round(float(score), 4),
+                    "class_id": int(cid),
+                    "class_name": self.class_names[int(cid)],
+                }
+                for box, score, cid in zip(self.xyxy, self.confidence, self.class_id, strict=True)
+            ]
+        return data
+
+    def to_json(self, include_boxes: bool = True, indent: int | None = None) -> str:
+        return json.dumps(self.to_dict(include_boxes=include_boxes), indent=indent)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CountResult:
+        """Rebuild a result from :meth:`to_dict` output (e.g. a JSON answer of the API)."""
+        detections = data.get("detections", [])
+        model = data.get("model")
+        return cls(
+            xyxy=np.array([d["xyxy"] for d in detections], dtype=np.float32).reshape(-1, 4),
+            class_id=np.array([d["class_id"] for d in detections], dtype=np.int64),
+            confidence=np.array([d["confidence"] for d in detections], dtype=np.float32),
+            class_names=tuple(data["class_names"]),
+            image_size=(data["image_size"]["width"], data["image_size"]["height"]),
+            model=ModelInfo(**{**model, "class_names": tuple(model.get("class_names", ()))}) if model else None,
+            device=data.get("device", "cpu"),
+            timings_ms=data.get("timings_ms", {}),
+            tiles=data.get("tiles", 1),
+            source=data.get("source"),
+        )
+
+    @staticmethod
+    def csv_header(class_names: Sequence[str]) -> list[str]:
+        """Column names of :meth:`csv_row` for a model with these classes."""
+        return [
+            "file",
+            *class_names,
+            "total",
+            "width",
+            "height",
+            "model_version",
+            "model_sha256",
+            "device",
+            "elapsed_ms",
+        ]
+
+    def csv_row(self) -> list[Any]:
+        """One CSV row: file, one column per class, total, image size, model, device, time."""
+        return [
+            self.source or "",
+            *self.counts.values(),
+            self.total,
+            self.image_size[0],
+            self.image_size[1],
+            self.model.version if self.model else "",
+            self.model.sha256 if self.model else "",
+            self.device,
+            round(float(self.timings_ms.get("total", 0.0)), 1),
+        ]

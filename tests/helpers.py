@@ -1,0 +1,118 @@
+"""Test helpers that build real artefacts (models, hub repos) in temporary folders."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import yaml
+
+SEA_LION_CLASSES = ["adult_males", "subadult_males", "adult_females", "juveniles", "pups"]
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data" / "noaa-sealions"
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def build_untrained_model(path: Path, class_names: list[str] | None = None, seed: int = 0) -> Path:
+    """Save a real (randomly initialised) YOLOv5n checkpoint that ultralytics loads like a trained one."""
+    import torch
+    from ultralytics.nn.tasks import DetectionModel
+
+    names = class_names or SEA_LION_CLASSES
+    torch.manual_seed(seed)
+    model = DetectionModel("yolov5n.yaml", nc=len(names), verbose=False)
+    model.names = dict(enumerate(names))
+    model.args = {"imgsz": 320}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": model.half(), "train_args": {"imgsz": 320}, "epoch": -1, "date": None}, path)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def git(cwd: Path, *args: str) -> str:
+    env = {
+        "GIT_AUTHOR_NAME": "test",
+        "GIT_AUTHOR_EMAIL": "t@example.org",
+        "GIT_COMMITTER_NAME": "test",
+        "GIT_COMMITTER_EMAIL": "t@example.org",
+        "PATH": "/usr/bin:/bin",
+    }
+    done = subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True)
+    return done.stdout.strip()
+
+
+def model_card(filename: str, sha256: str, class_names: list[str], imgsz: int = 320, ground_scale: float = 1.0) -> str:
+    meta = {
+        "library_name": "ultralytics",
+        "tags": ["yolov5", "object-detection"],
+        "weights": {"filename": filename, "sha256": sha256},
+        "class_names": class_names,
+        "imgsz": imgsz,
+        "ground_scale": ground_scale,
+    }
+    return f"---\n{yaml.safe_dump(meta, sort_keys=False)}---\n\n# Test model\n"
+
+
+class OlahServer:
+    """A real olah process serving local git repos as a Hugging Face Hub, fully offline."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.mirrors = root / "mirrors"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+
+    def repo_dir(self, repo_id: str) -> Path:
+        return self.mirrors / "models" / repo_id
+
+    def start(self, ready_repo: str, timeout: float = 60) -> OlahServer:
+        config = self.root / "olah.toml"
+        config.write_text(
+            "[basic]\n"
+            f'host = "127.0.0.1"\nport = {self.port}\n'
+            f'repos-path = "{self.root / "olah-cache"}"\n'
+            f'mirror-netloc = "127.0.0.1:{self.port}"\nmirror-lfs-netloc = "127.0.0.1:{self.port}"\n'
+            f'mirrors-path = ["{self.mirrors}"]\n'
+            "[accessibility]\noffline = true\n"
+        )
+        log = open(self.root / "olah.log", "w")  # noqa: SIM115 - closed with the process
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "olah.server", "--config", str(config)],
+            cwd=self.root,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"olah exited early: {(self.root / 'olah.log').read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/api/models/{ready_repo}/refs", timeout=2) as answer:
+                    if answer.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.3)
+        self.stop()
+        raise RuntimeError(f"olah not ready after {timeout}s: {(self.root / 'olah.log').read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
