@@ -6,14 +6,13 @@ import io
 import os
 import warnings
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from detector.errors import ImageLoadError
 
-ImageInput = Union[str, os.PathLike, bytes, Image.Image, np.ndarray]
+ImageInput = str | os.PathLike | bytes | Image.Image | np.ndarray
 
 # Pillow's decompression-bomb limit (~89 MP, e.g. 9460 x 9460) unless SEALION_MAX_PIXELS says otherwise;
 # a survey photo is ~17 MP.

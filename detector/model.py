@@ -117,8 +117,9 @@ class Detector:
         import torch
 
         bgr = [np.ascontiguousarray(tile[:, :, ::-1]) for tile in tiles]
+        options = {"half": True} if self.half else {}  # passing half at all warns on ultralytics 8.4 CPU
         results = self._yolo.predict(
-            bgr, imgsz=self.imgsz, conf=conf, iou=iou, device=self.device, half=self.half, verbose=False
+            bgr, imgsz=self.imgsz, conf=conf, iou=iou, device=self.device, verbose=False, **options
         )
         torch.set_num_threads(self._threads)  # ultralytics caps CPU threads at cores-1 when it selects a device
         return results
