@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from huggingface_hub import HfApi, ModelCard, hf_hub_download, try_to_load_from_cache
+from huggingface_hub import HfApi, ModelCard, get_session, hf_hub_download, try_to_load_from_cache
 from huggingface_hub import constants as hf_constants
 from huggingface_hub.errors import (
     EntryNotFoundError,
@@ -82,19 +82,37 @@ def _endpoint() -> str:
     return os.environ.get("HF_ENDPOINT") or hf_constants.ENDPOINT
 
 
+def hub_reachable(timeout: float | None = None) -> bool:
+    """One quick request to the hub endpoint, without huggingface_hub's retry back-off (~25 s when offline).
+
+    Any HTTP answer counts as reachable; only a connection failure or timeout does not.
+    """
+    timeout = timeout if timeout is not None else float(os.environ.get("SEALION_HUB_TIMEOUT", "3"))
+    try:
+        get_session().head(_endpoint(), timeout=timeout)
+    except Exception:  # noqa: BLE001 - any transport failure (DNS, refused, TLS, timeout) means "not reachable"
+        return False
+    return True
+
+
 def version_from_card(repo_id: str, revision: str, name: str | None = None) -> ModelVersion:
     """Describe an unlisted hub revision from the model card (README.md metadata) stored at that revision."""
+    if not _hub_offline() and not hub_reachable():
+        raise ModelResolutionError(f"Cannot read the model card of {repo_id}@{revision}: {_endpoint()} is unreachable.")
     try:
-        card = ModelCard.load(repo_id, repo_type="model", **_hub_kwargs_for_card(revision))
+        card_path = hf_hub_download(
+            repo_id, "README.md", revision=revision, local_files_only=_hub_offline(), **_hub_kwargs()
+        )
     except RevisionNotFoundError as exc:
         raise ModelResolutionError(f"Revision {revision!r} does not exist in hub repo {repo_id!r}.") from exc
     except RepositoryNotFoundError as exc:
         raise _missing_repo_or_revision(repo_id, revision) from exc
-    except (EntryNotFoundError, LocalEntryNotFoundError, HfHubHTTPError, OSError) as exc:
+    except (EntryNotFoundError, HfHubHTTPError, OSError) as exc:
         raise ModelResolutionError(
             f"Cannot read the model card of {repo_id}@{revision} from {_endpoint()} ({type(exc).__name__}); "
             "check HF_ENDPOINT and the revision, or add the version to weights/manifest.yaml."
         ) from exc
+    card = ModelCard.load(card_path)
     meta = card.data.to_dict()
     weights = meta.get("weights") or {}
     if not weights.get("filename") or not weights.get("sha256"):
@@ -114,13 +132,6 @@ def version_from_card(repo_id: str, revision: str, name: str | None = None) -> M
         ground_scale=float(meta.get("ground_scale", 1.0)),
         metrics=meta.get("metrics") or {},
     )
-
-
-def _hub_kwargs_for_card(revision: str) -> dict[str, str | None]:
-    kwargs = {"revision": revision}
-    if os.environ.get("HF_HUB_CACHE"):
-        kwargs["cache_dir"] = os.environ["HF_HUB_CACHE"]
-    return kwargs
 
 
 def _missing_repo_or_revision(repo_id: str, revision: str) -> ModelResolutionError:
@@ -145,7 +156,9 @@ def _from_cache(version: ModelVersion, revision: str) -> ResolvedWeights | None:
 
 def _from_hub(version: ModelVersion, revision: str) -> ResolvedWeights:
     """Download from the hub; raises ModelResolutionError with the reason in one line."""
-    where = f"{version.repo_id}@{revision} ({version.filename}) from {_endpoint()}"
+    where = f"model {version.name} ({version.repo_id}@{revision}, {version.filename}) from {_endpoint()}"
+    if not _hub_offline() and not hub_reachable():
+        raise ModelResolutionError(f"Cannot fetch {where}: the hub is unreachable and nothing is cached.")
     try:
         path = hf_hub_download(
             version.repo_id,

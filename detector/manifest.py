@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,13 +67,19 @@ def _version_from_dict(name: str, data: Mapping[str, Any]) -> ModelVersion:
     missing = [key for key in required if key not in data]
     if missing:
         raise ModelResolutionError(f"Manifest entry {name!r} lacks {', '.join(missing)}.")
+    sha256 = str(data["sha256"]).lower()
+    commit = str(data.get("commit") or "")
+    if not re.fullmatch(r"[0-9a-f]{64}", sha256):
+        raise ModelResolutionError(f"Manifest entry {name!r}: sha256 must be 64 hex characters (quote it in YAML).")
+    if commit and not re.fullmatch(r"[0-9a-f]{40}", commit):
+        raise ModelResolutionError(f"Manifest entry {name!r}: commit must be a full 40-hex sha (quote it in YAML).")
     return ModelVersion(
         name=name,
         repo_id=str(data["repo_id"]),
         revision=str(data["revision"]),
-        commit=str(data.get("commit") or ""),
+        commit=commit,
         filename=str(data["filename"]),
-        sha256=str(data["sha256"]).lower(),
+        sha256=sha256,
         class_names=tuple(data["class_names"]),
         imgsz=int(data.get("imgsz", 640)),
         ground_scale=float(data.get("ground_scale", 1.0)),
