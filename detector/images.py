@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import sys
 import warnings
 from pathlib import Path
 
@@ -20,6 +21,18 @@ MAX_PIXELS = int(os.environ.get("SEALION_MAX_PIXELS", Image.MAX_IMAGE_PIXELS))
 if (Image.MAX_IMAGE_PIXELS or 0) < MAX_PIXELS:
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 SUPPORTED_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif")
+
+
+def _pil_open(stream: io.BytesIO | Path) -> Image.Image:
+    """Pillow's own ``Image.open``.
+
+    Importing ultralytics replaces ``PIL.Image.open`` with a wrapper that, on the first file Pillow cannot identify,
+    tries to pip-install pi-heif (a network call at request time) and, offline, raises ModuleNotFoundError
+    instead of UnidentifiedImageError.
+    """
+    patches = sys.modules.get("ultralytics.utils.patches")
+    opener = getattr(patches, "_image_open", None) or Image.open
+    return opener(stream)
 
 
 def _check_size(width: int, height: int, label: str) -> None:
@@ -101,7 +114,7 @@ def load_image(source: ImageInput, label: str | None = None) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(stream) as image:
+            with _pil_open(stream) as image:
                 _check_size(image.width, image.height, label)
                 image.load()
                 return load_pil(image, label)
