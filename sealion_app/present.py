@@ -1,0 +1,192 @@
+"""Presentation helpers: tables, text and plot data the app shows for results and models."""
+
+from __future__ import annotations
+
+import csv
+import html
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from detector.classes import class_color
+from detector.results import CountResult
+
+if TYPE_CHECKING:
+    from detector.model import Detector
+
+SAMPLE_COUNTS_CSV = Path(__file__).resolve().parent / "data" / "noaa_sample_counts.csv"
+COUNT_COLUMNS = ["class", "count"]
+THUMBNAIL_SIDE = 640
+
+
+def hex_color(rgb: Sequence[int]) -> str:
+    return "#{:02x}{:02x}{:02x}".format(*rgb)
+
+
+def pretty(name: str) -> str:
+    return name.replace("_", " ")
+
+
+def counts_table(result: CountResult) -> pd.DataFrame:
+    """One row per class (all classes, zeros included) and a total row."""
+    rows = [[pretty(name), count] for name, count in result.counts.items()]
+    rows.append(["total", result.total])
+    return pd.DataFrame(rows, columns=COUNT_COLUMNS)
+
+
+def status_line(result: CountResult) -> str:
+    """Elapsed time, device, model and tiling of one result, as one Markdown line."""
+    model = result.model
+    version = f"model **{model.version}** (`{model.sha256[:12]}`, {model.source})" if model else "model ?"
+    width, height = result.image_size
+    total_ms = result.timings_ms.get("total", 0.0)
+    tiles = f"{result.tiles} tile{'s' if result.tiles != 1 else ''}"
+    return (
+        f"**{result.total}** animals in {width}×{height} px · {total_ms / 1000:.2f} s on **{result.device}** · "
+        f"{tiles} · {version}"
+    )
+
+
+def thumbnail(rgb: np.ndarray, side: int = THUMBNAIL_SIDE) -> np.ndarray:
+    """Shrink an RGB image so its longest side is at most ``side`` pixels."""
+    height, width = rgb.shape[:2]
+    factor = side / max(height, width)
+    if factor >= 1:
+        return rgb
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+
+
+def batch_table(results: Sequence[CountResult], class_names: Sequence[str]) -> pd.DataFrame:
+    """One row per counted photo with per-class columns."""
+    columns = ["file", *class_names, "total", "width", "height", "seconds"]
+    rows = [
+        [
+            r.source or "",
+            *r.counts.values(),
+            r.total,
+            r.image_size[0],
+            r.image_size[1],
+            round(r.timings_ms.get("total", 0.0) / 1000, 2),
+        ]
+        for r in results
+    ]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def write_batch_csv(path: Path, results: Sequence[CountResult], failures: Sequence[dict[str, str]]) -> Path:
+    """The same CSV as ``python -m detector count --out x.csv``: one row per photo, then one per failed file."""
+    from detector.cli import write_results
+
+    write_results(list(results), list(failures), path)
+    return path
+
+
+def public_model(model: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A model dict fit for API answers: the server's weights path becomes the file name only.
+
+    (A ``"path"`` key would also make gradio_client treat the dict as a file to download.)
+    """
+    if model is None:
+        return None
+    data = dict(model)
+    path = data.pop("path", None)
+    data["weights_file"] = Path(path).name if path else None
+    return data
+
+
+def result_dict(result: CountResult, include_boxes: bool = True) -> dict[str, Any]:
+    """:meth:`CountResult.to_dict` with :func:`public_model` applied."""
+    data = result.to_dict(include_boxes=include_boxes)
+    data["model"] = public_model(data.get("model"))
+    return data
+
+
+def model_info(detector: Detector) -> dict[str, Any]:
+    """What the Model tab and ``/model_info`` report about a loaded detector."""
+    info = detector.info
+    version = detector.weights.version
+    return {
+        **public_model(info.to_dict()),
+        "device": detector.device,
+        "class_colors": {name: hex_color(class_color(name, i)) for i, name in enumerate(info.class_names)},
+        "metrics": dict(version.metrics),
+        "description": version.description,
+        "load_seconds": round(detector.load_ms / 1000, 2),
+    }
+
+
+_SOURCES = {
+    "shipped": "the file shipped with the app (weights/)",
+    "cache": "the local Hugging Face cache",
+    "hub": "downloaded from the model hub",
+    "local": "a local file (SEALION_WEIGHTS / --weights)",
+}
+
+
+def model_markdown(data: dict[str, Any]) -> str:
+    """Human summary of :func:`model_info`."""
+    revision = f" / revision `{data['revision']}`" if data.get("revision") else ""
+    lines = [
+        f"### Model {data['version']}",
+        "",
+        "| | |",
+        "| --- | --- |",
+        f"| version (tag) | `{data['version']}`{revision} |",
+        f"| hub repo | `{data.get('repo_id') or '-'}` |",
+        f"| commit sha | `{data.get('commit') or '-'}` |",
+        f"| weights sha256 | `{data['sha256']}` |",
+        f"| loaded from | {data['source']}: {_SOURCES.get(data['source'], '')} |",
+        f"| device | `{data['device']}` |",
+        f"| input size / trained photo scale | {data['imgsz']} px / {data['ground_scale']} |",
+    ]
+    if data.get("description"):
+        lines += ["", data["description"]]
+    return "\n".join(lines)
+
+
+def metrics_table(metrics: dict[str, Any]) -> pd.DataFrame:
+    """Model-card metrics flattened to (metric, value) rows; nested dicts become dotted names."""
+    rows: list[list[Any]] = []
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), inner)
+        else:
+            rows.append([prefix, value if isinstance(value, (int, float)) else str(value)])
+
+    walk("", metrics)
+    return pd.DataFrame(rows or [["(no metrics in the model card)", ""]], columns=["metric", "value"]).astype(
+        {"value": str}
+    )
+
+
+def classes_html(class_names: Sequence[str]) -> str:
+    """Class list with colour swatches, as drawn on annotated photos."""
+    items = []
+    for i, name in enumerate(class_names):
+        color = hex_color(class_color(name, i))
+        items.append(
+            f'<li><span style="display:inline-block;width:1em;height:1em;background:{color};'
+            f'border:1px solid #333;vertical-align:middle;margin-right:.5em"></span>'
+            f"{html.escape(pretty(name))} <code>{color}</code></li>"
+        )
+    return f"<ul style='list-style:none;padding-left:0'>{''.join(items)}</ul>"
+
+
+def class_distribution(path: Path = SAMPLE_COUNTS_CSV) -> pd.DataFrame:
+    """Total animals per class in the NOAA training sample, from the competition's official counts."""
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    classes = [c for c in rows[0] if c != "train_id"] if rows else []
+    totals = [sum(int(row[c]) for row in rows) for c in classes]
+    return pd.DataFrame({"class": [pretty(c) for c in classes], "animals": totals})
+
+
+def class_color_map(class_names: Sequence[str]) -> dict[str, str]:
+    return {pretty(name): hex_color(class_color(name, i)) for i, name in enumerate(class_names)}
