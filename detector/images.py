@@ -20,7 +20,14 @@ ImageInput = str | os.PathLike | bytes | Image.Image | np.ndarray
 MAX_PIXELS = int(os.environ.get("SEALION_MAX_PIXELS", Image.MAX_IMAGE_PIXELS))
 if (Image.MAX_IMAGE_PIXELS or 0) < MAX_PIXELS:
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
-SUPPORTED_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif")
+SUPPORTED_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif", ".heic", ".heif")
+
+try:  # HEIC/HEIF photos (phones, some drones) when the optional pi-heif plugin is installed
+    from pi_heif import register_heif_opener
+
+    register_heif_opener()
+except ImportError:  # pragma: no cover - optional
+    pass
 
 
 def _pil_open(stream: io.BytesIO | Path) -> Image.Image:
@@ -122,7 +129,8 @@ def load_image(source: ImageInput, label: str | None = None) -> np.ndarray:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageLoadError(f"{label}: too many pixels to decode safely ({exc}).") from exc
-    except UnidentifiedImageError as exc:
+    except (UnidentifiedImageError, ImportError) as exc:
+        # ImportError: ultralytics patches Image.open to retry unknown files with the optional pi-heif plugin.
         raise ImageLoadError(f"{label}: not an image file (or an unsupported format).") from exc
     except (OSError, ValueError, SyntaxError) as exc:
         raise ImageLoadError(f"{label}: the image is damaged or truncated ({exc}).") from exc

@@ -5,22 +5,25 @@ No I/O and no model here, so every function is testable with plain arrays.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
 def _axis_starts(length: int, tile: int, step: int) -> list[int]:
+    """Evenly spaced tile starts along one side: the fewest tiles whose overlaps are all at least tile - step."""
     if length <= tile:
         return [0]
-    starts = list(range(0, length - tile, step))
-    starts.append(length - tile)  # last tile flush with the edge: every tile is full size
-    return sorted(set(starts))
+    count = math.ceil((length - tile) / step) + 1
+    return [round(i * (length - tile) / (count - 1)) for i in range(count)]
 
 
 def tile_grid(width: int, height: int, tile_size: int, overlap: float = 0.2) -> np.ndarray:
     """Overlapping tiles covering an image, as an ``(K, 4)`` int array of ``x1, y1, x2, y2``.
 
-    ``overlap`` is the share of a tile shared with its neighbour (0 <= overlap < 1). Tiles are all
-    ``tile_size`` square except along a side shorter than a tile, where the tile is the whole side.
+    ``overlap`` is the least share of a tile shared with its neighbour (0 <= overlap < 1); tiles are spread
+    evenly, so actual overlaps may be a little larger. Tiles are all ``tile_size`` square except along a side
+    shorter than a tile, where the tile is the whole side.
     """
     if width <= 0 or height <= 0:
         raise ValueError(f"image size must be positive, got {width}x{height}")

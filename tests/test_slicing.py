@@ -25,13 +25,18 @@ def test_tiles_cover_the_image_and_stay_inside(width, height):
     assert (sizes[:, 0] == min(640, width)).all() and (sizes[:, 1] == min(640, height)).all()
 
 
-def test_neighbouring_tiles_overlap_by_the_requested_share():
+def test_tiles_are_evenly_spread_with_at_least_the_requested_overlap():
     tiles = tile_grid(2000, 640, tile_size=640, overlap=0.25)
     xs = sorted(set(tiles[:, 0].tolist()))
+    assert xs[0] == 0 and xs[-1] + 640 == 2000  # flush with both edges
     steps = np.diff(xs)
-    assert steps[:-1].tolist() == [480] * (len(steps) - 1)  # 640 * (1 - 0.25)
-    assert 0 < steps[-1] <= 480  # the last tile is pulled back flush with the edge
-    assert xs[-1] + 640 == 2000
+    assert steps.max() <= 480  # 640 * (1 - 0.25): overlap never below the request
+    assert steps.max() - steps.min() <= 1  # evenly spread
+    assert len(xs) == 4  # the fewest: 3 tiles would need steps of 680 > 480
+
+
+def test_survey_photo_grid_size():
+    assert len(tile_grid(1248, 832, 640, 0.2)) == 6  # 3 columns (0, 304, 608) x 2 rows (0, 192)
 
 
 def test_image_smaller_than_a_tile_is_one_tile_of_its_own_size():

@@ -1,0 +1,120 @@
+"""Reading inputs: every supported form becomes an RGB uint8 array; bad files give one clear error."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from detector.errors import ImageLoadError
+from detector.images import load_image
+
+
+def png_bytes(image: Image.Image, **kwargs) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=kwargs.pop("format", "PNG"), **kwargs)
+    return buffer.getvalue()
+
+
+def test_rgb_jpeg_path(tmp_path):
+    path = tmp_path / "a.jpg"
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(path)
+    array = load_image(path)
+    assert array.shape == (30, 40, 3) and array.dtype == np.uint8
+    assert array[15, 20, 0] > 150 and array[15, 20, 2] < 60
+
+
+def test_exif_rotation_is_applied(tmp_path):
+    image = Image.new("RGB", (60, 20), (0, 0, 0))
+    image.paste((255, 255, 255), (0, 0, 10, 20))  # white band on the left
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display"
+    path = tmp_path / "rotated.jpg"
+    image.save(path, exif=exif)
+    array = load_image(path)
+    assert array.shape[:2] == (60, 20)  # displayed portrait
+    assert array[:10].mean() > 200  # the white band is now on top
+
+
+def test_grayscale_rgba_palette_and_16_bit():
+    gray = load_image(png_bytes(Image.new("L", (5, 4), 77)))
+    assert gray.shape == (4, 5, 3) and (gray == 77).all()
+    rgba = load_image(png_bytes(Image.new("RGBA", (5, 4), (255, 0, 0, 0))))
+    assert (rgba == 255).all()  # fully transparent → white background
+    palette = load_image(png_bytes(Image.new("P", (5, 4), 3)))
+    assert palette.shape == (4, 5, 3)
+    deep = Image.fromarray(np.full((4, 5), 65535, dtype=np.uint16))
+    assert (load_image(png_bytes(deep)) == 255).all()
+
+
+def test_cmyk_jpeg_and_animated_gif():
+    cmyk = load_image(png_bytes(Image.new("CMYK", (8, 8), (0, 255, 255, 0)), format="JPEG"))
+    assert cmyk.shape == (8, 8, 3) and cmyk[4, 4, 0] > 200 and cmyk[4, 4, 1] < 60
+    frames = [Image.new("RGB", (6, 6), color) for color in ((255, 0, 0), (0, 0, 255))]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:])
+    gif = load_image(buffer.getvalue())
+    assert gif.shape == (6, 6, 3) and gif[0, 0, 0] > 200  # the first frame
+
+
+@pytest.mark.parametrize(
+    ("array", "expected_shape"),
+    [
+        (np.zeros((7, 9), np.uint8), (7, 9, 3)),
+        (np.zeros((7, 9, 1), np.uint8), (7, 9, 3)),
+        (np.zeros((7, 9, 4), np.uint8), (7, 9, 3)),
+        (np.full((7, 9, 3), 4096, np.uint16), (7, 9, 3)),
+    ],
+)
+def test_numpy_inputs(array, expected_shape):
+    assert load_image(array).shape == expected_shape
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A valid PNG signature and IHDR claiming a size, with no pixel data (a decompression bomb's header)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0")) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        (b"", "empty"),
+        (b"this is not an image", "not an image"),
+        (png_header_only(30000, 30000), "pixels"),
+    ],
+)
+def test_bad_bytes_give_one_clear_line(payload, message):
+    with pytest.raises(ImageLoadError, match=message) as caught:
+        load_image(payload, label="upload.jpg") if payload else load_image(np.zeros((0, 5)), label="upload.jpg")
+    assert "\n" not in str(caught.value)
+
+
+def test_truncated_jpeg_and_missing_and_empty_files(tmp_path):
+    full = png_bytes(Image.fromarray(np.random.default_rng(0).integers(0, 255, (200, 200, 3), np.uint8)), format="JPEG")
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes(full[: len(full) // 3])
+    with pytest.raises(ImageLoadError, match="truncated.jpg: the image is damaged or truncated"):
+        load_image(truncated)
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    with pytest.raises(ImageLoadError, match="0 bytes"):
+        load_image(tmp_path / "empty.jpg")
+    with pytest.raises(ImageLoadError, match="no such file"):
+        load_image(tmp_path / "missing.jpg")
+
+
+def test_unsupported_array_types_are_refused():
+    with pytest.raises(ImageLoadError, match="float"):
+        load_image(np.zeros((4, 4, 3), np.float32))
+    with pytest.raises(ImageLoadError, match="shape"):
+        load_image(np.zeros((4, 4, 2), np.uint8))
+    with pytest.raises(ImageLoadError, match="Unsupported input type"):
+        load_image(12)  # type: ignore[arg-type]
