@@ -129,8 +129,7 @@ def load_image(source: ImageInput, label: str | None = None) -> np.ndarray:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageLoadError(f"{label}: too many pixels to decode safely ({exc}).") from exc
-    except (UnidentifiedImageError, ImportError) as exc:
-        # ImportError: ultralytics patches Image.open to retry unknown files with the optional pi-heif plugin.
+    except UnidentifiedImageError as exc:
         raise ImageLoadError(f"{label}: not an image file (or an unsupported format).") from exc
     except (OSError, ValueError, SyntaxError) as exc:
         raise ImageLoadError(f"{label}: the image is damaged or truncated ({exc}).") from exc
