@@ -1,0 +1,188 @@
+"""The real app on a free loopback port, called through gradio_client like an API user would."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from tests.app_process import answers, start_app
+from tests.helpers import REPO_ROOT, SEA_LION_CLASSES, free_port
+
+gradio_client = pytest.importorskip("gradio_client")
+from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client.exceptions import AppError  # noqa: E402
+
+EXAMPLES = sorted((REPO_ROOT / "examples").glob("*.jpg"))
+EXAMPLE_SCALE = 0.25  # the shipped examples are downsampled 4x
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    running = start_app(tmp_path_factory.mktemp("app"))
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def client(app) -> Client:
+    return Client(app.url, verbose=False, download_files=str(Path(app.log_path).parent / "downloads"))
+
+
+def test_examples_are_shipped():
+    assert len(EXAMPLES) >= 3
+    for path in EXAMPLES:
+        assert Image.open(path).format == "JPEG"
+
+
+def test_api_lists_the_named_endpoints(client):
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert {"/count", "/count_batch", "/model_info"} <= set(endpoints)
+    names = [p["parameter_name"] for p in endpoints["/count"]["parameters"]]
+    assert names == ["image", "conf", "iou", "slicing", "tile_size", "photo_scale", "model_version"]
+
+
+def test_count_on_a_shipped_example(client):
+    example = EXAMPLES[0]
+    annotated, table, result, status = client.predict(
+        handle_file(str(example)), 0.25, 0.45, "auto", 0, EXAMPLE_SCALE, api_name="/count"
+    )
+    with Image.open(annotated) as image:
+        assert image.format == "JPEG"
+        assert image.size == Image.open(example).size
+    assert list(result["counts"]) == SEA_LION_CLASSES
+    assert all(isinstance(n, int) and n >= 0 for n in result["counts"].values())
+    assert result["total"] == sum(result["counts"].values()) == len(result["detections"])
+    assert result["image_size"] == dict(zip(("width", "height"), Image.open(example).size, strict=True))
+    assert result["source"] == example.name
+    rows = {row[0]: row[1] for row in table["data"]}
+    assert rows == {**{c.replace("_", " "): n for c, n in result["counts"].items()}, "total": result["total"]}
+    assert "s on" in status and result["device"] in status
+
+
+def test_count_honours_threshold(client):
+    """A confidence threshold of 0.99 can only keep fewer detections than 0.05."""
+    example = handle_file(str(EXAMPLES[-1]))
+    low = client.predict(example, 0.05, 0.45, "auto", 0, EXAMPLE_SCALE, api_name="/count")[2]
+    high = client.predict(example, 0.99, 0.45, "auto", 0, EXAMPLE_SCALE, api_name="/count")[2]
+    assert high["total"] <= low["total"]
+    assert all(d["confidence"] >= 0.99 for d in high["detections"])
+    assert all(d["confidence"] >= 0.05 for d in low["detections"])
+
+
+def test_model_info_reports_version_and_sha(app, client):
+    info = client.predict(api_name="/model_info")
+    assert info["sha256"] == app.expected_sha256
+    if app.expected_version:  # the manifest default, loaded from the file shipped in weights/
+        assert info["version"] == app.expected_version
+        assert info["source"] in {"shipped", "cache", "hub"}
+    assert info["class_names"] == SEA_LION_CLASSES
+    assert set(info["class_colors"]) == set(SEA_LION_CLASSES)
+    assert info["device"]
+    assert "path" not in info  # no server paths in API answers
+
+
+def test_count_batch_with_one_broken_file(client, tmp_path):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(EXAMPLES[0].read_bytes()[:300])  # a JPEG cut off after its header
+    files = [handle_file(str(EXAMPLES[0])), handle_file(str(broken)), handle_file(str(EXAMPLES[1]))]
+    table, failures, csv_file, gallery, summary, status = client.predict(
+        files, photo_scale=EXAMPLE_SCALE, api_name="/count_batch"
+    )
+    assert summary["counted"] == 2 and summary["failed"] == 1
+    assert [r["source"] for r in summary["results"]] == [EXAMPLES[0].name, EXAMPLES[1].name]
+    for result in summary["results"]:
+        assert list(result["counts"]) == SEA_LION_CLASSES
+    (failure,) = summary["failures"]
+    assert failure["file"] == "broken.jpg"
+    assert "broken.jpg" in failure["error"] and ("truncated" in failure["error"] or "damaged" in failure["error"])
+    assert [row[0] for row in table["data"]] == [EXAMPLES[0].name, EXAMPLES[1].name]
+    assert table["headers"][1:6] == SEA_LION_CLASSES
+    assert failures["data"] == [[failure["file"], failure["error"]]]
+    assert len(gallery) == 2 and all(Path(item["image"]).is_file() for item in gallery)
+    rows = list(csv.DictReader(io.StringIO(Path(csv_file).read_text())))
+    assert [row["file"] for row in rows] == [EXAMPLES[0].name, EXAMPLES[1].name, "broken.jpg"]
+    assert rows[2]["error"] and not rows[0]["error"]
+    assert int(rows[0]["total"]) == summary["results"][0]["total"]
+    assert "2" in status and "1" in status
+
+
+def test_count_batch_unpacks_a_zip(client, tmp_path):
+    archive = tmp_path / "survey.zip"
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.write(EXAMPLES[0], f"day1/{EXAMPLES[0].name}")
+        zipped.write(EXAMPLES[1], f"day1/{EXAMPLES[1].name}")
+        zipped.writestr("day1/notes.txt", "weather: overcast")
+        zipped.writestr("__MACOSX/day1/._x.jpg", "resource fork")
+    summary = client.predict([handle_file(str(archive))], photo_scale=EXAMPLE_SCALE, api_name="/count_batch")[4]
+    assert [r["source"] for r in summary["results"]] == [
+        f"survey.zip/day1/{EXAMPLES[0].name}",
+        f"survey.zip/day1/{EXAMPLES[1].name}",
+    ]
+    assert [f["file"] for f in summary["failures"]] == ["survey.zip/day1/notes.txt"]
+    assert "not a photo" in summary["failures"][0]["error"]
+
+
+def test_bad_requests_get_clear_errors(client, tmp_path):
+    with pytest.raises(AppError, match="Upload photos"):
+        client.predict([], api_name="/count_batch")
+    with pytest.raises(AppError, match="is not in the list of choices"):
+        client.predict(handle_file(str(EXAMPLES[0])), model_version="v999", api_name="/count")
+    text = tmp_path / "notes.jpg"
+    text.write_text("not a photo")
+    with pytest.raises(AppError, match=r"notes\.jpg: not an image file"):
+        client.predict(handle_file(str(text)), api_name="/count")
+    assert client.predict(api_name="/model_info")["sha256"]  # still serving
+
+
+def test_share_offline_keeps_serving(tmp_path):
+    """--share without internet: a clear message that no link was made, and the local server keeps answering."""
+    dead_proxy = f"http://127.0.0.1:{free_port()}"  # nothing listens here: every outside request fails at once
+    offline = {
+        "HTTPS_PROXY": dead_proxy,
+        "HTTP_PROXY": dead_proxy,
+        "https_proxy": dead_proxy,
+        "http_proxy": dead_proxy,
+        "NO_PROXY": "127.0.0.1,localhost",
+        "no_proxy": "127.0.0.1,localhost",
+        "GRADIO_SHARE": "1",  # the environment switch, as on the command line with --share
+    }
+    running = start_app(tmp_path, extra_env=offline)
+    try:
+        deadline = time.monotonic() + 60
+        while "could not create a public share link" not in running.log() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        log = running.log()
+        assert "could not create a public share link" in log, log[-2000:]
+        assert "still serving locally" in log
+        assert running.alive() and answers(running.url)
+        info = Client(running.url, verbose=False).predict(api_name="/model_info")
+        assert info["sha256"] == running.expected_sha256
+    finally:
+        running.stop()
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, ("0.0.0.0", 7860, False)),
+        ({"GRADIO_SHARE": "1"}, ("0.0.0.0", 7860, True)),
+        ({"GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": "9000"}, ("127.0.0.1", 9000, False)),
+    ],
+)
+def test_cli_defaults_are_what_spaces_expect(monkeypatch, env, expected):
+    import app as app_module
+
+    for name in ("GRADIO_SHARE", "GRADIO_SERVER_NAME", "GRADIO_SERVER_PORT", "PORT"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    args = app_module.parse_args([])
+    assert (args.host, args.port, args.share) == expected
+    assert args.max_file_size and args.queue_size > 0 and args.concurrency >= 1
+    assert app_module.parse_args(["--share", "--port", "1234"]).share is True
