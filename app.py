@@ -131,7 +131,8 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
         detector = registry.get(model_version or None)
         path = Path(image)
         annotated, result = count_photo(detector, path, path.name, _options(conf, iou, slicing, tile_size, photo_scale))
-        return annotated, present.counts_table(result), present.result_dict(result), present.status_line(result)
+        shown = present.fit_for_jpeg(annotated)
+        return shown, present.counts_table(result), present.result_dict(result), present.status_line(result)
 
     @human_errors
     def count_many(

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 SAMPLE_COUNTS_CSV = Path(__file__).resolve().parent / "data" / "noaa_sample_counts.csv"
 COUNT_COLUMNS = ["class", "count"]
 THUMBNAIL_SIDE = 640
+JPEG_MAX_SIDE = 65500  # the JPEG format cannot store a longer side
 
 
 def hex_color(rgb: Sequence[int]) -> str:
@@ -59,6 +60,11 @@ def thumbnail(rgb: np.ndarray, side: int = THUMBNAIL_SIDE) -> np.ndarray:
         return rgb
     size = (max(1, round(width * factor)), max(1, round(height * factor)))
     return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+
+
+def fit_for_jpeg(rgb: np.ndarray) -> np.ndarray:
+    """The annotated photo as shown: its own size, unless a side is too long for JPEG (then shrunk to fit)."""
+    return thumbnail(rgb, JPEG_MAX_SIDE)
 
 
 def batch_table(results: Sequence[CountResult], class_names: Sequence[str]) -> pd.DataFrame:

@@ -81,6 +81,7 @@ class Case:
     build: Callable[[], bytes]
     size: tuple[int, int] | None = None  # expected (width, height) when the photo must be counted
     error: str | None = None  # regex the error must match when it must be refused
+    shown: tuple[int, int] | None = None  # size of the annotated JPEG when it cannot be the photo's own size
 
 
 CASES = [
@@ -101,6 +102,8 @@ CASES = [
     Case("palette.png", palette_png, size=(60, 40)),
     Case("wide-strip.png", lambda: encode(noise(12000, 3), "PNG"), size=(12000, 3)),
     Case("tall-strip.png", lambda: encode(noise(2, 9000), "PNG"), size=(2, 9000)),
+    # Longer than a JPEG side can be: counted at full size, shown shrunk to the JPEG limit of 65500 px.
+    Case("beyond-jpeg.png", lambda: encode(noise(70000, 4), "PNG"), size=(70000, 4), shown=(65500, 4)),
     Case("photo.tiff", lambda: encode(noise(64, 48), "TIFF"), size=(64, 48)),
     Case("photo.webp", lambda: encode(noise(64, 48), "WEBP", quality=80), size=(64, 48)),
     Case("photo.bmp", lambda: encode(noise(50, 30), "BMP"), size=(50, 30)),
@@ -143,7 +146,7 @@ def test_upload_gets_clear_error_or_correct_result(case: Case, app, client, tmp_
         assert list(result["counts"]) == SEA_LION_CLASSES
         assert result["total"] == len(result["detections"])
         with Image.open(annotated) as image:
-            assert image.size == case.size and image.mode == "RGB"
+            assert image.size == (case.shown or case.size) and image.mode == "RGB"
         assert [row[0] for row in table["data"]][-1] == "total"
     # The server still answers, and still counts a good photo.
     assert app.alive()
