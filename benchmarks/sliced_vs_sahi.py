@@ -1,0 +1,363 @@
+"""Our sliced inference (``Detector.count``) vs SAHI's ``get_sliced_prediction`` on the same photos and weights.
+
+    python -m benchmarks.sliced_vs_sahi [PHOTO ...] [--photo-scale S] [--repeats 5] [--profile]
+
+Both sides get the same weights file, the same photo already resized to the model's ground scale (our detector
+resizes by ground_scale/photo_scale before tiling; we do that resize once, outside the timings, and hand the
+same array to both), the same tile size, overlap, confidence, per-tile NMS IoU, input size and torch thread count.
+SAHI runs twice: "matched" (NMS with intersection-over-smaller 0.5, class-aware, no extra full-image pass, same
+batch size as ours: the postprocess closest to our seam merge) and "defaults" (SAHI's own defaults: GREEDYNMM/IOS
+0.5, an extra full-image prediction, batch size 1, ultralytics' default NMS IoU 0.7). Runs are interleaved round
+by round, so the SAHI/ours ratio of a photo comes from the same stretch of machine load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.common import (
+    Environment,
+    add_model_args,
+    default_photos,
+    describe_load,
+    format_table,
+    load_detector,
+    log,
+    official_counts,
+    set_threads,
+    summarize,
+    timed,
+    write_results,
+)
+
+NAME = "sliced_vs_sahi"
+SPEED_GOAL = 3.0  # SAHI time / our time
+COUNT_TOLERANCE = 0.02  # per-class counts within 2% of SAHI's
+
+# (label, how to find it in a cProfile table): where the time of one run goes.
+PROFILE_BUCKETS = {
+    "model forward (torch)": ("ultralytics/nn/autobackend.py", "forward"),
+    "ultralytics preprocess": ("ultralytics/engine/predictor.py", "preprocess"),
+    "ultralytics postprocess (NMS, Results)": ("ultralytics/models/yolo/detect/predict.py", "postprocess"),
+    "ours: seam merge": ("detector/slicing.py", "merge_tile_detections"),
+    "sahi: to ObjectPrediction": ("sahi/models/base.py", "convert_original_predictions"),
+    "sahi: postprocess (merge)": ("sahi/postprocess/combine.py", "__call__"),
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=f"python -m benchmarks.{NAME}", description=__doc__.split("\n\n")[0])
+    parser.add_argument("photos", nargs="*", type=Path, help="extra photos (besides the shared full-res ones)")
+    parser.add_argument("--photo-scale", type=float, default=1.0, help="scale of the extra photos (native = 1)")
+    parser.add_argument("--no-shared", action="store_true", help="skip the shared full-resolution photos")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per method and photo (default 5)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed runs per method and photo first")
+    parser.add_argument("--conf", type=float, default=0.25)
+    parser.add_argument("--iou", type=float, default=0.45, help="per-tile NMS IoU (ours and SAHI matched)")
+    parser.add_argument("--tile-size", type=int, default=None, help="default: the model's input size")
+    parser.add_argument("--overlap", type=float, default=0.2)
+    parser.add_argument("--batch-size", type=int, default=16, help="tiles per forward pass (ours, SAHI matched)")
+    parser.add_argument("--profile", action="store_true", help="cProfile one run of each on the first photo")
+    add_model_args(parser)
+    args = parser.parse_args(argv)
+    if args.repeats < 1 or args.warmup < 0:
+        parser.error("--repeats must be >= 1 and --warmup >= 0")
+    return args
+
+
+def resize_like_detector(rgb: np.ndarray, factor: float) -> np.ndarray:
+    """The resize ``Detector.count`` applies (same interpolation), so both sides see identical pixels."""
+    import cv2
+
+    if abs(factor - 1) <= 1e-3:
+        return rgb
+    height, width = rgb.shape[:2]
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR)
+
+
+def sahi_model(weights: str, conf: float, imgsz: int, iou: float | None):
+    """A SAHI ``ultralytics`` detection model on the CPU; ``iou`` None keeps ultralytics' default (0.7)."""
+    from sahi import AutoDetectionModel
+
+    model = AutoDetectionModel.from_pretrained(
+        model_type="ultralytics", model_path=weights, confidence_threshold=conf, device="cpu", image_size=imgsz
+    )
+    if iou is not None:
+        model.model.overrides["iou"] = iou  # SAHI passes no IoU; ultralytics reads it from the model's overrides
+    return model
+
+
+def sahi_counts(prediction, class_names: tuple[str, ...]) -> dict[str, int]:
+    found = Counter(p.category.id for p in prediction.object_prediction_list)
+    return {name: int(found.get(i, 0)) for i, name in enumerate(class_names)}
+
+
+def count_agreement(ours: dict[str, int], theirs: dict[str, int]) -> dict[str, Any]:
+    """Per-class difference ours - SAHI, relative to SAHI, and whether every class is within the tolerance."""
+    per_class = {}
+    for name, reference in {**theirs, "total": sum(theirs.values())}.items():
+        mine = ours[name] if name in ours else sum(ours.values())
+        diff = mine - reference
+        relative = 0.0 if diff == 0 else (diff / reference if reference else None)
+        per_class[name] = {"ours": mine, "sahi": reference, "diff": diff, "relative": relative}
+    within = all(abs(v["diff"]) <= COUNT_TOLERANCE * v["sahi"] for k, v in per_class.items() if k != "total")
+    return {"per_class": per_class, "within_2pct": within}
+
+
+def profile_breakdown(function) -> dict[str, Any]:
+    """Run ``function`` under cProfile; seconds per bucket of :data:`PROFILE_BUCKETS` and the top functions."""
+    profiler = cProfile.Profile()
+    profiler.enable()
+    function()
+    profiler.disable()
+    stats = pstats.Stats(profiler).stats  # {(file, line, func): (cc, nc, tottime, cumtime, callers)}
+    total = max(v[3] for v in stats.values())
+    buckets = {}
+    for label, (file_end, func) in PROFILE_BUCKETS.items():
+        seconds = sum(v[3] for (f, _, fn), v in stats.items() if f.endswith(file_end) and fn == func)
+        if seconds:
+            buckets[label] = round(seconds, 3)
+    top = sorted(stats.items(), key=lambda kv: -kv[1][2])[:12]
+    return {
+        "total_s": round(total, 3),
+        "buckets_s": buckets,
+        "top_self_time": [
+            {"function": f"{Path(f).name}:{line}({fn})", "self_s": round(v[2], 3), "calls": v[1]}
+            for (f, line, fn), v in top
+        ],
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    from sahi.predict import get_sliced_prediction
+    from sahi.slicing import get_slice_bboxes
+
+    from detector.images import load_image
+    from detector.slicing import tile_grid
+
+    environment = Environment()
+    threads = set_threads(None)
+    det = load_detector(args)
+    tile = args.tile_size or det.imgsz
+    photos = [(p, 1.0) for p in ([] if args.no_shared else default_photos())]
+    photos += [(p, args.photo_scale) for p in args.photos]
+    if not photos:
+        raise SystemExit("No photos: the shared full-resolution photos are missing and none were given.")
+    official = official_counts()
+    matched = sahi_model(det.info.path, args.conf, det.imgsz, args.iou)
+    defaults = sahi_model(det.info.path, args.conf, det.imgsz, None)
+
+    def run_ours(work: np.ndarray):
+        return det.count(
+            work,
+            conf=args.conf,
+            iou=args.iou,
+            tile_size=tile,
+            overlap=args.overlap,
+            photo_scale=det.ground_scale,  # already resized: factor 1
+            batch_size=args.batch_size,
+        )
+
+    def run_sahi_matched(work: np.ndarray):
+        return get_sliced_prediction(
+            work,
+            matched,
+            slice_height=tile,
+            slice_width=tile,
+            overlap_height_ratio=args.overlap,
+            overlap_width_ratio=args.overlap,
+            perform_standard_pred=False,
+            postprocess_type="NMS",
+            postprocess_match_metric="IOS",
+            postprocess_match_threshold=0.5,
+            postprocess_class_agnostic=False,
+            batch_size=args.batch_size,
+            verbose=0,
+        )
+
+    def run_sahi_defaults(work: np.ndarray):
+        return get_sliced_prediction(
+            work,
+            defaults,
+            slice_height=tile,
+            slice_width=tile,
+            overlap_height_ratio=args.overlap,
+            overlap_width_ratio=args.overlap,
+            verbose=0,
+        )
+
+    methods = {"ours": run_ours, "sahi_matched": run_sahi_matched, "sahi_defaults": run_sahi_defaults}
+    records = []
+    for photo, photo_scale in photos:
+        rgb = load_image(photo)
+        factor = det.ground_scale / photo_scale
+        work = resize_like_detector(rgb, factor)
+        height, width = work.shape[:2]
+        our_tiles = tile_grid(width, height, tile, args.overlap)
+        sahi_tiles = get_slice_bboxes(height, width, tile, tile, False, args.overlap, args.overlap)
+        same_grid = sorted(map(tuple, our_tiles.tolist())) == sorted(map(tuple, sahi_tiles))
+        log(f"{photo.name}: {rgb.shape[1]}x{rgb.shape[0]} -> {width}x{height}, {len(our_tiles)} tiles")
+        times: dict[str, list[float]] = {name: [] for name in methods}
+        last: dict[str, Any] = {}
+        order = list(methods)
+        for round_index in range(args.warmup + args.repeats):
+            for name in order:
+                set_threads(threads)
+                seconds, last[name] = timed(lambda run=methods[name], work=work: run(work))
+                if round_index >= args.warmup:
+                    times[name].append(seconds)
+            order = order[1:] + order[:1]  # rotate so no method always runs first
+            log(f"  round {round_index + 1}: " + ", ".join(f"{n} {times[n][-1]:.2f}s" for n in times if times[n]))
+        counts = {
+            "ours": last["ours"].counts,
+            "sahi_matched": sahi_counts(last["sahi_matched"], det.class_names),
+            "sahi_defaults": sahi_counts(last["sahi_defaults"], det.class_names),
+        }
+        stats = {name: summarize(values) for name, values in times.items()}
+        passes = {"ours": len(our_tiles), "sahi_matched": len(sahi_tiles), "sahi_defaults": len(sahi_tiles) + 1}
+        record: dict[str, Any] = {
+            "photo": str(photo),
+            "photo_scale": photo_scale,
+            "size": [rgb.shape[1], rgb.shape[0]],
+            "resize_factor": factor,
+            "work_size": [width, height],
+            "tiles": len(our_tiles),
+            "sahi_tiles": len(sahi_tiles),
+            "same_tile_grid": same_grid,
+            "seconds": stats,
+            "forward_passes": passes,
+            "tiles_per_s": {name: round(passes[name] / stats[name]["median"], 2) for name in methods},
+            "ratio_sahi_over_ours": {
+                name: {
+                    "of_medians": round(stats[name]["median"] / stats["ours"]["median"], 3),
+                    "median_per_round": round(float(np.median(np.array(times[name]) / np.array(times["ours"]))), 3),
+                }
+                for name in ("sahi_matched", "sahi_defaults")
+            },
+            "counts": counts,
+            "agreement": {
+                name: count_agreement(counts["ours"], counts[name]) for name in ("sahi_matched", "sahi_defaults")
+            },
+            "official": official.get(photo.stem),
+        }
+        if record["official"]:
+            record["abs_error_vs_official"] = {
+                name: {k: abs(counts[name][k] - v) for k, v in record["official"].items()} for name in counts
+            }
+        records.append(record)
+
+    profile = None
+    if args.profile:
+        photo, photo_scale = photos[0]
+        work = resize_like_detector(load_image(photo), det.ground_scale / photo_scale)
+        profile = {"photo": str(photo)}
+        for name, run in methods.items():
+            set_threads(threads)
+            log(f"profiling {name} on {photo.name}")
+            profile[name] = profile_breakdown(lambda run=run: run(work))
+
+    ratios = [r["ratio_sahi_over_ours"]["sahi_matched"]["of_medians"] for r in records]
+    summary = {
+        "speed_goal": f"SAHI matched / ours >= {SPEED_GOAL}",
+        "speed_goal_met": all(r >= SPEED_GOAL for r in ratios),
+        "min_ratio_matched": min(ratios),
+        "min_ratio_defaults": min(r["ratio_sahi_over_ours"]["sahi_defaults"]["of_medians"] for r in records),
+        "count_goal": "every per-class count within 2% of SAHI matched",
+        "count_goal_met": all(r["agreement"]["sahi_matched"]["within_2pct"] for r in records),
+    }
+    result = {
+        "model": det.info.to_dict(),
+        "settings": {
+            "tile_size": tile,
+            "overlap": args.overlap,
+            "conf": args.conf,
+            "iou_ours_and_sahi_matched": args.iou,
+            "iou_sahi_defaults": "ultralytics default (0.7)",
+            "imgsz": det.imgsz,
+            "batch_size_ours_and_sahi_matched": args.batch_size,
+            "batch_size_sahi_defaults": 1,
+            "torch_threads_both": threads,
+            "warmup": args.warmup,
+            "repeats": args.repeats,
+            "input": "photo decoded and resized by ground_scale/photo_scale once, outside the timings; "
+            "the same RGB array goes to both",
+            "sahi_matched": "get_sliced_prediction(postprocess_type='NMS', postprocess_match_metric='IOS', "
+            "postprocess_match_threshold=0.5, postprocess_class_agnostic=False, perform_standard_pred=False)",
+            "sahi_defaults": "get_sliced_prediction with its defaults: GREEDYNMM, IOS, 0.5, class-aware, "
+            "perform_standard_pred=True, batch_size=1",
+        },
+        "photos": records,
+        "summary": summary,
+        "profile": profile,
+        "environment": environment.finish(),
+    }
+    path = write_results(NAME, result, args.out)
+    print_report(result)
+    print(f"\nwrote {path}")
+    return result
+
+
+def print_report(result: dict[str, Any]) -> None:
+    rows = []
+    for r in result["photos"]:
+        s, ratio = r["seconds"], r["ratio_sahi_over_ours"]
+        rows.append(
+            [
+                Path(r["photo"]).name,
+                r["tiles"],
+                s["ours"]["median"],
+                s["sahi_matched"]["median"],
+                ratio["sahi_matched"]["of_medians"],
+                s["sahi_defaults"]["median"],
+                ratio["sahi_defaults"]["of_medians"],
+                r["tiles_per_s"]["ours"],
+                r["tiles_per_s"]["sahi_matched"],
+            ]
+        )
+    headers = [
+        "photo",
+        "tiles",
+        "ours s",
+        "SAHI matched s",
+        "ratio",
+        "SAHI defaults s",
+        "ratio",
+        "ours t/s",
+        "SAHI t/s",
+    ]
+    print(f"\nWall time, median of {result['settings']['repeats']} (seconds); ratio = SAHI / ours")
+    print(format_table(headers, rows))
+    names = result["model"]["class_names"]
+    rows = []
+    for r in result["photos"]:
+        entries = list(r["counts"].items()) + ([("official", r["official"])] if r["official"] else [])
+        for method, counts in entries:
+            rows.append([Path(r["photo"]).name, method, *(counts[n] for n in names), sum(counts.values())])
+    print("\nCounts per class")
+    print(format_table(["photo", "method", *names, "total"], rows))
+    summary = result["summary"]
+    print(
+        f"\nspeed goal ({summary['speed_goal']}): {'met' if summary['speed_goal_met'] else 'NOT met'} "
+        f"(min ratio {summary['min_ratio_matched']}); counts within 2%: "
+        f"{'yes' if summary['count_goal_met'] else 'NO'}"
+    )
+    if result["profile"]:
+        print("\nWhere the time goes (cProfile, one run, seconds):")
+        for method in ("ours", "sahi_matched", "sahi_defaults"):
+            p = result["profile"][method]
+            parts = ", ".join(f"{k} {v}" for k, v in p["buckets_s"].items())
+            print(f"  {method}: total {p['total_s']}: {parts}")
+    print("machine:", describe_load(result["environment"]))
+
+
+if __name__ == "__main__":
+    main()
