@@ -1,0 +1,325 @@
+"""Publish a trained model as a tagged revision of a model repo, and pin it in ``weights/manifest.yaml``.
+
+    # a local git model repo (served to the detector by olah, see docs/training.md)
+    python -m training.publish --run /work/train-runs/v1 --dataset DIR \
+        --cv-metrics /work/train-runs/cv/cv_metrics.json --version v1 \
+        --git-repo /work/model-hub/models/sealion-counter/steller-sealions-yolov5 --ship --default
+    # a Hugging Face Hub repo (or any hub endpoint): upload_folder + create_tag
+    python -m training.publish --run ... --version v2 --repo-id sealion-counter/steller-sealions-yolov5 \
+        --endpoint https://huggingface.co --token $HF_TOKEN
+
+The revision holds the weights, ``README.md`` (model card with YAML metadata: weights filename + sha256, classes,
+colours, imgsz, ground scale, metrics, training data, training command, base config) and ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import HfApi, ModelCard, ModelCardData
+
+from detector.classes import CLASS_COLORS, SEA_LION_CLASSES
+from detector.hub import sha256_file
+from detector.manifest import DEFAULT_MANIFEST, ModelVersion, add_version, load_manifest
+
+DEFAULT_REPO_ID = "sealion-counter/steller-sealions-yolov5"
+
+
+class PublishError(RuntimeError):
+    """Publishing cannot go on (tag exists, repo unusable, ...); the message says why."""
+
+
+@dataclass(frozen=True)
+class Published:
+    repo_id: str
+    revision: str
+    commit: str
+    filename: str
+    sha256: str
+    where: str  # git folder or hub endpoint
+
+
+def weights_filename(base_config: str, version: str) -> str:
+    return f"sealions-{Path(base_config).stem}-{version}.pt"
+
+
+def half_precision_copy(weights: Path, dest: Path) -> Path:
+    """Copy an ultralytics checkpoint as fp16 without optimizer state (small; what the product ships)."""
+    import torch
+
+    checkpoint = torch.load(weights, map_location="cpu", weights_only=False)
+    model = checkpoint.get("ema") or checkpoint["model"]
+    checkpoint = {
+        "model": model.half(),
+        "train_args": checkpoint.get("train_args", {}),
+        "epoch": -1,
+        "date": checkpoint.get("date"),
+        "version": checkpoint.get("version"),
+    }
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(checkpoint, dest)
+    return dest
+
+
+def summary_metrics(cv: Mapping[str, Any] | None, holdout: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The compact metrics stored in the card front matter and the manifest (full numbers go to metrics.json)."""
+    metrics: dict[str, Any] = {}
+    if cv:
+        metrics["cv_folds"] = len(cv["folds"])
+        metrics["cv_epochs_per_fold"] = cv["epochs_per_fold"]
+        metrics["cv_photos"] = cv["cv"]["photos"]
+        metrics["cv_competition_rmse"] = round(cv["cv"]["competition_rmse"], 3)
+        metrics["cv_rmse_per_class"] = {k: round(v["rmse"], 3) for k, v in cv["cv"]["per_class"].items()}
+        metrics["cv_total_count_mae"] = round(cv["cv"]["total_mae"], 3)
+        metrics["baseline_training_mean_competition_rmse"] = round(cv["baseline_training_mean"]["competition_rmse"], 3)
+        metrics["cv_chip_map50"] = round(cv["mean_chip_map50"], 4)
+        metrics["conf"] = cv.get("conf", 0.25)
+    if holdout:
+        metrics["holdout"] = holdout
+    return metrics
+
+
+def render_card(meta: Mapping[str, Any], body: str) -> ModelCard:
+    """A model card: YAML metadata (huggingface_hub's ModelCardData) plus a markdown body."""
+    data = ModelCardData(**meta)
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}")
+
+
+def card_body(meta: Mapping[str, Any], version: str) -> str:
+    metrics = meta.get("metrics") or {}
+    lines = [
+        f"# Steller sea lion counter — YOLOv5 ({version})",
+        "",
+        "Detects and counts Steller sea lions in aerial survey photos, in five classes: "
+        + ", ".join(meta["class_names"])
+        + ".",
+        "",
+        f"* Base config: `{meta['base_config']}` (random init), image size {meta['imgsz']}, trained at ground scale "
+        f"{meta['ground_scale']} of native survey resolution (the detector rescales inputs to match).",
+        f"* Training data: {meta['training_data'].get('description', '')}",
+        f"* Training command: `{meta['training_command']}`",
+    ]
+    if metrics.get("cv_competition_rmse") is not None:
+        lines += [
+            "",
+            "## Cross-validated counting metrics",
+            "",
+            f"{metrics['cv_folds']}-fold cross-validation over {metrics['cv_photos']} photos "
+            f"({metrics['cv_epochs_per_fold']} epochs per fold), counts from whole photos through the product's "
+            "sliced inference:",
+            "",
+            "| class | RMSE |",
+            "| --- | --- |",
+            *[f"| {k} | {v} |" for k, v in metrics["cv_rmse_per_class"].items()],
+            f"| **mean (competition metric)** | **{metrics['cv_competition_rmse']}** |",
+            "",
+            f"Predicting the training mean scores {metrics['baseline_training_mean_competition_rmse']}. "
+            f"mAP@0.5 on validation chips: {metrics['cv_chip_map50']}. Full numbers: `metrics.json`.",
+        ]
+    lines += [
+        "",
+        "## Use",
+        "",
+        "```python",
+        "from detector import Detector",
+        f'detector = Detector.load(repo_id="<this repo>", revision="{version}")',
+        'print(detector.count("photo.jpg", photo_scale=1.0).counts)',
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _git(repo: Path, *args: str) -> str:
+    env = dict(os.environ)
+    env.setdefault("GIT_AUTHOR_NAME", "sealion-counter training")
+    env.setdefault("GIT_AUTHOR_EMAIL", "training@sealion-counter.invalid")
+    env.setdefault("GIT_COMMITTER_NAME", env["GIT_AUTHOR_NAME"])
+    env.setdefault("GIT_COMMITTER_EMAIL", env["GIT_AUTHOR_EMAIL"])
+    done = subprocess.run(["git", *args], cwd=repo, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise PublishError(f"git {' '.join(args)} failed in {repo}: {done.stderr.strip()}")
+    return done.stdout.strip()
+
+
+def publish_to_git(folder: Path, repo_dir: Path, repo_id: str, tag: str, message: str) -> str:
+    """Commit the files of ``folder`` to a local git model repo (created if missing) and tag it; returns the sha.
+
+    Uses the git command line: olah serves plain git repos, and no Python git library is a dependency here.
+    """
+    repo_dir.mkdir(parents=True, exist_ok=True)
+    if not (repo_dir / ".git").exists():
+        _git(repo_dir, "init", "-q", "-b", "main")
+    elif tag in _git(repo_dir, "tag", "--list", tag).split():
+        raise PublishError(f"tag {tag!r} already exists in {repo_dir}; publish a new version name")
+    for item in folder.iterdir():
+        shutil.copy2(item, repo_dir / item.name)
+        _git(repo_dir, "add", item.name)
+    _git(repo_dir, "commit", "-q", "--allow-empty", "-m", message)
+    _git(repo_dir, "tag", "-a", tag, "-m", message)
+    return _git(repo_dir, "rev-parse", "HEAD")
+
+
+def publish_to_hub(folder: Path, repo_id: str, tag: str, message: str, endpoint: str | None, token: str | None) -> str:
+    """Upload the files of ``folder`` as one commit to a hub repo and tag it (huggingface_hub); returns the sha."""
+    api = HfApi(endpoint=endpoint, token=token)
+    api.create_repo(repo_id, repo_type="model", exist_ok=True)
+    existing = {t.name for t in api.list_repo_refs(repo_id).tags}
+    if tag in existing:
+        raise PublishError(f"tag {tag!r} already exists in {repo_id}; publish a new version name")
+    info = api.upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message=message)
+    api.create_tag(repo_id, tag=tag, revision=info.oid, tag_message=message)
+    return info.oid
+
+
+def publish(
+    weights: Path,
+    version: str,
+    *,
+    imgsz: int,
+    ground_scale: float,
+    base_config: str,
+    training_command: str,
+    training_data: Mapping[str, Any],
+    metrics: Mapping[str, Any],
+    full_metrics: Mapping[str, Any] | None = None,
+    repo_id: str = DEFAULT_REPO_ID,
+    git_repo: Path | None = None,
+    endpoint: str | None = None,
+    token: str | None = None,
+    manifest: Path | None = DEFAULT_MANIFEST,
+    ship: bool = False,
+    make_default: bool = False,
+) -> Published:
+    """Card + fp16 weights + metrics → a tagged revision (git repo or hub) → an entry in the manifest."""
+    if manifest is not None and Path(manifest).is_file() and version in load_manifest(manifest).versions:
+        raise PublishError(f"version {version!r} is already in {manifest}; choose a new name")
+    if git_repo is None and endpoint is None:
+        raise PublishError("say where to publish: --git-repo DIR (local, served by olah) or --endpoint URL")
+    filename = weights_filename(base_config, version)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        half_precision_copy(weights, folder / filename)
+        sha256 = sha256_file(folder / filename)
+        meta = {
+            "library_name": "ultralytics",
+            "tags": ["yolov5", "object-detection", "sea-lions", "counting"],
+            "weights": {"filename": filename, "sha256": sha256},
+            "class_names": list(SEA_LION_CLASSES),
+            "class_colors": {name: list(CLASS_COLORS[name]) for name in SEA_LION_CLASSES},
+            "imgsz": int(imgsz),
+            "ground_scale": float(ground_scale),
+            "base_config": base_config,
+            "metrics": dict(metrics),
+            "training_data": dict(training_data),
+            "training_command": training_command,
+        }
+        render_card(meta, card_body(meta, version)).save(folder / "README.md")
+        (folder / "metrics.json").write_text(json.dumps(full_metrics or metrics, indent=2))
+        message = f"sea lion counter {version}"
+        if git_repo is not None:
+            commit = publish_to_git(folder, Path(git_repo), repo_id, version, message)
+            where = str(git_repo)
+        else:
+            commit = publish_to_hub(folder, repo_id, version, message, endpoint, token)
+            where = str(endpoint)
+        shipped_file = None
+        if ship and manifest is not None:
+            shipped_file = filename
+            shutil.copy2(folder / filename, Path(manifest).parent / filename)
+    if manifest is not None:
+        add_version(
+            manifest,
+            ModelVersion(
+                name=version,
+                repo_id=repo_id,
+                revision=version,
+                commit=commit,
+                filename=filename,
+                sha256=sha256,
+                class_names=SEA_LION_CLASSES,
+                imgsz=int(imgsz),
+                ground_scale=float(ground_scale),
+                shipped_file=shipped_file,
+                metrics=dict(metrics),
+                description=f"YOLOv5 ({base_config}) trained at ground scale {ground_scale}",
+            ),
+            make_default=make_default,
+        )
+    return Published(repo_id, version, commit, filename, sha256, where)
+
+
+def training_data_summary(dataset: Path) -> dict[str, Any]:
+    """What the model was trained on, from the dataset's photos.json."""
+    summary = json.loads((Path(dataset) / "photos.json").read_text())
+    photos = summary["photos"]
+    return {
+        "description": (
+            f"{len(photos)} photos ({sum(p['chips'] for p in photos)} chips of {summary['chip_options']['size']} px) "
+            f"from {Path(summary['source']).name}, dots by colour (full resolution) or pair difference (downsampled)"
+        ),
+        "source": summary["source"],
+        "photos": {p["photo_id"]: {"method": p["method"], "dot_counts": p["dot_counts"]} for p in photos},
+        "refused": summary.get("refused", []),
+        "ground_scale": summary["ground_scale"],
+        "chip_options": summary["chip_options"],
+        "body_length_px_full_resolution": summary.get("body_length_px"),
+        "dataset_command": summary.get("command", ""),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.publish", description=__doc__.splitlines()[0])
+    parser.add_argument("--run", type=Path, required=True, help="training run folder (with training_record.json)")
+    parser.add_argument("--weights", type=Path, help="weights to publish (default: <run>/weights/best.pt)")
+    parser.add_argument("--dataset", type=Path, required=True, help="the dataset folder it was trained on")
+    parser.add_argument("--cv-metrics", type=Path, help="cv_metrics.json from python -m training.evaluate --cv")
+    parser.add_argument("--version", required=True, help="version name and tag, e.g. v1")
+    parser.add_argument("--repo-id", default=DEFAULT_REPO_ID)
+    parser.add_argument("--git-repo", type=Path, help="local git model repo (e.g. <olah mirrors>/models/<repo-id>)")
+    parser.add_argument("--endpoint", help="hub endpoint URL (with huggingface_hub); default: none (use --git-repo)")
+    parser.add_argument("--token", default=os.environ.get("HF_TOKEN"), help="hub token (default: $HF_TOKEN)")
+    parser.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST)
+    parser.add_argument("--ship", action="store_true", help="also copy the weights next to the manifest")
+    parser.add_argument("--default", action="store_true", help="make this version the manifest default")
+    args = parser.parse_args(argv)
+    record = json.loads((args.run / "training_record.json").read_text())
+    summary = json.loads((args.dataset / "photos.json").read_text())
+    cv = json.loads(args.cv_metrics.read_text()) if args.cv_metrics else None
+    full = {"training": record.get("final_val_metrics"), "cross_validation": cv}
+    try:
+        published = publish(
+            args.weights or Path(record["weights"]),
+            args.version,
+            imgsz=int(record["imgsz"]),
+            ground_scale=float(summary["ground_scale"]),
+            base_config=record["base_config"],
+            training_command=record["command"],
+            training_data=training_data_summary(args.dataset),
+            metrics=summary_metrics(cv),
+            full_metrics=full,
+            repo_id=args.repo_id,
+            git_repo=args.git_repo,
+            endpoint=args.endpoint,
+            token=args.token,
+            manifest=args.manifest,
+            ship=args.ship,
+            make_default=args.default,
+        )
+    except PublishError as exc:
+        raise SystemExit(f"publish: {exc}") from None
+    print(json.dumps(published.__dict__, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

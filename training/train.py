@@ -1,0 +1,277 @@
+"""Train a YOLOv5 sea lion detector on a dataset from ``training.dataset`` (wraps ultralytics).
+
+    python -m training.train --data /work/datasets/sealions/splits/all/data.yaml --epochs 60 --out runs/v1
+
+Starts from a model *config* (``yolov5n.yaml``/``yolov5s.yaml``; random init, nothing downloaded). Augmentation
+suits overhead photos: flips both ways plus 90-degree rotations (all 8 orientations), no perspective, no shear, and
+little scaling (class is partly told by body size at a fixed ground scale). The run folder gets ``weights/best.pt``
+(fp16, optimizer stripped) and ``training_record.json`` (command, parameters, wall time, final metrics).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import shlex
+import sys
+import time
+import types
+from collections.abc import Sequence
+from copy import copy
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+os.environ.setdefault("YOLO_OFFLINE", "1")  # ultralytics must never reach for the network
+
+from ultralytics.models.yolo.detect import DetectionTrainer  # noqa: E402
+
+from detector.classes import SEA_LION_CLASSES  # noqa: E402
+
+
+class RandomRot90:
+    """Rotate an image and its boxes by 90 degrees with probability ``p`` (with both flips: all 8 orientations).
+
+    ultralytics 8.4 has flips but no 90-degree rotation (``degrees`` rotates by any angle and inflates the boxes).
+    """
+
+    def __init__(self, p: float = 0.5) -> None:
+        self.p = p
+
+    def __call__(self, labels: dict[str, Any]) -> dict[str, Any]:
+        if random.random() >= self.p:
+            return labels
+        img = labels["img"]
+        h, w = img.shape[:2]
+        instances = labels["instances"]
+        instances.convert_bbox(format="xyxy")
+        normalized = instances.normalized
+        if normalized:
+            instances.denormalize(w, h)
+        boxes = instances.bboxes
+        if len(boxes):
+            x1, y1, x2, y2 = boxes[:, 0].copy(), boxes[:, 1].copy(), boxes[:, 2].copy(), boxes[:, 3].copy()
+            # np.rot90 (counter-clockwise): a point (x, y) moves to (y, w - x).
+            boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3] = y1, w - x2, y2, w - x1
+        if len(instances.segments):
+            seg = instances.segments.copy()
+            instances.segments[..., 0], instances.segments[..., 1] = seg[..., 1], w - seg[..., 0]
+        labels["img"] = np.ascontiguousarray(np.rot90(img))
+        if normalized:
+            instances.normalize(h, w)  # the rotated image is h wide and w high
+        labels["instances"] = instances
+        if "resized_shape" in labels:
+            labels["resized_shape"] = labels["resized_shape"][::-1]
+        return labels
+
+
+class SeaLionTrainer(DetectionTrainer):
+    """ultralytics' detection trainer plus 90-degree rotations of training images."""
+
+    rot90_p = 0.5
+
+    def build_dataset(self, img_path: str, mode: str = "train", batch: int | None = None):
+        dataset = super().build_dataset(img_path, mode, batch)
+        if mode == "train" and self.rot90_p > 0:
+            original = dataset.build_transforms
+            p = self.rot90_p
+
+            def build_transforms(self_, hyp):  # also used when ultralytics closes mosaic for the last epochs
+                transforms = original(hyp)
+                transforms.insert(-1, RandomRot90(p))  # before the final Format step
+                return transforms
+
+            dataset.build_transforms = types.MethodType(build_transforms, dataset)
+            dataset.transforms = dataset.build_transforms(copy(self.args))
+        return dataset
+
+
+@dataclass
+class TrainConfig:
+    data: str
+    model: str = "yolov5n.yaml"
+    epochs: int = 60
+    imgsz: int | None = None  # default: the dataset's chip size
+    batch: int = 16
+    seed: int = 0
+    device: str = "cpu"
+    workers: int = 2
+    patience: int = 0  # 0: train all epochs (early stopping on 1-2 validation photos is noise)
+    project: str = "runs/train"
+    name: str = "sealions"
+    rot90: float = 0.5
+    mlflow: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def ultralytics_args(self, imgsz: int) -> dict[str, Any]:
+        args = {
+            "data": self.data,
+            "epochs": self.epochs,
+            "imgsz": imgsz,
+            "batch": self.batch,
+            "seed": self.seed,
+            "deterministic": True,
+            "device": self.device,
+            "workers": self.workers,
+            "patience": self.patience or self.epochs + 1,
+            "project": str(Path(self.project).resolve()),
+            "name": self.name,
+            "exist_ok": True,
+            "pretrained": False,
+            "plots": False,  # plotting wants a downloaded font; metrics land in results.csv anyway
+            "verbose": True,
+            # Overhead photos: every orientation is valid, perspective and shear are not.
+            "fliplr": 0.5,
+            "flipud": 0.5,
+            "degrees": 0.0,
+            "perspective": 0.0,
+            "shear": 0.0,
+            "scale": 0.15,  # body size tells classes apart at a fixed ground scale: keep scaling mild
+            "translate": 0.1,
+            "mosaic": 1.0,
+            "close_mosaic": max(1, self.epochs // 6),
+            "mixup": 0.0,
+            "cache": "ram",
+            "amp": self.device != "cpu",
+        }
+        args.update(self.extra)
+        return args
+
+
+def chip_size_of(data_yaml: Path) -> int | None:
+    """The chip size recorded by training.dataset next to the data.yaml (photos.json), if any."""
+    data = yaml.safe_load(Path(data_yaml).read_text())
+    summary = Path(data.get("path", Path(data_yaml).parent)) / "photos.json"
+    if summary.is_file():
+        return int(json.loads(summary.read_text())["chip_options"]["size"])
+    return None
+
+
+def check_names(data_yaml: Path) -> None:
+    names = yaml.safe_load(Path(data_yaml).read_text()).get("names")
+    names = [names[i] for i in sorted(names)] if isinstance(names, dict) else list(names or [])
+    if tuple(names) != SEA_LION_CLASSES:
+        raise SystemExit(f"{data_yaml}: class names {names} differ from the product's {list(SEA_LION_CLASSES)}")
+
+
+def _enable_mlflow(project: str) -> None:
+    try:
+        import mlflow  # noqa: F401
+    except ImportError as exc:
+        raise SystemExit("--mlflow needs the mlflow package: pip install mlflow") from exc
+    from ultralytics import settings
+
+    settings.update({"mlflow": True})
+    os.environ.setdefault("MLFLOW_TRACKING_URI", (Path(project).resolve().parent / "mlruns").as_uri())
+    os.environ.setdefault("MLFLOW_EXPERIMENT_NAME", "sealion-counter")
+
+
+def train(config: TrainConfig, command: str | None = None) -> dict[str, Any]:
+    """Train; returns the training record (also written to ``<run>/training_record.json``)."""
+    data_yaml = Path(config.data)
+    check_names(data_yaml)
+    imgsz = int(config.imgsz or chip_size_of(data_yaml) or 640)
+    if config.mlflow:
+        _enable_mlflow(config.project)
+    from ultralytics import YOLO
+
+    SeaLionTrainer.rot90_p = config.rot90
+    model = YOLO(config.model, task="detect")  # a .yaml config: random init, no download
+    started = time.perf_counter()
+    model.train(trainer=SeaLionTrainer, **config.ultralytics_args(imgsz))
+    wall = time.perf_counter() - started
+    trainer = model.trainer
+    save_dir = Path(trainer.save_dir)
+    best = Path(trainer.best) if Path(trainer.best).is_file() else Path(trainer.last)
+    metrics = {k: float(v) for k, v in (trainer.metrics or {}).items() if isinstance(v, (int, float, np.floating))}
+    data = yaml.safe_load(data_yaml.read_text())
+    record = {
+        "command": command or "",
+        "config": asdict(config),
+        "ultralytics_args": config.ultralytics_args(imgsz),
+        "imgsz": imgsz,
+        "base_config": config.model,
+        "weights": str(best),
+        "save_dir": str(save_dir),
+        "wall_time_s": round(wall, 1),
+        "epochs_run": int(trainer.epoch) + 1,
+        "final_val_metrics": metrics,
+        "train_photos": data.get("train_photos"),
+        "val_photos": data.get("val_photos"),
+        "environment": {
+            "python": platform.python_version(),
+            "ultralytics": __import__("ultralytics").__version__,
+            "torch": __import__("torch").__version__,
+            "device": config.device,
+        },
+    }
+    (save_dir / "training_record.json").write_text(json.dumps(record, indent=2))
+    if config.mlflow:
+        import mlflow
+
+        with mlflow.start_run(run_name=f"{config.name}-artifacts"):
+            mlflow.log_params({k: v for k, v in record["ultralytics_args"].items() if not isinstance(v, dict)})
+            mlflow.log_metrics({k.replace("(", "").replace(")", ""): v for k, v in metrics.items()})
+            mlflow.log_artifact(str(best), artifact_path="weights")
+            mlflow.log_artifact(str(save_dir / "training_record.json"))
+    return record
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True, help="data.yaml written by python -m training.dataset")
+    parser.add_argument("--model", default="yolov5n.yaml", help="model config: yolov5n.yaml, yolov5s.yaml, ...")
+    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--imgsz", type=int, default=None, help="default: the dataset's chip size")
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="cpu, 0 (first CUDA GPU), mps")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--patience", type=int, default=0, help="early-stopping patience (0: off)")
+    parser.add_argument("--rot90", type=float, default=0.5, help="probability of a 90-degree rotation")
+    parser.add_argument("--project", default="runs/train", help="folder for runs")
+    parser.add_argument("--name", default="sealions", help="run name (subfolder of --project)")
+    parser.add_argument("--mlflow", action="store_true", help="log params, metrics and weights to a local MLflow store")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="any other ultralytics train argument"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    extra = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        extra[key] = yaml.safe_load(value)
+    config = TrainConfig(
+        data=args.data,
+        model=args.model,
+        epochs=args.epochs,
+        imgsz=args.imgsz,
+        batch=args.batch,
+        seed=args.seed,
+        device=args.device,
+        workers=args.workers,
+        patience=args.patience,
+        project=args.project,
+        name=args.name,
+        rot90=args.rot90,
+        mlflow=args.mlflow,
+        extra=extra,
+    )
+    given = argv if argv is not None else sys.argv[1:]
+    command = "python -m training.train " + " ".join(shlex.quote(a) for a in given)
+    record = train(config, command)
+    print(json.dumps({k: record[k] for k in ("weights", "wall_time_s", "epochs_run", "final_val_metrics")}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
