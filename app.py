@@ -201,7 +201,9 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
             with gr.Tab("Count", id="count"):
                 with gr.Row():
                     with gr.Column(scale=1):
-                        image = PhotoInput(type="filepath", label="Photo", sources=["upload", "clipboard"])
+                        image = PhotoInput(
+                            type="filepath", label="Photo", sources=["upload", "clipboard"], elem_id="photo-input"
+                        )
                         with gr.Accordion("Detection settings", open=True):
                             conf = gr.Slider(0.01, 0.99, value=DEFAULT_CONF, step=0.01, label="Confidence threshold")
                             iou = gr.Slider(0.05, 0.95, value=DEFAULT_IOU, step=0.05, label="IoU threshold (NMS)")
@@ -226,6 +228,7 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                                 step=0.05,
                                 label="Photo scale",
                                 info="Resolution relative to a native survey photo: 1.0 native, 0.25 if downsampled 4x",
+                                elem_id="photo-scale",
                             )
                         count_button = gr.Button("Count", variant="primary")
                         if examples:
@@ -236,7 +239,14 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                                 cache_examples=False,
                             )
                     with gr.Column(scale=2):
-                        annotated = gr.Image(label="Annotated photo", format="jpeg", type="numpy", interactive=False)
+                        annotated = gr.Image(
+                            label="Annotated photo",
+                            show_label=False,  # the floating label would hide the top of the counts legend
+                            format="jpeg",
+                            type="numpy",
+                            interactive=False,
+                            elem_id="annotated-image",
+                        )
                         status = gr.Markdown(elem_id="count-status")
                         counts = gr.Dataframe(
                             headers=present.COUNT_COLUMNS,
