@@ -1,0 +1,200 @@
+"""The app's support package in process: model registry, upload expansion, batch counting, presentation."""
+
+from __future__ import annotations
+
+import csv
+import threading
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from detector.errors import DetectorError
+from sealion_app import present, uploads
+from sealion_app.models import ModelRegistry
+from sealion_app.service import CountOptions, count_batch
+from sealion_app.uploads import Photo, Rejected, expand_uploads
+from tests.helpers import REPO_ROOT, SEA_LION_CLASSES, build_untrained_model, sha256_of
+
+EXAMPLES = sorted((REPO_ROOT / "examples").glob("*.jpg"))
+
+
+@pytest.fixture(scope="module")
+def two_versions(tmp_path_factory) -> dict[str, Path]:
+    """A manifest with versions v1 and v2, each shipped as a file next to it (different untrained weights)."""
+    root = tmp_path_factory.mktemp("weights")
+    versions = {}
+    for seed, name in enumerate(("v1", "v2")):
+        weights = build_untrained_model(root / f"{name}.pt", seed=seed)
+        versions[name] = {
+            "repo_id": "sealion-tests/not-on-any-hub",
+            "revision": name,
+            "commit": "",
+            "filename": "model.pt",
+            "sha256": sha256_of(weights),
+            "class_names": SEA_LION_CLASSES,
+            "imgsz": 320,
+            "ground_scale": 0.25,
+            "shipped_file": f"{name}.pt",
+            "metrics": {"mAP50": 0.1 * (seed + 1), "per_class": {"pups": {"recall": 0.5}}},
+        }
+    (root / "manifest.yaml").write_text(yaml.safe_dump({"default": "v1", "versions": versions}))
+    return {"manifest": root / "manifest.yaml", "v1": root / "v1.pt", "v2": root / "v2.pt"}
+
+
+@pytest.fixture
+def offline_manifest(two_versions, monkeypatch, tmp_path):
+    monkeypatch.setenv("SEALION_MANIFEST", str(two_versions["manifest"]))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    for name in ("SEALION_MODEL_VERSION", "SEALION_WEIGHTS", "SEALION_HUB_REPO", "SEALION_HUB_REVISION"):
+        monkeypatch.delenv(name, raising=False)
+    return two_versions
+
+
+def test_registry_loads_other_versions_lazily_and_once(offline_manifest):
+    registry = ModelRegistry.start(device="cpu")
+    assert registry.default.info.version == "v1" and registry.default.info.source == "shipped"
+    assert registry.choices() == ["v1", "v2"]
+    assert not registry.is_loaded("v2")
+    loaded = []
+    threads = [threading.Thread(target=lambda: loaded.append(registry.get("v2"))) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(loaded) == 3 and all(d is loaded[0] for d in loaded)  # one load, shared
+    assert loaded[0].info.version == "v2" and loaded[0].info.sha256 == sha256_of(offline_manifest["v2"])
+    assert registry.get(None) is registry.default and registry.get("v1") is registry.default
+    with pytest.raises(DetectorError, match="Unknown model version 'v9'"):
+        registry.get("v9")
+
+
+def test_startup_override_does_not_leak_into_later_versions(offline_manifest, monkeypatch):
+    monkeypatch.setenv("SEALION_WEIGHTS", str(offline_manifest["v2"]))
+    registry = ModelRegistry.start(device="cpu")
+    assert registry.default.info.version == "v2" and registry.default.info.source == "local"
+    assert registry.choices() == ["v2", "v1"]
+    assert registry.get("v1").info.sha256 == sha256_of(offline_manifest["v1"])  # not the SEALION_WEIGHTS file
+
+
+def test_model_info_and_markdown(offline_manifest):
+    registry = ModelRegistry.start(device="cpu")
+    info = present.model_info(registry.default)
+    assert info["version"] == "v1" and info["sha256"] == sha256_of(offline_manifest["v1"])
+    assert info["weights_file"] == "v1.pt" and "path" not in info
+    assert info["class_colors"]["pups"].startswith("#") and list(info["class_colors"]) == SEA_LION_CLASSES
+    markdown = present.model_markdown(info)
+    assert info["sha256"] in markdown and "shipped" in markdown and "cpu" in markdown
+    metrics = present.metrics_table(info["metrics"])
+    assert dict(zip(metrics["metric"], metrics["value"], strict=True)) == {
+        "mAP50": "0.1",
+        "per_class.pups.recall": "0.5",
+    }
+
+
+def test_count_batch_reports_progress_and_writes_csv(offline_manifest, tmp_path):
+    registry = ModelRegistry.start(device="cpu")
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n-not-really")
+    calls = []
+    outcome = count_batch(
+        registry.default,
+        [EXAMPLES[0], broken, EXAMPLES[1]],
+        CountOptions(photo_scale=0.25),
+        progress=lambda done, total, name: calls.append((done, total, name)),
+    )
+    assert [c[:2] for c in calls] == [(0, 3), (1, 3), (2, 3), (3, 3)]
+    assert [r.source for r in outcome.results] == [EXAMPLES[0].name, EXAMPLES[1].name]
+    assert [f["file"] for f in outcome.failures] == ["broken.png"]
+    assert len(outcome.thumbnails) == 2 and max(outcome.thumbnails[0][0].shape[:2]) == present.THUMBNAIL_SIDE
+    rows = list(csv.DictReader(outcome.csv_path.open()))
+    assert [r["file"] for r in rows] == [EXAMPLES[0].name, EXAMPLES[1].name, "broken.png"]
+    assert set(SEA_LION_CLASSES) <= set(rows[0])
+
+
+def _zip(path: Path, members: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED) -> Path:
+    with zipfile.ZipFile(path, "w", compression=compression) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+def test_expand_uploads_zip_members_and_rejections(tmp_path):
+    photo = EXAMPLES[0].read_bytes()
+    archive = _zip(
+        tmp_path / "survey.zip",
+        {
+            "a/1.jpg": photo,
+            "a/.hidden.jpg": photo,
+            "__MACOSX/a/._1.jpg": b"x",
+            "a/readme.md": b"notes",
+            "a/inner.zip": b"PK",
+            "a/2.JPG": photo,
+        },
+    )
+    plain = tmp_path / "plain.jpg"
+    plain.write_bytes(photo)
+    items = expand_uploads([plain, archive])
+    assert [(type(i).__name__, i.name) for i in items] == [
+        ("Photo", "plain.jpg"),
+        ("Photo", "survey.zip/a/1.jpg"),
+        ("Rejected", "survey.zip/a/readme.md"),
+        ("Rejected", "survey.zip/a/inner.zip"),
+        ("Photo", "survey.zip/a/2.JPG"),
+    ]
+    assert items[1].read() == photo and items[0].read() == plain
+
+
+def test_zip_guards(tmp_path, monkeypatch):
+    not_zip = tmp_path / "photos.zip"
+    not_zip.write_text("not a zip")
+    (rejected,) = expand_uploads([not_zip])
+    assert isinstance(rejected, Rejected) and "not a readable .zip" in rejected.reason
+
+    bomb = _zip(tmp_path / "bomb.zip", {"zeros.jpg": b"\0" * (20 * 1024 * 1024)})
+    (rejected,) = expand_uploads([bomb])
+    assert isinstance(rejected, Rejected) and "zip bomb" in rejected.reason
+
+    empty = _zip(tmp_path / "empty.zip", {})
+    assert "no files" in expand_uploads([empty])[0].reason
+
+    monkeypatch.setattr(uploads, "MAX_ZIP_MEMBERS", 2)
+    many = _zip(tmp_path / "many.zip", {f"{i}.jpg": b"x" for i in range(3)}, zipfile.ZIP_STORED)
+    (rejected,) = expand_uploads([many])
+    assert "holds 3 files" in rejected.reason
+
+
+def test_class_distribution_is_the_official_counts():
+    table = present.class_distribution()
+    assert list(table["class"]) == [c.replace("_", " ") for c in SEA_LION_CLASSES]
+    shared = REPO_ROOT.parent / "shared" / "data" / "noaa-sealions" / "counts.csv"
+    if not shared.is_file():
+        pytest.skip("shared counts.csv not found; the copy in sealion_app/data is checked only against itself")
+    with shared.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(table["animals"]) == [sum(int(r[c]) for r in rows) for c in SEA_LION_CLASSES]
+
+
+def test_counts_table_lists_all_classes_and_total():
+    import numpy as np
+
+    from detector.results import CountResult
+
+    result = CountResult(np.zeros((3, 4)), np.array([4, 4, 0]), np.ones(3), tuple(SEA_LION_CLASSES), (10, 10))
+    table = present.counts_table(result)
+    assert table.values.tolist() == [
+        ["adult males", 1],
+        ["subadult males", 0],
+        ["adult females", 0],
+        ["juveniles", 0],
+        ["pups", 2],
+        ["total", 3],
+    ]
+
+
+def test_photo_reads_from_path(tmp_path):
+    path = tmp_path / "x.jpg"
+    path.write_bytes(b"abc")
+    assert Photo("x.jpg", path=path).read() == path
