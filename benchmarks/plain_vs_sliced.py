@@ -13,6 +13,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from benchmarks.common import (
     Environment,
     add_model_args,
@@ -29,6 +31,18 @@ from benchmarks.common import (
 )
 
 NAME = "plain_vs_sliced"
+STRIDE = 32  # YOLOv5's largest stride: input sides must be multiples of it
+
+
+def pad_to_stride(image: np.ndarray, stride: int = STRIDE) -> np.ndarray:
+    """Pad bottom/right with ultralytics' letterbox grey to multiples of ``stride`` (no rescaling at all)."""
+    import cv2
+
+    height, width = image.shape[:2]
+    bottom, right = -height % stride, -width % stride
+    if not bottom and not right:
+        return np.ascontiguousarray(image)
+    return cv2.copyMakeBorder(image, 0, bottom, 0, right, cv2.BORDER_CONSTANT, value=(114, 114, 114))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -40,6 +54,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--conf", type=float, default=0.25)
     parser.add_argument("--iou", type=float, default=0.45)
+    parser.add_argument(
+        "--max-one-pass", type=int, default=4096, help="largest work-image side run in one pass (memory bound)"
+    )
     add_model_args(parser)
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.warmup < 0:
@@ -51,10 +68,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     from ultralytics import YOLO
 
+    from benchmarks.sliced_vs_sahi import resize_like_detector
+    from detector.images import load_image
+    from detector.model import DEFAULT_OVERLAP
+    from detector.slicing import tile_grid
+
     environment = Environment()
     threads = set_threads(None)
     det = load_detector(args)
     plain = YOLO(det.info.path, task="detect")
+    one_pass = YOLO(det.info.path, task="detect")  # its own predictor: ultralytics keeps the last call's imgsz
     photos = [(p, 1.0) for p in ([] if args.no_shared else default_photos())]
     photos += [(p, args.photo_scale) for p in args.photos]
     if not photos:
@@ -62,41 +85,55 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     official = official_counts()
     names = det.class_names
 
-    def run_plain(photo: Path) -> dict[str, int]:
-        found = plain.predict(str(photo), conf=args.conf, iou=args.iou, device="cpu", verbose=False)[0]
-        classes = found.boxes.cls.cpu().numpy().astype(int) if found.boxes is not None else []
+    def classes_to_counts(found) -> dict[str, int]:
+        classes = found.boxes.cls.cpu().numpy().astype(int) if found.boxes is not None else np.zeros(0, int)
         return {name: int((classes == i).sum()) for i, name in enumerate(names)}
 
-    def run_sliced(photo: Path, photo_scale: float) -> dict[str, int]:
-        return det.count(photo, conf=args.conf, iou=args.iou, photo_scale=photo_scale)
+    def run_plain(photo: Path, photo_scale: float) -> dict[str, int]:
+        return classes_to_counts(
+            plain.predict(str(photo), conf=args.conf, iou=args.iou, device="cpu", verbose=False)[0]
+        )
 
+    def run_sliced(photo: Path, photo_scale: float) -> dict[str, int]:
+        return det.count(photo, conf=args.conf, iou=args.iou, photo_scale=photo_scale).counts
+
+    def run_one_pass(photo: Path, photo_scale: float) -> dict[str, int]:
+        work = resize_like_detector(load_image(photo), det.ground_scale / photo_scale)
+        padded = pad_to_stride(work[:, :, ::-1])  # BGR for ultralytics
+        found = one_pass.predict(
+            padded, imgsz=list(padded.shape[:2]), conf=args.conf, iou=args.iou, device="cpu", verbose=False
+        )[0]
+        return classes_to_counts(found)
+
+    methods = {"plain": run_plain, "sliced": run_sliced, "one_pass": run_one_pass}
     records = []
     for photo, photo_scale in photos:
-        times: dict[str, list[float]] = {"plain": [], "sliced": []}
+        rgb = load_image(photo)
+        factor = det.ground_scale / photo_scale
+        work_size = [max(1, round(rgb.shape[1] * factor)), max(1, round(rgb.shape[0] * factor))]
+        chosen = {k: v for k, v in methods.items() if k != "one_pass" or max(work_size) <= args.max_one_pass}
+        times: dict[str, list[float]] = {name: [] for name in chosen}
+        counts: dict[str, dict[str, int]] = {}
         for round_index in range(args.warmup + args.repeats):
-            set_threads(threads)
-            plain_s, plain_counts = timed(lambda photo=photo: run_plain(photo))
-            set_threads(threads)
-            sliced_s, sliced = timed(lambda photo=photo, scale=photo_scale: run_sliced(photo, scale))
-            if round_index >= args.warmup:
-                times["plain"].append(plain_s)
-                times["sliced"].append(sliced_s)
-        log(f"{photo.name}: plain {times['plain'][-1]:.2f}s, sliced {times['sliced'][-1]:.2f}s ({sliced.tiles} tiles)")
-        counts = {"plain": plain_counts, "sliced": sliced.counts}
+            for name, run in chosen.items():
+                set_threads(threads)
+                seconds, counts[name] = timed(lambda run=run, photo=photo, scale=photo_scale: run(photo, scale))
+                if round_index >= args.warmup:
+                    times[name].append(seconds)
+        tiles = len(tile_grid(*work_size, det.imgsz, DEFAULT_OVERLAP)) if max(work_size) > det.imgsz else 1
+        log(f"{photo.name}: " + ", ".join(f"{n} {t[-1]:.2f}s" for n, t in times.items()) + f" ({tiles} tiles)")
         record: dict[str, Any] = {
             "photo": str(photo),
             "photo_scale": photo_scale,
-            "size": list(sliced.image_size),
-            "plain_imgsz": plain.predictor.args.imgsz,
-            "sliced_tiles": sliced.tiles,
-            "sliced_resize_factor": det.ground_scale / photo_scale,
+            "size": [rgb.shape[1], rgb.shape[0]],
+            "work_size": work_size,
+            "plain_imgsz": plain.predictor.args.imgsz if plain.predictor else None,
+            "sliced_tiles": tiles,
+            "one_pass_imgsz": [-(-work_size[1] // STRIDE) * STRIDE, -(-work_size[0] // STRIDE) * STRIDE],
             "seconds": {name: summarize(values) for name, values in times.items()},
             "counts": counts,
             "official": official.get(photo.stem),
         }
-        record["slowdown_sliced_over_plain"] = round(
-            record["seconds"]["sliced"]["median"] / record["seconds"]["plain"]["median"], 2
-        )
         if record["official"]:
             record["abs_error_vs_official"] = {
                 method: {k: abs(c[k] - v) for k, v in record["official"].items()} for method, c in counts.items()
@@ -113,6 +150,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "checkpoint's default imgsz",
             "sliced": "Detector.count(photo_path, conf, iou, photo_scale): resize by ground_scale/photo_scale, "
             "tiles of the model's imgsz, 20% overlap, seam merge",
+            "one_pass": "decode, resize by ground_scale/photo_scale as the detector does, pad to a multiple of 32, "
+            "one YOLO.predict with imgsz = that size (no tiles, no downscaling; not a product mode yet)",
+            "max_one_pass": args.max_one_pass,
             "torch_threads_both": threads,
             "warmup": args.warmup,
             "repeats": args.repeats,
@@ -131,9 +171,14 @@ def print_report(result: dict[str, Any]) -> None:
     rows = []
     for r in result["photos"]:
         photo = Path(r["photo"]).name
-        plain_label = f"plain (imgsz {r['plain_imgsz']})"
-        sliced_label = f"sliced ({r['sliced_tiles']} tiles)"
-        for method, label in (("plain", plain_label), ("sliced", sliced_label)):
+        labels = {
+            "plain": f"plain (imgsz {r['plain_imgsz']})",
+            "sliced": f"sliced ({r['sliced_tiles']} tiles of {result['model']['imgsz']})",
+            "one_pass": f"one pass ({r['one_pass_imgsz'][1]}x{r['one_pass_imgsz'][0]})",
+        }
+        for method, label in labels.items():
+            if method not in r["counts"]:
+                continue
             counts = r["counts"][method]
             error = r.get("total_abs_error", {}).get(method)
             rows.append(

@@ -82,8 +82,11 @@ def test_plain_vs_sliced_smoke(tiny_models, tiny_photo, tmp_path):
     plain_vs_sliced.main([*argv, "--repeats", "1", "--warmup", "0", "--out", str(out)])
     photo = read(out)["photos"][0]
     assert photo["sliced_tiles"] == 2
-    assert photo["seconds"]["plain"]["n"] == photo["seconds"]["sliced"]["n"] == 1
-    assert list(photo["counts"]["plain"]) == list(photo["counts"]["sliced"]) == SEA_LION_CLASSES
+    assert photo["plain_imgsz"] == 320  # the untrained checkpoint's own default input size
+    assert photo["one_pass_imgsz"] == [512, 928]  # 500x900 padded to multiples of 32, not rescaled
+    assert {name: stats["n"] for name, stats in photo["seconds"].items()} == {"plain": 1, "sliced": 1, "one_pass": 1}
+    for counts in photo["counts"].values():
+        assert list(counts) == SEA_LION_CLASSES
 
 
 def test_api_overhead_smoke(tiny_models, tiny_photo, tmp_path):
