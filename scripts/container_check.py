@@ -59,6 +59,7 @@ class Summary:
     seconds_to_healthy: float | None = None
     example: str = ""
     count_seconds: float = 0.0
+    annotated_image_bytes: int = 0
     counts: dict[str, int] = field(default_factory=dict)
     total: int | None = None
     result: dict = field(default_factory=dict)
@@ -261,22 +262,26 @@ def wait_healthy(docker: Docker, name: str, url: str, timeout: float, summary: S
     raise CheckFailed(f"not healthy after {timeout:.0f} s (last health status: {last})")
 
 
-def call_count(url: str, example: Path, summary: Summary) -> None:
+def call_count(url: str, example: Path, photo_scale: float, summary: Summary) -> None:
     """Call /count (and /model_info) on the running app with gradio_client, as an API user would."""
     from gradio_client import Client, handle_file
 
     client = Client(url, verbose=False)
     start = time.monotonic()
-    outputs = client.predict(handle_file(str(example)), api_name="/count")
+    outputs = client.predict(handle_file(str(example)), photo_scale=photo_scale, api_name="/count")
     summary.count_seconds = round(time.monotonic() - start, 2)
     outputs = outputs if isinstance(outputs, tuple | list) else [outputs]
-    result = next((o for o in outputs if isinstance(o, dict)), None)
+    result = next((o for o in outputs if isinstance(o, dict) and "counts" in o), None)
     if result is None:
         raise CheckFailed(f"/count returned no counts JSON: {outputs!r}")
+    annotated = next((Path(o) for o in outputs if isinstance(o, str) and Path(o).is_file()), None)
+    if annotated is None:
+        raise CheckFailed(f"/count returned no annotated image: {outputs!r}")
+    summary.annotated_image_bytes = annotated.stat().st_size
     summary.result = result
-    summary.counts = dict(result.get("counts", {}))
+    summary.counts = dict(result["counts"])
     summary.total = result.get("total")
-    if not summary.counts or summary.total != sum(summary.counts.values()):
+    if len(summary.counts) != 5 or summary.total != sum(summary.counts.values()):
         raise CheckFailed(f"/count result is inconsistent: {result}")
     try:
         summary.model_info = client.predict(api_name="/model_info")
@@ -306,13 +311,13 @@ def run_check(args: argparse.Namespace, summary: Summary) -> None:
         port = args.port or free_port()
         name = f"sealion-check-{os.getpid()}"
         url = f"http://127.0.0.1:{port}/"
-        run_cmd = ["run", "-d", "--name", name, "--network", "host", "-e", f"GRADIO_SERVER_PORT={port}"]
-        docker.run(*run_cmd, args.tag, "python", "app.py", "--port", str(port))
+        # The image's own CMD; host networking (this engine has no bridge), so the port comes from the environment.
+        docker.run("run", "-d", "--name", name, "--network", "host", "-e", f"GRADIO_SERVER_PORT={port}", args.tag)
         log(f"run: container {name} from {args.tag} on {url}")
         try:
             wait_healthy(docker, name, url + "gradio_api/info", args.timeout, summary)
             log(f"run: healthy after {summary.seconds_to_healthy} s")
-            call_count(url, args.example, summary)
+            call_count(url, args.example, args.photo_scale, summary)
             log(f"/count on {args.example.name}: total={summary.total} counts={json.dumps(summary.counts)}")
             summary.ok = True
         except Exception:
@@ -334,7 +339,11 @@ def print_summary(s: Summary) -> None:
         ("image size", f"{s.image_size_bytes / 1e9:.2f} GB ({s.image})"),
         ("HTTP answered", f"{s.seconds_to_http} s after docker run"),
         ("healthy", f"{s.seconds_to_healthy} s after docker run"),
-        ("/count", f"{Path(s.example).name}: total {s.total} in {s.count_seconds} s"),
+        (
+            "/count",
+            f"{Path(s.example).name}: total {s.total} in {s.count_seconds} s, "
+            f"annotated JPEG {s.annotated_image_bytes / 1e3:.0f} kB",
+        ),
         ("counts", json.dumps(s.counts)),
         ("model", json.dumps(s.model_info, default=str)[:300]),
     ]
@@ -353,6 +362,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tag", default="sealion-counter:check", help="tag of the built image")
     parser.add_argument("--context", type=Path, default=REPO_ROOT, help="build context (the repository)")
     parser.add_argument("--example", type=Path, default=examples[0] if examples else None, help="photo for /count")
+    parser.add_argument(
+        "--photo-scale", type=float, default=0.25, help="photo_scale for /count (0.25: the shipped examples)"
+    )
     parser.add_argument("--port", type=int, help="host port for the app (default: a free one)")
     parser.add_argument("--timeout", type=float, default=600, help="seconds to wait for healthy")
     parser.add_argument("--docker", default=os.environ.get("DOCKER", "docker"), help="docker CLI binary")

@@ -53,6 +53,7 @@ if compgen -G "$extra_ca_dir/*.crt" >/dev/null; then
 fi
 rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/log/*.log
 
+chmod 755 "$rootfs" # mktemp made it 0700; as the image's / it must be traversable by non-root users
 tar --numeric-owner -C "$rootfs" -c . | "$docker_bin" import \
     --change 'ENV LANG=C.UTF-8' \
     --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \

@@ -58,6 +58,7 @@ def load_script(name: str):
     """Import scripts/<name>.py (scripts/ is not a package)."""
     spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
