@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import time
 import zipfile
 from pathlib import Path
@@ -186,3 +187,27 @@ def test_cli_defaults_are_what_spaces_expect(monkeypatch, env, expected):
     assert (args.host, args.port, args.share) == expected
     assert args.max_file_size and args.queue_size > 0 and args.concurrency >= 1
     assert app_module.parse_args(["--share", "--port", "1234"]).share is True
+
+
+def test_raw_http_flow_as_in_the_readme(app, client):
+    """Upload, call, read the event stream: the curl example of docs/app.md, with httpx."""
+    import httpx
+
+    version = client.predict(api_name="/model_info")["version"]
+    with httpx.Client(base_url=app.url, timeout=120) as http:
+        with EXAMPLES[0].open("rb") as handle:
+            (uploaded,) = http.post("gradio_api/upload", files={"files": (EXAMPLES[0].name, handle)}).json()
+        photo = {"path": uploaded, "meta": {"_type": "gradio.FileData"}}
+        body = {"data": [photo, 0.25, 0.45, "auto", 0, EXAMPLE_SCALE, version]}
+        event_id = http.post("gradio_api/call/count", json=body).json()["event_id"]
+        stream = http.get(f"gradio_api/call/count/{event_id}").text
+    events = [line.removeprefix("event: ") for line in stream.splitlines() if line.startswith("event: ")]
+    assert events[-1] == "complete", stream[:500]
+    data = json.loads([line for line in stream.splitlines() if line.startswith("data: ")][-1].removeprefix("data: "))
+    annotated, _table, result, _status = data
+    assert annotated["url"].endswith(".jpeg") and list(result["counts"]) == SEA_LION_CLASSES
+
+    with httpx.Client(base_url=app.url, timeout=60) as http:
+        event_id = http.post("gradio_api/call/count", json={"data": [None, 0.25, 0.45, "auto", 0, 1, version]}).json()
+        stream = http.get(f"gradio_api/call/count/{event_id['event_id']}").text
+    assert "event: error" in stream and "Upload a photo" in stream
