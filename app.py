@@ -16,6 +16,7 @@ import html
 import logging
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,7 +36,7 @@ from detector.model import DEFAULT_CONF, DEFAULT_IOU  # noqa: E402
 from sealion_app import present  # noqa: E402
 from sealion_app.components import PhotoInput  # noqa: E402
 from sealion_app.models import ModelRegistry  # noqa: E402
-from sealion_app.service import CountOptions, count_batch, count_photo  # noqa: E402
+from sealion_app.service import CountOptions, count_batch, count_photo, prune_old_batches  # noqa: E402
 
 logger = logging.getLogger("sealion_app")
 
@@ -114,6 +115,7 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
     """The UI and its API endpoints, over one shared model registry."""
     default = registry.default
     default_info = present.model_info(default)
+    batch_dir = Path(tempfile.mkdtemp(prefix="sealion-app-"))  # batch thumbnails and CSVs, pruned after a day
 
     @human_errors
     def count(
@@ -154,9 +156,9 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
         def report(done: int, total: int, name: str) -> None:
             progress((done, total), desc=f"counting {name}" if done < total else "done", unit="photos")
 
-        outcome = count_batch(
-            detector, [str(f) for f in files], _options(conf, iou, slicing, tile_size, photo_scale), progress=report
-        )
+        prune_old_batches(batch_dir)
+        options = _options(conf, iou, slicing, tile_size, photo_scale)
+        outcome = count_batch(detector, [str(f) for f in files], options, progress=report, out_dir=batch_dir)
         table = present.batch_table(outcome.results, detector.class_names)
         failures = present.pd.DataFrame(outcome.failures or [], columns=["file", "error"])
         elapsed = time.perf_counter() - started
@@ -164,6 +166,8 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
             f"Counted **{len(outcome.results)}** photo(s), **{len(outcome.failures)}** file(s) failed · "
             f"{elapsed:.1f} s on **{detector.device}** · model **{detector.info.version}**"
         )
+        if len(outcome.results) > len(outcome.thumbnails):
+            summary += f" · gallery shows the first {len(outcome.thumbnails)} photos (all are in the table and CSV)"
         csv_path = str(outcome.csv_path) if outcome.csv_path else None
         return table, failures, csv_path, outcome.thumbnails, outcome.summary(), summary
 

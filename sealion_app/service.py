@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import tempfile
+import time
+import zipfile
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from PIL import Image
 
 from detector.errors import DetectorError
 from detector.images import load_image
@@ -57,7 +62,7 @@ def count_photo(
 class BatchOutcome:
     results: list[CountResult] = field(default_factory=list)
     failures: list[dict[str, str]] = field(default_factory=list)  # {"file": ..., "error": ...}
-    thumbnails: list[tuple[np.ndarray, str]] = field(default_factory=list)
+    thumbnails: list[tuple[str, str]] = field(default_factory=list)  # (JPEG path, caption), at most MAX_GALLERY
     csv_path: Path | None = None
 
     def summary(self) -> dict[str, Any]:
@@ -71,6 +76,16 @@ class BatchOutcome:
 
 
 ProgressCallback = Callable[[int, int, str], None]
+MAX_GALLERY = 200  # thumbnails shown; every photo is still counted and in the table and CSV
+UNREADABLE_MEMBER = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)  # corrupt data inside a zip
+
+
+def prune_old_batches(out_dir: Path, max_age_s: float = 24 * 3600) -> None:
+    """Remove batch folders (thumbnails, CSV) older than ``max_age_s``; Gradio has served its own copies by then."""
+    cutoff = time.time() - max_age_s
+    for folder in out_dir.glob("sealion-batch-*"):
+        if folder.is_dir() and folder.stat().st_mtime < cutoff:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def count_batch(
@@ -78,10 +93,15 @@ def count_batch(
     uploads: Sequence[str | Path],
     options: CountOptions,
     progress: ProgressCallback | None = None,
-    csv_dir: Path | None = None,
+    out_dir: Path | None = None,
 ) -> BatchOutcome:
-    """Count every photo in the uploads (zip archives expanded); bad files are recorded, never fatal."""
+    """Count every photo in the uploads (zip archives expanded); bad files are recorded, never fatal.
+
+    Thumbnails and the CSV are written to a fresh temporary folder (under ``out_dir`` when given), so a large
+    batch does not hold its annotated photos in memory.
+    """
     outcome = BatchOutcome()
+    folder = Path(tempfile.mkdtemp(prefix="sealion-batch-", dir=out_dir))
     items = expand_uploads(uploads)
     photos = [item for item in items if isinstance(item, Photo)]
     for item in items:
@@ -95,14 +115,16 @@ def count_batch(
         except DetectorError as exc:
             outcome.failures.append({"file": photo.name, "error": str(exc)})
             continue
-        except (OSError, ValueError) as exc:  # e.g. a zip member whose data is corrupt
+        except UNREADABLE_MEMBER as exc:
             outcome.failures.append({"file": photo.name, "error": f"{photo.name}: cannot read the file ({exc})."})
             continue
         outcome.results.append(result)
-        outcome.thumbnails.append((thumbnail(annotated), f"{photo.name}: {result.total}"))
+        if len(outcome.thumbnails) < MAX_GALLERY:
+            path = folder / f"{len(outcome.thumbnails):04d}.jpg"
+            Image.fromarray(thumbnail(annotated)).save(path, quality=85)
+            outcome.thumbnails.append((str(path), f"{photo.name}: {result.total}"))
     if progress:
         progress(len(photos), len(photos), "done")
     if outcome.results or outcome.failures:
-        folder = Path(tempfile.mkdtemp(prefix="sealion-batch-", dir=csv_dir))
         outcome.csv_path = write_batch_csv(folder / "sealion_counts.csv", outcome.results, outcome.failures)
     return outcome

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from PIL import Image
 
 from detector.errors import DetectorError
 from sealion_app import present, uploads
@@ -108,7 +109,11 @@ def test_count_batch_reports_progress_and_writes_csv(offline_manifest, tmp_path)
     assert [c[:2] for c in calls] == [(0, 3), (1, 3), (2, 3), (3, 3)]
     assert [r.source for r in outcome.results] == [EXAMPLES[0].name, EXAMPLES[1].name]
     assert [f["file"] for f in outcome.failures] == ["broken.png"]
-    assert len(outcome.thumbnails) == 2 and max(outcome.thumbnails[0][0].shape[:2]) == present.THUMBNAIL_SIDE
+    assert len(outcome.thumbnails) == 2
+    with Image.open(outcome.thumbnails[0][0]) as thumb:
+        assert thumb.format == "JPEG" and max(thumb.size) == present.THUMBNAIL_SIDE
+    assert outcome.thumbnails[0][1] == f"{EXAMPLES[0].name}: {outcome.results[0].total}"
+    assert outcome.csv_path.parent == Path(outcome.thumbnails[0][0]).parent
     rows = list(csv.DictReader(outcome.csv_path.open()))
     assert [r["file"] for r in rows] == [EXAMPLES[0].name, EXAMPLES[1].name, "broken.png"]
     assert set(SEA_LION_CLASSES) <= set(rows[0])
