@@ -56,20 +56,36 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 class RssSampler(threading.Thread):
-    """Samples the app's RSS every half second until stopped."""
+    """Samples the app's RSS every half second until stopped, with the number of requests finished so far."""
 
     def __init__(self, app: AppServer) -> None:
         super().__init__(daemon=True)
         self.app = app
         self.samples: list[int] = []
+        self.timeline: list[tuple[float, int, int]] = []  # (seconds since start, requests finished, rss bytes)
+        self.finished = 0
+        self.lock = threading.Lock()
         self.stopped = threading.Event()
+        self.started = time.perf_counter()
+
+    def request_finished(self) -> None:
+        with self.lock:
+            self.finished += 1
 
     def run(self) -> None:
         while not self.stopped.wait(0.5):
             try:
-                self.samples.append(self.app.rss_bytes())
+                rss = self.app.rss_bytes()
             except Exception:  # the process may be gone at the very end
                 return
+            self.samples.append(rss)
+            self.timeline.append((time.perf_counter() - self.started, self.finished, rss))
+
+    def summary(self, points: int = 12) -> list[dict[str, float]]:
+        """About ``points`` evenly spaced samples: does RSS level off or keep growing with requests?"""
+        step = max(1, len(self.timeline) // points)
+        chosen = self.timeline[::step] + self.timeline[-1:]
+        return [{"t_s": round(t, 1), "finished": n, "rss_mb": round(r / 2**20, 1)} for t, n, r in chosen]
 
 
 def one_request(client, photo: Path, args: argparse.Namespace, version: str, deadline: float) -> dict[str, Any]:
@@ -145,6 +161,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     records.append({"ok": False, "error": "deadline: not sent", "client": index, "request": request})
                     continue
                 record = one_request(client, photo, args, version, deadline)
+                sampler.request_finished()
                 records.append({**record, "client": index, "request": request})
             return records
 
@@ -165,6 +182,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ranks = [r["max_rank"] for r in records if r.get("max_rank") is not None]
     sizes = [r["max_queue_size"] for r in records if r.get("max_queue_size") is not None]
     growth = (rss_after - rss_before) / rss_before
+    # RSS once every client has had one answer: separates a one-off step at the burst from growth per request.
+    wave = next((rss for _, done, rss in sampler.timeline if done >= args.clients), None)
+    growth_after_wave = round((rss_after - wave) / wave, 4) if wave and len(records) > args.clients else None
     result = {
         "model": info,
         "settings": {
@@ -195,6 +215,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "before": round(rss_before / 2**20, 1),
             "after": round(rss_after / 2**20, 1),
             "max_during": round(max(sampler.samples, default=rss_after) / 2**20, 1),
+            "after_first_wave": round(wave / 2**20, 1) if wave else None,
+            "growth_after_first_wave": growth_after_wave,
+            "timeline": sampler.summary(),
             "growth": round(growth, 4),
         },
         "goals": {
@@ -225,11 +248,12 @@ def print_report(result: dict[str, Any]) -> None:
             rss["before"],
             rss["after"],
             f"{rss['growth'] * 100:+.1f}%",
+            "" if rss["growth_after_first_wave"] is None else f"{rss['growth_after_first_wave'] * 100:+.1f}%",
         ]
     ]
     headers = ["clients x req", "ok", "failed", "p50 s", "p95 s", "queue wait p50 s", "max pos", "req/s"]
     print(f"\n{Path(s['photo']).name}, photo scale {s['photo_scale']}; app: {s['app_command']}")
-    print(format_table([*headers, "RSS MB before", "after", "growth"], rows))
+    print(format_table([*headers, "RSS MB before", "after", "growth", "after 1st wave"], rows))
     if result["failure_reasons"]:
         print("failures:", result["failure_reasons"])
     print("goals:", result["goals"])
