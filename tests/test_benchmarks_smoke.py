@@ -73,6 +73,11 @@ def test_sliced_vs_sahi_smoke(tiny_models, tiny_photo, tmp_path, capsys):
     check_environment(data)
     assert "Counts per class" in capsys.readouterr().out
 
+    from benchmarks import report
+
+    summary = report.main(["--results", str(tmp_path)])
+    assert "tiny.jpg" in summary and "Speed goal" in summary
+
 
 def test_plain_vs_sliced_smoke(tiny_models, tiny_photo, tmp_path):
     from benchmarks import plain_vs_sliced
