@@ -64,6 +64,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tile-size", type=int, default=None, help="default: the model's input size")
     parser.add_argument("--overlap", type=float, default=0.2)
     parser.add_argument("--batch-size", type=int, default=16, help="tiles per forward pass (ours, SAHI matched)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads for both (default: all cores)")
     parser.add_argument("--profile", action="store_true", help="cProfile one run of each on the first photo")
     add_model_args(parser)
     args = parser.parse_args(argv)
@@ -145,8 +146,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from detector.slicing import tile_grid
 
     environment = Environment()
-    threads = set_threads(None)
+    threads = set_threads(args.threads)
     det = load_detector(args)
+    det._threads = threads  # Detector re-pins torch to this after every batch (all cores by default)
     tile = args.tile_size or det.imgsz
     photos = [(p, 1.0) for p in ([] if args.no_shared else default_photos())]
     photos += [(p, args.photo_scale) for p in args.photos]
