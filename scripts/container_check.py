@@ -55,6 +55,7 @@ class Summary:
     build_steps_cached: int = 0
     image: str = ""
     image_size_bytes: int = 0
+    seconds_to_start: float | None = None  # `docker run -d` returned (vfs copies the image for the container)
     seconds_to_http: float | None = None
     seconds_to_healthy: float | None = None
     example: str = ""
@@ -235,9 +236,9 @@ def http_ok(url: str) -> bool:
         return False
 
 
-def wait_healthy(docker: Docker, name: str, url: str, timeout: float, summary: Summary) -> None:
-    """Poll until Docker's HEALTHCHECK says healthy; also note when the HTTP port first answered."""
-    start = time.monotonic()
+def wait_healthy(docker: Docker, name: str, url: str, start: float, timeout: float, summary: Summary) -> None:
+    """Poll until Docker's HEALTHCHECK says healthy; also note when the HTTP port first answered.
+    Times count from `start` (just before `docker run`)."""
     last = ""
     while time.monotonic() - start < timeout:
         elapsed = time.monotonic() - start
@@ -312,10 +313,14 @@ def run_check(args: argparse.Namespace, summary: Summary) -> None:
         name = f"sealion-check-{os.getpid()}"
         url = f"http://127.0.0.1:{port}/"
         # The image's own CMD; host networking (this engine has no bridge), so the port comes from the environment.
-        docker.run("run", "-d", "--name", name, "--network", "host", "-e", f"GRADIO_SERVER_PORT={port}", args.tag)
-        log(f"run: container {name} from {args.tag} on {url}")
+        extra = [opt for env in args.env for opt in ("-e", env)] + [opt for vol in args.volume for opt in ("-v", vol)]
+        run_args = ["run", "-d", "--name", name, "--network", "host", "-e", f"GRADIO_SERVER_PORT={port}", *extra]
+        started = time.monotonic()
+        docker.run(*run_args, args.tag)
+        summary.seconds_to_start = round(time.monotonic() - started, 1)
+        log(f"run: container {name} from {args.tag} on {url}, started in {summary.seconds_to_start} s")
         try:
-            wait_healthy(docker, name, url + "gradio_api/info", args.timeout, summary)
+            wait_healthy(docker, name, url + "gradio_api/info", started, args.timeout, summary)
             log(f"run: healthy after {summary.seconds_to_healthy} s")
             call_count(url, args.example, args.photo_scale, summary)
             log(f"/count on {args.example.name}: total={summary.total} counts={json.dumps(summary.counts)}")
@@ -337,6 +342,7 @@ def print_summary(s: Summary) -> None:
         ("torch index", "Dockerfile default (PyTorch CPU wheels)" if s.torch_index == "default" else s.torch_index),
         ("build", f"{s.build_seconds} s, {s.build_steps_cached}/{s.build_steps} steps from cache"),
         ("image size", f"{s.image_size_bytes / 1e9:.2f} GB ({s.image})"),
+        ("started", f"{s.seconds_to_start} s (docker run -d returned)"),
         ("HTTP answered", f"{s.seconds_to_http} s after docker run"),
         ("healthy", f"{s.seconds_to_healthy} s after docker run"),
         (
@@ -366,6 +372,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--photo-scale", type=float, default=0.25, help="photo_scale for /count (0.25: the shipped examples)"
     )
     parser.add_argument("--port", type=int, help="host port for the app (default: a free one)")
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="KEY=VALUE", help="extra container environment (repeatable)"
+    )
+    parser.add_argument("--volume", action="append", default=[], metavar="SRC:DST[:ro]", help="extra bind mount")
     parser.add_argument("--timeout", type=float, default=600, help="seconds to wait for healthy")
     parser.add_argument("--docker", default=os.environ.get("DOCKER", "docker"), help="docker CLI binary")
     parser.add_argument("--engine-root", type=Path, default=DEFAULT_ENGINE_ROOT, help="data root of an own dockerd")
