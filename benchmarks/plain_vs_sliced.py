@@ -94,8 +94,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             plain.predict(str(photo), conf=args.conf, iou=args.iou, device="cpu", verbose=False)[0]
         )
 
+    last_timings: dict[str, float] = {}
+
     def run_sliced(photo: Path, photo_scale: float) -> dict[str, int]:
-        return det.count(photo, conf=args.conf, iou=args.iou, photo_scale=photo_scale).counts
+        result = det.count(photo, conf=args.conf, iou=args.iou, photo_scale=photo_scale)
+        last_timings.update(result.timings_ms)  # decode + resize ("preprocess") vs inference vs merge
+        return result.counts
 
     def run_one_pass(photo: Path, photo_scale: float) -> dict[str, int]:
         work = resize_like_detector(load_image(photo), det.ground_scale / photo_scale)
@@ -129,6 +133,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "work_size": work_size,
             "plain_imgsz": plain.predictor.args.imgsz if plain.predictor else None,
             "sliced_tiles": tiles,
+            "sliced_phases_ms_last_run": {k: round(v, 1) for k, v in last_timings.items()},
             "one_pass_imgsz": [-(-work_size[1] // STRIDE) * STRIDE, -(-work_size[0] // STRIDE) * STRIDE],
             "seconds": {name: summarize(values) for name, values in times.items()},
             "counts": counts,

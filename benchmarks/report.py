@@ -52,8 +52,10 @@ def sliced_vs_sahi(data: dict[str, Any]) -> str:
     headers = ["photo", "tiles", "ours s", "SAHI matched s (ratio)", "SAHI defaults s (ratio)"]
     table = format_table([*headers, "total count ours / matched / defaults", "official"], rows)
     summary = data["summary"]
+    threads = data["settings"]["torch_threads_both"]
     return (
-        f"{table}\n\nSpeed goal ({summary['speed_goal']}): {'met' if summary['speed_goal_met'] else 'not met'}; "
+        f"{table}\n\nTorch threads on both sides: {threads}. Speed goal ({summary['speed_goal']}): "
+        f"{'met' if summary['speed_goal_met'] else 'not met'}; "
         f"per-class counts within 2% of SAHI matched: {'yes' if summary['count_goal_met'] else 'no'}.\n\n"
         f"{_machine(data)}"
     )
@@ -127,6 +129,7 @@ def gpu(data: dict[str, Any]) -> str:
 
 SECTIONS = {
     "sliced_vs_sahi": ("Sliced inference vs SAHI", sliced_vs_sahi),
+    "sliced_vs_sahi_threads1": ("Sliced inference vs SAHI, both at 1 torch thread", sliced_vs_sahi),
     "plain_vs_sliced": ("Plain vs sliced", plain_vs_sliced),
     "api_overhead": ("API overhead", api_overhead),
     "load": ("Load", load),
