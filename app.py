@@ -273,13 +273,22 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                     "Upload many photos, or .zip archives of photos. Every photo is counted with the settings of the "
                     "Count tab; files that cannot be read are listed with the reason."
                 )
-                files = gr.File(file_count="multiple", label="Photos and .zip archives")
+                files = gr.File(file_count="multiple", label="Photos and .zip archives", elem_id="batch-files")
                 batch_button = gr.Button("Count all", variant="primary")
-                batch_status = gr.Markdown()
-                batch_table = gr.Dataframe(label="Counts per photo", interactive=False)
-                batch_errors = gr.Dataframe(headers=["file", "error"], label="Files not counted", interactive=False)
-                batch_csv = gr.File(label="CSV (one row per photo)", interactive=False)
-                gallery = gr.Gallery(label="Annotated photos", columns=4, format="jpeg", height="auto")
+                batch_status = gr.Markdown(elem_id="batch-status")
+                batch_table = gr.Dataframe(
+                    present.batch_table([], default.class_names),
+                    label="Counts per photo",
+                    interactive=False,
+                    elem_id="batch-table",
+                )
+                batch_errors = gr.Dataframe(
+                    headers=["file", "error"], label="Files not counted", interactive=False, elem_id="batch-errors"
+                )
+                batch_csv = gr.File(label="CSV (one row per photo)", interactive=False, elem_id="batch-csv")
+                gallery = gr.Gallery(
+                    label="Annotated photos", columns=4, format="jpeg", height="auto", elem_id="batch-gallery"
+                )
                 with gr.Accordion("JSON result", open=False):
                     batch_json = gr.JSON(label="Batch result")
                 batch_button.click(

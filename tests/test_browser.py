@@ -98,6 +98,46 @@ def test_upload_count_and_see_the_result(browser, app, tmp_path):
     page.close()
 
 
+def test_example_then_count(browser, app):
+    """Clicking a shipped example fills the photo and its photo scale (0.25); Count uses both."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1300})
+    page.goto(app.url, wait_until="domcontentloaded")
+    page.get_by_role("button", name="Count", exact=True).wait_for(timeout=60_000)
+    examples = page.get_by_text("Examples (NOAA photos").locator("xpath=ancestor::*[contains(@class,'block')][1]")
+    examples.locator("img").first.click()
+    page.wait_for_function(
+        "() => document.querySelector('#photo-scale input[type=number]').value === '0.25'", timeout=30_000
+    )
+    page.locator("#photo-input img").first.wait_for(timeout=30_000)
+    page.get_by_role("button", name="Count", exact=True).click()
+    page.wait_for_function(
+        "() => /animals in \\d+×\\d+ px/.test(document.querySelector('#count-status')?.innerText || '')",
+        timeout=180_000,
+    )
+    assert "1404×936" in page.locator("#count-status").inner_text()
+    page.close()
+
+
+def test_batch_tab_counts_and_lists_bad_files(browser, app, tmp_path):
+    broken = tmp_path / "broken.jpg"
+    broken.write_text("not a photo")
+    page = browser.new_page(viewport={"width": 1400, "height": 1300})
+    page.goto(app.url, wait_until="domcontentloaded")
+    page.get_by_role("tab", name="Batch").click()
+    with page.expect_response(lambda r: "/gradio_api/upload?" in r.url and r.request.method == "POST"):
+        page.locator("#batch-files input[type=file]").set_input_files([str(PHOTO), str(broken)])
+    page.locator("#batch-files").get_by_text("broken").first.wait_for(timeout=30_000)  # listed as uploaded
+    page.get_by_role("button", name="Count all").click()
+    page.wait_for_function(
+        "() => /Counted/.test(document.querySelector('#batch-status')?.innerText || '')", timeout=180_000
+    )
+    assert "Counted 1 photo(s), 1 file(s) failed" in page.locator("#batch-status").inner_text()
+    assert "not an image file" in page.locator("#batch-errors").inner_text()
+    assert PHOTO.name in page.locator("#batch-table").inner_text()
+    page.locator("#batch-gallery img").first.wait_for(timeout=30_000)
+    page.close()
+
+
 def test_other_tabs_render(browser, app):
     page = browser.new_page(viewport={"width": 1300, "height": 1000})
     page.goto(app.url, wait_until="domcontentloaded")
