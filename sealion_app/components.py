@@ -19,4 +19,12 @@ class PhotoInput(gr.Image):
     def preprocess(self, payload: Any) -> Any:
         if payload is not None and payload.path and not (payload.url or "").startswith("data:"):
             return str(payload.path)
-        return super().preprocess(payload)
+        try:  # base64 data URLs (raw HTTP clients) are decoded by Gradio itself
+            return super().preprocess(payload)
+        except gr.Error:
+            raise
+        except Exception as exc:
+            raise gr.Error(
+                f"The uploaded image data cannot be read ({type(exc).__name__}); upload the photo as a file.",
+                print_exception=False,
+            ) from exc

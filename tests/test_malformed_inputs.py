@@ -187,3 +187,28 @@ def test_oversized_upload_is_refused_by_the_server(app, tmp_path):
         answer = httpx.post(f"{app.url}gradio_api/upload", files={"files": ("big.jpg", handle)}, timeout=120)
     assert answer.status_code == 413, answer.text[:300]
     assert app.alive()
+
+
+@pytest.mark.parametrize("valid", [True, False], ids=["valid-png", "garbage"])
+def test_base64_data_url_over_raw_http(app, client, valid):
+    """Raw HTTP clients may send the image inline as a data URL instead of uploading it."""
+    import base64
+    import json
+
+    import httpx
+
+    payload = encode(noise(48, 32), "PNG") if valid else b"definitely not a PNG"
+    photo = {"url": "data:image/png;base64," + base64.b64encode(payload).decode(), "meta": {"_type": "gradio.FileData"}}
+    version = client.predict(api_name="/model_info")["version"]
+    with httpx.Client(base_url=app.url, timeout=120) as http:
+        body = {"data": [photo, 0.25, 0.45, "auto", 0, 1.0, version]}
+        event_id = http.post("gradio_api/call/count", json=body).json()["event_id"]
+        stream = http.get(f"gradio_api/call/count/{event_id}").text
+    last = json.loads([line for line in stream.splitlines() if line.startswith("data: ")][-1].removeprefix("data: "))
+    if valid:
+        assert "event: complete" in stream, stream[:500]
+        assert last[2]["image_size"] == {"width": 48, "height": 32}
+    else:
+        assert "event: error" in stream
+        assert "cannot be read" in last["error"] and "upload the photo as a file" in last["error"]
+    assert app.alive()
