@@ -211,3 +211,14 @@ def test_raw_http_flow_as_in_the_readme(app, client):
         event_id = http.post("gradio_api/call/count", json={"data": [None, 0.25, 0.45, "auto", 0, 1, version]}).json()
         stream = http.get(f"gradio_api/call/count/{event_id['event_id']}").text
     assert "event: error" in stream and "Upload a photo" in stream
+
+
+def test_concurrent_requests_share_one_model_safely(app):
+    """Several clients at once: every job completes, and the same photo gives the same answer each time."""
+    clients = [Client(app.url, verbose=False) for _ in range(3)]
+    jobs = [c.submit(handle_file(str(EXAMPLES[1])), 0.05, 0.45, "auto", 0, 1.0, api_name="/count") for c in clients]
+    results = [job.result(timeout=600)[2] for job in jobs]
+    first = results[0]
+    for result in results[1:]:
+        assert result["counts"] == first["counts"]
+        assert [d["xyxy"] for d in result["detections"]] == [d["xyxy"] for d in first["detections"]]
