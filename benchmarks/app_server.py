@@ -25,7 +25,7 @@ class AppServer:
     """``python app.py --host 127.0.0.1 --port <free>`` as a child process; a context manager.
 
     ``weights`` / ``version`` choose the model (default: the manifest's default version); ``extra_args`` go to
-    app.py as they are (e.g. ``["--queue-size", "64"]``).
+    app.py as they are (e.g. ``["--queue-size", "64"]``); ``extra_env`` is added to its environment.
     """
 
     def __init__(
@@ -34,6 +34,7 @@ class AppServer:
         version: str | None = None,
         extra_args: list[str] | None = None,
         startup_timeout: float = 300,
+        extra_env: dict[str, str] | None = None,
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
@@ -44,6 +45,7 @@ class AppServer:
             self.command += ["--model-version", version]
         self.command += list(extra_args or [])
         self.startup_timeout = startup_timeout
+        self.extra_env = dict(extra_env or {})
         self.process: subprocess.Popen | None = None
         self.startup_s: float | None = None
         self._log = tempfile.NamedTemporaryFile(prefix="sealion-bench-app-", suffix=".log", delete=False)  # noqa: SIM115
@@ -62,6 +64,7 @@ class AppServer:
             "GRADIO_ANALYTICS_ENABLED": "False",
             "HF_HUB_DISABLE_TELEMETRY": "1",
             "PYTHONUNBUFFERED": "1",
+            **self.extra_env,
         }
         started = time.perf_counter()
         self.process = subprocess.Popen(

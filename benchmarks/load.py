@@ -48,10 +48,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--request-timeout", type=float, default=300, help="seconds one request may take")
     parser.add_argument("--warmup", type=int, default=2, help="requests before the RSS baseline is taken")
     parser.add_argument("--app-arg", action="append", default=[], help="extra app.py argument (repeatable)")
+    parser.add_argument(
+        "--app-env", action="append", default=[], metavar="KEY=VALUE", help="extra app environment (repeatable)"
+    )
     add_model_args(parser)
     args = parser.parse_args(argv)
     if args.clients < 1 or args.requests < 1:
         parser.error("--clients and --requests must be >= 1")
+    if any("=" not in item for item in args.app_env):
+        parser.error("--app-env takes KEY=VALUE")
+    args.app_env = dict(item.split("=", 1) for item in args.app_env)
     return args
 
 
@@ -131,7 +137,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     environment = Environment()
     photo = args.photo.resolve()
-    app = AppServer(weights=args.weights, version=args.version, extra_args=args.app_arg)
+    app = AppServer(weights=args.weights, version=args.version, extra_args=args.app_arg, extra_env=args.app_env)
     with app, tempfile.TemporaryDirectory() as downloads:
         log(f"app ready at {app.url} in {app.startup_s}s")
         warm = Client(app.url, verbose=False, download_files=downloads)
@@ -194,7 +200,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "requests_per_client": args.requests,
             "deadline_s": args.deadline,
             "request_timeout_s": args.request_timeout,
-            "app_command": " ".join(["python app.py --host 127.0.0.1 --port <free> --device cpu", *args.app_arg]),
+            "app_command": " ".join(
+                [
+                    *(f"{k}={v}" for k, v in args.app_env.items()),
+                    "python app.py --host 127.0.0.1 --port <free> --device cpu",
+                    *args.app_arg,
+                ]
+            ),
             "app_startup_s": startup_s,
         },
         "requests": len(records),

@@ -104,7 +104,8 @@ def load(data: dict[str, Any]) -> str:
     rows = [
         [
             f"{s['clients']} x {s['requests_per_client']}",
-            s["app_command"].split("--device cpu")[-1].strip() or "(defaults)",
+            s["app_command"].replace("python app.py --host 127.0.0.1 --port <free> --device cpu", "").strip()
+            or "(defaults)",
             data["succeeded"],
             data["failed"],
             lat.get("median"),
@@ -116,7 +117,7 @@ def load(data: dict[str, Any]) -> str:
         ]
     ]
     headers = ["clients x requests", "app args", "ok", "failed", "p50 s", "p95 s", "max queue pos", "wait p50 s"]
-    table = format_table([*headers, "RSS MB", "RSS after 1st wave"], rows)
+    table = format_table([*headers, "RSS MB", "growth after 1st wave"], rows)
     reasons = f"\n\nFailures: {data['failure_reasons']}" if data["failure_reasons"] else ""
     return f"{table}{reasons}\n\n{_machine(data)}"
 
@@ -134,6 +135,7 @@ SECTIONS = {
     "api_overhead": ("API overhead", api_overhead),
     "load": ("Load", load),
     "load_queue64": ("Load, app with --queue-size 64", load),
+    "load_queue64_arena2": ("Load, app with --queue-size 64 and MALLOC_ARENA_MAX=2", load),
     "gpu": ("GPU", gpu),
 }
 
