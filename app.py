@@ -69,9 +69,9 @@ Counts are estimates: check the boxes, and lower the confidence threshold if ani
 
 ## Training data
 
-The plot shows how many animals of each class the NOAA sample photos hold, from the competition's official
-counts (`counts.csv`). Pups and adult females dominate; subadult and adult males are rare, so the model sees far
-fewer examples of them.
+The plot shows how many animals of each class the eight NOAA sample photos hold, from the competition's official
+counts (`counts.csv`); the model trains on those photos whose dotted copy lines up with the raw one. Adult females
+and pups dominate; adult and subadult males are rare, so the model sees far fewer examples of them.
 """
 
 
@@ -160,7 +160,7 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
         options = _options(conf, iou, slicing, tile_size, photo_scale)
         outcome = count_batch(detector, [str(f) for f in files], options, progress=report, out_dir=batch_dir)
         table = present.batch_table(outcome.results, detector.class_names)
-        failures = present.pd.DataFrame(outcome.failures or [], columns=["file", "error"])
+        failures = present.failures_table(outcome.failures)
         elapsed = time.perf_counter() - started
         summary = (
             f"Counted **{len(outcome.results)}** photo(s), **{len(outcome.failures)}** file(s) failed · "

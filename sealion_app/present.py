@@ -84,6 +84,11 @@ def batch_table(results: Sequence[CountResult], class_names: Sequence[str]) -> p
     return pd.DataFrame(rows, columns=columns)
 
 
+def failures_table(failures: Sequence[dict[str, str]]) -> pd.DataFrame:
+    """One row per file that was not counted: file, reason."""
+    return pd.DataFrame([[f["file"], f["error"]] for f in failures], columns=["file", "error"])
+
+
 def write_batch_csv(path: Path, results: Sequence[CountResult], failures: Sequence[dict[str, str]]) -> Path:
     """The same CSV as ``python -m detector count --out x.csv``: one row per photo, then one per failed file."""
     from detector.cli import write_results
