@@ -300,10 +300,16 @@ def make_folds(photo_ids: Sequence[str], folds: int, seed: int = 0) -> list[list
     return [sorted(ids[i::folds], key=_id_key) for i in range(folds)]
 
 
-def write_split(out: Path, name: str, train_ids: Sequence[str], val_ids: Sequence[str]) -> Path:
-    """Write image lists and ``data.yaml`` for one photo-level split; returns the data.yaml path."""
+def write_split(
+    out: Path, name: str, train_ids: Sequence[str], val_ids: Sequence[str], monitor_only: bool = False
+) -> Path:
+    """Write image lists and ``data.yaml`` for one photo-level split; returns the data.yaml path.
+
+    ``monitor_only``: the val photos are also training photos (the final model trains on every photo; its val
+    numbers only show progress, the honest estimate is cross-validation).
+    """
     overlap = set(train_ids) & set(val_ids)
-    if overlap:
+    if overlap and not monitor_only:
         raise ValueError(f"split {name}: photos {sorted(overlap)} are in both train and val")
     split_dir = out / "splits" / name
     split_dir.mkdir(parents=True, exist_ok=True)
@@ -316,7 +322,7 @@ def write_split(out: Path, name: str, train_ids: Sequence[str], val_ids: Sequenc
         file.write_text("".join(line + "\n" for line in lines))
 
     listing(train_ids, out / f"{name}_train.txt")
-    listing(val_ids or train_ids[:1], out / f"{name}_val.txt")
+    listing(val_ids, out / f"{name}_val.txt")
     data = {
         "path": str(out.resolve()),
         "train": f"{name}_train.txt",
@@ -324,6 +330,7 @@ def write_split(out: Path, name: str, train_ids: Sequence[str], val_ids: Sequenc
         "names": dict(enumerate(SEA_LION_CLASSES)),
         "train_photos": list(train_ids),
         "val_photos": list(val_ids),
+        "val_is_training_data": bool(overlap) or monitor_only,
     }
     path = split_dir / "data.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
@@ -376,7 +383,8 @@ def build_dataset(root: Path, out: Path, options: BuildOptions, photo_scale: flo
         )  # fmt: skip
         del photo  # one photo in memory at a time
     ids = [r["photo_id"] for r in records]
-    splits = {"all": str(write_split(out, "all", ids, list(options.val_ids) if options.val_ids else []))}
+    # "all": the final model trains on every photo; a few of them are its (in-sample) progress monitor.
+    splits = {"all": str(write_split(out, "all", ids, list(options.val_ids) or ids[:1], monitor_only=True))}
     if options.val_ids:
         train_ids = [i for i in ids if i not in set(options.val_ids)]
         splits["holdout"] = str(write_split(out, "holdout", train_ids, list(options.val_ids)))

@@ -42,6 +42,7 @@ MAX_DOT_AREA = 60
 DIFF_THRESHOLD = 12.0
 DIFF_NOISE_FACTOR = 3.0
 DIFF_WINDOW = 7  # px window over which a blurred dot's colour difference is summed before classifying it
+RING_RADIUS, RING_RATIO = 6.0, 2.5  # JPEG ringing: a peak this near a much stronger one is not a dot
 
 # A pair whose best orientation still differs this much (median over pixels of the per-pixel max channel
 # difference, 0-255) is not the same photograph.
@@ -98,15 +99,23 @@ class Dots:
 
 def _colour_labels(rgb: np.ndarray, max_distance: float) -> np.ndarray:
     """Per pixel: index of the nearest dot colour when within ``max_distance``, else -1."""
-    pixels = rgb.astype(np.float32)
-    best = np.full(rgb.shape[:2], np.inf, dtype=np.float32)
+    rgb = np.ascontiguousarray(rgb, dtype=np.uint8)
+    # Cheap pre-filter with cv2.inRange (a cube around each colour), exact distances only for those pixels.
+    margin = int(np.ceil(max_distance))
+    candidates = np.zeros(rgb.shape[:2], dtype=np.uint8)
+    for colour in _PALETTE.astype(int):
+        lower = np.clip(colour - margin, 0, 255).astype(np.uint8)
+        upper = np.clip(colour + margin, 0, 255).astype(np.uint8)
+        candidates |= cv2.inRange(rgb, lower, upper)
+    ys, xs = np.nonzero(candidates)
     label = np.full(rgb.shape[:2], -1, dtype=np.int8)
-    for index, colour in enumerate(_PALETTE):
-        dist = np.square(pixels - colour).sum(axis=2)
-        closer = dist < best
-        best[closer] = dist[closer]
-        label[closer] = index
-    label[best >= max_distance**2] = -1
+    if not len(ys):
+        return label
+    pixels = rgb[ys, xs].astype(np.float32)
+    distance = ((pixels[:, None, :] - _PALETTE[None, :, :]) ** 2).sum(axis=2)  # (P, 5)
+    nearest = distance.argmin(axis=1)
+    close = distance[np.arange(len(nearest)), nearest] < max_distance**2
+    label[ys[close], xs[close]] = nearest[close]
     return label
 
 
@@ -228,6 +237,7 @@ def dots_by_difference(raw_rgb: np.ndarray, dotted_rgb: np.ndarray, scale: float
     ys, xs = np.nonzero(peaks)
     if not len(xs):
         return Dots.empty()
+    ys, xs = _separate_peaks(ys, xs, magnitude[ys, xs])
     window = (DIFF_WINDOW, DIFF_WINDOW)
     summed = cv2.boxFilter(diff, -1, window, normalize=False)[ys, xs]  # (N, 3)
     background = cv2.blur(raw, window)[ys, xs]  # (N, 3)
@@ -238,6 +248,22 @@ def dots_by_difference(raw_rgb: np.ndarray, dotted_rgb: np.ndarray, scale: float
         residuals.append(((summed - share[:, None] * direction) ** 2).sum(1))
     class_id = np.argmin(np.stack(residuals, axis=1), axis=1)
     return Dots(np.stack([xs, ys], axis=1), class_id)
+
+
+def _separate_peaks(
+    ys: np.ndarray, xs: np.ndarray, strength: np.ndarray, min_distance: float = 1.5, ring: float = RING_RADIUS
+):
+    """Drop peaks that are not dots of their own: closer than ``min_distance`` px to a stronger peak (a plateau),
+    or within ``ring`` px of a peak RING_RATIO times stronger (JPEG ringing around a strong dot)."""
+    order = np.argsort(-strength, kind="stable")
+    ys, xs, strength = ys[order], xs[order], strength[order]
+    keep = np.ones(len(ys), dtype=bool)
+    for i in range(len(ys)):
+        if keep[i]:
+            dist = np.hypot(ys[i + 1 :] - ys[i], xs[i + 1 :] - xs[i])
+            weak = strength[i + 1 :] * RING_RATIO < strength[i]
+            keep[i + 1 :] &= ~((dist < min_distance) | ((dist <= ring) & weak))
+    return ys[keep], xs[keep]
 
 
 def dots_from_pair(raw_rgb: np.ndarray, dotted_rgb: np.ndarray, scale: float = 1.0, label: str = "pair") -> Dots:

@@ -185,6 +185,7 @@ def cross_validate(
     report = {
         "folds": fold_names,
         "epochs_per_fold": epochs,
+        "train_overrides": dict(extra or {}),
         "model": model,
         "conf": conf,
         "cv": count_metrics(np.array(truth), np.array(predicted)),
@@ -237,13 +238,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--conf", type=float, default=0.25, help="detection confidence (the product default)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, help="folder (with --cv) or JSON file for the results")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="with --cv: other ultralytics train arguments"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     started = time.perf_counter()
     if args.cv:
         out = args.out or Path("runs/cv")
         folds = [f for f in args.folds.split(",") if f] or None
-        report = cross_validate(args.dataset, out, args.epochs, args.model, args.conf, args.device, folds)
+        import yaml
+
+        extra = {k: yaml.safe_load(v) for k, _, v in (item.partition("=") for item in args.set)}
+        report = cross_validate(args.dataset, out, args.epochs, args.model, args.conf, args.device, folds, extra)
         print(f"cross-validation, {len(report['folds'])} folds x {args.epochs} epochs, {report['cv']['photos']} photos")
         print(format_table(report["cv"], report["baseline_training_mean"]))
         print(f"mAP@0.5 on validation chips, mean over folds: {report['mean_chip_map50']:.3f}")

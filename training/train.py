@@ -72,9 +72,21 @@ class RandomRot90:
 
 
 class SeaLionTrainer(DetectionTrainer):
-    """ultralytics' detection trainer plus 90-degree rotations of training images."""
+    """ultralytics' detection trainer plus 90-degree rotations of training images; MLflow only when asked."""
 
     rot90_p = 0.5
+    use_mlflow = False
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        from ultralytics.utils.callbacks import mlflow as mlflow_callbacks
+
+        ours = set(mlflow_callbacks.callbacks.values()) if mlflow_callbacks.callbacks else set()
+        for hooks in self.callbacks.values():  # ultralytics adds MLflow whenever it is installed: not by default
+            hooks[:] = [hook for hook in hooks if hook not in ours]
+        if self.use_mlflow:
+            for event, hook in mlflow_callbacks.callbacks.items():
+                self.add_callback(event, hook)
 
     def build_dataset(self, img_path: str, mode: str = "train", batch: int | None = None):
         dataset = super().build_dataset(img_path, mode, batch)
@@ -161,15 +173,16 @@ def check_names(data_yaml: Path) -> None:
 
 
 def _enable_mlflow(project: str) -> None:
+    """Log this run with ultralytics' MLflow integration to a local store (``<project>/mlruns`` by default)."""
     try:
         import mlflow  # noqa: F401
     except ImportError as exc:
         raise SystemExit("--mlflow needs the mlflow package: pip install mlflow") from exc
-    from ultralytics import settings
-
-    settings.update({"mlflow": True})
-    os.environ.setdefault("MLFLOW_TRACKING_URI", (Path(project).resolve().parent / "mlruns").as_uri())
+    os.environ.setdefault("MLFLOW_TRACKING_URI", (Path(project).resolve() / "mlruns").as_uri())
+    # A plain folder store needs no database server (mlflow-skinny has no SQL backend); MLflow 3 asks to opt in.
+    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
     os.environ.setdefault("MLFLOW_EXPERIMENT_NAME", "sealion-counter")
+    os.environ["MLFLOW_KEEP_RUN_ACTIVE"] = "1"  # we add the training record, then end the run
 
 
 def train(config: TrainConfig, command: str | None = None) -> dict[str, Any]:
@@ -182,6 +195,7 @@ def train(config: TrainConfig, command: str | None = None) -> dict[str, Any]:
     from ultralytics import YOLO
 
     SeaLionTrainer.rot90_p = config.rot90
+    SeaLionTrainer.use_mlflow = config.mlflow
     model = YOLO(config.model, task="detect")  # a .yaml config: random init, no download
     started = time.perf_counter()
     model.train(trainer=SeaLionTrainer, **config.ultralytics_args(imgsz))
@@ -215,11 +229,10 @@ def train(config: TrainConfig, command: str | None = None) -> dict[str, Any]:
     if config.mlflow:
         import mlflow
 
-        with mlflow.start_run(run_name=f"{config.name}-artifacts"):
-            mlflow.log_params({k: v for k, v in record["ultralytics_args"].items() if not isinstance(v, dict)})
-            mlflow.log_metrics({k.replace("(", "").replace(")", ""): v for k, v in metrics.items()})
-            mlflow.log_artifact(str(best), artifact_path="weights")
+        if mlflow.active_run() is not None:  # params, metrics and weights were logged by ultralytics' integration
+            record["mlflow_run_id"] = mlflow.active_run().info.run_id
             mlflow.log_artifact(str(save_dir / "training_record.json"))
+            mlflow.end_run()
     return record
 
 

@@ -1,0 +1,180 @@
+"""End to end on tiny real data, no mocks: dots → dataset → train 1 epoch → publish a tagged revision to a local
+git model repo served by olah → the product's Detector pulls that tag and counts."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from huggingface_hub import ModelCard
+from ultralytics.utils.instance import Instances
+
+from detector.classes import CLASS_COLORS, SEA_LION_CLASSES
+from detector.hub import sha256_file, version_from_card
+from detector.manifest import load_manifest
+from tests.helpers import OlahServer
+from training.dataset import BuildOptions, ChipOptions, build_dataset
+from training.evaluate import evaluate_model
+from training.publish import PublishError, publish, summary_metrics, training_data_summary
+from training.train import RandomRot90, TrainConfig, train
+
+TINY = Path(__file__).parent / "data" / "sealions-tiny"
+REPO_ID = "sealion-tests/trained-tiny"
+
+
+def test_random_rot90_moves_boxes_with_the_pixels():
+    image = np.zeros((100, 200, 3), dtype=np.uint8)
+    image[10:30, 50:90] = 255  # a box at x 50-90, y 10-30
+    instances = Instances(np.array([[70 / 200, 20 / 100, 40 / 200, 20 / 100]], np.float32), normalized=True)
+    out = RandomRot90(p=1.0)({"img": image, "instances": instances})
+    ys, xs = np.nonzero(out["img"][:, :, 0])
+    got = out["instances"]
+    got.convert_bbox("xyxy")
+    got.denormalize(out["img"].shape[1], out["img"].shape[0])
+    assert out["img"].shape == (200, 100, 3)
+    assert got.bboxes[0] == pytest.approx([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], abs=1e-4)
+    random.seed(0)
+    untouched = RandomRot90(p=0.0)({"img": image, "instances": instances})
+    assert untouched["img"] is image
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("e2e")
+    options = BuildOptions(ground_scale=0.25, chips=ChipOptions(size=96, overlap=0.25), folds=0, val_ids=("b",))
+    summary = build_dataset(TINY, root / "dataset", options, command="build tiny")
+    record = train(
+        TrainConfig(
+            data=summary["splits"]["holdout"], epochs=1, batch=4, workers=0, project=str(root / "runs"), name="tiny"
+        ),
+        command="python -m training.train (tiny e2e)",
+    )
+    return {"root": root, "summary": summary, "record": record}
+
+
+def test_training_writes_weights_and_a_record(trained):
+    record = trained["record"]
+    assert Path(record["weights"]).is_file()
+    assert record["imgsz"] == 96 and record["base_config"] == "yolov5n.yaml" and record["epochs_run"] == 1
+    args = record["ultralytics_args"]
+    assert (args["fliplr"], args["flipud"], args["degrees"], args["perspective"]) == (0.5, 0.5, 0.0, 0.0)
+    assert record["train_photos"] == ["a"] and record["val_photos"] == ["b"]
+    saved = json.loads((Path(record["save_dir"]) / "training_record.json").read_text())
+    assert saved["command"] == record["command"]
+
+
+def test_evaluate_counts_whole_photos_with_the_product_detector(trained):
+    dataset = trained["root"] / "dataset"
+    result = evaluate_model(Path(trained["record"]["weights"]), dataset, ["b"], ["a"])
+    assert result["model"]["photos"] == 1 and set(result["model"]["per_class"]) == set(SEA_LION_CLASSES)
+    truth = result["per_photo"][0]["truth"]
+    assert truth == [trained["summary"]["photos"][1]["dot_counts"][n] for n in SEA_LION_CLASSES]
+    # The training mean of one photo is that photo's counts: the baseline error is their difference.
+    a = [trained["summary"]["photos"][0]["dot_counts"][n] for n in SEA_LION_CLASSES]
+    assert result["baseline_training_mean"]["total_mae"] == pytest.approx(abs(sum(a) - sum(truth)))
+
+
+def test_publish_to_local_git_repo_and_detector_pulls_the_tag(trained, tmp_path, monkeypatch):
+    server = OlahServer(tmp_path / "hub")
+    repo_dir = server.repo_dir(REPO_ID)
+    manifest = tmp_path / "weights" / "manifest.yaml"
+    manifest.parent.mkdir()
+    record = trained["record"]
+    metrics = {"note": "1-epoch smoke model"}
+    published = publish(
+        Path(record["weights"]),
+        "v1",
+        imgsz=record["imgsz"],
+        ground_scale=0.25,
+        base_config=record["base_config"],
+        training_command=record["command"],
+        training_data=training_data_summary(trained["root"] / "dataset"),
+        metrics=metrics,
+        repo_id=REPO_ID,
+        git_repo=repo_dir,
+        manifest=manifest,
+        ship=True,
+        make_default=True,
+    )
+    tag_commit = subprocess.run(
+        ["git", "rev-list", "-n1", "v1"], cwd=repo_dir, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert published.commit == tag_commit and len(tag_commit) == 40
+    card = ModelCard.load(repo_dir / "README.md").data.to_dict()
+    assert card["weights"] == {"filename": published.filename, "sha256": published.sha256}
+    assert card["class_names"] == list(SEA_LION_CLASSES)
+    assert card["class_colors"]["pups"] == list(CLASS_COLORS["pups"])
+    assert (card["imgsz"], card["ground_scale"], card["base_config"]) == (96, 0.25, "yolov5n.yaml")
+    assert card["training_command"] == record["command"] and card["metrics"] == metrics
+    entry = load_manifest(manifest).get("v1")
+    assert (entry.commit, entry.sha256, entry.revision) == (tag_commit, published.sha256, "v1")
+    assert entry.ground_scale == 0.25 and entry.imgsz == 96 and load_manifest(manifest).default == "v1"
+    assert sha256_file(manifest.parent / entry.shipped_file) == published.sha256
+    with pytest.raises(PublishError, match="already"):
+        publish(Path(record["weights"]), "v1", imgsz=96, ground_scale=0.25, base_config="yolov5n.yaml",
+                training_command="", training_data={}, metrics={}, repo_id=REPO_ID, git_repo=repo_dir,
+                manifest=manifest)  # fmt: skip
+
+    server.start(REPO_ID)
+    try:
+        monkeypatch.setenv("HF_ENDPOINT", server.url)
+        monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+        monkeypatch.setenv("SEALION_MANIFEST", str(manifest))
+        for name in ("HF_HUB_OFFLINE", "SEALION_MODEL_VERSION", "SEALION_WEIGHTS", "SEALION_HUB_REPO"):
+            monkeypatch.delenv(name, raising=False)
+        from detector import Detector
+
+        # The card alone describes the revision (how the detector sees a tag that is not in its manifest).
+        from_card = version_from_card(REPO_ID, "v1")
+        assert (from_card.sha256, from_card.ground_scale, from_card.imgsz) == (published.sha256, 0.25, 96)
+
+        detector = Detector.load(repo_id=REPO_ID, revision="v1", device="cpu")
+        assert detector.info.source == "hub" and detector.info.sha256 == published.sha256
+        assert detector.info.ground_scale == 0.25 and detector.class_names == SEA_LION_CLASSES
+        photo = trained["root"] / "dataset" / "photos" / "b.jpg"
+        result = detector.count(str(photo), photo_scale=0.25, conf=0.001)
+        assert set(result.counts) == set(SEA_LION_CLASSES) and result.total == sum(result.counts.values())
+        assert result.tiles >= 4  # a 192 px photo in 96 px tiles
+    finally:
+        server.stop()
+
+
+def test_summary_metrics_from_a_cv_report():
+    per_class = {n: {"rmse": 1.0 + i, "mae": 1.0, "bias": 0.0} for i, n in enumerate(SEA_LION_CLASSES)}
+    cv = {
+        "folds": ["fold0", "fold1"],
+        "epochs_per_fold": 3,
+        "conf": 0.25,
+        "cv": {"photos": 4, "competition_rmse": 3.0, "per_class": per_class, "total_mae": 7.0},
+        "baseline_training_mean": {"competition_rmse": 9.0},
+        "mean_chip_map50": 0.5,
+    }
+    metrics = summary_metrics(cv)
+    assert metrics["cv_competition_rmse"] == 3.0 and metrics["baseline_training_mean_competition_rmse"] == 9.0
+    assert list(metrics["cv_rmse_per_class"]) == list(SEA_LION_CLASSES)
+    assert yaml.safe_load(yaml.safe_dump(metrics)) == metrics  # fits in the manifest
+
+
+def test_mlflow_tracking_to_a_local_store(trained, tmp_path, monkeypatch):
+    mlflow = pytest.importorskip("mlflow")
+    store = tmp_path / "mlruns"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store.as_uri())
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "sealion-tests")
+    record = train(
+        TrainConfig(
+            data=trained["summary"]["splits"]["holdout"], epochs=1, batch=4, workers=0, project=str(tmp_path / "runs"),
+            name="tracked", mlflow=True,
+        ),
+        command="tracked",
+    )  # fmt: skip
+    run = mlflow.get_run(record["mlflow_run_id"])
+    assert run.info.status == "FINISHED"
+    assert run.data.params["epochs"] == "1" and run.data.params["flipud"] == "0.5"
+    assert any(key.startswith("train/") for key in run.data.metrics)
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id)}
+    assert "training_record.json" in artifacts and "weights" in artifacts
