@@ -202,16 +202,21 @@ def build(
         cmd += ["--build-arg", f"TORCH_INDEX_URL={torch_index}"]
     cmd.append(str(context))
     log(f"build: {' '.join(cmd[1:])}  (log: {log_path})")
-    steps = cached = 0
+    steps = cached = 0  # instructions after FROM (the ones that can come from the layer cache)
     start = time.monotonic()
+    step_line = re.compile(r"Step \d+/\d+ : (\w+)|#\d+ \[(?:\S+ )?\d+/\d+\] (\w+)")  # classic builder | BuildKit
     with open(log_path, "w") as out:
         proc = subprocess.Popen(cmd, env=docker.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         assert proc.stdout is not None
+        seen_from = False
         for line in proc.stdout:
             out.write(line)
-            if re.match(r"Step \d+/\d+ :", line) or re.match(r"#\d+ \[", line):  # classic builder / BuildKit
-                steps += 1
+            step = step_line.match(line)
+            if step:
                 log(f"  {time.monotonic() - start:7.1f}s  {line.strip()[:110]}")
+                instruction = (step.group(1) or step.group(2)).upper()
+                steps += seen_from and instruction != "FROM"
+                seen_from = seen_from or instruction == "FROM"
             if "Using cache" in line or re.match(r"#\d+ CACHED", line):
                 cached += 1
         proc.wait()
@@ -306,7 +311,7 @@ def run_check(args: argparse.Namespace, summary: Summary) -> None:
         )
         summary.build_seconds = round(seconds, 1)
         summary.image_size_bytes = int(docker.run("image", "inspect", "--format", "{{.Size}}", args.tag).stdout)
-        log(f"build: {summary.build_seconds} s, {summary.build_steps_cached}/{summary.build_steps} steps from cache")
+        log(f"build: {summary.build_seconds} s, {summary.build_steps_cached}/{summary.build_steps} layers from cache")
         log(f"image: {args.tag}, {summary.image_size_bytes / 1e9:.2f} GB")
 
         port = args.port or free_port()
@@ -330,7 +335,8 @@ def run_check(args: argparse.Namespace, summary: Summary) -> None:
             log("container logs (last 40 lines):\n" + (logs.stdout + logs.stderr).strip())
             raise
         finally:
-            docker.run("rm", "-f", name, check=False)
+            log(f"run: stopping and removing {name} (with vfs storage, removing its file copy takes a while)")
+            docker.run("rm", "-f", name, check=False, timeout=900)
             log(f"run: container {name} stopped and removed")
     shutil.rmtree(work, ignore_errors=True)
 
@@ -340,7 +346,7 @@ def print_summary(s: Summary) -> None:
         ("engine", s.engine),
         ("base image", f"{s.base_image}" + (f" (ready in {s.base_image_seconds} s)" if s.base_image_seconds else "")),
         ("torch index", "Dockerfile default (PyTorch CPU wheels)" if s.torch_index == "default" else s.torch_index),
-        ("build", f"{s.build_seconds} s, {s.build_steps_cached}/{s.build_steps} steps from cache"),
+        ("build", f"{s.build_seconds} s, {s.build_steps_cached}/{s.build_steps} layers from cache"),
         ("image size", f"{s.image_size_bytes / 1e9:.2f} GB ({s.image})"),
         ("started", f"{s.seconds_to_start} s (docker run -d returned)"),
         ("HTTP answered", f"{s.seconds_to_http} s after docker run"),
