@@ -321,7 +321,7 @@ def run_check(args: argparse.Namespace, summary: Summary) -> None:
         extra = [opt for env in args.env for opt in ("-e", env)] + [opt for vol in args.volume for opt in ("-v", vol)]
         run_args = ["run", "-d", "--name", name, "--network", "host", "-e", f"GRADIO_SERVER_PORT={port}", *extra]
         started = time.monotonic()
-        docker.run(*run_args, args.tag)
+        docker.run(*run_args, args.tag, timeout=900)  # vfs copies the whole image first
         summary.seconds_to_start = round(time.monotonic() - started, 1)
         log(f"run: container {name} from {args.tag} on {url}, started in {summary.seconds_to_start} s")
         try:
