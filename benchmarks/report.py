@@ -38,6 +38,9 @@ def sliced_vs_sahi(data: dict[str, Any]) -> str:
         s, ratio = r["seconds"], r["ratio_sahi_over_ours"]
         total = {name: sum(c.values()) for name, c in r["counts"].items()}
         official = sum(r["official"].values()) if r["official"] else None
+        errors = r.get("total_abs_error_vs_official")
+        if errors:
+            official = f"{official} (err {errors['ours']} / {errors['sahi_matched']} / {errors['sahi_defaults']})"
         rows.append(
             [
                 Path(r["photo"]).name,
@@ -50,13 +53,17 @@ def sliced_vs_sahi(data: dict[str, Any]) -> str:
             ]
         )
     headers = ["photo", "tiles", "ours s", "SAHI matched s (ratio)", "SAHI defaults s (ratio)"]
-    table = format_table([*headers, "total count ours / matched / defaults", "official"], rows)
+    table = format_table(
+        [*headers, "total ours / matched / defaults", "official (abs err ours / matched / defaults)"], rows
+    )
     summary = data["summary"]
     threads = data["settings"]["torch_threads_both"]
     return (
         f"{table}\n\nTorch threads on both sides: {threads}. Speed goal ({summary['speed_goal']}): "
         f"{'met' if summary['speed_goal_met'] else 'not met'}; "
-        f"per-class counts within 2% of SAHI matched: {'yes' if summary['count_goal_met'] else 'no'}.\n\n"
+        f"per-class counts within 2% of SAHI matched: {'yes' if summary['count_goal_met'] else 'no'}; "
+        f"ours at least as close to the official counts as SAHI matched: "
+        f"{ {True: 'yes', False: 'no', None: 'n/a'}[summary.get('official_goal_met')] }.\n\n"
         f"{_machine(data)}"
     )
 
