@@ -2,8 +2,9 @@
 #
 #   CPU image (default; CPU-only PyTorch wheels, no CUDA libraries):
 #     docker build -t sealion-counter .
-#   CUDA image (PyTorch's CUDA 12.6 wheels; run with `docker run --gpus all ...`):
-#     docker build --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cu126 -t sealion-counter:cuda .
+#   CUDA image (PyPI's Linux torch wheels are CUDA 13 builds; or a CUDA index such as .../whl/cu130):
+#     docker build --build-arg TORCH_INDEX_URL=https://pypi.org/simple -t sealion-counter:cuda .
+#     docker run --gpus all -p 7860:7860 sealion-counter:cuda
 #   Without a registry (offline build machine): scripts/make_base_image.sh, then
 #     --build-arg BASE_IMAGE=sealion-base:bookworm-py311; see docs/deploy.md and scripts/container_check.py.
 #
