@@ -135,6 +135,13 @@ def gpu(data: dict[str, Any]) -> str:
     return f"{format_table(['method', 'batch', 'tiles/s', 'vs loop'], rows)}\n\n{_machine(data)}"
 
 
+def threads(data: dict[str, Any]) -> str:
+    rows = [[c["policy"], c["threads"], c["tiles"], c["seconds"]["median"], c["seconds"]["p95"]] for c in data["cells"]]
+    s = data["settings"]
+    table = format_table(["OpenMP wait policy", "torch threads", "tiles", "median s", "p95 s"], rows)
+    return f"{table}\n\n{Path(s['photo']).name}, photo scale {s['photo_scale']}.\n\n{_machine(data)}"
+
+
 SECTIONS = {
     "sliced_vs_sahi": ("Sliced inference vs SAHI", sliced_vs_sahi),
     "sliced_vs_sahi_threads1": ("Sliced inference vs SAHI, both at 1 torch thread", sliced_vs_sahi),
@@ -143,6 +150,7 @@ SECTIONS = {
     "load": ("Load", load),
     "load_queue64": ("Load, app with --queue-size 64", load),
     "load_queue64_arena2": ("Load, app with --queue-size 64 and MALLOC_ARENA_MAX=2", load),
+    "threads": ("CPU threads and OpenMP wait policy", threads),
     "gpu": ("GPU", gpu),
 }
 

@@ -153,3 +153,14 @@ def test_gpu_measurement_runs_on_cpu(tiny_models, tiny_photo, tmp_path):
     assert data["settings"]["precision"] == "fp32" and data["settings"]["tiles"] == 2
     assert [row["batch_size"] for row in data["batches"]] == [1, 2]
     assert all(row["tiles_per_s"] > 0 and row["speedup_vs_per_tile_loop"] > 0 for row in data["batches"])
+
+
+def test_threads_smoke(tiny_models, tiny_photo, tmp_path):
+    from benchmarks import threads
+
+    out = tmp_path / "threads.json"
+    argv = [str(tiny_photo), "--photo-scale", "1", "--weights", str(tiny_models["v1"])]
+    threads.main([*argv, "--max-threads", "1", "--repeats", "1", "--out", str(out)])
+    cells = read(out)["cells"]
+    assert [(c["policy"], c["threads"]) for c in cells] == [("default", 1), ("PASSIVE", 1)]
+    assert all(c["tiles"] == 2 and c["seconds"]["median"] > 0 for c in cells)
