@@ -21,7 +21,7 @@ from tests.helpers import OlahServer
 from training.dataset import BuildOptions, ChipOptions, build_dataset
 from training.evaluate import evaluate_model
 from training.publish import PublishError, publish, summary_metrics, training_data_summary
-from training.train import RandomRot90, TrainConfig, train
+from training.train import RandomRot90, TrainConfig, auto_batch, train
 
 TINY = Path(__file__).parent / "data" / "sealions-tiny"
 REPO_ID = "sealion-tests/trained-tiny"
@@ -55,6 +55,17 @@ def trained(tmp_path_factory) -> dict:
         command="python -m training.train (tiny e2e)",
     )
     return {"root": root, "summary": summary, "record": record}
+
+
+def test_auto_batch_follows_chip_size_and_data_size(trained):
+    data = Path(trained["summary"]["splits"]["holdout"])
+    chips = len((data.parent.parent.parent / "holdout_train.txt").read_text().split())
+    assert auto_batch(data, 96) == max(2, min(16, chips // 12))  # a tiny set: small batches, more steps
+    big = data.parent / "big.yaml"
+    listing = data.parent / "big_train.txt"
+    listing.write_text("./x.jpg\n" * 5000)
+    big.write_text(yaml.safe_dump({"path": str(data.parent), "train": "big_train.txt", "names": {}}))
+    assert auto_batch(big, 320) == 16 and auto_batch(big, 640) == 4 and auto_batch(big, 160) == 64
 
 
 def test_training_writes_weights_and_a_record(trained):

@@ -237,6 +237,8 @@ def publish(
             shipped_file = filename
             shutil.copy2(folder / filename, Path(manifest).parent / filename)
     if manifest is not None:
+        manifest = Path(manifest)
+        header = _leading_comments(manifest)
         add_version(
             manifest,
             ModelVersion(
@@ -255,7 +257,20 @@ def publish(
             ),
             make_default=make_default,
         )
+        if header:  # add_version rewrites the YAML; keep the file's explanatory comment
+            manifest.write_text(header + manifest.read_text())
     return Published(repo_id, version, commit, filename, sha256, where)
+
+
+def _leading_comments(path: Path) -> str:
+    if not path.is_file():
+        return ""
+    lines = []
+    for line in path.read_text().splitlines(keepends=True):
+        if not line.startswith("#"):
+            break
+        lines.append(line)
+    return "".join(lines)
 
 
 def training_data_summary(dataset: Path) -> dict[str, Any]:

@@ -110,7 +110,7 @@ class TrainConfig:
     model: str = "yolov5n.yaml"
     epochs: int = 60
     imgsz: int | None = None  # default: the dataset's chip size
-    batch: int = 16
+    batch: int | None = None  # default: from the chip size and the number of training chips (auto_batch)
     seed: int = 0
     device: str = "cpu"
     workers: int = 2
@@ -126,7 +126,7 @@ class TrainConfig:
             "data": self.data,
             "epochs": self.epochs,
             "imgsz": imgsz,
-            "batch": self.batch,
+            "batch": self.batch or auto_batch(Path(self.data), imgsz),
             "seed": self.seed,
             "deterministic": True,
             "device": self.device,
@@ -163,6 +163,16 @@ def chip_size_of(data_yaml: Path) -> int | None:
     if summary.is_file():
         return int(json.loads(summary.read_text())["chip_options"]["size"])
     return None
+
+
+def auto_batch(data_yaml: Path, imgsz: int) -> int:
+    """A batch size for CPU/GPU memory at this chip size (16 at 320 px, fewer for bigger chips), small enough that
+    an epoch has at least 12 optimizer steps (tiny data sets need steps more than large batches)."""
+    by_memory = max(2, min(64, round(16 * (320 / imgsz) ** 2)))
+    data = yaml.safe_load(Path(data_yaml).read_text())
+    listing = Path(data.get("path", Path(data_yaml).parent)) / str(data.get("train", ""))
+    chips = len(listing.read_text().split()) if listing.is_file() else 0
+    return max(2, min(by_memory, chips // 12)) if chips else by_memory
 
 
 def check_names(data_yaml: Path) -> None:
@@ -242,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", default="yolov5n.yaml", help="model config: yolov5n.yaml, yolov5s.yaml, ...")
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--imgsz", type=int, default=None, help="default: the dataset's chip size")
-    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--batch", type=int, default=None, help="default: from chip size and data size")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu", help="cpu, 0 (first CUDA GPU), mps")
     parser.add_argument("--workers", type=int, default=2)
