@@ -107,7 +107,7 @@ class Engine:
         self.keep = keep
         self.process: subprocess.Popen | None = None
         self.docker = Docker(docker_binary)
-        self.started_here = False
+        self.own = False  # the engine with this check's own data root (started now or kept from an earlier run)
 
     def __enter__(self) -> Docker:
         if self.docker.available():
@@ -116,10 +116,10 @@ class Engine:
         own = Docker(self.docker.binary, {**os.environ, "DOCKER_HOST": f"unix://{self.root / 'docker.sock'}"})
         if own.available():  # a dockerd left running by an earlier --keep-engine run
             log(f"engine: reusing {own.describe()} at {self.root / 'docker.sock'}")
-            self.docker = own
+            self.docker, self.own = own, True
             return own
         self._start_dockerd()
-        self.docker = own
+        self.docker, self.own = own, True
         deadline = time.monotonic() + 90
         while not own.available():
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -148,7 +148,6 @@ class Engine:
         ]
         with open(self.root / "dockerd.log", "ab") as out:
             self.process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        self.started_here = True
 
     def __exit__(self, *exc: object) -> None:
         if self.process is None or self.keep:
@@ -298,7 +297,8 @@ def call_count(url: str, example: Path, photo_scale: float, summary: Summary) ->
 def run_check(args: argparse.Namespace, summary: Summary) -> None:
     """Run every step, filling `summary` as it goes (so a failure still reports what was measured)."""
     work = Path(tempfile.mkdtemp(prefix="sealion-container-check-"))
-    with Engine(args.engine_root, args.docker, keep=args.keep_engine) as docker:
+    engine = Engine(args.engine_root, args.docker, keep=args.keep_engine)
+    with engine as docker:
         summary.engine = docker.describe()
         if args.base_image:
             summary.base_image = args.base_image
@@ -310,6 +310,9 @@ def run_check(args: argparse.Namespace, summary: Summary) -> None:
             docker, args.context, args.tag, summary.base_image, summary.torch_index, work / "build.log"
         )
         summary.build_seconds = round(seconds, 1)
+        if engine.own:  # vfs keeps a full copy per layer: drop the previous build's superseded layers
+            pruned = docker.run("image", "prune", "--force", check=False, timeout=900).stdout.strip().splitlines()
+            log(f"build: pruned dangling images of earlier builds ({pruned[-1] if pruned else 'nothing'})")
         summary.image_size_bytes = int(docker.run("image", "inspect", "--format", "{{.Size}}", args.tag).stdout)
         log(f"build: {summary.build_seconds} s, {summary.build_steps_cached}/{summary.build_steps} layers from cache")
         log(f"image: {args.tag}, {summary.image_size_bytes / 1e9:.2f} GB")
