@@ -239,7 +239,7 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                             gr.Examples(
                                 [[str(p), EXAMPLE_PHOTO_SCALE] for p in examples],
                                 inputs=[image, photo_scale],
-                                label="Examples (NOAA photos downsampled 4x, photo scale 0.25)",
+                                label="Examples: NOAA training-sample photos, downsampled 4x (photo scale 0.25)",
                                 cache_examples=False,
                             )
                     with gr.Column(scale=2):

@@ -25,7 +25,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
-PHOTO = REPO_ROOT / "examples" / "noaa_train_1.jpg"
+PHOTO = REPO_ROOT / "examples" / "noaa_train_0.jpg"  # the busiest example: hundreds of animals
 
 pytestmark = pytest.mark.browser
 
@@ -103,7 +103,7 @@ def test_example_then_count(browser, app):
     page = browser.new_page(viewport={"width": 1400, "height": 1300})
     page.goto(app.url, wait_until="domcontentloaded")
     page.get_by_role("button", name="Count", exact=True).wait_for(timeout=60_000)
-    examples = page.get_by_text("Examples (NOAA photos").locator("xpath=ancestor::*[contains(@class,'block')][1]")
+    examples = page.get_by_text("Examples: NOAA").locator("xpath=ancestor::*[contains(@class,'block')][1]")
     examples.locator("img").first.click()
     page.wait_for_function(
         "() => document.querySelector('#photo-scale input[type=number]').value === '0.25'", timeout=30_000
