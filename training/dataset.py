@@ -355,11 +355,12 @@ def build_dataset(root: Path, out: Path, options: BuildOptions, photo_scale: flo
         specs = [s for s in specs if s.photo_id in set(options.photo_ids)]
     (out / "photos").mkdir(parents=True, exist_ok=True)
     records, refused = [], []
+    started = time.perf_counter()
     for spec, photo, reason in iter_prepared(specs, options.ground_scale):
-        started = time.perf_counter()
         if photo is None:
             logger.warning("photo %s refused: %s", spec.photo_id, reason)
             refused.append({"photo_id": spec.photo_id, "reason": reason})
+            started = time.perf_counter()
             continue
         whole = out / "photos" / f"{photo.photo_id}.jpg"
         cv2.imwrite(str(whole), photo.image[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, options.chips.jpeg_quality])
@@ -382,6 +383,7 @@ def build_dataset(root: Path, out: Path, options: BuildOptions, photo_scale: flo
             photo.method,
         )  # fmt: skip
         del photo  # one photo in memory at a time
+        started = time.perf_counter()
     ids = [r["photo_id"] for r in records]
     # "all": the final model trains on every photo; a few of them are its (in-sample) progress monitor.
     splits = {"all": str(write_split(out, "all", ids, list(options.val_ids) or ids[:1], monitor_only=True))}
