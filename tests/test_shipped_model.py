@@ -1,0 +1,108 @@
+"""The shipped default model, as a new user gets it: offline, CPU, no overrides."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from detector import Detector
+from detector.hub import sha256_file
+from detector.manifest import load_manifest
+from detector.slicing import tile_grid
+from tests.helpers import REPO_ROOT, SEA_LION_CLASSES
+
+EXAMPLE = REPO_ROOT / "examples" / "noaa_train_0.jpg"  # the busiest sample photo, downsampled 4x
+
+
+@pytest.fixture(scope="module")
+def shipped() -> Detector:
+    return Detector.load(device="cpu")
+
+
+def test_the_default_version_is_shipped_and_pinned():
+    manifest = load_manifest()
+    version = manifest.get()
+    shipped_path = version.shipped_path(manifest.weights_dir)
+    assert shipped_path is not None and shipped_path.is_file()
+    assert sha256_file(shipped_path) == version.sha256
+    assert len(version.commit) == 40 and version.class_names == tuple(SEA_LION_CLASSES)
+    assert shipped_path.stat().st_size < 15_000_000  # keeps the repo small
+
+
+def test_it_loads_offline_without_any_hub(shipped):
+    assert shipped.info.version == load_manifest().default
+    assert shipped.info.source in {"shipped", "cache"}  # no hub is reachable from the test machine
+
+
+def test_it_finds_sea_lions_in_a_real_photo(shipped):
+    result = shipped.count(EXAMPLE, photo_scale=0.25)
+    assert result.total > 50  # the photo holds ~950 animals (official counts); an untrained model finds none
+    assert result.counts["adult_females"] > 0
+
+
+def intersection_over_smaller(a: np.ndarray, b: np.ndarray) -> float:
+    inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return inter / max(smaller, 1e-6)
+
+
+def test_animals_on_tile_seams_are_counted_once(shipped):
+    """Run each tile alone, find the animals two tiles both saw, and check the sliced count keeps one of each."""
+    from detector.images import load_image
+
+    photo = load_image(EXAMPLE)
+    tile_size, overlap = 320, 0.25
+    tiles = tile_grid(photo.shape[1], photo.shape[0], tile_size, overlap)
+    per_tile = []
+    for index, (x1, y1, x2, y2) in enumerate(tiles):
+        alone = shipped.count(photo[y1:y2, x1:x2], photo_scale=0.25, slicing="off", tile_size=tile_size)
+        for box, cid in zip(alone.xyxy + [x1, y1, x1, y1], alone.class_id, strict=True):
+            per_tile.append((index, int(cid), box))
+    seen_twice = [
+        (a[2], b[2])
+        for i, a in enumerate(per_tile)
+        for b in per_tile[i + 1 :]
+        if a[0] != b[0] and a[1] == b[1] and intersection_over_smaller(a[2], b[2]) >= 0.5
+    ]
+    assert len(seen_twice) >= 3, "the photo should have animals on seams, or the test proves nothing"
+
+    merged = shipped.count(photo, photo_scale=0.25, slicing="on", tile_size=tile_size, overlap=overlap)
+    assert merged.total < len(per_tile)
+    for first, second in seen_twice:
+        union = np.array(
+            [min(first[0], second[0]), min(first[1], second[1]), max(first[2], second[2]), max(first[3], second[3])]
+        )
+        kept = [
+            box
+            for box in merged.xyxy
+            if intersection_over_smaller(box, union) >= 0.5
+            and intersection_over_smaller(box, first) >= 0.5
+            and intersection_over_smaller(box, second) >= 0.5
+        ]
+        assert len(kept) == 1, f"animal at {union.round()} kept {len(kept)} times"
+
+
+@pytest.mark.usefixtures("shared_data")
+def test_cli_counts_a_full_resolution_survey_photo(tmp_path, shared_data):
+    out = tmp_path / "c.json"
+    env = {**os.environ, "SEALION_DEVICE": "cpu"}
+    for name in ("SEALION_WEIGHTS", "SEALION_MODEL_VERSION", "SEALION_MANIFEST"):
+        env.pop(name, None)
+    done = subprocess.run(
+        [sys.executable, "-m", "detector", "count", str(shared_data / "fullres-dotted" / "2.jpg"), "--out", str(out)],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    (result,) = json.loads(out.read_text())["results"]
+    assert list(result["counts"]) == SEA_LION_CLASSES
+    assert result["image_size"] == {"width": 4992, "height": 3328}
+    assert result["model"]["version"] == load_manifest().default and result["total"] > 0
