@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -58,6 +60,8 @@ class AppServer:
         return self.log_path.read_text(errors="replace")[-chars:]
 
     def start(self) -> AppServer:
+        if threading.current_thread() is threading.main_thread():  # a SIGTERM to the benchmark stops the app too
+            signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
         env = {
             **os.environ,
             "YOLO_OFFLINE": "1",

@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 
+import detector  # noqa: F401 - its runtime defaults (OpenMP wait policy) must apply before torch loads
+
 os.environ.setdefault("YOLO_OFFLINE", "1")  # ultralytics must never reach for the network
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")

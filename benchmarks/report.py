@@ -48,20 +48,28 @@ def sliced_vs_sahi(data: dict[str, Any]) -> str:
                 f"{s['ours']['median']:.3f}",
                 f"{s['sahi_matched']['median']:.3f} ({ratio['sahi_matched']['of_medians']:.2f}x)",
                 f"{s['sahi_defaults']['median']:.3f} ({ratio['sahi_defaults']['of_medians']:.2f}x)",
-                f"{total['ours']} / {total['sahi_matched']} / {total['sahi_defaults']}",
+                f"{total['ours']} / {total.get('ours_sahi_grid', '-')} / {total['sahi_matched']} / "
+                f"{total['sahi_defaults']}",
                 official,
             ]
         )
     headers = ["photo", "tiles", "ours s", "SAHI matched s (ratio)", "SAHI defaults s (ratio)"]
     table = format_table(
-        [*headers, "total ours / matched / defaults", "official (abs err ours / matched / defaults)"], rows
+        [
+            *headers,
+            "total ours / ours on SAHI tiles / matched / defaults",
+            "official (abs err ours / matched / defaults)",
+        ],
+        rows,
     )
     summary = data["summary"]
     threads = data["settings"]["torch_threads_both"]
     return (
         f"{table}\n\nTorch threads on both sides: {threads}. Speed goal ({summary['speed_goal']}): "
         f"{'met' if summary['speed_goal_met'] else 'not met'}; "
-        f"per-class counts within 2% of SAHI matched: {'yes' if summary['count_goal_met'] else 'no'}; "
+        f"per-class counts within 2% of SAHI matched: {'yes' if summary['count_goal_met'] else 'no'} "
+        f"(ours cutting SAHI's tile positions: "
+        f"{ {True: 'yes', False: 'no', None: 'n/a'}[summary.get('count_goal_met_on_sahi_tile_positions')] }); "
         f"ours at least as close to the official counts as SAHI matched: "
         f"{ {True: 'yes', False: 'no', None: 'n/a'}[summary.get('official_goal_met')] }.\n\n"
         f"{_machine(data)}"

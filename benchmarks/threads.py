@@ -3,10 +3,10 @@
     python -m benchmarks.threads [PHOTO] [--photo-scale 0.25] [--repeats 5]
 
 The detector pins torch to all cores after every batch. On a machine whose cores are also busy with other work,
-OpenMP's default (active, spinning) wait at every parallel region can make more threads much slower than one.
-This measures it: for each wait policy (the default, and ``OMP_WAIT_POLICY=PASSIVE``, which must be set before
-torch starts, hence one subprocess per cell) and each thread count from 1 to the number of cores, the median
-wall time of ``Detector.count`` on the same photo.
+OpenMP's default wait (spin for a while at every parallel region, then sleep) can make more threads much slower
+than one. This measures it: for each wait policy (libgomp's default, and ``OMP_WAIT_POLICY=PASSIVE``, which the
+detector sets unless told otherwise; it must be set before torch starts, hence one subprocess per cell) and each
+thread count from 1 to the number of cores, the median wall time of ``Detector.count`` on the same photo.
 """
 
 from __future__ import annotations
@@ -32,7 +32,9 @@ from benchmarks.common import (
 )
 
 NAME = "threads"
-POLICIES = ("default", "PASSIVE")
+# label -> OMP_WAIT_POLICY value. The detector sets PASSIVE when the variable is unset; an empty value makes
+# libgomp fall back to its own default (spin a while, then sleep; it prints "Invalid value" once).
+POLICIES = {"libgomp default": "", "PASSIVE": "PASSIVE"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -74,9 +76,7 @@ def measure(args: argparse.Namespace, policy: str, threads: int) -> dict[str, An
     command = [sys.executable, "-m", f"benchmarks.{NAME}", str(args.photo), "--child", "--threads", str(threads)]
     command += ["--photo-scale", str(args.photo_scale), "--repeats", str(args.repeats)]
     command += [f"--{k}={v}" for k in ("weights", "version") if (v := getattr(args, k))]
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    if policy != "default":
-        env["OMP_WAIT_POLICY"] = policy
+    env = {**os.environ, "OMP_WAIT_POLICY": POLICIES[policy]}
     done = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
     if done.returncode != 0:
         raise RuntimeError(f"measurement failed ({policy}, {threads} threads):\n{done.stderr[-2000:]}")

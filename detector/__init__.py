@@ -8,6 +8,14 @@ Public API::
     result.counts                              # {"adult_males": 3, ..., "pups": 0}
 """
 
+import os
+
+# torch's OpenMP threads spin while they wait; when any other work shares the cores (the app's own server threads,
+# another process) a spinning thread steals the core its peer needs, and Detector.count on all cores ran 5-7x
+# slower than on one (benchmarks/results/threads.json). Passive waiting removes that; set before torch loads.
+# An explicit OMP_WAIT_POLICY in the environment wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from detector.errors import (
     DetectorError,
     ImageLoadError,

@@ -61,6 +61,7 @@ def test_sliced_vs_sahi_smoke(tiny_models, tiny_photo, tmp_path, capsys):
         "ours": 1,
         "sahi_matched": 1,
         "sahi_defaults": 1,
+        "ours_sahi_grid": 1,
     }
     assert photo["forward_passes"]["sahi_defaults"] == 3  # SAHI's extra full-image pass
     for method, counts in photo["counts"].items():
@@ -162,5 +163,5 @@ def test_threads_smoke(tiny_models, tiny_photo, tmp_path):
     argv = [str(tiny_photo), "--photo-scale", "1", "--weights", str(tiny_models["v1"])]
     threads.main([*argv, "--max-threads", "1", "--repeats", "1", "--out", str(out)])
     cells = read(out)["cells"]
-    assert [(c["policy"], c["threads"]) for c in cells] == [("default", 1), ("PASSIVE", 1)]
+    assert [(c["policy"], c["threads"]) for c in cells] == [("libgomp default", 1), ("PASSIVE", 1)]
     assert all(c["tiles"] == 2 and c["seconds"]["median"] > 0 for c in cells)
