@@ -163,11 +163,110 @@ SECTIONS = {
 }
 
 
+def _range(values: list[float], digits: int = 2) -> str:
+    low, high = min(values), max(values)
+    return f"{low:.{digits}f}" if round(low, digits) == round(high, digits) else f"{low:.{digits}f}–{high:.{digits}f}"
+
+
+def summary(folder: Path) -> str:
+    """One line per benchmark: the headline number, its goal, and whether it was met."""
+    rows = []
+    for name in ("sliced_vs_sahi", "sliced_vs_sahi_threads1"):
+        data = _load(folder, name)
+        if not data:
+            continue
+        photos, threads = data["photos"], data["settings"]["torch_threads_both"]
+        matched = [r["ratio_sahi_over_ours"]["sahi_matched"]["of_medians"] for r in photos]
+        defaults = [r["ratio_sahi_over_ours"]["sahi_defaults"]["of_medians"] for r in photos]
+        ours = [r["seconds"]["ours"]["median"] for r in photos]
+        met = "yes" if data["summary"]["speed_goal_met"] else "no"
+        rows.append(
+            [
+                f"SAHI time / ours ({len(photos)} photos, {threads} thread{'s' if threads > 1 else ''})",
+                f"matched {_range(matched)}x, defaults {_range(defaults)}x (ours {_range(ours, 3)} s)",
+                "≥ 3x",
+                met,
+            ]
+        )
+        diffs = [
+            abs(v["relative"]) if v["relative"] is not None else float("inf")
+            for r in photos
+            for k, v in r["agreement"]["sahi_matched"]["per_class"].items()
+            if k != "total" and v["diff"]
+        ]
+        rows.append(
+            [
+                f"per-class counts vs SAHI matched ({threads} thread{'s' if threads > 1 else ''})",
+                f"largest difference {max(diffs, default=0) * 100:.0f}%" if diffs else "identical",
+                "within 2%",
+                "yes" if data["summary"]["count_goal_met"] else "no",
+            ]
+        )
+    data = _load(folder, "plain_vs_sliced")
+    if data:
+        errors = {m: sum(r.get("total_abs_error", {}).get(m, 0) for r in data["photos"]) for m in ("plain", "sliced")}
+        found = {m: sum(sum(r["counts"][m].values()) for r in data["photos"]) for m in ("plain", "sliced")}
+        official = sum(sum(r["official"].values()) for r in data["photos"] if r["official"])
+        rows.append(
+            [
+                "plain YOLO.predict vs sliced: animals found (official)",
+                f"plain {found['plain']}, sliced {found['sliced']} ({official}); abs error "
+                f"{errors['plain']} vs {errors['sliced']}",
+                "—",
+                "—",
+            ]
+        )
+    data = _load(folder, "api_overhead")
+    if data:
+        ratio = data["ratio_over_detector"]["api"]
+        rows.append(
+            [
+                "/count via gradio_client vs in process",
+                f"median {ratio['median']:.2f}x, p95 {ratio['p95']:.2f}x (+{ratio['overhead_median_ms']:.0f} ms)",
+                "≤ 1.25x",
+                "yes" if data["goal_met"] else "no",
+            ]
+        )
+    for name in ("load", "load_queue64", "load_queue64_arena2"):
+        data = _load(folder, name)
+        if not data:
+            continue
+        args = data["settings"]["app_command"].replace("python app.py --host 127.0.0.1 --port <free> --device cpu", "")
+        size = f"{data['settings']['clients']}x{data['settings']['requests_per_client']}"
+        label = f"load {size} ({args.strip() or 'app defaults'})"
+        rows.append(
+            [
+                label,
+                f"{data['failed']} of {data['requests']} failed; p50 {data['latency_s'].get('median', 0):.1f} s, "
+                f"p95 {data['latency_s'].get('p95', 0):.1f} s; RSS {data['rss_mb']['growth'] * 100:+.0f}%",
+                "0 failures; RSS ≤ +10%",
+                f"{'yes' if data['goals']['no_failures'] else 'no'}; "
+                f"{'yes' if data['goals']['rss_growth_within_10pct'] else 'no'}",
+            ]
+        )
+    data = _load(folder, "threads")
+    if data:
+        cells = {(c["policy"], c["threads"]): c["seconds"]["median"] for c in data["cells"]}
+        most = max(t for _, t in cells)
+        base, other = list(dict.fromkeys(policy for policy, _ in cells))[:2]
+        rows.append(
+            [
+                f"Detector.count, {most} threads: {base} vs {other} OpenMP wait",
+                f"{cells[(base, most)]:.2f} s vs {cells[(other, most)]:.2f} s "
+                f"(1 thread: {cells[(base, 1)]:.2f} / {cells[(other, 1)]:.2f} s)",
+                "—",
+                "—",
+            ]
+        )
+    rows.append(["GPU fp16 batches", "measured" if _load(folder, "gpu") else "not run: no CUDA here", "—", "—"])
+    return format_table(["benchmark", "result", "goal", "met"], rows)
+
+
 def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.report", description=__doc__.split("\n\n")[0])
     parser.add_argument("--results", type=Path, default=RESULTS_DIR)
     args = parser.parse_args(argv)
-    parts = []
+    parts = [f"### Summary\n\n{summary(args.results)}"]
     for name, (title, render) in SECTIONS.items():
         data = _load(args.results, name)
         body = render(data) if data else "_No results file (not run here)._"
