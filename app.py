@@ -70,8 +70,9 @@ Counts are estimates: check the boxes, and lower the confidence threshold if ani
 ## Training data
 
 The plot shows how many animals of each class the eight NOAA sample photos hold, from the competition's official
-counts (`counts.csv`); the model trains on those photos whose dotted copy lines up with the raw one. Adult females
-and pups dominate; adult and subadult males are rare, so the model sees far fewer examples of them.
+counts (`counts.csv`). The shipped model was trained on these photos, and the examples are among them, so counts on
+the examples are in-sample; the Model tab gives the cross-validated error. Adult females and pups dominate; adult
+and subadult males are rare, so the model sees far fewer examples of them.
 """
 
 
@@ -325,6 +326,7 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                     color="class",
                     color_map=present.class_color_map(default.class_names),
                     sort=list(distribution["class"]),
+                    y_lim=[0, None],  # bars start at zero, so rare classes do not look absent
                     title=f"Animals per class in the NOAA training sample ({distribution['animals'].sum()} in total)",
                     label="Class distribution (official counts.csv)",
                 )

@@ -145,7 +145,7 @@ def model_markdown(data: dict[str, Any]) -> str:
     lines = [
         f"### Model {data['version']}",
         "",
-        "| | |",
+        "| field | value |",
         "| --- | --- |",
         f"| version (tag) | `{data['version']}`{revision} |",
         f"| hub repo | `{data.get('repo_id') or '-'}` |",
@@ -169,12 +169,10 @@ def metrics_table(metrics: dict[str, Any]) -> pd.DataFrame:
             for key, inner in value.items():
                 walk(f"{prefix}.{key}" if prefix else str(key), inner)
         else:
-            rows.append([prefix, value if isinstance(value, (int, float)) else str(value)])
+            rows.append([prefix, str(value)])  # as written in the card: 4 stays 4, 0.0489 stays 0.0489
 
     walk("", metrics)
-    return pd.DataFrame(rows or [["(no metrics in the model card)", ""]], columns=["metric", "value"]).astype(
-        {"value": str}
-    )
+    return pd.DataFrame(rows or [["(no metrics in the model card)", ""]], columns=["metric", "value"])
 
 
 def classes_html(class_names: Sequence[str]) -> str:
