@@ -7,10 +7,10 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from tests.helpers import REPO_ROOT, build_untrained_model, free_port, sha256_of
+from tests.helpers import REPO_ROOT, free_port
 
 # Environment variables that would make the app start with something other than the product default.
 MODEL_OVERRIDES = (
@@ -33,8 +33,7 @@ class AppProcess:
     url: str
     log_path: Path
     expected_sha256: str
-    expected_version: str | None
-    extra_env: dict[str, str] = field(default_factory=dict)
+    expected_version: str
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -52,21 +51,12 @@ class AppProcess:
                 self.process.wait(5)
 
 
-def default_model_env(tmp_dir: Path) -> tuple[dict[str, str], str, str | None]:
-    """Environment for the product default model, its sha256 and version name.
-
-    Uses the manifest's default version (shipped file) when the manifest lists one. Only while the manifest is
-    still empty (before the first trained model is published) does it fall back to an untrained YOLOv5n built here.
-    """
+def default_model() -> tuple[str, str]:
+    """The product default the app must start with: the manifest's default version and its pinned sha256."""
     from detector.manifest import load_manifest
 
-    manifest = load_manifest(REPO_ROOT / "weights" / "manifest.yaml")
-    if manifest.versions:
-        version = manifest.get()
-        return {}, version.sha256, version.name
-    weights = build_untrained_model(tmp_dir / "untrained-yolov5n.pt")
-    env = {"SEALION_WEIGHTS": str(weights), "SEALION_GROUND_SCALE": "0.25"}
-    return env, sha256_of(weights), None
+    version = load_manifest(REPO_ROOT / "weights" / "manifest.yaml").get()
+    return version.sha256, version.name
 
 
 def start_app(
@@ -76,9 +66,8 @@ def start_app(
     timeout: float = 180,
 ) -> AppProcess:
     """Start the app and wait until its API answers; raises with the log tail when it does not come up."""
-    model_env, sha256, version = default_model_env(tmp_dir)
-    env = {k: v for k, v in os.environ.items() if k not in MODEL_OVERRIDES}
-    env.update(model_env)
+    sha256, version = default_model()
+    env = {k: v for k, v in os.environ.items() if k not in MODEL_OVERRIDES}  # exactly as a user starts it
     env.update(extra_env or {})
     env["PYTHONUNBUFFERED"] = "1"
     port = free_port()
@@ -92,7 +81,7 @@ def start_app(
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    app = AppProcess(process, url, log_path, sha256, version, model_env)
+    app = AppProcess(process, url, log_path, sha256, version)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not app.alive():
