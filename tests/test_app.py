@@ -222,3 +222,25 @@ def test_concurrent_requests_share_one_model_safely(app):
     for result in results[1:]:
         assert result["counts"] == first["counts"]
         assert [d["xyxy"] for d in result["detections"]] == [d["xyxy"] for d in first["detections"]]
+
+
+def test_queue_is_bounded(tmp_path):
+    """With --queue-size 1 and one worker, extra simultaneous requests are refused, and the server keeps serving."""
+    running = start_app(tmp_path, args=["--queue-size", "1", "--concurrency", "1"])
+    try:
+        clients = [Client(running.url, verbose=False) for _ in range(4)]
+        slow = handle_file(str(EXAMPLES[0]))  # photo scale 1/8: the photo is upscaled 2x, ~100 tiles
+        jobs = [c.submit(slow, 0.25, 0.45, "auto", 0, 0.125, api_name="/count") for c in clients]
+        outcomes = []
+        for job in jobs:
+            try:
+                job.result(timeout=600)
+                outcomes.append("done")
+            except Exception as exc:  # noqa: BLE001 - gradio_client raises different types for a full queue
+                outcomes.append(str(exc))
+        assert outcomes.count("done") >= 1
+        refused = [o for o in outcomes if o != "done"]
+        assert refused and all("queue is full" in o.lower() for o in refused), outcomes
+        assert running.alive() and Client(running.url, verbose=False).predict(api_name="/model_info")["sha256"]
+    finally:
+        running.stop()
