@@ -244,3 +244,50 @@ def test_queue_is_bounded(tmp_path):
         assert running.alive() and Client(running.url, verbose=False).predict(api_name="/model_info")["sha256"]
     finally:
         running.stop()
+
+
+def test_version_chooser_loads_another_version_on_first_use(tmp_path):
+    """A manifest with two versions: the default is loaded at start, the other on its first request, then reused."""
+    import shutil
+
+    import yaml
+
+    from detector.manifest import load_manifest
+    from tests.helpers import build_untrained_model, sha256_of
+
+    manifest = load_manifest(REPO_ROOT / "weights" / "manifest.yaml")
+    default = manifest.get()
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    shutil.copyfile(REPO_ROOT / "weights" / default.shipped_file, weights / default.shipped_file)
+    other = build_untrained_model(weights / "v0-untrained.pt")
+    data = yaml.safe_load((REPO_ROOT / "weights" / "manifest.yaml").read_text())
+    data["versions"]["v0"] = {
+        **data["versions"][default.name],
+        "revision": "v0",
+        "commit": "",
+        "filename": "v0-untrained.pt",
+        "sha256": sha256_of(other),
+        "shipped_file": "v0-untrained.pt",
+        "metrics": {"note": "untrained test model"},
+    }
+    (weights / "manifest.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+
+    running = start_app(tmp_path, extra_env={"SEALION_MANIFEST": str(weights / "manifest.yaml")})
+    try:
+        client = Client(running.url, verbose=False)
+        params = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/count"]["parameters"]
+        chooser = next(p for p in params if p["parameter_name"] == "model_version")
+        assert chooser["parameter_default"] == default.name and set(chooser["type"]["enum"]) == {default.name, "v0"}
+        assert "Loading model version v0" not in running.log()
+        result = client.predict(
+            handle_file(str(EXAMPLES[1])), photo_scale=EXAMPLE_SCALE, model_version="v0", api_name="/count"
+        )[2]
+        assert result["model"]["version"] == "v0" and result["model"]["sha256"] == sha256_of(other)
+        assert running.log().count("Loading model version v0") == 1
+        info = client.predict("v0", api_name="/model_info")
+        assert info["sha256"] == sha256_of(other) and info["metrics"] == {"note": "untrained test model"}
+        assert running.log().count("Loading model version v0") == 1  # cached, not loaded again
+        assert client.predict(api_name="/model_info")["version"] == default.name  # the default is unchanged
+    finally:
+        running.stop()
