@@ -30,6 +30,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import gradio as gr  # noqa: E402
+from PIL import Image  # noqa: E402
 
 from detector.errors import DetectorError  # noqa: E402
 from detector.model import DEFAULT_CONF, DEFAULT_IOU  # noqa: E402
@@ -134,8 +135,14 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
         detector = registry.get(model_version or None)
         path = Path(image)
         annotated, result = count_photo(detector, path, path.name, _options(conf, iou, slicing, tile_size, photo_scale))
-        shown = present.fit_for_jpeg(annotated)
-        return shown, present.counts_table(result), present.result_dict(result), present.status_line(result)
+        # A file of our own, not an array: Gradio rewrites an array's cache file in place (same name for the same
+        # picture), so a client downloading it while another request draws the same photo got a truncated JPEG;
+        # a file is copied into the cache once, atomically (gradio.processing_utils.save_file_to_cache).
+        prune_old_batches(batch_dir)
+        folder = Path(tempfile.mkdtemp(prefix="sealion-count-", dir=batch_dir))
+        jpeg = folder / f"{path.stem}.annotated.jpg"
+        Image.fromarray(present.fit_for_jpeg(annotated)).save(jpeg, quality=90)
+        return str(jpeg), present.counts_table(result), present.result_dict(result), present.status_line(result)
 
     @human_errors
     def count_many(

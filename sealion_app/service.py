@@ -81,9 +81,12 @@ UNREADABLE_MEMBER = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.err
 
 
 def prune_old_batches(out_dir: Path, max_age_s: float = 24 * 3600) -> None:
-    """Remove batch folders (thumbnails, CSV) older than ``max_age_s``; Gradio has served its own copies by then."""
+    """Remove batch and count folders (thumbnails, CSV, annotated JPEGs) older than ``max_age_s``.
+
+    Gradio has served its own copies by then.
+    """
     cutoff = time.time() - max_age_s
-    for folder in out_dir.glob("sealion-batch-*"):
+    for folder in [*out_dir.glob("sealion-batch-*"), *out_dir.glob("sealion-count-*")]:
         if folder.is_dir() and folder.stat().st_mtime < cutoff:
             shutil.rmtree(folder, ignore_errors=True)
 

@@ -205,7 +205,7 @@ def test_raw_http_flow_as_in_the_readme(app, client):
     assert events[-1] == "complete", stream[:500]
     data = json.loads([line for line in stream.splitlines() if line.startswith("data: ")][-1].removeprefix("data: "))
     annotated, _table, result, _status = data
-    assert annotated["url"].endswith(".jpeg") and list(result["counts"]) == SEA_LION_CLASSES
+    assert annotated["url"].endswith((".jpeg", ".jpg")) and list(result["counts"]) == SEA_LION_CLASSES
 
     with httpx.Client(base_url=app.url, timeout=60) as http:
         event_id = http.post("gradio_api/call/count", json={"data": [None, 0.25, 0.45, "auto", 0, 1, version]}).json()
@@ -217,7 +217,12 @@ def test_concurrent_requests_share_one_model_safely(app):
     """Several clients at once: every job completes, and the same photo gives the same answer each time."""
     clients = [Client(app.url, verbose=False) for _ in range(3)]
     jobs = [c.submit(handle_file(str(EXAMPLES[1])), 0.05, 0.45, "auto", 0, 1.0, api_name="/count") for c in clients]
-    results = [job.result(timeout=600)[2] for job in jobs]
+    outputs = [job.result(timeout=600) for job in jobs]
+    for annotated, *_ in outputs:  # every client gets the whole JPEG, though all three drew the same picture
+        with Image.open(annotated) as picture:
+            picture.load()
+            assert picture.size == Image.open(EXAMPLES[1]).size
+    results = [output[2] for output in outputs]
     first = results[0]
     for result in results[1:]:
         assert result["counts"] == first["counts"]
