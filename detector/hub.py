@@ -217,14 +217,16 @@ def resolve_weights(
     if weights_path is not None:
         return _resolve_local(Path(weights_path), sha256, manifest, version_name)
 
-    pinned = manifest.get(version_name)
     if repo_id is None and revision is None:
-        target = pinned
-        explicit = False
+        target, explicit = manifest.get(version_name), False
     else:
-        target_repo = repo_id or pinned.repo_id
-        target_rev = revision or pinned.pinned_revision
-        if target_repo == pinned.repo_id and target_rev in {pinned.revision, pinned.commit}:
+        # An explicit repo/revision needs the manifest only for what it leaves out (an unlisted default is fine).
+        pinned = manifest.get(version_name) if version_name or manifest.default in manifest.versions else None
+        target_repo = repo_id or (pinned.repo_id if pinned else None)
+        target_rev = revision or (pinned.pinned_revision if pinned else "main")
+        if target_repo is None:
+            raise ModelResolutionError("The manifest lists no model version; give the hub repo too (SEALION_HUB_REPO).")
+        if pinned and target_repo == pinned.repo_id and target_rev in {pinned.revision, pinned.commit}:
             target, explicit = pinned, False
         else:
             explicit = True

@@ -125,3 +125,13 @@ def test_environment_variables_select_version_and_revision(hub_env, manifest, mo
     assert resolve_weights(manifest=manifest).sha256 == hub_env.sha256["v2"]
     monkeypatch.setenv("SEALION_HUB_REVISION", "v1")
     assert resolve_weights(manifest=manifest).sha256 == hub_env.sha256["v1"]
+
+
+def test_an_explicit_repo_and_revision_work_with_an_empty_manifest(hub_env, tmp_path):
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("default: v1\nversions: {}\n")
+    manifest = load_manifest(empty)
+    resolved = resolve_weights(repo_id=hub_env.repo_id, revision="v2", manifest=manifest)
+    assert resolved.sha256 == hub_env.sha256["v2"] and resolved.source == "hub"
+    with pytest.raises(ModelResolutionError, match="give the hub repo"):
+        resolve_weights(revision="v2", manifest=manifest)
