@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parent
 EXAMPLES_DIR = ROOT / "examples"
 EXAMPLE_PHOTO_SCALE = 0.25  # the shipped examples are NOAA photos downsampled 4x
 DEFAULT_MAX_FILE_SIZE = "200mb"
-DEFAULT_QUEUE_SIZE = 20
+DEFAULT_QUEUE_SIZE = 64  # a burst of 32 users (benchmarks.load) fits; still bounded
 TRUE_WORDS = {"1", "true", "yes", "on"}
 
 ABOUT_MD = """
