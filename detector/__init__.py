@@ -12,8 +12,9 @@ import os
 
 # torch's OpenMP threads spin while they wait; when any other work shares the cores (the app's own server threads,
 # another process) a spinning thread steals the core its peer needs: on a busy 2-core machine Detector.count took
-# 1.98 s on 2 threads vs 0.57 s on 1, and 0.41 s on 2 threads waiting passively (benchmarks/results/threads.json).
-# Set before torch loads; an explicit OMP_WAIT_POLICY in the environment wins.
+# 1.98 s on 2 threads vs 0.57 s on 1, and 0.41 s on 2 threads waiting passively (benchmarks/results/loaded/
+# threads.json). The price on an idle machine: 0.276 s vs 0.206 s (benchmarks/results/threads.json).
+# Set before torch loads; an explicit OMP_WAIT_POLICY in the environment wins (ACTIVE for dedicated cores).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from detector.errors import (
