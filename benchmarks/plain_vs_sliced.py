@@ -68,8 +68,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     from ultralytics import YOLO
 
-    from benchmarks.sliced_vs_sahi import resize_like_detector
-    from detector.images import load_image
+    from detector.images import load_image, rescale
     from detector.model import DEFAULT_OVERLAP
     from detector.slicing import tile_grid
 
@@ -102,7 +101,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return result.counts
 
     def run_one_pass(photo: Path, photo_scale: float) -> dict[str, int]:
-        work = resize_like_detector(load_image(photo), det.ground_scale / photo_scale)
+        work = rescale(load_image(photo), det.ground_scale / photo_scale)
         padded = pad_to_stride(work[:, :, ::-1])  # BGR for ultralytics
         found = one_pass.predict(
             padded, imgsz=list(padded.shape[:2]), conf=args.conf, iou=args.iou, device="cpu", verbose=False

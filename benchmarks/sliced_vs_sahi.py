@@ -74,17 +74,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def resize_like_detector(rgb: np.ndarray, factor: float) -> np.ndarray:
-    """The resize ``Detector.count`` applies (same interpolation), so both sides see identical pixels."""
-    import cv2
-
-    if abs(factor - 1) <= 1e-3:
-        return rgb
-    height, width = rgb.shape[:2]
-    size = (max(1, round(width * factor)), max(1, round(height * factor)))
-    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR)
-
-
 @contextmanager
 def sahi_tile_positions():
     """Make ``Detector.count`` cut SAHI's tiles instead of its own evenly spread ones.
@@ -165,7 +154,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from sahi.predict import get_sliced_prediction
     from sahi.slicing import get_slice_bboxes
 
-    from detector.images import load_image
+    from detector.images import load_image, rescale
     from detector.slicing import tile_grid
 
     environment = Environment()
@@ -234,7 +223,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for photo, photo_scale in photos:
         rgb = load_image(photo)
         factor = det.ground_scale / photo_scale
-        work = resize_like_detector(rgb, factor)
+        work = rescale(rgb, factor)
         height, width = work.shape[:2]
         our_tiles = tile_grid(width, height, tile, args.overlap)
         sahi_tiles = get_slice_bboxes(height, width, tile, tile, False, args.overlap, args.overlap)
@@ -300,7 +289,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     profile = None
     if args.profile:
         photo, photo_scale = photos[0]
-        work = resize_like_detector(load_image(photo), det.ground_scale / photo_scale)
+        work = rescale(load_image(photo), det.ground_scale / photo_scale)
         profile = {"photo": str(photo)}
         for name, run in methods.items():
             set_threads(threads)

@@ -8,6 +8,7 @@ import sys
 import warnings
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -133,3 +134,15 @@ def load_image(source: ImageInput, label: str | None = None) -> np.ndarray:
         raise ImageLoadError(f"{label}: not an image file (or an unsupported format).") from exc
     except (OSError, ValueError, SyntaxError) as exc:
         raise ImageLoadError(f"{label}: the image is damaged or truncated ({exc}).") from exc
+
+
+def rescale(rgb: np.ndarray, factor: float) -> np.ndarray:
+    """Resize an image by ``factor`` (area averaging when shrinking); the same array when factor is ~1.
+
+    The one resize used for training chips, inference and the benchmarks, so all of them see the same pixels.
+    """
+    if abs(factor - 1) <= 1e-3:
+        return rgb
+    height, width = rgb.shape[:2]
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR)

@@ -8,12 +8,11 @@ import time
 from pathlib import Path
 from typing import Literal
 
-import cv2
 import numpy as np
 
 from detector.errors import DetectorError
 from detector.hub import ResolvedWeights, resolve_weights
-from detector.images import ImageInput, load_image
+from detector.images import ImageInput, load_image, rescale
 from detector.results import CountResult, ModelInfo
 from detector.slicing import merge_tile_detections, scale_boxes, shift_boxes, tile_grid, truncated_by_tile
 
@@ -160,11 +159,7 @@ class Detector:
         rgb = load_image(image, label=source)
         height, width = rgb.shape[:2]
         factor = self.ground_scale / photo_scale
-        work = rgb
-        if abs(factor - 1) > 1e-3:
-            new_size = (max(1, round(width * factor)), max(1, round(height * factor)))
-            interpolation = cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
-            work = cv2.resize(rgb, new_size, interpolation=interpolation)
+        work = rescale(rgb, factor)
         work_h, work_w = work.shape[:2]
         timings["preprocess"] = (time.perf_counter() - started) * 1000
 

@@ -30,6 +30,7 @@ import numpy as np
 import yaml
 
 from detector.classes import SEA_LION_CLASSES
+from detector.images import rescale
 from detector.slicing import tile_grid
 from training.dots import (
     Dots,
@@ -84,15 +85,6 @@ def read_rgb(path: Path) -> np.ndarray:
     if bgr is None:
         raise ValueError(f"cannot read image {path}")
     return np.ascontiguousarray(bgr[:, :, ::-1])
-
-
-def resize(rgb: np.ndarray, factor: float) -> np.ndarray:
-    """Resize by ``factor`` (area averaging when shrinking)."""
-    if abs(factor - 1) < 1e-6:
-        return rgb
-    h, w = rgb.shape[:2]
-    size = (max(1, round(w * factor)), max(1, round(h * factor)))
-    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR)
 
 
 def resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -178,8 +170,8 @@ def prepare_photo(spec: PhotoSpec, ground_scale: float) -> PreparedPhoto:
         factor = ground_scale / spec.dotted_scale
         image = None
         if spec.raw is not None:
-            raw = resize(read_rgb(spec.raw), ground_scale / spec.raw_scale)
-            dotted_small = resize(dotted, factor)
+            raw = rescale(read_rgb(spec.raw), ground_scale / spec.raw_scale)
+            dotted_small = rescale(dotted, factor)
             try:
                 alignment = align_pair(raw, dotted_small, label)
             except PairMismatchError as exc:
@@ -192,13 +184,13 @@ def prepare_photo(spec: PhotoSpec, ground_scale: float) -> PreparedPhoto:
                     excluded = excluded[::-1, ::-1]
                     notes.append("dotted copy was rotated 180 degrees; fixed")
         if image is None:
-            image = resize(paint_out_dots(dotted), factor)
+            image = rescale(paint_out_dots(dotted), factor)
             method = "colour dots; dots painted out of the full-resolution dotted copy, then downsampled"
         dots = dots.scaled(factor)
     else:
         if spec.raw is None:
             raise PairMismatchError(f"{label}: a downsampled dotted copy needs its raw photo to find the dots")
-        raw = resize(read_rgb(spec.raw), spec.dotted_scale / spec.raw_scale)
+        raw = rescale(read_rgb(spec.raw), spec.dotted_scale / spec.raw_scale)
         alignment = align_pair(raw, dotted, label)
         if alignment.rotated_180:
             dotted = np.ascontiguousarray(dotted[::-1, ::-1])
@@ -206,7 +198,7 @@ def prepare_photo(spec: PhotoSpec, ground_scale: float) -> PreparedPhoto:
         dots = dots_by_difference(raw, dotted, spec.dotted_scale)
         excluded = exclusion_mask(dotted, raw, spec.dotted_scale)
         factor = ground_scale / spec.dotted_scale
-        image = resize(raw, factor)
+        image = rescale(raw, factor)
         dots = dots.scaled(factor)
         method = "difference of the raw/dotted pair"
     excluded = resize_mask(excluded, image.shape[:2])
