@@ -207,7 +207,3 @@ class Detector:
             tiles=len(tiles),
             source=source,
         )
-
-    def count_many(self, images: list[ImageInput], **options) -> list[CountResult]:
-        """Count several photos one after another (each may be tiled)."""
-        return [self.count(image, **options) for image in images]
