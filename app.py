@@ -105,7 +105,7 @@ def human_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def _options(conf: float, iou: float, slicing: str, tile_size: float | None, photo_scale: float) -> CountOptions:
     return CountOptions(
-        conf=float(conf),
+        conf=float(conf) if conf else None,  # 0: the model version's calibrated per-class thresholds
         iou=float(iou),
         slicing=str(slicing or "auto"),
         tile_size=int(tile_size) if tile_size else None,
@@ -122,7 +122,7 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
     @human_errors
     def count(
         image: str | None,
-        conf: float = DEFAULT_CONF,
+        conf: float = 0.0,
         iou: float = DEFAULT_IOU,
         slicing: str = "auto",
         tile_size: float = 0,
@@ -147,7 +147,7 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
     @human_errors
     def count_many(
         files: list[str] | None,
-        conf: float = DEFAULT_CONF,
+        conf: float = 0.0,
         iou: float = DEFAULT_IOU,
         slicing: str = "auto",
         tile_size: float = 0,
@@ -217,7 +217,14 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                             type="filepath", label="Photo", sources=["upload", "clipboard"], elem_id="photo-input"
                         )
                         with gr.Accordion("Detection settings", open=True):
-                            conf = gr.Slider(0.01, 0.99, value=DEFAULT_CONF, step=0.01, label="Confidence threshold")
+                            conf = gr.Slider(
+                                0,
+                                0.99,
+                                value=0,
+                                step=0.01,
+                                label="Confidence threshold",
+                                info="0 = the model's calibrated threshold per class (counts best on unseen photos)",
+                            )
                             iou = gr.Slider(0.05, 0.95, value=DEFAULT_IOU, step=0.05, label="IoU threshold (NMS)")
                             slicing = gr.Radio(
                                 ["auto", "on", "off"],

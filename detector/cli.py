@@ -52,7 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     count.add_argument("--recursive", "-r", action="store_true", help="look into sub-folders")
     count.add_argument("--out", type=Path, help="write counts to a .csv or .json file (default: print a table)")
     count.add_argument("--save-annotated", type=Path, metavar="DIR", help="save annotated JPEGs here")
-    count.add_argument("--conf", type=float, default=DEFAULT_CONF, help="confidence threshold (default %(default)s)")
+    count.add_argument(
+        "--conf", type=float, default=None,
+        help="one confidence threshold for every class (default: the model version's calibrated per-class "
+        f"thresholds, else {DEFAULT_CONF})",
+    )  # fmt: skip
     count.add_argument("--iou", type=float, default=DEFAULT_IOU, help="NMS IoU threshold (default %(default)s)")
     count.add_argument("--tile-size", type=int, default=None, help="tile size in model pixels (default: model input)")
     count.add_argument(

@@ -33,6 +33,7 @@ class ModelVersion:
     shipped_file: str | None = None  # file under weights/ shipped with the product (offline fallback)
     metrics: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
+    class_conf: Mapping[str, float] = field(default_factory=dict)  # calibrated count threshold per class
 
     @property
     def pinned_revision(self) -> str:
@@ -86,7 +87,24 @@ def _version_from_dict(name: str, data: Mapping[str, Any]) -> ModelVersion:
         shipped_file=data.get("shipped_file"),
         metrics=dict(data.get("metrics") or {}),
         description=str(data.get("description", "")),
+        class_conf=_class_conf(name, data.get("class_conf"), tuple(data["class_names"])),
     )
+
+
+def _class_conf(name: str, data: Any, class_names: tuple[str, ...]) -> dict[str, float]:
+    """Per-class count thresholds of a manifest entry, checked: known classes, values in (0, 1)."""
+    if not data:
+        return {}
+    if not isinstance(data, Mapping):
+        raise ModelResolutionError(f"Manifest entry {name!r}: class_conf must map class names to thresholds.")
+    unknown = [k for k in data if k not in class_names]
+    if unknown:
+        raise ModelResolutionError(f"Manifest entry {name!r}: class_conf names unknown classes {unknown}.")
+    values = {str(k): float(v) for k, v in data.items()}
+    bad = {k: v for k, v in values.items() if not 0 < v < 1}
+    if bad:
+        raise ModelResolutionError(f"Manifest entry {name!r}: class_conf values must lie in (0, 1), got {bad}.")
+    return values
 
 
 def load_manifest(path: str | os.PathLike[str] | None = None) -> Manifest:
@@ -116,6 +134,8 @@ def version_to_dict(version: ModelVersion) -> dict[str, Any]:
         data["shipped_file"] = version.shipped_file
     if version.metrics:
         data["metrics"] = dict(version.metrics)
+    if version.class_conf:
+        data["class_conf"] = {k: float(v) for k, v in version.class_conf.items()}
     if version.description:
         data["description"] = version.description
     return data

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -23,6 +24,7 @@ DEFAULT_CONF = 0.25
 DEFAULT_IOU = 0.45
 DEFAULT_OVERLAP = 0.2
 DEFAULT_BATCH = 16
+MAX_DETECTIONS_PER_TILE = 1000  # ultralytics' default 300 can cap a dense rookery tile at a low threshold
 
 
 def select_device(requested: str | None = None) -> str:
@@ -85,6 +87,7 @@ class Detector:
             class_names=self.class_names,
             imgsz=self.imgsz,
             ground_scale=self.ground_scale,
+            class_conf=dict(version.class_conf),
         )
         self._threads = os.cpu_count() or 1
         if warmup:
@@ -118,8 +121,9 @@ class Detector:
         bgr = [np.ascontiguousarray(tile[:, :, ::-1]) for tile in tiles]
         options = {"half": True} if self.half else {}  # passing half at all warns on ultralytics 8.4 CPU
         results = self._yolo.predict(
-            bgr, imgsz=self.imgsz, conf=conf, iou=iou, device=self.device, verbose=False, **options
-        )
+            bgr, imgsz=self.imgsz, conf=conf, iou=iou, device=self.device, verbose=False,
+            max_det=MAX_DETECTIONS_PER_TILE, **options,
+        )  # fmt: skip
         torch.set_num_threads(self._threads)  # ultralytics caps CPU threads at cores-1 when it selects a device
         return results
 
@@ -127,7 +131,7 @@ class Detector:
         self,
         image: ImageInput,
         *,
-        conf: float = DEFAULT_CONF,
+        conf: float | None = None,
         iou: float = DEFAULT_IOU,
         slicing: Slicing = "auto",
         tile_size: int | None = None,
@@ -135,16 +139,22 @@ class Detector:
         photo_scale: float = 1.0,
         batch_size: int = DEFAULT_BATCH,
         source: str | None = None,
+        class_conf: Mapping[str, float] | None = None,
     ) -> CountResult:
         """Detect and count animals in one photo.
+
+        Confidence threshold: ``conf`` when given (one for every class); else ``class_conf`` or the model
+        version's calibrated per-class thresholds (chosen on cross-validation to count best), else
+        ``DEFAULT_CONF``. The thresholds applied are recorded in the result (``result.conf``).
 
         ``photo_scale`` is the photo's resolution relative to a native survey photo (0.25 for a photo
         downsampled 4x); the photo is resized by ``ground_scale / photo_scale`` to match the model.
         ``slicing``: "auto" tiles photos larger than a tile, "on" always tiles, "off" runs the whole photo
         letterboxed to the model input.
         """
-        if not 0 <= conf <= 1 or not 0 <= iou <= 1:
+        if (conf is not None and not 0 <= conf <= 1) or not 0 <= iou <= 1:
             raise DetectorError(f"conf and iou must be between 0 and 1, got conf={conf}, iou={iou}.")
+        thresholds = self.thresholds(conf, class_conf)
         if photo_scale <= 0:
             raise DetectorError(f"photo_scale must be positive, got {photo_scale}.")
         if slicing not in ("auto", "on", "off"):
@@ -171,8 +181,10 @@ class Detector:
             for start in range(0, len(tiles), max(1, batch_size)):
                 chunk = tiles[start : start + batch_size]
                 crops = [work[y1:y2, x1:x2] for x1, y1, x2, y2 in chunk]
-                for offset, (tile, found) in enumerate(zip(chunk, self._predict(crops, conf, iou), strict=True)):
+                floor = float(thresholds.min())
+                for offset, (tile, found) in enumerate(zip(chunk, self._predict(crops, floor, iou), strict=True)):
                     data = found.boxes.data.cpu().numpy() if found.boxes is not None else np.zeros((0, 6))
+                    data = data[data[:, 4] >= thresholds[data[:, 5].astype(np.int64)]]
                     if not len(data):
                         continue
                     xyxy = shift_boxes(data[:, :4], tile[0], tile[1])
@@ -206,4 +218,18 @@ class Detector:
             timings_ms=timings,
             tiles=len(tiles),
             source=source,
+            conf=dict(zip(self.class_names, thresholds.tolist(), strict=True)),
         )
+
+    def thresholds(self, conf: float | None = None, class_conf: Mapping[str, float] | None = None) -> np.ndarray:
+        """The confidence threshold of each class (model class order): see :meth:`count`."""
+        if conf is not None:
+            return np.full(len(self.class_names), float(conf))
+        per_class = dict(class_conf if class_conf is not None else self.info.class_conf)
+        unknown = sorted(set(per_class) - set(self.class_names))
+        if unknown:
+            raise DetectorError(f"class_conf names unknown classes {unknown}; the model has {list(self.class_names)}.")
+        values = np.array([float(per_class.get(name, DEFAULT_CONF)) for name in self.class_names])
+        if ((values < 0) | (values > 1)).any():
+            raise DetectorError(f"class_conf thresholds must be between 0 and 1, got {per_class}.")
+        return values

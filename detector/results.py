@@ -24,10 +24,12 @@ class ModelInfo:
     class_names: tuple[str, ...] = ()
     imgsz: int = 640
     ground_scale: float = 1.0  # photo scale the model was trained at (1.0 = native survey resolution)
+    class_conf: Mapping[str, float] = field(default_factory=dict)  # the version's calibrated count thresholds
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["class_names"] = list(self.class_names)
+        data["class_conf"] = dict(self.class_conf)
         return data
 
 
@@ -49,6 +51,7 @@ class CountResult:
     timings_ms: Mapping[str, float] = field(default_factory=dict)
     tiles: int = 1
     source: str | None = None  # file name or label of the input
+    conf: Mapping[str, float] = field(default_factory=dict)  # the confidence threshold applied, per class
 
     def __post_init__(self) -> None:
         xyxy = np.asarray(self.xyxy, dtype=np.float32).reshape(-1, 4)
@@ -72,6 +75,7 @@ class CountResult:
         object.__setattr__(self, "class_names", tuple(self.class_names))
         object.__setattr__(self, "image_size", (width, height))
         object.__setattr__(self, "timings_ms", dict(self.timings_ms))
+        object.__setattr__(self, "conf", {str(k): float(v) for k, v in self.conf.items()})
 
     def __len__(self) -> int:
         return len(self.class_id)
@@ -101,6 +105,7 @@ class CountResult:
             "model": self.model.to_dict() if self.model else None,
             "device": self.device,
             "tiles": self.tiles,
+            "conf": {k: round(v, 4) for k, v in self.conf.items()},
             "timings_ms": {k: round(float(v), 2) for k, v in self.timings_ms.items()},
         }
         if include_boxes:
@@ -129,11 +134,20 @@ class CountResult:
             confidence=np.array([d["confidence"] for d in detections], dtype=np.float32),
             class_names=tuple(data["class_names"]),
             image_size=(data["image_size"]["width"], data["image_size"]["height"]),
-            model=ModelInfo(**{**model, "class_names": tuple(model.get("class_names", ()))}) if model else None,
+            model=ModelInfo(
+                **{
+                    **model,
+                    "class_names": tuple(model.get("class_names", ())),
+                    "class_conf": dict(model.get("class_conf") or {}),
+                }
+            )
+            if model
+            else None,
             device=data.get("device", "cpu"),
             timings_ms=data.get("timings_ms", {}),
             tiles=data.get("tiles", 1),
             source=data.get("source"),
+            conf=data.get("conf") or {},
         )
 
     @staticmethod

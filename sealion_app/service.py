@@ -31,9 +31,10 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class CountOptions:
-    """The user's detection settings (``tile_size`` 0 or None = the model's input size)."""
+    """The user's detection settings (``tile_size`` 0 or None = the model's input size; ``conf`` None = the model
+    version's calibrated per-class thresholds)."""
 
-    conf: float = 0.25
+    conf: float | None = None
     iou: float = 0.45
     slicing: str = "auto"
     tile_size: int | None = None
@@ -41,7 +42,7 @@ class CountOptions:
 
     def as_kwargs(self) -> dict[str, Any]:
         return {
-            "conf": float(self.conf),
+            "conf": float(self.conf) if self.conf is not None else None,
             "iou": float(self.iou),
             "slicing": self.slicing,
             "tile_size": int(self.tile_size) if self.tile_size else None,

@@ -106,3 +106,82 @@ def test_cli_counts_a_full_resolution_survey_photo(tmp_path, shared_data):
     assert list(result["counts"]) == SEA_LION_CLASSES
     assert result["image_size"] == {"width": 4992, "height": 3328}
     assert result["model"]["version"] == load_manifest().default and result["total"] > 0
+
+
+@pytest.fixture(scope="module")
+def crop(shipped) -> np.ndarray:
+    """One model tile of a dense example photo at the model's ground scale (no rescaling, no seam merge)."""
+    from detector.images import load_image, rescale
+
+    rgb = rescale(load_image(EXAMPLE), shipped.ground_scale / 0.25)
+    side = shipped.imgsz
+    return np.ascontiguousarray(rgb[300 : 300 + side, 500 : 500 + side])
+
+
+def between_scores(scores: np.ndarray) -> float:
+    """A threshold halfway between two middle scores (never equal to one: ultralytics keeps only scores > conf)."""
+    ordered = np.unique(scores)
+    if len(ordered) < 2:
+        return 0.5
+    k = len(ordered) // 2
+    return float(ordered[k - 1] + ordered[k]) / 2
+
+
+def test_per_class_thresholds_apply_and_an_explicit_conf_overrides_them(shipped, crop):
+    scale = shipped.ground_scale
+    floor = shipped.count(crop, conf=0.02, photo_scale=scale)
+    assert len(set(floor.class_id.tolist())) >= 2
+    thresholds = {
+        name: between_scores(floor.confidence[floor.class_id == i]) for i, name in enumerate(shipped.class_names)
+    }
+    per_class = shipped.count(crop, class_conf=thresholds, photo_scale=scale)
+    expected = {
+        name: int(((floor.class_id == i) & (floor.confidence >= thresholds[name])).sum())
+        for i, name in enumerate(shipped.class_names)
+    }
+    assert per_class.counts == expected and 0 < per_class.total < floor.total
+    assert per_class.conf == pytest.approx(thresholds)  # the result records what was applied
+    uniform = shipped.count(crop, conf=0.02, class_conf=thresholds, photo_scale=scale)  # explicit conf wins
+    assert uniform.counts == floor.counts and set(uniform.conf.values()) == {0.02}
+
+
+def test_the_versions_calibrated_thresholds_are_the_default(shipped, crop):
+    from dataclasses import replace
+
+    from detector.errors import DetectorError
+    from detector.hub import ResolvedWeights
+
+    scale = shipped.ground_scale
+    assert shipped.count(crop, photo_scale=scale).conf == pytest.approx(
+        shipped.info.class_conf or dict.fromkeys(SEA_LION_CLASSES, 0.25)
+    )
+    floor = shipped.count(crop, conf=0.02, photo_scale=scale)
+    calibrated = {**dict.fromkeys(SEA_LION_CLASSES, 0.02), "adult_females": 0.99}
+    version = replace(shipped.weights.version, class_conf=calibrated)
+    detector = Detector(ResolvedWeights(shipped.weights.path, shipped.weights.sha256, "local", version), device="cpu")
+    result = detector.count(crop, photo_scale=scale)
+    assert result.conf == pytest.approx(calibrated) and detector.info.class_conf == calibrated
+    assert result.counts == {**floor.counts, "adult_females": 0} and floor.counts["adult_females"] > 0
+    with pytest.raises(DetectorError, match="unknown classes"):
+        detector.count(crop, class_conf={"walrus": 0.5})
+
+
+@pytest.mark.parametrize("example", sorted((REPO_ROOT / "examples").glob("*.jpg")), ids=lambda p: p.stem)
+def test_counts_do_not_depend_on_how_the_photo_was_saved(shipped, example):
+    """A greyscale copy and a quality-70 re-encode count within 10 % (or 2 animals) of the original, per class."""
+    import io
+
+    from PIL import Image
+
+    original = shipped.count(example, photo_scale=0.25).counts
+    with Image.open(example) as photo:
+        grey = photo.convert("L")
+        buffer = io.BytesIO()
+        photo.save(buffer, format="JPEG", quality=70)
+    copies = {"greyscale": shipped.count(grey, photo_scale=0.25).counts}
+    copies["jpeg q70"] = shipped.count(buffer.getvalue(), photo_scale=0.25).counts
+    for label, counts in copies.items():
+        off = {
+            n: (original[n], counts[n]) for n in original if abs(counts[n] - original[n]) > max(2, 0.1 * original[n])
+        }
+        assert not off, f"{example.name} {label}: (original, copy) per class {off}"

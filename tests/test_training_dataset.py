@@ -96,9 +96,14 @@ def test_build_dataset_writes_chips_labels_and_a_photo_level_split(tiny_dataset)
 
 def test_discover_reads_the_noaa_sample_layout(shared_data):
     specs = {s.photo_id: s for s in discover(shared_data)}
-    assert sorted(specs, key=int) == ["0", "1", "2", "3", "4", "6", "7", "8"]
-    assert specs["3"].dotted_scale == 1.0 and specs["3"].raw is not None  # full-res dots preferred
+    counts = (shared_data / "counts.csv").read_text().split()[1:]
+    assert sorted(specs, key=int) == sorted((row.split(",")[0] for row in counts), key=int)  # every photo with counts
+    assert specs["3"].dotted_scale == 1.0 and specs["3"].raw is not None  # full-res dotted copy preferred
+    assert specs["3"].dots is None  # not in dot-coordinates.csv (a mismatched pair): colour extraction
     assert specs["0"].dotted_scale == 0.25 and specs["0"].official_counts["pups"] == 344
+    assert specs["0"].dots.counts()["pups"] == 344  # the dots table, where pair differences found 112
+    assert specs["43"].raw.parent.name == "fullres-raw" and specs["43"].raw_scale == 1.0
+    assert specs["21"].raw is None and specs["7"].dots is None
 
 
 def test_count_metrics_competition_rmse_is_the_mean_of_per_class_rmse():

@@ -58,14 +58,19 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
 
 @dataclass(frozen=True)
 class PhotoSpec:
-    """Where one survey photo's files are, and at which scale (relative to native resolution) each is."""
+    """Where one survey photo's files are, and at which scale (relative to native resolution) each is.
+
+    ``dots``: the photo's animals from a dots table (full-resolution pixels), the best label source when present.
+    """
 
     photo_id: str
-    dotted: Path
+    dotted: Path | None
     dotted_scale: float = 1.0
     raw: Path | None = None
     raw_scale: float = 1.0
     official_counts: dict[str, int] | None = None
+    dots: Dots | None = None
+    dots_source: str = ""
 
 
 @dataclass
@@ -99,6 +104,44 @@ def read_counts(path: Path) -> dict[str, dict[str, int]]:
     return {str(row["train_id"]): {name: int(row[name]) for name in SEA_LION_CLASSES} for row in rows}
 
 
+DOTS_PHOTO_COLUMNS = ("train_id", "photo", "photo_id", "image")
+
+
+def read_dots_table(path: Path) -> dict[str, Dots]:
+    """A dots table: one row per animal (photo, x, y, class; full-resolution pixels), per photo id.
+
+    The photo column is ``train_id`` (the NOAA ``dot-coordinates.csv``), ``photo``, ``photo_id`` or ``image`` (a
+    file name is reduced to its stem); ``class`` is a class name of :data:`SEA_LION_CLASSES`.
+    """
+    path = Path(path)
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        columns = reader.fieldnames or []
+        photo_column = next((c for c in DOTS_PHOTO_COLUMNS if c in columns), None)
+        missing = [c for c in ("x", "y", "class") if c not in columns]
+        if photo_column is None or missing:
+            raise ValueError(
+                f"{path}: a dots table needs the columns photo (one of {', '.join(DOTS_PHOTO_COLUMNS)}), x, y, class; "
+                f"found {', '.join(columns) or 'none'}"
+            )
+        rows: dict[str, tuple[list[tuple[float, float]], list[int]]] = {}
+        for line, row in enumerate(reader, start=2):
+            name = row["class"].strip()
+            if name not in SEA_LION_CLASSES:
+                raise ValueError(f"{path}, line {line}: unknown class {name!r} (known: {', '.join(SEA_LION_CLASSES)})")
+            try:
+                xy = (float(row["x"]), float(row["y"]))
+            except (TypeError, ValueError) as exc:
+                raise ValueError(
+                    f"{path}, line {line}: x and y must be numbers, got {row['x']!r}, {row['y']!r}"
+                ) from exc
+            photo_id = Path(row[photo_column].strip()).stem
+            points, classes = rows.setdefault(photo_id, ([], []))
+            points.append(xy)
+            classes.append(SEA_LION_CLASSES.index(name))
+    return {photo_id: Dots(np.array(points), np.array(classes)) for photo_id, (points, classes) in rows.items()}
+
+
 def _images_by_stem(folder: Path) -> dict[str, Path]:
     if not folder.is_dir():
         return {}
@@ -109,102 +152,130 @@ def _id_key(photo_id: str) -> tuple[int, str]:
     return (int(photo_id), "") if photo_id.isdigit() else (sys.maxsize, photo_id)
 
 
-def discover(root: Path, photo_scale: float = 1.0) -> list[PhotoSpec]:
-    """The photos under ``root`` in one of two layouts.
+def discover(root: Path, photo_scale: float = 1.0, dots_table: Path | None = None) -> list[PhotoSpec]:
+    """The photos under ``root`` in one of two layouts, with the best label source of each.
 
-    * The NOAA sample: ``downsampled/Train``, ``downsampled/TrainDotted`` (4x downsampled) and
-      ``fullres-dotted/`` (full resolution, preferred for dots where present), plus ``counts.csv``.
+    * The NOAA sample: ``downsampled/Train``, ``downsampled/TrainDotted`` (4x downsampled), ``fullres-dotted/`` and
+      ``fullres-raw/`` (full resolution, preferred where present), ``counts.csv`` and ``dot-coordinates.csv``.
     * The Kaggle layout: ``Train/`` and ``TrainDotted/`` at ``photo_scale`` (1.0 for the original files)
       plus ``train.csv`` or ``counts.csv``.
+
+    ``dots_table`` (default: ``root/dot-coordinates.csv`` when present) gives exact dots; a photo listed there
+    needs only a raw photo (a reviewed survey photo, say), not a dotted copy.
     """
     root = Path(root)
     counts_file = next((root / n for n in ("counts.csv", "train.csv") if (root / n).is_file()), None)
     counts = read_counts(counts_file) if counts_file else {}
+    if dots_table is None and (root / "dot-coordinates.csv").is_file():
+        dots_table = root / "dot-coordinates.csv"
+    table = read_dots_table(dots_table) if dots_table else {}
+    source = f"dots table {Path(dots_table).name}" if dots_table else ""
     if (root / "downsampled").is_dir():
-        raws = _images_by_stem(root / "downsampled" / "Train")
         dotted_small = _images_by_stem(root / "downsampled" / "TrainDotted")
         dotted_full = _images_by_stem(root / "fullres-dotted")
-        specs = []
-        for photo_id in sorted(set(dotted_small) | set(dotted_full), key=_id_key):
-            full = dotted_full.get(photo_id)
-            specs.append(
-                PhotoSpec(
-                    photo_id=photo_id,
-                    dotted=full or dotted_small[photo_id],
-                    dotted_scale=1.0 if full else 0.25,
-                    raw=raws.get(photo_id),
-                    raw_scale=0.25,
-                    official_counts=counts.get(photo_id),
-                )
+        raw_small = _images_by_stem(root / "downsampled" / "Train")
+        raw_full = _images_by_stem(root / "fullres-raw")
+        dotted = {**{k: (p, 0.25) for k, p in dotted_small.items()}, **{k: (p, 1.0) for k, p in dotted_full.items()}}
+        raws = {**{k: (p, 0.25) for k, p in raw_small.items()}, **{k: (p, 1.0) for k, p in raw_full.items()}}
+    else:
+        dotted = {k: (p, photo_scale) for k, p in _images_by_stem(root / "TrainDotted").items()}
+        raws = {k: (p, photo_scale) for k, p in _images_by_stem(root / "Train").items()}
+    ids = set(dotted) | (set(table) & set(raws))
+    if not ids:
+        raise FileNotFoundError(
+            f"no dotted photos under {root} (expected TrainDotted/ or downsampled/TrainDotted/), "
+            "and no raw photos listed in a dots table"
+        )
+    specs = []
+    for photo_id in sorted(ids, key=_id_key):
+        dotted_path, dotted_scale = dotted.get(photo_id, (None, 1.0))
+        raw_path, raw_scale = raws.get(photo_id, (None, 1.0))
+        specs.append(
+            PhotoSpec(
+                photo_id=photo_id,
+                dotted=dotted_path,
+                dotted_scale=dotted_scale,
+                raw=raw_path,
+                raw_scale=raw_scale,
+                official_counts=counts.get(photo_id),
+                dots=table.get(photo_id),
+                dots_source=source if photo_id in table else "",
             )
-        return specs
-    raws = _images_by_stem(root / "Train")
-    dotted = _images_by_stem(root / "TrainDotted")
-    if not dotted:
-        raise FileNotFoundError(f"no dotted photos under {root} (expected TrainDotted/ or downsampled/TrainDotted/)")
-    return [
-        PhotoSpec(photo_id, path, photo_scale, raws.get(photo_id), photo_scale, counts.get(photo_id))
-        for photo_id, path in sorted(dotted.items(), key=lambda item: _id_key(item[0]))
-    ]
+        )
+    return specs
 
 
-def prepare_photo(spec: PhotoSpec, ground_scale: float) -> PreparedPhoto:
-    """Find the dots (before any downsampling) and build the training image at ``ground_scale``.
+def prepare_photo(spec: PhotoSpec, ground_scale: float, prefer_painted: bool = False) -> PreparedPhoto:
+    """Find the labels (best source first) and build the training image at ``ground_scale``.
 
-    * Crisp dots (dotted copy at >= 0.5 scale): dots by colour. The training image is the raw photo when it
-      is the same photograph (checked; a 180-degree rotation is fixed), else the dotted copy with the dots
-      painted out (inpainting at full resolution, then downsampling).
-    * Blurred dots (a downsampled pair): dots by difference; a pair that is not the same photograph raises
-      :class:`PairMismatchError`.
+    Labels: the dots table where it lists the photo; else dots by colour on a dotted copy at >= 0.5 scale (found
+    before any downsampling); else the difference of a downsampled raw/dotted pair.
+    Training image: the raw photo when it is the same photograph as the dotted copy (checked; a 180-degree
+    rotation is fixed) and at least as sharp as the ground scale needs (or nothing sharper exists); else the
+    dotted copy with its dots painted out (inpainting at full resolution, then downsampling). ``prefer_painted``
+    uses the painted-out copy even where a raw photo exists (to check that it is a fair stand-in).
 
     Blacked-out regions are filled black in the training image too, so the model never sees an animal there
     without a label (it learns "black = nothing", which costs nothing on real survey photos).
     """
     notes: list[str] = []
-    dotted = read_rgb(spec.dotted)
     label = f"photo {spec.photo_id}"
-    if spec.dotted_scale >= 0.5:
+    if spec.dotted is None and (spec.raw is None or spec.dots is None):
+        raise PairMismatchError(f"{label}: needs a dotted copy, or a raw photo and rows in a dots table")
+    raw = read_rgb(spec.raw) if spec.raw is not None else None
+    dotted = read_rgb(spec.dotted) if spec.dotted is not None else None
+    scale = spec.dotted_scale if dotted is not None else spec.raw_scale  # the scale labels are found at
+    raw_aligned = None  # the raw photo at the dotted copy's scale, when it is the same photograph
+    if raw is not None and dotted is not None:
+        check = min(spec.dotted_scale, spec.raw_scale, 0.25)  # compare small: fast, and blind to dot pixels
+        try:
+            alignment = align_pair(
+                rescale(raw, check / spec.raw_scale), rescale(dotted, check / spec.dotted_scale), label
+            )
+        except PairMismatchError as exc:
+            notes.append(f"raw photo not used: {exc}")
+        else:
+            if alignment.rotated_180:
+                dotted = np.ascontiguousarray(dotted[::-1, ::-1])
+                notes.append("dotted copy was rotated 180 degrees; fixed")
+            raw_aligned = rescale(raw, spec.dotted_scale / spec.raw_scale)
+    elif raw is not None:
+        raw_aligned = raw
+
+    if spec.dots is not None:
+        dots = spec.dots.scaled(scale)
+        labels = spec.dots_source or "dots table"
+    elif dotted is not None and spec.dotted_scale >= 0.5:
         dots = dots_by_colour(dotted)
-        excluded = exclusion_mask(dotted, None, spec.dotted_scale)
-        dots = dots.outside(excluded)
-        factor = ground_scale / spec.dotted_scale
-        image = None
-        if spec.raw is not None:
-            raw = rescale(read_rgb(spec.raw), ground_scale / spec.raw_scale)
-            dotted_small = rescale(dotted, factor)
-            try:
-                alignment = align_pair(raw, dotted_small, label)
-            except PairMismatchError as exc:
-                notes.append(f"raw photo not used: {exc}")
-            else:
-                image = raw
-                method = "colour dots on the full-resolution dotted copy; raw photo as training image"
-                if alignment.rotated_180:
-                    dots = dots.rotated_180(dotted.shape[1], dotted.shape[0])
-                    excluded = excluded[::-1, ::-1]
-                    notes.append("dotted copy was rotated 180 degrees; fixed")
-        if image is None:
-            image = rescale(paint_out_dots(dotted), factor)
-            method = "colour dots; dots painted out of the full-resolution dotted copy, then downsampled"
-        dots = dots.scaled(factor)
+        labels = "colour dots on the dotted copy"
+    elif dotted is not None and raw_aligned is not None:
+        dots = dots_by_difference(raw_aligned, dotted, spec.dotted_scale)
+        labels = "difference of the raw/dotted pair"
     else:
-        if spec.raw is None:
-            raise PairMismatchError(f"{label}: a downsampled dotted copy needs its raw photo to find the dots")
-        raw = rescale(read_rgb(spec.raw), spec.dotted_scale / spec.raw_scale)
-        alignment = align_pair(raw, dotted, label)
-        if alignment.rotated_180:
-            dotted = np.ascontiguousarray(dotted[::-1, ::-1])
-            notes.append("dotted copy was rotated 180 degrees; fixed")
-        dots = dots_by_difference(raw, dotted, spec.dotted_scale)
-        excluded = exclusion_mask(dotted, raw, spec.dotted_scale)
-        factor = ground_scale / spec.dotted_scale
-        image = rescale(raw, factor)
-        dots = dots.scaled(factor)
-        method = "difference of the raw/dotted pair"
+        raise PairMismatchError(f"{label}: a downsampled dotted copy needs its raw photo to find the dots")
+    if dotted is not None:
+        excluded = exclusion_mask(dotted, raw_aligned, scale)
+        dots = dots.outside(excluded)
+    else:
+        excluded = np.zeros(raw.shape[:2], dtype=bool)
+
+    sharp_enough = raw is not None and spec.raw_scale >= ground_scale
+    can_paint = dotted is not None and spec.dotted_scale >= min(0.5, ground_scale)
+    if raw_aligned is not None and (sharp_enough or not can_paint) and not (prefer_painted and can_paint):
+        image = rescale(raw, ground_scale / spec.raw_scale)
+        source = "raw photo"
+        if spec.raw_scale < ground_scale:
+            notes.append(f"raw photo upsampled {ground_scale / spec.raw_scale:g}x (nothing sharper exists)")
+    elif can_paint:
+        image = rescale(paint_out_dots(dotted), ground_scale / spec.dotted_scale)
+        source = "dotted copy with the dots painted out"
+    else:
+        raise PairMismatchError(f"{label}: no usable training image (the raw photo does not match the dotted copy)")
+    dots = dots.scaled(ground_scale / scale)
     excluded = resize_mask(excluded, image.shape[:2])
     image = image.copy()
     image[excluded] = 0
-    return PreparedPhoto(spec.photo_id, image, dots, excluded, method, notes)
+    return PreparedPhoto(spec.photo_id, image, dots, excluded, f"labels: {labels}; image: {source}", notes)
 
 
 def dot_boxes(dots: Dots, ground_scale: float, image_size: tuple[int, int]) -> np.ndarray:
@@ -271,12 +342,12 @@ def write_chips(photo: PreparedPhoto, out: Path, ground_scale: float, options: C
 
 
 def iter_prepared(
-    specs: Iterable[PhotoSpec], ground_scale: float
+    specs: Iterable[PhotoSpec], ground_scale: float, prefer_painted: bool = False
 ) -> Iterator[tuple[PhotoSpec, PreparedPhoto | None, str]]:
     """Prepare photos one at a time (streaming); a refused photo yields ``None`` and the reason."""
     for spec in specs:
         try:
-            yield spec, prepare_photo(spec, ground_scale), ""
+            yield spec, prepare_photo(spec, ground_scale, prefer_painted), ""
         except (PairMismatchError, ValueError) as exc:
             yield spec, None, str(exc)
 
@@ -337,18 +408,20 @@ class BuildOptions:
     seed: int = 0
     val_ids: tuple[str, ...] = ()
     photo_ids: tuple[str, ...] = ()  # only these photos (all when empty)
+    dots_table: Path | None = None  # default: <data>/dot-coordinates.csv when present
+    prefer_painted: bool = False  # painted-out dotted copies even where raw photos exist
 
 
 def build_dataset(root: Path, out: Path, options: BuildOptions, photo_scale: float = 1.0, command: str = "") -> dict:
     """Build the whole dataset (chips, whole photos, splits); returns the summary also written to photos.json."""
     out = Path(out)
-    specs = discover(Path(root), photo_scale)
+    specs = discover(Path(root), photo_scale, options.dots_table)
     if options.photo_ids:
         specs = [s for s in specs if s.photo_id in set(options.photo_ids)]
     (out / "photos").mkdir(parents=True, exist_ok=True)
     records, refused = [], []
     started = time.perf_counter()
-    for spec, photo, reason in iter_prepared(specs, options.ground_scale):
+    for spec, photo, reason in iter_prepared(specs, options.ground_scale, options.prefer_painted):
         if photo is None:
             logger.warning("photo %s refused: %s", spec.photo_id, reason)
             refused.append({"photo_id": spec.photo_id, "reason": reason})
@@ -365,6 +438,7 @@ def build_dataset(root: Path, out: Path, options: BuildOptions, photo_scale: flo
             "notes": photo.notes,
             "dot_counts": photo.dots.counts(),
             "official_counts": spec.official_counts,
+            "image_scale": spec.raw_scale if "raw photo" in photo.method else spec.dotted_scale,
             "excluded_share": round(float(photo.excluded.mean()), 4),
             **chips,
         }
@@ -388,6 +462,7 @@ def build_dataset(root: Path, out: Path, options: BuildOptions, photo_scale: flo
             splits[f"fold{k}"] = str(write_split(out, f"fold{k}", train_ids, val))
     summary = {
         "source": str(Path(root).resolve()),
+        "dots_table": str(options.dots_table) if options.dots_table else None,
         "command": command,
         "ground_scale": options.ground_scale,
         "chip_options": asdict(options.chips),
@@ -414,6 +489,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--folds", type=int, default=4, help="cross-validation folds over photos (0: none)")
     parser.add_argument("--val-ids", default="", help="comma-separated photo ids for a fixed holdout split")
     parser.add_argument("--photos", default="", help="comma-separated photo ids to use (default: all)")
+    parser.add_argument(
+        "--dots", type=Path, default=None,
+        help="dots table CSV (photo,x,y,class; full-resolution pixels): the best label source where it lists a photo "
+        "(default: <data>/dot-coordinates.csv when present)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--prefer-painted", action="store_true", help="train on painted-out dotted copies even where raw photos exist"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
@@ -425,6 +508,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         seed=args.seed,
         val_ids=split(args.val_ids),
         photo_ids=split(args.photos),
+        dots_table=args.dots,
+        prefer_painted=args.prefer_painted,
     )
     started = time.perf_counter()
     command = "python -m training.dataset " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))

@@ -146,7 +146,8 @@ def evaluate_model(
 
 def cross_validate(
     dataset: Path, out: Path, epochs: int, model: str = "yolov5n.yaml", conf: float = 0.25, device: str = "cpu",
-    folds: Sequence[str] | None = None, extra: Mapping[str, Any] | None = None,
+    folds: Sequence[str] | None = None, extra: Mapping[str, Any] | None = None, init: str | None = None,
+    grey: float = 0.1,
 ) -> dict[str, Any]:  # fmt: skip
     """Train one model per fold (same recipe as the default, ``epochs`` epochs) and count on the unseen photos."""
     import yaml
@@ -166,7 +167,7 @@ def cross_validate(
         record = train(
             TrainConfig(
                 data=str(data_yaml), model=model, epochs=epochs, device=device, project=str(out), name=name,
-                extra=dict(extra or {}),
+                extra=dict(extra or {}), init=init, grey=grey,
             ),
             command=f"cross-validation fold {name}",
         )  # fmt: skip
@@ -187,6 +188,8 @@ def cross_validate(
         "epochs_per_fold": epochs,
         "train_overrides": dict(extra or {}),
         "model": model,
+        "init": init,
+        "grey": grey,
         "conf": conf,
         "cv": count_metrics(np.array(truth), np.array(predicted)),
         "baseline_training_mean": count_metrics(np.array(truth), np.array(baseline)),
@@ -197,6 +200,135 @@ def cross_validate(
     }
     out.mkdir(parents=True, exist_ok=True)
     (out / "cv_metrics.json").write_text(json.dumps(report, indent=2))
+    return report
+
+
+THRESHOLD_GRID = np.round(np.arange(0.02, 0.91, 0.01), 2)  # candidate per-class count thresholds
+CALIBRATION_FLOOR = float(THRESHOLD_GRID[0])
+
+
+def counts_at(class_id: np.ndarray, confidence: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Per-class counts of one photo's detections, each class at its own threshold."""
+    class_id, confidence = np.asarray(class_id, dtype=np.int64), np.asarray(confidence, dtype=np.float64)
+    keep = confidence >= np.asarray(thresholds)[class_id]
+    return np.bincount(class_id[keep], minlength=len(SEA_LION_CLASSES))
+
+
+def choose_thresholds(truth: np.ndarray, detections: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Per class, the threshold of :data:`THRESHOLD_GRID` whose counts have the smallest RMSE over the photos.
+
+    ``detections``: per photo, (class_id, confidence) found at :data:`CALIBRATION_FLOOR`. Ties go to the higher
+    threshold (fewer, surer detections).
+    """
+    truth = np.asarray(truth, dtype=np.float64).reshape(-1, len(SEA_LION_CLASSES))
+    chosen = np.empty(len(SEA_LION_CLASSES))
+    for c in range(len(SEA_LION_CLASSES)):
+        per_photo = [conf[cls == c] for cls, conf in detections]
+        counts = np.array([[(conf >= t).sum() for t in THRESHOLD_GRID] for conf in per_photo])  # (photos, grid)
+        rmse = np.sqrt(((counts - truth[:, c : c + 1]) ** 2).mean(axis=0))
+        best = np.flatnonzero(rmse <= rmse.min() + 1e-9)
+        chosen[c] = THRESHOLD_GRID[best[-1]]
+    return chosen
+
+
+def calibrate(dataset: Path, cv_dir: Path, device: str | None = None) -> dict[str, Any]:
+    """Per-class count thresholds from a cross-validation's fold models and their unseen photos.
+
+    1. Each fold model counts its unseen photos at a low floor; every detection's class and confidence is kept.
+    2. Thresholds for the model version: per class, the one that minimises the count RMSE over all CV photos.
+    3. The honest estimate of what calibration gains: each fold's photos are counted (by the product's Detector,
+       with ``class_conf``) at thresholds chosen on the *other* folds' photos only.
+    """
+    import yaml
+
+    summary = load_summary(dataset)
+    cv = json.loads((Path(cv_dir) / "cv_metrics.json").read_text())
+    by_id = {r["photo_id"]: r for r in summary["photos"]}
+    imgsz, ground_scale = int(summary["chip_options"]["size"]), float(summary["ground_scale"])
+    folds = {}
+    for name in cv["folds"]:
+        split = yaml.safe_load(Path(summary["splits"][name]).read_text())
+        folds[name] = split["val_photos"]
+    detectors = {name: load_detector(Path(cv_dir) / name / "weights" / "best.pt", imgsz, ground_scale, device)
+                 for name in folds}  # fmt: skip
+    found: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for name, photos in folds.items():
+        for photo_id in photos:
+            result = detectors[name].count(str(Path(dataset) / by_id[photo_id]["image"]), conf=CALIBRATION_FLOOR,
+                                           photo_scale=ground_scale)  # fmt: skip
+            found[photo_id] = (result.class_id, result.confidence)
+    order = [p for photos in folds.values() for p in photos]
+    truth = np.array([[truth_counts(by_id[p])[n] for n in SEA_LION_CLASSES] for p in order])
+    shipped = choose_thresholds(truth, [found[p] for p in order])
+    in_sample = np.array([counts_at(*found[p], shipped) for p in order])
+    honest, per_fold = [], {}
+    for name, photos in folds.items():
+        others = [p for p in order if p not in set(photos)]
+        other_truth = np.array([[truth_counts(by_id[p])[n] for n in SEA_LION_CLASSES] for p in others])
+        thresholds = choose_thresholds(other_truth, [found[p] for p in others])
+        per_fold[name] = dict(zip(SEA_LION_CLASSES, thresholds.tolist(), strict=True))
+        for photo_id in photos:
+            result = detectors[name].count(str(Path(dataset) / by_id[photo_id]["image"]), class_conf=per_fold[name],
+                                           photo_scale=ground_scale)  # fmt: skip
+            honest.append([result.counts[n] for n in SEA_LION_CLASSES])
+    uniform = {row["photo_id"]: row["predicted"] for row in cv["per_photo"]}
+    report = {
+        "dataset": str(dataset),
+        "cv_dir": str(cv_dir),
+        "grid": [float(THRESHOLD_GRID[0]), float(THRESHOLD_GRID[-1]), 0.01],
+        "class_conf": dict(zip(SEA_LION_CLASSES, shipped.tolist(), strict=True)),
+        "class_conf_per_fold": per_fold,
+        "photos": order,
+        "uniform_conf": cv["conf"],
+        "metrics_uniform_conf": count_metrics(truth, np.array([uniform[p] for p in order])),
+        "metrics_calibrated_other_folds": count_metrics(truth, np.array(honest)),
+        "metrics_calibrated_in_sample": count_metrics(truth, in_sample),
+        "baseline_training_mean": cv["baseline_training_mean"],
+        "per_photo": [
+            {"photo_id": p, "truth": t.tolist(), "uniform": list(uniform[p]), "calibrated": h}
+            for p, t, h in zip(order, truth, honest, strict=True)
+        ],
+    }
+    (Path(cv_dir) / "calibration.json").write_text(json.dumps(report, indent=2))
+    return report
+
+
+def compare_painted(dataset: Path, painted: Path, cv_dir: Path, device: str | None = None) -> dict[str, Any]:
+    """Is a painted-out dotted copy a fair stand-in for the raw photo? Each photo of ``painted`` (built with
+    ``--prefer-painted``) is counted twice by the CV fold model that never saw it: on its raw photo (``dataset``)
+    and on its painted-out copy; both at the fold model's uniform conf."""
+    import yaml
+
+    summary, other = load_summary(dataset), load_summary(painted)
+    cv = json.loads((Path(cv_dir) / "cv_metrics.json").read_text())
+    imgsz, ground_scale = int(summary["chip_options"]["size"]), float(summary["ground_scale"])
+    if float(other["ground_scale"]) != ground_scale:
+        raise SystemExit(f"{painted} is at ground scale {other['ground_scale']}, {dataset} at {ground_scale}")
+    by_id = {r["photo_id"]: r for r in summary["photos"]}
+    fold_of = {}
+    for name in cv["folds"]:
+        for photo_id in yaml.safe_load(Path(summary["splits"][name]).read_text())["val_photos"]:
+            fold_of[photo_id] = name
+    rows = []
+    for record in other["photos"]:
+        photo_id = record["photo_id"]
+        if "raw photo" not in by_id[photo_id]["method"] or "painted out" not in record["method"]:
+            continue  # only photos that have both a raw photo and a painted-out copy
+        detector = load_detector(Path(cv_dir) / fold_of[photo_id] / "weights" / "best.pt", imgsz, ground_scale, device)
+        counts = {}
+        for label, folder, rec in (("raw", dataset, by_id[photo_id]), ("painted", painted, record)):
+            result = detector.count(str(Path(folder) / rec["image"]), conf=cv["conf"], photo_scale=ground_scale)
+            counts[label] = [result.counts[n] for n in SEA_LION_CLASSES]
+        rows.append({"photo_id": photo_id, "fold": fold_of[photo_id], "truth": truth_counts(by_id[photo_id]), **counts})
+    raw, painted_counts = np.array([r["raw"] for r in rows]), np.array([r["painted"] for r in rows])
+    truth = np.array([[r["truth"][n] for n in SEA_LION_CLASSES] for r in rows])
+    report = {
+        "photos": rows,
+        "raw_vs_truth": count_metrics(truth, raw),
+        "painted_vs_truth": count_metrics(truth, painted_counts),
+        "painted_minus_raw_total": (painted_counts.sum(axis=1) - raw.sum(axis=1)).tolist(),
+    }
+    (Path(cv_dir) / "painted_vs_raw.json").write_text(json.dumps(report, indent=2))
     return report
 
 
@@ -232,9 +364,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--photos", default="", help="comma-separated photo ids (default: all in the dataset)")
     parser.add_argument("--split", default="", help="evaluate on this split's val photos (e.g. fold0), with mAP")
     parser.add_argument("--cv", action="store_true", help="k-fold cross-validation: train and count per fold")
+    parser.add_argument(
+        "--compare-painted", type=Path, metavar="PAINTED_DATASET",
+        help="count raw photos and their painted-out copies (a dataset built with --prefer-painted) with the fold "
+        "models of --cv-dir",
+    )  # fmt: skip
+    parser.add_argument("--cv-dir", type=Path, help="a finished --cv run (for --compare-painted)")
+    parser.add_argument(
+        "--calibrate", type=Path, metavar="CV_DIR",
+        help="per-class count thresholds from the fold models of a finished --cv run (writes CV_DIR/calibration.json)",
+    )  # fmt: skip
     parser.add_argument("--folds", default="", help="with --cv: only these folds (e.g. fold0,fold1)")
     parser.add_argument("--epochs", type=int, default=30, help="with --cv: epochs per fold")
     parser.add_argument("--model", default="yolov5n.yaml", help="with --cv: model config")
+    parser.add_argument("--init", default=None, help="with --cv: init weights (see python -m training.train --init)")
+    parser.add_argument("--grey", type=float, default=0.1, help="with --cv: probability of a greyscale training image")
     parser.add_argument("--conf", type=float, default=0.25, help="detection confidence (the product default)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, help="folder (with --cv) or JSON file for the results")
@@ -250,14 +394,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         import yaml
 
         extra = {k: yaml.safe_load(v) for k, _, v in (item.partition("=") for item in args.set)}
-        report = cross_validate(args.dataset, out, args.epochs, args.model, args.conf, args.device, folds, extra)
+        report = cross_validate(
+            args.dataset, out, args.epochs, args.model, args.conf, args.device, folds, extra, args.init, args.grey
+        )
         print(f"cross-validation, {len(report['folds'])} folds x {args.epochs} epochs, {report['cv']['photos']} photos")
         print(format_table(report["cv"], report["baseline_training_mean"]))
         print(f"mAP@0.5 on validation chips, mean over folds: {report['mean_chip_map50']:.3f}")
         print(f"wrote {out / 'cv_metrics.json'} in {time.perf_counter() - started:.0f}s")
         return 0
+    if args.compare_painted:
+        if not args.cv_dir:
+            parser.error("--compare-painted needs --cv-dir (the finished --cv run whose fold models count)")
+        report = compare_painted(args.dataset, args.compare_painted, args.cv_dir, args.device)
+        print(f"{'photo':>6}  truth / raw photo / painted-out copy  ({', '.join(SEA_LION_CLASSES)})")
+        for row in report["photos"]:
+            truth = [row["truth"][n] for n in SEA_LION_CLASSES]
+            print(f"{row['photo_id']:>6}  {truth} / {row['raw']} / {row['painted']}")
+        for label in ("raw_vs_truth", "painted_vs_truth"):
+            m = report[label]
+            print(f"{label}: competition RMSE {m['competition_rmse']:.2f}, total MAE {m['total_mae']:.1f}")
+        return 0
+    if args.calibrate:
+        report = calibrate(args.dataset, args.calibrate, args.device)
+        print("per-class count thresholds:", report["class_conf"])
+        print(f"uniform conf {report['uniform_conf']}:")
+        print(format_table(report["metrics_uniform_conf"], report["baseline_training_mean"]))
+        print("calibrated, thresholds chosen on the other folds (honest):")
+        print(format_table(report["metrics_calibrated_other_folds"], report["baseline_training_mean"]))
+        print(f"wrote {args.calibrate / 'calibration.json'} in {time.perf_counter() - started:.0f}s")
+        return 0
     if args.weights is None:
-        parser.error("--weights is required without --cv")
+        parser.error("--weights is required without --cv or --calibrate")
     summary = load_summary(args.dataset)
     data_yaml, train_ids = None, []
     if args.split:

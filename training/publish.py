@@ -70,7 +70,11 @@ def half_precision_copy(weights: Path, dest: Path) -> Path:
     return dest
 
 
-def summary_metrics(cv: Mapping[str, Any] | None, holdout: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def summary_metrics(
+    cv: Mapping[str, Any] | None,
+    holdout: Mapping[str, Any] | None = None,
+    calibration: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """The compact metrics stored in the card front matter and the manifest (full numbers go to metrics.json)."""
     metrics: dict[str, Any] = {}
     if cv:
@@ -83,6 +87,14 @@ def summary_metrics(cv: Mapping[str, Any] | None, holdout: Mapping[str, Any] | N
         metrics["baseline_training_mean_competition_rmse"] = round(cv["baseline_training_mean"]["competition_rmse"], 3)
         metrics["cv_chip_map50"] = round(cv["mean_chip_map50"], 4)
         metrics["conf"] = cv.get("conf", 0.25)
+    if calibration:
+        honest = calibration["metrics_calibrated_other_folds"]
+        metrics["cv_calibrated_competition_rmse"] = round(honest["competition_rmse"], 3)
+        metrics["cv_calibrated_rmse_per_class"] = {k: round(v["rmse"], 3) for k, v in honest["per_class"].items()}
+        metrics["cv_calibrated_total_relative_error"] = round(honest["total_relative_error"], 4)
+        metrics["baseline_rmse_per_class"] = {
+            k: round(v["rmse"], 3) for k, v in calibration["baseline_training_mean"]["per_class"].items()
+        }
     if holdout:
         metrics["holdout"] = holdout
     return metrics
@@ -103,8 +115,10 @@ def card_body(meta: Mapping[str, Any], version: str) -> str:
         + ", ".join(meta["class_names"])
         + ".",
         "",
-        f"* Base config: `{meta['base_config']}` (random init), image size {meta['imgsz']}, trained at ground scale "
-        f"{meta['ground_scale']} of native survey resolution (the detector rescales inputs to match).",
+        f"* Base config: `{meta['base_config']}` ({_init_text(meta.get('init_weights'))}), image size {meta['imgsz']}, "
+        f"trained at ground scale {meta['ground_scale']} of native survey resolution (the detector rescales inputs "
+        "to match).",
+        f"* Training photos: {', '.join(meta['training_data'].get('photos', {}))}.",
         f"* Training data: {meta['training_data'].get('description', '')}",
         f"* Training command: `{meta['training_command']}`",
     ]
@@ -125,6 +139,18 @@ def card_body(meta: Mapping[str, Any], version: str) -> str:
             f"Predicting the training mean scores {metrics['baseline_training_mean_competition_rmse']}. "
             f"mAP@0.5 on validation chips: {metrics['cv_chip_map50']}. Full numbers: `metrics.json`.",
         ]
+    if meta.get("class_conf"):
+        lines += [
+            "",
+            "## Count thresholds",
+            "",
+            "The detector applies one confidence threshold per class, chosen on the cross-validation's unseen photos "
+            "to minimise each class's count error (an explicit `conf` overrides them):",
+            "",
+            "| class | threshold |",
+            "| --- | --- |",
+            *[f"| {k} | {v:.2f} |" for k, v in meta["class_conf"].items()],
+        ]
     lines += [
         "",
         "## Use",
@@ -137,6 +163,15 @@ def card_body(meta: Mapping[str, Any], version: str) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _init_text(init: Mapping[str, Any] | None) -> str:
+    if not init:
+        return "random init"
+    return (
+        f"initialised from `{Path(init['source']).name}` (sha256 `{init['sha256'][:12]}…`, "
+        f"{init['matched']}/{init['total']} tensors copied)"
+    )
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -192,6 +227,8 @@ def publish(
     training_data: Mapping[str, Any],
     metrics: Mapping[str, Any],
     full_metrics: Mapping[str, Any] | None = None,
+    class_conf: Mapping[str, float] | None = None,
+    init: Mapping[str, Any] | None = None,
     repo_id: str = DEFAULT_REPO_ID,
     git_repo: Path | None = None,
     endpoint: str | None = None,
@@ -223,6 +260,10 @@ def publish(
             "training_data": dict(training_data),
             "training_command": training_command,
         }
+        if class_conf:
+            meta["class_conf"] = {k: float(v) for k, v in class_conf.items()}
+        if init:
+            meta["init_weights"] = dict(init)
         render_card(meta, card_body(meta, version)).save(folder / "README.md")
         (folder / "metrics.json").write_text(json.dumps(full_metrics or metrics, indent=2))
         message = f"sea lion counter {version}"
@@ -253,7 +294,9 @@ def publish(
                 ground_scale=float(ground_scale),
                 shipped_file=shipped_file,
                 metrics=dict(metrics),
-                description=f"YOLOv5 ({base_config}) trained at ground scale {ground_scale}",
+                description=f"YOLOv5 ({base_config}) trained at ground scale {ground_scale}"
+                + (f" from {Path(init['source']).name}" if init else " (random init)"),
+                class_conf=dict(class_conf or {}),
             ),
             make_default=make_default,
         )
@@ -298,6 +341,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--weights", type=Path, help="weights to publish (default: <run>/weights/best.pt)")
     parser.add_argument("--dataset", type=Path, required=True, help="the dataset folder it was trained on")
     parser.add_argument("--cv-metrics", type=Path, help="cv_metrics.json from python -m training.evaluate --cv")
+    parser.add_argument(
+        "--calibration", type=Path,
+        help="calibration.json from python -m training.evaluate --calibrate: per-class count thresholds "
+        "(default: next to --cv-metrics when present)",
+    )  # fmt: skip
     parser.add_argument("--version", required=True, help="version name and tag, e.g. v1")
     parser.add_argument("--repo-id", default=DEFAULT_REPO_ID)
     parser.add_argument("--git-repo", type=Path, help="local git model repo (e.g. <olah mirrors>/models/<repo-id>)")
@@ -310,7 +358,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     record = json.loads((args.run / "training_record.json").read_text())
     summary = json.loads((args.dataset / "photos.json").read_text())
     cv = json.loads(args.cv_metrics.read_text()) if args.cv_metrics else None
-    full = {"training": record.get("final_val_metrics"), "cross_validation": cv}
+    calibration_file = args.calibration or (args.cv_metrics.parent / "calibration.json" if args.cv_metrics else None)
+    calibration = json.loads(calibration_file.read_text()) if calibration_file and calibration_file.is_file() else None
+    full = {"training": record.get("final_val_metrics"), "cross_validation": cv, "calibration": calibration}
     try:
         published = publish(
             args.weights or Path(record["weights"]),
@@ -320,8 +370,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             base_config=record["base_config"],
             training_command=record["command"],
             training_data=training_data_summary(args.dataset),
-            metrics=summary_metrics(cv),
+            metrics=summary_metrics(cv, calibration=calibration),
             full_metrics=full,
+            class_conf=calibration["class_conf"] if calibration else None,
+            init=record.get("init"),
             repo_id=args.repo_id,
             git_repo=args.git_repo,
             endpoint=args.endpoint,

@@ -71,15 +71,125 @@ class RandomRot90:
         return labels
 
 
+class RandomGrey:
+    """Turn an image grey (the same luminance in all three channels) with probability ``p``.
+
+    Survey photos arrive as greyscale copies too; a model that has never seen one counts them badly.
+    """
+
+    def __init__(self, p: float = 0.1) -> None:
+        self.p = p
+
+    def __call__(self, labels: dict[str, Any]) -> dict[str, Any]:
+        if random.random() < self.p:
+            import cv2
+
+            grey = cv2.cvtColor(labels["img"], cv2.COLOR_BGR2GRAY)
+            labels["img"] = np.ascontiguousarray(np.repeat(grey[:, :, None], 3, axis=2))
+        return labels
+
+
+@dataclass(frozen=True)
+class InitReport:
+    """What :func:`transfer_weights` copied into a new model."""
+
+    source: str
+    sha256: str
+    matched: int  # tensors copied (same name and shape)
+    total: int  # tensors of the new model
+    source_tensors: int
+    random_layers: tuple[str, ...]  # top-level layers of the new model left (partly) at random init
+
+    def summary(self) -> str:
+        layers = ", ".join(self.random_layers) or "none"
+        return (
+            f"init {self.source}: copied {self.matched}/{self.total} tensors of the new model "
+            f"({self.source_tensors} in the file); left at random init: {layers}"
+        )
+
+
+def read_init_state_dict(path: str | Path) -> dict[str, Any]:
+    """Tensors of an init file: a plain state dict (``{name: tensor}`` or ``{"state_dict": {...}}``) or an
+    ultralytics checkpoint (``{"model": module, "ema": module, ...}``; its EMA weights when present)."""
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise SystemExit(f"--init {path}: file not found")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # an ultralytics checkpoint pickles its model class: needs the full unpickler
+        try:
+            data = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as exc:
+            raise SystemExit(
+                f"--init {path}: cannot read it ({type(exc).__name__}: {exc}); pass a state-dict file or an "
+                "ultralytics checkpoint (e.g. yolov5nu.pt)"
+            ) from exc
+    if isinstance(data, dict):
+        for key in ("ema", "model"):
+            module = data.get(key)
+            if module is not None and hasattr(module, "state_dict"):
+                return {k: v.float() for k, v in module.state_dict().items()}
+        data = data.get("state_dict", data)
+    if hasattr(data, "state_dict"):
+        data = data.state_dict()
+    tensors = (
+        {k: v for k, v in data.items() if isinstance(k, str) and hasattr(v, "shape")} if isinstance(data, dict) else {}
+    )
+    if not tensors:
+        raise SystemExit(f"--init {path}: no tensors found (expected a state dict or an ultralytics checkpoint)")
+    return tensors
+
+
+def transfer_weights(model: Any, path: str | Path) -> InitReport:
+    """Copy every tensor of ``path`` that matches a tensor of ``model`` by name and shape; report what did.
+
+    Hand-written because ultralytics' ``model.load`` logs only a count, not which layers stayed random.
+    """
+    from detector.hub import sha256_file
+
+    source = read_init_state_dict(path)
+    target = model.state_dict()
+    matched = {k: v for k, v in source.items() if k in target and tuple(v.shape) == tuple(target[k].shape)}
+    model.load_state_dict(matched, strict=False)
+    untouched = [k for k in target if k not in matched and target[k].dtype.is_floating_point]
+    layers = sorted({".".join(k.split(".")[:2]) for k in untouched}, key=lambda n: (len(n), n))
+    return InitReport(str(path), sha256_file(Path(path)), len(matched), len(target), len(source), tuple(layers))
+
+
+def _use_all_cores(trainer: DetectionTrainer) -> None:
+    import torch
+
+    if trainer.device.type == "cpu":
+        torch.set_num_threads(os.cpu_count() or 1)
+
+
 class SeaLionTrainer(DetectionTrainer):
-    """ultralytics' detection trainer plus 90-degree rotations of training images; MLflow only when asked."""
+    """ultralytics' detection trainer plus 90-degree rotations and greyscale copies of training images, an
+    optional initialisation from matching tensors of another model; MLflow only when asked."""
 
     rot90_p = 0.5
+    grey_p = 0.1
+    init_weights: str | None = None
+    init_report: InitReport | None = None
     use_mlflow = False
+
+    def get_model(self, cfg=None, weights=None, verbose=True):
+        model = super().get_model(cfg=cfg, weights=weights, verbose=verbose)
+        if self.init_weights:
+            report = transfer_weights(model, self.init_weights)
+            type(self).init_report = report
+            print(report.summary(), flush=True)
+        return model
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         from ultralytics.utils.callbacks import mlflow as mlflow_callbacks
+
+        # ultralytics caps CPU threads at cores-1 whenever it selects a device (1 of 2 cores here: 2x slower);
+        # every epoch starts with all cores again.
+        self.add_callback("on_train_epoch_start", _use_all_cores)
 
         ours = set(mlflow_callbacks.callbacks.values()) if mlflow_callbacks.callbacks else set()
         for hooks in self.callbacks.values():  # ultralytics adds MLflow whenever it is installed: not by default
@@ -94,9 +204,13 @@ class SeaLionTrainer(DetectionTrainer):
             original = dataset.build_transforms
             p = self.rot90_p
 
+            grey_p = self.grey_p
+
             def build_transforms(self_, hyp):  # also used when ultralytics closes mosaic for the last epochs
                 transforms = original(hyp)
                 transforms.insert(-1, RandomRot90(p))  # before the final Format step
+                if grey_p > 0:
+                    transforms.insert(-1, RandomGrey(grey_p))
                 return transforms
 
             dataset.build_transforms = types.MethodType(build_transforms, dataset)
@@ -118,6 +232,8 @@ class TrainConfig:
     project: str = "runs/train"
     name: str = "sealions"
     rot90: float = 0.5
+    grey: float = 0.1  # probability of a greyscale training image
+    init: str | None = None  # state dict or ultralytics checkpoint to copy matching tensors from
     mlflow: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -205,6 +321,9 @@ def train(config: TrainConfig, command: str | None = None) -> dict[str, Any]:
     from ultralytics import YOLO
 
     SeaLionTrainer.rot90_p = config.rot90
+    SeaLionTrainer.grey_p = config.grey
+    SeaLionTrainer.init_weights = config.init
+    SeaLionTrainer.init_report = None
     SeaLionTrainer.use_mlflow = config.mlflow
     model = YOLO(config.model, task="detect")  # a .yaml config: random init, no download
     started = time.perf_counter()
@@ -221,6 +340,7 @@ def train(config: TrainConfig, command: str | None = None) -> dict[str, Any]:
         "ultralytics_args": config.ultralytics_args(imgsz),
         "imgsz": imgsz,
         "base_config": config.model,
+        "init": asdict(SeaLionTrainer.init_report) if SeaLionTrainer.init_report else None,
         "weights": str(best),
         "save_dir": str(save_dir),
         "wall_time_s": round(wall, 1),
@@ -258,6 +378,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--patience", type=int, default=0, help="early-stopping patience (0: off)")
     parser.add_argument("--rot90", type=float, default=0.5, help="probability of a 90-degree rotation")
+    parser.add_argument("--grey", type=float, default=0.1, help="probability of a greyscale training image")
+    parser.add_argument(
+        "--init", default=None, metavar="PATH",
+        help="start from the tensors of this state-dict file or ultralytics checkpoint that match by name and shape "
+        "(e.g. ../shared/models/yolov5n-coco/yolov5n-coco-state-dict.pt; online: ultralytics' yolov5nu.pt)",
+    )  # fmt: skip
     parser.add_argument("--project", default="runs/train", help="folder for runs")
     parser.add_argument("--name", default="sealions", help="run name (subfolder of --project)")
     parser.add_argument("--mlflow", action="store_true", help="log params, metrics and weights to a local MLflow store")
@@ -286,6 +412,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         project=args.project,
         name=args.name,
         rot90=args.rot90,
+        grey=args.grey,
+        init=args.init,
         mlflow=args.mlflow,
         extra=extra,
     )
