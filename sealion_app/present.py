@@ -157,7 +157,36 @@ def model_markdown(data: dict[str, Any]) -> str:
     ]
     if data.get("description"):
         lines += ["", data["description"]]
+    lines += accuracy_lines(data)
     return "\n".join(lines)
+
+
+def accuracy_lines(data: dict[str, Any]) -> list[str]:
+    """Per class: the count threshold applied by default and the cross-validated count error on unseen photos."""
+    metrics = data.get("metrics") or {}
+    rmse = metrics.get("cv_calibrated_rmse_per_class") or metrics.get("cv_rmse_per_class") or {}
+    baseline = metrics.get("baseline_rmse_per_class") or {}
+    thresholds = data.get("class_conf") or {}
+    if not rmse and not thresholds:
+        return []
+    lines = [
+        "",
+        "#### Counting accuracy per class",
+        "",
+        f"Count error (RMSE, animals per photo) on photos the model never saw: {metrics.get('cv_folds', '?')}-fold "
+        f"cross-validation over {metrics.get('cv_photos', '?')} survey photos, next to always guessing the training "
+        "photos' mean count. The threshold is the confidence each class needs to be counted (confidence 0 in the "
+        "Count tab).",
+        "",
+        "| class | threshold | count RMSE | guess-the-mean RMSE |",
+        "| --- | --- | --- | --- |",
+    ]
+    for name in data.get("class_names") or []:
+        threshold = f"{thresholds[name]:.2f}" if name in thresholds else "0.25"
+        model = f"{rmse[name]:.1f}" if name in rmse else "-"
+        base = f"{baseline[name]:.1f}" if name in baseline else "-"
+        lines.append(f"| {pretty(name)} | {threshold} | {model} | {base} |")
+    return lines
 
 
 def metrics_table(metrics: dict[str, Any]) -> pd.DataFrame:

@@ -118,7 +118,7 @@ def card_body(meta: Mapping[str, Any], version: str) -> str:
         f"* Base config: `{meta['base_config']}` ({_init_text(meta.get('init_weights'))}), image size {meta['imgsz']}, "
         f"trained at ground scale {meta['ground_scale']} of native survey resolution (the detector rescales inputs "
         "to match).",
-        f"* Training photos: {', '.join(meta['training_data'].get('photos', {}))}.",
+        f"* Training photos: {', '.join(meta['training_data'].get('photo_ids') or [])}.",
         f"* Training data: {meta['training_data'].get('description', '')}",
         f"* Training command: `{meta['training_command']}`",
     ]
@@ -323,10 +323,13 @@ def training_data_summary(dataset: Path) -> dict[str, Any]:
     return {
         "description": (
             f"{len(photos)} photos ({sum(p['chips'] for p in photos)} chips of {summary['chip_options']['size']} px) "
-            f"from {Path(summary['source']).name}, dots by colour (full resolution) or pair difference (downsampled)"
+            f"from {Path(summary['source']).name}; labels from the dots table where it lists a photo, else dots by "
+            "colour (full resolution) or pair difference (downsampled)"
         ),
         "source": summary["source"],
+        "photo_ids": [p["photo_id"] for p in photos],
         "photos": {p["photo_id"]: {"method": p["method"], "dot_counts": p["dot_counts"]} for p in photos},
+        "dots_table": summary.get("dots_table"),
         "refused": summary.get("refused", []),
         "ground_scale": summary["ground_scale"],
         "chip_options": summary["chip_options"],
