@@ -165,3 +165,17 @@ def test_threads_smoke(tiny_models, tiny_photo, tmp_path):
     cells = read(out)["cells"]
     assert [(c["policy"], c["threads"]) for c in cells] == [("libgomp default", 1), ("PASSIVE", 1)]
     assert all(c["tiles"] == 2 and c["seconds"]["median"] > 0 for c in cells)
+
+
+def test_ground_scale_smoke(tiny_models, tiny_photo, tmp_path, capsys):
+    from benchmarks import ground_scale
+
+    out = tmp_path / "ground_scale.json"
+    models = ["--model", f"0.25={tiny_models['v1']}", "--model", f"0.5={tiny_models['v1']}"]
+    ground_scale.main([*models, "--photos", str(tiny_photo), "--repeats", "1", "--out", str(out)])
+    data = read(out)
+    check_environment(data)
+    tiles = {r["ground_scale"]: r["tiles"] for r in data["results"]}
+    assert tiles[0.5] > tiles[0.25] >= 1  # twice the scale, more tiles for the same photo
+    assert all(r["seconds"]["n"] == 1 for r in data["results"])
+    assert "ground scale" in capsys.readouterr().out
