@@ -63,14 +63,17 @@ adult females, juveniles and pups. It is built for the NOAA Fisheries survey pho
 3. **Tiles.** A survey photo is far larger than the network's input, and a pup is only a few dozen pixels long,
    so the photo is resized to the scale the model was trained at (`photo scale`: 1.0 for native survey photos,
    0.25 for photos downsampled 4×) and cut into overlapping tiles. Each tile is detected at full resolution.
-4. **Counts.** Detections from all tiles are merged (duplicates in the overlaps removed) and counted per class.
+4. **Counts.** Detections from all tiles are merged (duplicates in the overlaps removed) and counted per class,
+   each class at its own confidence threshold: the one that counted best on photos the model never saw
+   (cross-validation). A confidence above 0 in the settings replaces them with one threshold for every class.
 
 The annotated photo shows one box per detected animal in its class colour, with the counts in the corner.
-Counts are estimates: check the boxes, and lower the confidence threshold if animals are missed.
+Counts are estimates: check the boxes. The Model tab gives each class's typical count error on unseen photos;
+changing the threshold by hand usually makes counts worse, not better (a lower one adds false detections).
 
 ## Training data
 
-The plot shows how many animals of each class the eight NOAA sample photos hold, from the competition's official
+The plot shows how many animals of each class the 17 NOAA sample photos hold, from the competition's official
 counts (`counts.csv`). The shipped model was trained on these photos, and the examples are among them, so counts on
 the examples are in-sample; the Model tab gives the cross-validated error. Adult females and pups dominate; adult
 and subadult males are rare, so the model sees far fewer examples of them.

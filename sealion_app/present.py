@@ -48,8 +48,19 @@ def status_line(result: CountResult) -> str:
     tiles = f"{result.tiles} tile{'s' if result.tiles != 1 else ''}"
     return (
         f"**{result.total}** animals in {width}×{height} px · {total_ms / 1000:.2f} s on **{result.device}** · "
-        f"{tiles} · {version}"
+        f"{tiles} · {version} · {threshold_text(result)}"
     )
+
+
+def threshold_text(result: CountResult) -> str:
+    """How the confidence threshold was chosen: the version's calibrated per-class thresholds, or one for all."""
+    values = set(result.conf.values())
+    if len(values) == 1:
+        return f"confidence ≥ {values.pop():.2f}"
+    if model := result.model:
+        if model.class_conf and result.conf == dict(model.class_conf):
+            return "calibrated threshold per class"
+    return "threshold per class"
 
 
 def thumbnail(rgb: np.ndarray, side: int = THUMBNAIL_SIDE) -> np.ndarray:
