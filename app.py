@@ -33,7 +33,7 @@ import gradio as gr  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from detector.errors import DetectorError  # noqa: E402
-from detector.model import DEFAULT_CONF, DEFAULT_IOU  # noqa: E402
+from detector.model import DEFAULT_IOU  # noqa: E402
 from sealion_app import present  # noqa: E402
 from sealion_app.components import PhotoInput  # noqa: E402
 from sealion_app.models import ModelRegistry  # noqa: E402

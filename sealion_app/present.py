@@ -57,9 +57,8 @@ def threshold_text(result: CountResult) -> str:
     values = set(result.conf.values())
     if len(values) == 1:
         return f"confidence ≥ {values.pop():.2f}"
-    if model := result.model:
-        if model.class_conf and result.conf == dict(model.class_conf):
-            return "calibrated threshold per class"
+    if (model := result.model) and model.class_conf and result.conf == dict(model.class_conf):
+        return "calibrated threshold per class"
     return "threshold per class"
 
 
