@@ -132,6 +132,7 @@ def version_from_card(repo_id: str, revision: str, name: str | None = None) -> M
         ground_scale=float(meta.get("ground_scale", 1.0)),
         metrics=meta.get("metrics") or {},
         class_conf={str(k): float(v) for k, v in (meta.get("class_conf") or {}).items()},
+        greyscale_input=bool(meta.get("greyscale_input", False)),
     )
 
 

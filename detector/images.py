@@ -146,3 +146,11 @@ def rescale(rgb: np.ndarray, factor: float) -> np.ndarray:
     height, width = rgb.shape[:2]
     size = (max(1, round(width * factor)), max(1, round(height * factor)))
     return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR)
+
+
+def greyscale(rgb: np.ndarray) -> np.ndarray:
+    """The image's luma (ITU-R 601, as Pillow's "L" and OpenCV use) in all three channels."""
+    import cv2
+
+    grey = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
+    return np.repeat(grey[:, :, None], 3, axis=2)

@@ -34,6 +34,7 @@ class ModelVersion:
     metrics: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
     class_conf: Mapping[str, float] = field(default_factory=dict)  # calibrated count threshold per class
+    greyscale_input: bool = False  # the detector counts every photo as its greyscale copy (colour-blind)
 
     @property
     def pinned_revision(self) -> str:
@@ -88,6 +89,7 @@ def _version_from_dict(name: str, data: Mapping[str, Any]) -> ModelVersion:
         metrics=dict(data.get("metrics") or {}),
         description=str(data.get("description", "")),
         class_conf=_class_conf(name, data.get("class_conf"), tuple(data["class_names"])),
+        greyscale_input=bool(data.get("greyscale_input", False)),
     )
 
 
@@ -136,6 +138,8 @@ def version_to_dict(version: ModelVersion) -> dict[str, Any]:
         data["metrics"] = dict(version.metrics)
     if version.class_conf:
         data["class_conf"] = {k: float(v) for k, v in version.class_conf.items()}
+    if version.greyscale_input:
+        data["greyscale_input"] = True
     if version.description:
         data["description"] = version.description
     return data

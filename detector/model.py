@@ -13,7 +13,7 @@ import numpy as np
 
 from detector.errors import DetectorError
 from detector.hub import ResolvedWeights, resolve_weights
-from detector.images import ImageInput, load_image, rescale
+from detector.images import ImageInput, greyscale, load_image, rescale
 from detector.results import CountResult, ModelInfo
 from detector.slicing import merge_tile_detections, scale_boxes, shift_boxes, tile_grid, truncated_by_tile
 
@@ -88,6 +88,7 @@ class Detector:
             imgsz=self.imgsz,
             ground_scale=self.ground_scale,
             class_conf=dict(version.class_conf),
+            greyscale_input=bool(version.greyscale_input),
         )
         self._threads = os.cpu_count() or 1
         if warmup:
@@ -170,6 +171,8 @@ class Detector:
         height, width = rgb.shape[:2]
         factor = self.ground_scale / photo_scale
         work = rescale(rgb, factor)
+        if self.info.greyscale_input:  # a colour photo and its greyscale copy then count the same
+            work = greyscale(work)
         work_h, work_w = work.shape[:2]
         timings["preprocess"] = (time.perf_counter() - started) * 1000
 

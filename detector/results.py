@@ -25,6 +25,7 @@ class ModelInfo:
     imgsz: int = 640
     ground_scale: float = 1.0  # photo scale the model was trained at (1.0 = native survey resolution)
     class_conf: Mapping[str, float] = field(default_factory=dict)  # the version's calibrated count thresholds
+    greyscale_input: bool = False  # photos are counted as their greyscale copy
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -165,6 +165,8 @@ def model_markdown(data: dict[str, Any]) -> str:
         f"| device | `{data['device']}` |",
         f"| input size / trained photo scale | {data['imgsz']} px / {data['ground_scale']} |",
     ]
+    if data.get("greyscale_input"):
+        lines.append("| colour | counts every photo as its greyscale copy (colour and greyscale copies count alike) |")
     if data.get("description"):
         lines += ["", data["description"]]
     lines += accuracy_lines(data)

@@ -185,3 +185,18 @@ def test_counts_do_not_depend_on_how_the_photo_was_saved(shipped, example):
             n: (original[n], counts[n]) for n in original if abs(counts[n] - original[n]) > max(2, 0.1 * original[n])
         }
         assert not off, f"{example.name} {label}: (original, copy) per class {off}"
+
+
+def test_a_colour_blind_version_counts_a_photo_and_its_greyscale_copy_alike(shipped, crop):
+    from dataclasses import replace
+
+    from PIL import Image
+
+    from detector.hub import ResolvedWeights
+
+    version = replace(shipped.weights.version, greyscale_input=True)
+    blind = Detector(ResolvedWeights(shipped.weights.path, shipped.weights.sha256, "local", version), device="cpu")
+    grey = np.asarray(Image.fromarray(crop).convert("L"))
+    colour_counts = blind.count(crop, photo_scale=shipped.ground_scale)
+    assert blind.info.greyscale_input and colour_counts.total > 0
+    assert blind.count(grey, photo_scale=shipped.ground_scale).counts == colour_counts.counts

@@ -63,7 +63,9 @@ def count_metrics(truth: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
     }
 
 
-def load_detector(weights: Path, imgsz: int, ground_scale: float, device: str | None = None):
+def load_detector(
+    weights: Path, imgsz: int, ground_scale: float, device: str | None = None, greyscale_input: bool = False
+):
     """The product's Detector on a local weights file, with the imgsz and ground scale it was trained at."""
     from detector.model import Detector
 
@@ -78,6 +80,7 @@ def load_detector(weights: Path, imgsz: int, ground_scale: float, device: str | 
         class_names=SEA_LION_CLASSES,
         imgsz=imgsz,
         ground_scale=ground_scale,
+        greyscale_input=greyscale_input,
     )
     return Detector(ResolvedWeights(weights, version.sha256, "local", version), device=device)
 
@@ -231,13 +234,16 @@ def choose_thresholds(truth: np.ndarray, detections: Sequence[tuple[np.ndarray, 
     return chosen
 
 
-def calibrate(dataset: Path, cv_dir: Path, device: str | None = None) -> dict[str, Any]:
+def calibrate(dataset: Path, cv_dir: Path, device: str | None = None, greyscale_input: bool = False) -> dict[str, Any]:
     """Per-class count thresholds from a cross-validation's fold models and their unseen photos.
 
     1. Each fold model counts its unseen photos at a low floor; every detection's class and confidence is kept.
     2. Thresholds for the model version: per class, the one that minimises the count RMSE over all CV photos.
     3. The honest estimate of what calibration gains: each fold's photos are counted (by the product's Detector,
        with ``class_conf``) at thresholds chosen on the *other* folds' photos only.
+
+    ``greyscale_input``: count every photo as its greyscale copy (the version's colour-blind input mode); the
+    report is then ``calibration-grey.json``.
     """
     import yaml
 
@@ -249,8 +255,10 @@ def calibrate(dataset: Path, cv_dir: Path, device: str | None = None) -> dict[st
     for name in cv["folds"]:
         split = yaml.safe_load(Path(summary["splits"][name]).read_text())
         folds[name] = split["val_photos"]
-    detectors = {name: load_detector(Path(cv_dir) / name / "weights" / "best.pt", imgsz, ground_scale, device)
-                 for name in folds}  # fmt: skip
+    detectors = {
+        name: load_detector(Path(cv_dir) / name / "weights" / "best.pt", imgsz, ground_scale, device, greyscale_input)
+        for name in folds
+    }
     found: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for name, photos in folds.items():
         for photo_id in photos:
@@ -272,9 +280,12 @@ def calibrate(dataset: Path, cv_dir: Path, device: str | None = None) -> dict[st
                                            photo_scale=ground_scale)  # fmt: skip
             honest.append([result.counts[n] for n in SEA_LION_CLASSES])
     uniform = {row["photo_id"]: row["predicted"] for row in cv["per_photo"]}
+    if greyscale_input:  # the CV counted colour photos: count the greyscale copies at the same uniform conf
+        uniform = {p: counts_at(*found[p], np.full(len(SEA_LION_CLASSES), cv["conf"])).tolist() for p in order}
     report = {
         "dataset": str(dataset),
         "cv_dir": str(cv_dir),
+        "greyscale_input": greyscale_input,
         "grid": [float(THRESHOLD_GRID[0]), float(THRESHOLD_GRID[-1]), 0.01],
         "class_conf": dict(zip(SEA_LION_CLASSES, shipped.tolist(), strict=True)),
         "class_conf_per_fold": per_fold,
@@ -289,7 +300,8 @@ def calibrate(dataset: Path, cv_dir: Path, device: str | None = None) -> dict[st
             for p, t, h in zip(order, truth, honest, strict=True)
         ],
     }
-    (Path(cv_dir) / "calibration.json").write_text(json.dumps(report, indent=2))
+    name = "calibration-grey.json" if greyscale_input else "calibration.json"
+    (Path(cv_dir) / name).write_text(json.dumps(report, indent=2))
     return report
 
 
@@ -369,6 +381,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="count raw photos and their painted-out copies (a dataset built with --prefer-painted) with the fold "
         "models of --cv-dir",
     )  # fmt: skip
+    parser.add_argument(
+        "--greyscale-input", action="store_true", help="with --calibrate: count greyscale copies (colour-blind mode)"
+    )
     parser.add_argument("--cv-dir", type=Path, help="a finished --cv run (for --compare-painted)")
     parser.add_argument(
         "--calibrate", type=Path, metavar="CV_DIR",
@@ -415,13 +430,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{label}: competition RMSE {m['competition_rmse']:.2f}, total MAE {m['total_mae']:.1f}")
         return 0
     if args.calibrate:
-        report = calibrate(args.dataset, args.calibrate, args.device)
+        report = calibrate(args.dataset, args.calibrate, args.device, args.greyscale_input)
         print("per-class count thresholds:", report["class_conf"])
         print(f"uniform conf {report['uniform_conf']}:")
         print(format_table(report["metrics_uniform_conf"], report["baseline_training_mean"]))
         print("calibrated, thresholds chosen on the other folds (honest):")
         print(format_table(report["metrics_calibrated_other_folds"], report["baseline_training_mean"]))
-        print(f"wrote {args.calibrate / 'calibration.json'} in {time.perf_counter() - started:.0f}s")
+        name = "calibration-grey.json" if args.greyscale_input else "calibration.json"
+        print(f"wrote {args.calibrate / name} in {time.perf_counter() - started:.0f}s")
         return 0
     if args.weights is None:
         parser.error("--weights is required without --cv or --calibrate")

@@ -120,6 +120,14 @@ def card_body(meta: Mapping[str, Any], version: str) -> str:
         "to match).",
         f"* Training photos: {', '.join(meta['training_data'].get('photo_ids') or [])}.",
         f"* Training data: {meta['training_data'].get('description', '')}",
+        *(
+            [
+                "* Input: every photo is counted as its greyscale copy (colour-blind), so a colour photo and its "
+                "greyscale copy give the same counts."
+            ]
+            if meta.get("greyscale_input")
+            else []
+        ),  # fmt: skip
         f"* Training command: `{meta['training_command']}`",
     ]
     if metrics.get("cv_competition_rmse") is not None:
@@ -228,6 +236,7 @@ def publish(
     metrics: Mapping[str, Any],
     full_metrics: Mapping[str, Any] | None = None,
     class_conf: Mapping[str, float] | None = None,
+    greyscale_input: bool = False,
     init: Mapping[str, Any] | None = None,
     repo_id: str = DEFAULT_REPO_ID,
     git_repo: Path | None = None,
@@ -262,6 +271,8 @@ def publish(
         }
         if class_conf:
             meta["class_conf"] = {k: float(v) for k, v in class_conf.items()}
+        if greyscale_input:
+            meta["greyscale_input"] = True
         if init:
             meta["init_weights"] = dict(init)
         render_card(meta, card_body(meta, version)).save(folder / "README.md")
@@ -297,6 +308,7 @@ def publish(
                 description=f"YOLOv5 ({base_config}) trained at ground scale {ground_scale}"
                 + (f" from {Path(init['source']).name}" if init else " (random init)"),
                 class_conf=dict(class_conf or {}),
+                greyscale_input=greyscale_input,
             ),
             make_default=make_default,
         )
@@ -346,8 +358,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cv-metrics", type=Path, help="cv_metrics.json from python -m training.evaluate --cv")
     parser.add_argument(
         "--calibration", type=Path,
-        help="calibration.json from python -m training.evaluate --calibrate: per-class count thresholds "
-        "(default: next to --cv-metrics when present)",
+        help="calibration.json (or calibration-grey.json: the version then counts greyscale copies) from python -m "
+        "training.evaluate --calibrate: per-class count thresholds (default: calibration.json next to --cv-metrics)",
     )  # fmt: skip
     parser.add_argument("--version", required=True, help="version name and tag, e.g. v1")
     parser.add_argument("--repo-id", default=DEFAULT_REPO_ID)
@@ -376,6 +388,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             metrics=summary_metrics(cv, calibration=calibration),
             full_metrics=full,
             class_conf=calibration["class_conf"] if calibration else None,
+            greyscale_input=bool(calibration and calibration.get("greyscale_input")),
             init=record.get("init"),
             repo_id=args.repo_id,
             git_repo=args.git_repo,
