@@ -137,3 +137,28 @@ def test_greyscale_augmentation_keeps_the_labels():
     assert out["instances"] == "kept" and out["img"].shape == img.shape
     assert (out["img"][..., 0] == out["img"][..., 1]).all() and (out["img"][..., 1] == out["img"][..., 2]).all()
     assert RandomGrey(p=0.0)({"img": img.copy()})["img"].tolist() == img.tolist()
+
+
+def test_guarded_calibration_keeps_a_threshold_only_where_it_held_up_on_other_folds():
+    """Class 0: true animals score 0.6, false ones 0.3 on every photo: a threshold above 0.3 is right on every fold
+    and is kept. Class 4: one photo's 30 pups score 0.1, every other photo has 5 false pups at 0.12 — a threshold
+    fitted to that one photo adds false pups everywhere else, so class 4 falls back to the default."""
+    from training.evaluate import guarded_thresholds
+
+    rng = np.random.default_rng(0)
+    folds, truth, found = {}, {}, {}
+    for f in range(4):
+        folds[f"fold{f}"] = []
+        for k in range(3):
+            photo = f"{f}-{k}"
+            folds[f"fold{f}"].append(photo)
+            animals, noise = int(rng.integers(5, 15)), int(rng.integers(5, 15))
+            pups = 30 if photo == "0-0" else 0
+            pup_scores = np.full(30, 0.1) if pups else np.full(5, 0.12)
+            truth[photo] = np.array([animals, 0, 0, 0, pups])
+            classes = np.r_[np.zeros(animals + noise, int), np.full(len(pup_scores), 4)]
+            found[photo] = (classes, np.r_[np.full(animals, 0.6), np.full(noise, 0.3), pup_scores])
+    guarded, unguarded = guarded_thresholds(folds, truth, found, default=0.25)
+    assert 0.3 < guarded[0] <= 0.6 and guarded[0] == unguarded[0]
+    assert unguarded[4] == pytest.approx(0.1) and guarded[4] == 0.25
+    assert list(guarded[1:4]) == [0.25, 0.25, 0.25]  # no detections, no animals: nothing gained, default kept
