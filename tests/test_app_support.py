@@ -203,3 +203,20 @@ def test_photo_reads_from_path(tmp_path):
     path = tmp_path / "x.jpg"
     path.write_bytes(b"abc")
     assert Photo("x.jpg", path=path).read() == path
+
+
+def test_model_tab_states_each_class_threshold_and_cross_validated_error():
+    data = {
+        "class_names": list(SEA_LION_CLASSES),
+        "class_conf": {**dict.fromkeys(SEA_LION_CLASSES, 0.25), "subadult_males": 0.48},
+        "metrics": {
+            "cv_folds": 4,
+            "cv_photos": 17,
+            "cv_calibrated_rmse_per_class": dict.fromkeys(SEA_LION_CLASSES, 10.0),
+            "baseline_rmse_per_class": dict.fromkeys(SEA_LION_CLASSES, 20.0),
+        },
+    }
+    text = "\n".join(present.accuracy_lines(data))
+    assert "4-fold cross-validation over 17 survey photos" in text
+    assert "| subadult males | 0.48 | 10.0 | 20.0 |" in text and "| pups | 0.25 | 10.0 | 20.0 |" in text
+    assert present.accuracy_lines({"class_names": list(SEA_LION_CLASSES), "metrics": {}}) == []  # nothing known
