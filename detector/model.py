@@ -180,11 +180,11 @@ class Detector:
         tiles = tile_grid(work_w, work_h, tile_size, overlap) if use_tiles else np.array([[0, 0, work_w, work_h]])
         t0 = time.perf_counter()
         boxes, scores, classes, tile_ids, cut = [], [], [], [], []
+        floor = float(thresholds.min())  # one predict call for every class; each is then held to its own threshold
         with self._lock:
             for start in range(0, len(tiles), max(1, batch_size)):
                 chunk = tiles[start : start + batch_size]
                 crops = [work[y1:y2, x1:x2] for x1, y1, x2, y2 in chunk]
-                floor = float(thresholds.min())
                 for offset, (tile, found) in enumerate(zip(chunk, self._predict(crops, floor, iou), strict=True)):
                     data = found.boxes.data.cpu().numpy() if found.boxes is not None else np.zeros((0, 6))
                     data = data[data[:, 4] >= thresholds[data[:, 5].astype(np.int64)]]

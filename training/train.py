@@ -33,6 +33,7 @@ os.environ.setdefault("YOLO_OFFLINE", "1")  # ultralytics must never reach for t
 from ultralytics.models.yolo.detect import DetectionTrainer  # noqa: E402
 
 from detector.classes import SEA_LION_CLASSES  # noqa: E402
+from detector.images import greyscale  # noqa: E402
 
 
 class RandomRot90:
@@ -81,11 +82,8 @@ class RandomGrey:
         self.p = p
 
     def __call__(self, labels: dict[str, Any]) -> dict[str, Any]:
-        if random.random() < self.p:
-            import cv2
-
-            grey = cv2.cvtColor(labels["img"], cv2.COLOR_BGR2GRAY)
-            labels["img"] = np.ascontiguousarray(np.repeat(grey[:, :, None], 3, axis=2))
+        if random.random() < self.p:  # ultralytics images are BGR; the same luma as the detector's greyscale input
+            labels["img"] = greyscale(labels["img"][:, :, ::-1])
         return labels
 
 
@@ -202,9 +200,7 @@ class SeaLionTrainer(DetectionTrainer):
         dataset = super().build_dataset(img_path, mode, batch)
         if mode == "train" and self.rot90_p > 0:
             original = dataset.build_transforms
-            p = self.rot90_p
-
-            grey_p = self.grey_p
+            p, grey_p = self.rot90_p, self.grey_p
 
             def build_transforms(self_, hyp):  # also used when ultralytics closes mosaic for the last epochs
                 transforms = original(hyp)
