@@ -162,3 +162,24 @@ def test_guarded_calibration_keeps_a_threshold_only_where_it_held_up_on_other_fo
     assert 0.3 < guarded[0] <= 0.6 and guarded[0] == unguarded[0]
     assert unguarded[4] == pytest.approx(0.1) and guarded[4] == 0.25
     assert list(guarded[1:4]) == [0.25, 0.25, 0.25]  # no detections, no animals: nothing gained, default kept
+
+
+def test_table_dots_turn_with_a_dotted_copy_that_was_rotated(tmp_path):
+    """The dotted copy is the raw photo turned 180 degrees: the table's positions (marked on the dotted copy)
+    end up on the same animals of the raw training image."""
+    import cv2
+
+    from training.dataset import PhotoSpec, prepare_photo
+    from training.dots import paint_out_dots
+
+    dotted = read_rgb(TINY / "TrainDotted" / "a.jpg")
+    raw = np.ascontiguousarray(paint_out_dots(dotted)[::-1, ::-1])
+    cv2.imwrite(str(tmp_path / "raw.png"), raw[:, :, ::-1])
+    table = read_dots_table(write_table(tmp_path / "dots.csv", [("a", 100, 120, "pups")]))
+    spec = PhotoSpec("a", TINY / "TrainDotted" / "a.jpg", 1.0, tmp_path / "raw.png", 1.0, dots=table["a"])
+    photo = prepare_photo(spec, ground_scale=0.5)
+    assert "raw photo" in photo.method and photo.image_source == "raw"
+    assert "dots table positions turned with the dotted copy" in photo.notes
+    height, width = dotted.shape[:2]
+    expected = ((np.array([width - 1 - 100, height - 1 - 120]) + 0.5) * 0.5 - 0.5).tolist()
+    assert photo.dots.xy.tolist() == [pytest.approx(expected)]

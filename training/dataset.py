@@ -82,6 +82,7 @@ class PreparedPhoto:
     dots: Dots
     excluded: np.ndarray  # bool, True = blacked out by the biologists (filled black in ``image``)
     method: str
+    image_source: str = "raw"  # "raw": the raw photo; "painted": the dotted copy with its dots painted out
     notes: list[str] = field(default_factory=list)
 
 
@@ -152,6 +153,12 @@ def _id_key(photo_id: str) -> tuple[int, str]:
     return (int(photo_id), "") if photo_id.isdigit() else (sys.maxsize, photo_id)
 
 
+def default_dots_table(root: Path) -> Path | None:
+    """``root/dot-coordinates.csv`` (the NOAA sample's dots table) when it exists."""
+    path = Path(root) / "dot-coordinates.csv"
+    return path if path.is_file() else None
+
+
 def discover(root: Path, photo_scale: float = 1.0, dots_table: Path | None = None) -> list[PhotoSpec]:
     """The photos under ``root`` in one of two layouts, with the best label source of each.
 
@@ -166,8 +173,7 @@ def discover(root: Path, photo_scale: float = 1.0, dots_table: Path | None = Non
     root = Path(root)
     counts_file = next((root / n for n in ("counts.csv", "train.csv") if (root / n).is_file()), None)
     counts = read_counts(counts_file) if counts_file else {}
-    if dots_table is None and (root / "dot-coordinates.csv").is_file():
-        dots_table = root / "dot-coordinates.csv"
+    dots_table = dots_table or default_dots_table(root)
     table = read_dots_table(dots_table) if dots_table else {}
     source = f"dots table {Path(dots_table).name}" if dots_table else ""
     if (root / "downsampled").is_dir():
@@ -226,6 +232,7 @@ def prepare_photo(spec: PhotoSpec, ground_scale: float, prefer_painted: bool = F
     dotted = read_rgb(spec.dotted) if spec.dotted is not None else None
     scale = spec.dotted_scale if dotted is not None else spec.raw_scale  # the scale labels are found at
     raw_aligned = None  # the raw photo at the dotted copy's scale, when it is the same photograph
+    turned = False  # the dotted copy was rotated 180 degrees against the raw photo (and has been turned back)
     if raw is not None and dotted is not None:
         check = min(spec.dotted_scale, spec.raw_scale, 0.25)  # compare small: fast, and blind to dot pixels
         try:
@@ -236,7 +243,7 @@ def prepare_photo(spec: PhotoSpec, ground_scale: float, prefer_painted: bool = F
             notes.append(f"raw photo not used: {exc}")
         else:
             if alignment.rotated_180:
-                dotted = np.ascontiguousarray(dotted[::-1, ::-1])
+                dotted, turned = np.ascontiguousarray(dotted[::-1, ::-1]), True
                 notes.append("dotted copy was rotated 180 degrees; fixed")
             raw_aligned = rescale(raw, spec.dotted_scale / spec.raw_scale)
     elif raw is not None:
@@ -245,6 +252,9 @@ def prepare_photo(spec: PhotoSpec, ground_scale: float, prefer_painted: bool = F
     if spec.dots is not None:
         dots = spec.dots.scaled(scale)
         labels = spec.dots_source or "dots table"
+        if turned:  # table rows are positions on the dotted copy they were marked on: turn them with it
+            dots = dots.rotated_180(dotted.shape[1], dotted.shape[0])
+            notes.append("dots table positions turned with the dotted copy")
     elif dotted is not None and spec.dotted_scale >= 0.5:
         dots = dots_by_colour(dotted)
         labels = "colour dots on the dotted copy"
@@ -263,19 +273,20 @@ def prepare_photo(spec: PhotoSpec, ground_scale: float, prefer_painted: bool = F
     can_paint = dotted is not None and spec.dotted_scale >= min(0.5, ground_scale)
     if raw_aligned is not None and (sharp_enough or not can_paint) and not (prefer_painted and can_paint):
         image = rescale(raw, ground_scale / spec.raw_scale)
-        source = "raw photo"
+        source, image_source = "raw photo", "raw"
         if spec.raw_scale < ground_scale:
             notes.append(f"raw photo upsampled {ground_scale / spec.raw_scale:g}x (nothing sharper exists)")
     elif can_paint:
         image = rescale(paint_out_dots(dotted), ground_scale / spec.dotted_scale)
-        source = "dotted copy with the dots painted out"
+        source, image_source = "dotted copy with the dots painted out", "painted"
     else:
         raise PairMismatchError(f"{label}: no usable training image (the raw photo does not match the dotted copy)")
     dots = dots.scaled(ground_scale / scale)
     excluded = resize_mask(excluded, image.shape[:2])
     image = image.copy()
     image[excluded] = 0
-    return PreparedPhoto(spec.photo_id, image, dots, excluded, f"labels: {labels}; image: {source}", notes)
+    method = f"labels: {labels}; image: {source}"
+    return PreparedPhoto(spec.photo_id, image, dots, excluded, method, image_source, notes)
 
 
 def dot_boxes(dots: Dots, ground_scale: float, image_size: tuple[int, int]) -> np.ndarray:
@@ -415,7 +426,8 @@ class BuildOptions:
 def build_dataset(root: Path, out: Path, options: BuildOptions, photo_scale: float = 1.0, command: str = "") -> dict:
     """Build the whole dataset (chips, whole photos, splits); returns the summary also written to photos.json."""
     out = Path(out)
-    specs = discover(Path(root), photo_scale, options.dots_table)
+    dots_table = options.dots_table or default_dots_table(Path(root))
+    specs = discover(Path(root), photo_scale, dots_table)
     if options.photo_ids:
         specs = [s for s in specs if s.photo_id in set(options.photo_ids)]
     (out / "photos").mkdir(parents=True, exist_ok=True)
@@ -438,7 +450,7 @@ def build_dataset(root: Path, out: Path, options: BuildOptions, photo_scale: flo
             "notes": photo.notes,
             "dot_counts": photo.dots.counts(),
             "official_counts": spec.official_counts,
-            "image_scale": spec.raw_scale if "raw photo" in photo.method else spec.dotted_scale,
+            "image_source": photo.image_source,
             "excluded_share": round(float(photo.excluded.mean()), 4),
             **chips,
         }
@@ -462,7 +474,7 @@ def build_dataset(root: Path, out: Path, options: BuildOptions, photo_scale: flo
             splits[f"fold{k}"] = str(write_split(out, f"fold{k}", train_ids, val))
     summary = {
         "source": str(Path(root).resolve()),
-        "dots_table": str(options.dots_table) if options.dots_table else None,
+        "dots_table": str(dots_table) if dots_table else None,
         "command": command,
         "ground_scale": options.ground_scale,
         "chip_options": asdict(options.chips),

@@ -206,6 +206,18 @@ def cross_validate(
     return report
 
 
+def fold_photos(summary: Mapping[str, Any], fold_names: Sequence[str]) -> dict[str, list[str]]:
+    """The unseen (validation) photo ids of each cross-validation fold, from the dataset's split files."""
+    import yaml
+
+    return {name: yaml.safe_load(Path(summary["splits"][name]).read_text())["val_photos"] for name in fold_names}
+
+
+def calibration_file(cv_dir: Path, greyscale_input: bool = False) -> Path:
+    """Where :func:`calibrate` writes its report."""
+    return Path(cv_dir) / ("calibration-grey.json" if greyscale_input else "calibration.json")
+
+
 THRESHOLD_GRID = np.round(np.arange(0.02, 0.91, 0.01), 2)  # candidate per-class count thresholds
 CALIBRATION_FLOOR = float(THRESHOLD_GRID[0])
 
@@ -275,16 +287,11 @@ def calibrate(dataset: Path, cv_dir: Path, device: str | None = None, greyscale_
     ``greyscale_input``: count every photo as its greyscale copy (the version's colour-blind input mode); the
     report is then ``calibration-grey.json``.
     """
-    import yaml
-
     summary = load_summary(dataset)
     cv = json.loads((Path(cv_dir) / "cv_metrics.json").read_text())
     by_id = {r["photo_id"]: r for r in summary["photos"]}
     imgsz, ground_scale = int(summary["chip_options"]["size"]), float(summary["ground_scale"])
-    folds = {}
-    for name in cv["folds"]:
-        split = yaml.safe_load(Path(summary["splits"][name]).read_text())
-        folds[name] = split["val_photos"]
+    folds = fold_photos(summary, cv["folds"])
     detectors = {
         name: load_detector(Path(cv_dir) / name / "weights" / "best.pt", imgsz, ground_scale, device, greyscale_input)
         for name in folds
@@ -333,8 +340,7 @@ def calibrate(dataset: Path, cv_dir: Path, device: str | None = None, greyscale_
             for p, t, h in zip(order, truth, honest, strict=True)
         ],
     }
-    name = "calibration-grey.json" if greyscale_input else "calibration.json"
-    (Path(cv_dir) / name).write_text(json.dumps(report, indent=2))
+    calibration_file(cv_dir, greyscale_input).write_text(json.dumps(report, indent=2))
     return report
 
 
@@ -342,22 +348,17 @@ def compare_painted(dataset: Path, painted: Path, cv_dir: Path, device: str | No
     """Is a painted-out dotted copy a fair stand-in for the raw photo? Each photo of ``painted`` (built with
     ``--prefer-painted``) is counted twice by the CV fold model that never saw it: on its raw photo (``dataset``)
     and on its painted-out copy; both at the fold model's uniform conf."""
-    import yaml
-
     summary, other = load_summary(dataset), load_summary(painted)
     cv = json.loads((Path(cv_dir) / "cv_metrics.json").read_text())
     imgsz, ground_scale = int(summary["chip_options"]["size"]), float(summary["ground_scale"])
     if float(other["ground_scale"]) != ground_scale:
         raise SystemExit(f"{painted} is at ground scale {other['ground_scale']}, {dataset} at {ground_scale}")
     by_id = {r["photo_id"]: r for r in summary["photos"]}
-    fold_of = {}
-    for name in cv["folds"]:
-        for photo_id in yaml.safe_load(Path(summary["splits"][name]).read_text())["val_photos"]:
-            fold_of[photo_id] = name
+    fold_of = {photo_id: name for name, photos in fold_photos(summary, cv["folds"]).items() for photo_id in photos}
     rows = []
     for record in other["photos"]:
         photo_id = record["photo_id"]
-        if "raw photo" not in by_id[photo_id]["method"] or "painted out" not in record["method"]:
+        if by_id[photo_id].get("image_source") != "raw" or record.get("image_source") != "painted":
             continue  # only photos that have both a raw photo and a painted-out copy
         detector = load_detector(Path(cv_dir) / fold_of[photo_id] / "weights" / "best.pt", imgsz, ground_scale, device)
         counts = {}
@@ -471,11 +472,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(format_table(report["metrics_calibrated_other_folds"], report["baseline_training_mean"]))
         unguarded = report["metrics_unguarded_other_folds"]["competition_rmse"]
         print(f"(every class calibrated, no guard: {unguarded:.2f} on the other folds)", report["class_conf_unguarded"])
-        name = "calibration-grey.json" if args.greyscale_input else "calibration.json"
-        print(f"wrote {args.calibrate / name} in {time.perf_counter() - started:.0f}s")
+        print(f"wrote {calibration_file(args.calibrate, args.greyscale_input)} in {time.perf_counter() - started:.0f}s")
         return 0
     if args.weights is None:
-        parser.error("--weights is required without --cv or --calibrate")
+        parser.error("--weights is required without --cv, --calibrate or --compare-painted")
     summary = load_summary(args.dataset)
     data_yaml, train_ids = None, []
     if args.split:
