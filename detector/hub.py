@@ -31,6 +31,7 @@ ENV_WEIGHTS = "SEALION_WEIGHTS"
 ENV_REPO = "SEALION_HUB_REPO"
 ENV_REVISION = "SEALION_HUB_REVISION"
 ENV_SHA256 = "SEALION_WEIGHTS_SHA256"
+ENV_REFRESH = "SEALION_REFRESH"
 
 
 @dataclass(frozen=True)
@@ -201,13 +202,16 @@ def resolve_weights(
     revision: str | None = None,
     sha256: str | None = None,
     manifest: Manifest | None = None,
+    refresh: bool | None = None,
 ) -> ResolvedWeights:
-    """Find and verify the weights of a model version.
+    """Find and verify the weights of a model version, local copies first.
 
-    Order: an explicit local file (``weights_path`` / ``SEALION_WEIGHTS``) → the hub with
-    ``hf_hub_download(repo_id, filename, revision=<pinned>)``, the local HF cache first → the file shipped in
-    ``weights/``. A manifest version falls back to its shipped file when the hub fails; an explicit
-    ``repo_id``/``revision`` does not (you asked for that revision, so you get it or a clear error).
+    Order: an explicit local file (``weights_path`` / ``SEALION_WEIGHTS``) → the local HF cache → the file
+    shipped in ``weights/`` (manifest versions only) → the hub, ``hf_hub_download(repo_id, filename,
+    revision=<pinned>)``. Every copy is checked against the pinned sha256, so a local one is the same model and
+    the hub is not contacted for it. ``refresh`` (or ``SEALION_REFRESH=1``) asks the hub first and falls back to
+    the shipped file with a warning. An explicit ``repo_id``/``revision`` never falls back to a shipped file
+    (you asked for that revision, so you get it or a clear error).
     """
     manifest = manifest or load_manifest()
     version_name = version or os.environ.get(ENV_VERSION) or None
@@ -215,6 +219,7 @@ def resolve_weights(
     repo_id = repo_id or os.environ.get(ENV_REPO) or None
     revision = revision or os.environ.get(ENV_REVISION) or None
     sha256 = (sha256 or os.environ.get(ENV_SHA256) or "").lower() or None
+    refresh = _env_true(ENV_REFRESH) if refresh is None else refresh
 
     if weights_path is not None:
         return _resolve_local(Path(weights_path), sha256, manifest, version_name)
@@ -239,17 +244,18 @@ def resolve_weights(
                     target = replace(target, sha256=sha256)
     rev = target.pinned_revision if not explicit else (revision or target.pinned_revision)
 
-    cached = _from_cache(target, rev)
-    if cached is not None:
-        return cached
+    if not refresh:
+        local = _from_cache(target, rev) or (None if explicit else _from_shipped(target, manifest.weights_dir))
+        if local is not None:
+            return local
     try:
         return _from_hub(target, rev)
     except ModelResolutionError as exc:
-        shipped = None if explicit else _from_shipped(target, manifest.weights_dir)
-        if shipped is None:
+        local = _from_cache(target, rev) or (None if explicit else _from_shipped(target, manifest.weights_dir))
+        if local is None:
             raise
-        logger.warning("%s Using the shipped file %s.", exc, shipped.path)
-        return shipped
+        logger.warning("%s Using the verified local copy %s.", exc, local.path)
+        return local
 
 
 def _listed_version(manifest: Manifest, repo_id: str, revision: str) -> ModelVersion | None:

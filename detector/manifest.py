@@ -13,7 +13,15 @@ import yaml
 
 from detector.errors import ModelResolutionError
 
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+
+def _shipped_weights_dir() -> Path:
+    """``weights/`` of a checkout, or its copy inside the installed package (``pip install .``)."""
+    here = Path(__file__).resolve().parent
+    installed = here / "weights"
+    return installed if (installed / "manifest.yaml").is_file() else here.parent / "weights"
+
+
+WEIGHTS_DIR = _shipped_weights_dir()
 DEFAULT_MANIFEST = WEIGHTS_DIR / "manifest.yaml"
 
 

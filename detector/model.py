@@ -15,6 +15,7 @@ from detector.errors import DetectorError
 from detector.hub import ResolvedWeights, resolve_weights
 from detector.images import ImageInput, greyscale, load_image, rescale
 from detector.results import CountResult, ModelInfo
+from detector.scale import choose_photo_scale, scale_warnings
 from detector.slicing import merge_tile_detections, scale_boxes, shift_boxes, tile_grid, truncated_by_tile
 
 ENV_DEVICE = "SEALION_DEVICE"
@@ -107,9 +108,12 @@ class Detector:
         sha256: str | None = None,
         device: str | None = None,
         warmup: bool = True,
+        refresh: bool | None = None,
     ) -> Detector:
         """Resolve a model version (see :func:`detector.hub.resolve_weights`) and load it on a device."""
-        weights = resolve_weights(version, weights_path=weights_path, repo_id=repo_id, revision=revision, sha256=sha256)
+        weights = resolve_weights(
+            version, weights_path=weights_path, repo_id=repo_id, revision=revision, sha256=sha256, refresh=refresh
+        )
         return cls(weights, device=device, warmup=warmup)
 
     def __repr__(self) -> str:
@@ -137,7 +141,7 @@ class Detector:
         slicing: Slicing = "auto",
         tile_size: int | None = None,
         overlap: float = DEFAULT_OVERLAP,
-        photo_scale: float = 1.0,
+        photo_scale: float | None = None,
         batch_size: int = DEFAULT_BATCH,
         source: str | None = None,
         class_conf: Mapping[str, float] | None = None,
@@ -148,15 +152,17 @@ class Detector:
         version's calibrated per-class thresholds (chosen on cross-validation to count best), else
         ``DEFAULT_CONF``. The thresholds applied are recorded in the result (``result.conf``).
 
-        ``photo_scale`` is the photo's resolution relative to a native survey photo (0.25 for a photo
-        downsampled 4x); the photo is resized by ``ground_scale / photo_scale`` to match the model.
+        ``photo_scale`` is the photo's resolution relative to a survey original (0.25 for a photo downsampled
+        4x; see :mod:`detector.scale`); None (auto) derives it from the photo's size, assuming a whole survey
+        frame. The photo is resized by ``ground_scale / photo_scale`` to match the model. The scale used, and
+        warnings when it looks wrong, are recorded in the result.
         ``slicing``: "auto" tiles photos larger than a tile, "on" always tiles, "off" runs the whole photo
         letterboxed to the model input.
         """
         if (conf is not None and not 0 <= conf <= 1) or not 0 <= iou <= 1:
             raise DetectorError(f"conf and iou must be between 0 and 1, got conf={conf}, iou={iou}.")
         thresholds = self.thresholds(conf, class_conf)
-        if photo_scale <= 0:
+        if photo_scale is not None and not photo_scale > 0:
             raise DetectorError(f"photo_scale must be positive, got {photo_scale}.")
         if slicing not in ("auto", "on", "off"):
             raise DetectorError(f"slicing must be 'auto', 'on' or 'off', got {slicing!r}.")
@@ -169,7 +175,8 @@ class Detector:
         started = time.perf_counter()
         rgb = load_image(image, label=source)
         height, width = rgb.shape[:2]
-        factor = self.ground_scale / photo_scale
+        scale = choose_photo_scale(photo_scale, width, height)
+        factor = self.ground_scale / scale.value
         work = rescale(rgb, factor)
         if self.info.greyscale_input:  # a colour photo and its greyscale copy then count the same
             work = greyscale(work)
@@ -222,6 +229,10 @@ class Detector:
             tiles=len(tiles),
             source=source,
             conf=dict(zip(self.class_names, thresholds.tolist(), strict=True)),
+            photo_scale=scale.value,
+            scale_source=scale.source,
+            runtime="torch",
+            warnings=tuple(scale_warnings(scale, len(cls_arr), (width, height))),
         )
 
     def thresholds(self, conf: float | None = None, class_conf: Mapping[str, float] | None = None) -> np.ndarray:

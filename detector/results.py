@@ -53,6 +53,10 @@ class CountResult:
     tiles: int = 1
     source: str | None = None  # file name or label of the input
     conf: Mapping[str, float] = field(default_factory=dict)  # the confidence threshold applied, per class
+    photo_scale: float | None = None  # photo resolution relative to a survey original (detector.scale)
+    scale_source: str | None = None  # "auto" (from the photo's size) or "manual"
+    runtime: str = "torch"  # what ran the network
+    warnings: tuple[str, ...] = ()  # plain-language doubts about this count (e.g. the photo scale)
 
     def __post_init__(self) -> None:
         xyxy = np.asarray(self.xyxy, dtype=np.float32).reshape(-1, 4)
@@ -77,6 +81,9 @@ class CountResult:
         object.__setattr__(self, "image_size", (width, height))
         object.__setattr__(self, "timings_ms", dict(self.timings_ms))
         object.__setattr__(self, "conf", {str(k): float(v) for k, v in self.conf.items()})
+        object.__setattr__(self, "warnings", tuple(str(w) for w in self.warnings))
+        if self.photo_scale is not None:
+            object.__setattr__(self, "photo_scale", float(self.photo_scale))
 
     def __len__(self) -> int:
         return len(self.class_id)
@@ -95,6 +102,13 @@ class CountResult:
     def total(self) -> int:
         return len(self)
 
+    @property
+    def adult_female_px(self) -> float | None:
+        """Typical adult female length in this photo (pixels) at the photo scale used."""
+        from detector.scale import ADULT_FEMALE_LENGTH_PX
+
+        return None if self.photo_scale is None else self.photo_scale * ADULT_FEMALE_LENGTH_PX
+
     def to_dict(self, include_boxes: bool = True) -> dict[str, Any]:
         """A JSON-ready dict. Box rows are ``[x1, y1, x2, y2, confidence, class_id]``."""
         data: dict[str, Any] = {
@@ -107,6 +121,11 @@ class CountResult:
             "device": self.device,
             "tiles": self.tiles,
             "conf": {k: round(v, 4) for k, v in self.conf.items()},
+            "photo_scale": None if self.photo_scale is None else round(self.photo_scale, 6),
+            "scale_source": self.scale_source,
+            "adult_female_px": None if self.adult_female_px is None else round(self.adult_female_px, 1),
+            "runtime": self.runtime,
+            "warnings": list(self.warnings),
             "timings_ms": {k: round(float(v), 2) for k, v in self.timings_ms.items()},
         }
         if include_boxes:
@@ -149,6 +168,10 @@ class CountResult:
             tiles=data.get("tiles", 1),
             source=data.get("source"),
             conf=data.get("conf") or {},
+            photo_scale=data.get("photo_scale"),
+            scale_source=data.get("scale_source"),
+            runtime=data.get("runtime", "torch"),
+            warnings=tuple(data.get("warnings") or ()),
         )
 
     @staticmethod
@@ -162,12 +185,17 @@ class CountResult:
             "height",
             "model_version",
             "model_sha256",
+            "runtime",
             "device",
+            "photo_scale",
+            "scale_source",
+            "thresholds",
             "elapsed_ms",
+            "warnings",
         ]
 
     def csv_row(self) -> list[Any]:
-        """One CSV row: file, one column per class, total, image size, model, device, time."""
+        """One CSV row: file, one column per class, total, image size, model, settings, time, warnings."""
         return [
             self.source or "",
             *self.counts.values(),
@@ -176,6 +204,11 @@ class CountResult:
             self.image_size[1],
             self.model.version if self.model else "",
             self.model.sha256 if self.model else "",
+            self.runtime,
             self.device,
+            "" if self.photo_scale is None else round(self.photo_scale, 6),
+            self.scale_source or "",
+            " ".join(f"{name}={value:.2f}" for name, value in self.conf.items()),
             round(float(self.timings_ms.get("total", 0.0)), 1),
+            " | ".join(self.warnings),
         ]

@@ -33,10 +33,13 @@ class ModelRegistry:
     so sharing one instance across request threads is safe.
     """
 
-    def __init__(self, default: Detector, manifest: Manifest | None, device: str | None = None) -> None:
+    def __init__(
+        self, default: Detector, manifest: Manifest | None, device: str | None = None, refresh: bool | None = None
+    ) -> None:
         self.default = default
         self.manifest = manifest
         self.device = device
+        self.refresh = refresh
         self.default_label = default.info.version
         self._loaded: dict[str, Detector] = {self.default_label: default}
         self._lock = threading.Lock()
@@ -47,11 +50,12 @@ class ModelRegistry:
         version: str | None = None,
         weights: str | None = None,
         device: str | None = None,
+        refresh: bool | None = None,
     ) -> ModelRegistry:
         """Load the startup model (arguments, else ``SEALION_*`` environment, else the manifest default)."""
         from detector.model import Detector
 
-        default = Detector.load(version, weights_path=weights, device=device)
+        default = Detector.load(version, weights_path=weights, device=device, refresh=refresh)
         for name in STARTUP_ENV:  # later picks resolve from the manifest only
             os.environ.pop(name, None)
         try:
@@ -59,7 +63,7 @@ class ModelRegistry:
         except DetectorError as exc:
             logger.warning("No model manifest (%s); only the startup model is available.", exc)
             manifest = None
-        return cls(default, manifest, device=device)
+        return cls(default, manifest, device=device, refresh=refresh)
 
     def choices(self) -> list[str]:
         """Version labels for the chooser: the startup model first, then the other manifest versions."""
@@ -86,6 +90,6 @@ class ModelRegistry:
                 from detector.model import Detector
 
                 logger.info("Loading model version %s on first use", label)
-                detector = Detector.load(label, device=self.device or self.default.device)
+                detector = Detector.load(label, device=self.device or self.default.device, refresh=self.refresh)
                 self._loaded[label] = detector
         return detector

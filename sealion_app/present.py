@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import html
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,12 +14,13 @@ import pandas as pd
 
 from detector.classes import class_color
 from detector.results import CountResult
+from detector.scale import ADULT_FEMALE_LENGTH_PX
 
 if TYPE_CHECKING:
     from detector.model import Detector
 
 SAMPLE_COUNTS_CSV = Path(__file__).resolve().parent / "data" / "noaa_sample_counts.csv"
-COUNT_COLUMNS = ["class", "count"]
+COUNT_COLUMNS = ["class", "count", "typical error"]
 THUMBNAIL_SIDE = 640
 JPEG_MAX_SIDE = 65500  # the JPEG format cannot store a longer side
 
@@ -32,24 +33,49 @@ def pretty(name: str) -> str:
     return name.replace("_", " ")
 
 
-def counts_table(result: CountResult) -> pd.DataFrame:
-    """One row per class (all classes, zeros included) and a total row."""
-    rows = [[pretty(name), count] for name, count in result.counts.items()]
-    rows.append(["total", result.total])
+def expected_errors(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """Each class's cross-validated count RMSE (animals per photo) from a model card's metrics; {} if unknown."""
+    per_class = metrics.get("cv_calibrated_rmse_per_class") or metrics.get("cv_rmse_per_class") or {}
+    return {str(name): float(value) for name, value in per_class.items()}
+
+
+def counts_table(result: CountResult, errors: Mapping[str, float] | None = None) -> pd.DataFrame:
+    """One row per class (all classes, zeros included) and a total row, each count with its typical error."""
+    errors = errors or {}
+    rows = [
+        [pretty(name), count, f"± {errors[name]:.0f} per photo" if name in errors else "unknown"]
+        for name, count in result.counts.items()
+    ]
+    rows.append(["total", result.total, ""])
     return pd.DataFrame(rows, columns=COUNT_COLUMNS)
 
 
 def status_line(result: CountResult) -> str:
-    """Elapsed time, device, model and tiling of one result, as one Markdown line."""
+    """Elapsed time, device, model, tiling, scale and thresholds of one result, then any warnings, as Markdown."""
     model = result.model
-    version = f"model **{model.version}** (`{model.sha256[:12]}`, {model.source})" if model else "model ?"
+    version = f"model **{model.version}** (`{model.sha256[:12]}`, {model.source}, {result.runtime})" if model else ""
     width, height = result.image_size
     total_ms = result.timings_ms.get("total", 0.0)
     tiles = f"{result.tiles} tile{'s' if result.tiles != 1 else ''}"
-    return (
+    line = (
         f"**{result.total}** animals in {width}×{height} px · {total_ms / 1000:.2f} s on **{result.device}** · "
-        f"{tiles} · {version} · {threshold_text(result)}"
+        f"{tiles} · {scale_text(result)} · {version} · {threshold_text(result)}"
     )
+    warnings = "".join(f"\n\n⚠ **Check the scale:** {html.escape(w, quote=False)}" for w in result.warnings)
+    note = (
+        "\n\nCounts are estimates. The *typical error* column gives each class's root-mean-square count error on "
+        "survey photos the model never saw (cross-validation, Model tab): a count of 30 with ± 60 means the true "
+        "number could well be zero or a hundred. Check the boxes."
+    )
+    return line + warnings + note
+
+
+def scale_text(result: CountResult) -> str:
+    """'scale auto: adult females ≈ 20 px (photo scale 0.25)'."""
+    if result.photo_scale is None:
+        return "scale ?"
+    female = f"adult females ≈ {result.adult_female_px:.0f} px"
+    return f"scale {result.scale_source or '?'}: {female} (photo scale {result.photo_scale:.3g})"
 
 
 def threshold_text(result: CountResult) -> str:
@@ -60,6 +86,20 @@ def threshold_text(result: CountResult) -> str:
     if (model := result.model) and model.class_conf and result.conf == dict(model.class_conf):
         return "calibrated threshold per class"
     return "threshold per class"
+
+
+def settings_text(options: Any, detector: Detector, version: str | None = None) -> str:
+    """What the Batch tab will use: the Count tab's settings, in words."""
+    if options.photo_scale is None:
+        scale = "auto for each photo, from its size (the table and CSV show what each photo got)"
+    else:
+        scale = f"adult females ≈ {options.photo_scale * ADULT_FEMALE_LENGTH_PX:.0f} px in every photo"
+    conf = "the model's calibrated threshold per class" if options.conf is None else f"{options.conf:.2f} for all"
+    tiles = f"{options.tile_size} px" if options.tile_size else f"the model's input ({detector.imgsz} px)"
+    return (
+        f"**Settings (from the Count tab):** model **{version or detector.info.version}** · scale: {scale} · "
+        f"confidence: {conf} · IoU {options.iou:.2f} · tiles: {tiles}, slicing {options.slicing}"
+    )
 
 
 def thumbnail(rgb: np.ndarray, side: int = THUMBNAIL_SIDE) -> np.ndarray:
@@ -79,7 +119,7 @@ def fit_for_jpeg(rgb: np.ndarray) -> np.ndarray:
 
 def batch_table(results: Sequence[CountResult], class_names: Sequence[str]) -> pd.DataFrame:
     """One row per counted photo with per-class columns."""
-    columns = ["file", *class_names, "total", "width", "height", "seconds"]
+    columns = ["file", *class_names, "total", "width", "height", "female px", "scale", "seconds", "warnings"]
     rows = [
         [
             r.source or "",
@@ -87,7 +127,10 @@ def batch_table(results: Sequence[CountResult], class_names: Sequence[str]) -> p
             r.total,
             r.image_size[0],
             r.image_size[1],
+            round(r.adult_female_px, 1) if r.adult_female_px is not None else "",
+            r.scale_source or "",
             round(r.timings_ms.get("total", 0.0) / 1000, 2),
+            " | ".join(r.warnings),
         ]
         for r in results
     ]
@@ -174,29 +217,47 @@ def model_markdown(data: dict[str, Any]) -> str:
 
 
 def accuracy_lines(data: dict[str, Any]) -> list[str]:
-    """Per class: the count threshold applied by default and the cross-validated count error on unseen photos."""
+    """Expected accuracy in sentences, then per class: threshold, cross-validated count error, guess-the-mean error."""
     metrics = data.get("metrics") or {}
-    rmse = metrics.get("cv_calibrated_rmse_per_class") or metrics.get("cv_rmse_per_class") or {}
+    rmse = expected_errors(metrics)
     baseline = metrics.get("baseline_rmse_per_class") or {}
     thresholds = data.get("class_conf") or {}
     if not rmse and not thresholds:
         return []
-    lines = [
+    names = list(data.get("class_names") or [])
+    lines = ["", "#### How accurate are the counts?", ""]
+    if rmse:
+        folds, photos = metrics.get("cv_folds", "?"), metrics.get("cv_photos", "?")
+        typical = ", ".join(f"{pretty(n)} ± {rmse[n]:.0f}" for n in names if n in rmse)
+        lines.append(
+            f"On survey photos it never saw ({folds}-fold cross-validation over {photos} NOAA photos), this model's "
+            f"count of each class was typically off by: {typical} animals per photo (root-mean-square error; those "
+            "photos hold tens to hundreds of animals of the common classes)."
+        )
+        better = [pretty(n) for n in names if n in rmse and n in baseline and rmse[n] < baseline[n]]
+        worse = [pretty(n) for n in names if n in rmse and n in baseline and rmse[n] >= baseline[n]]
+        if better or worse:
+            lines += ["", "Compared with always guessing the training photos' average count of each class: "]
+            if better:
+                lines[-1] += f"the model does better for {', '.join(better)}"
+            if worse:
+                lines[-1] += ("; " if better else "") + (
+                    f"for {', '.join(worse)} it is not better than that guess, so treat those counts as rough "
+                    "indications and check the boxes"
+                )
+            lines[-1] += "."
+    lines += [
         "",
-        "#### Counting accuracy per class",
+        "Each class is counted at its own confidence threshold, the one that counted best on unseen photos "
+        "(confidence 0 in the Count tab). Lowering it adds false detections rather than finding missed animals.",
         "",
-        f"Count error (RMSE, animals per photo) on photos the model never saw: {metrics.get('cv_folds', '?')}-fold "
-        f"cross-validation over {metrics.get('cv_photos', '?')} survey photos, next to always guessing the training "
-        "photos' mean count. The threshold is the confidence each class needs to be counted (confidence 0 in the "
-        "Count tab).",
-        "",
-        "| class | threshold | count RMSE | guess-the-mean RMSE |",
+        "| class | threshold | typical count error on unseen photos | guessing the average |",
         "| --- | --- | --- | --- |",
     ]
-    for name in data.get("class_names") or []:
+    for name in names:
         threshold = f"{thresholds[name]:.2f}" if name in thresholds else "0.25"
-        model = f"{rmse[name]:.1f}" if name in rmse else "-"
-        base = f"{baseline[name]:.1f}" if name in baseline else "-"
+        model = f"± {rmse[name]:.1f}" if name in rmse else "-"
+        base = f"± {baseline[name]:.1f}" if name in baseline else "-"
         lines.append(f"| {pretty(name)} | {threshold} | {model} | {base} |")
     return lines
 

@@ -18,9 +18,10 @@ from PIL import Image
 
 from detector.errors import DetectorError
 from detector.images import load_image
+from detector.model import DEFAULT_IOU
 from detector.overlay import draw_overlay
 from detector.results import CountResult
-from sealion_app.present import result_dict, thumbnail, write_batch_csv
+from sealion_app.present import fit_for_jpeg, result_dict, thumbnail, write_batch_csv
 from sealion_app.uploads import Photo, Rejected, expand_uploads
 
 if TYPE_CHECKING:
@@ -32,13 +33,13 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class CountOptions:
     """The user's detection settings (``tile_size`` 0 or None = the model's input size; ``conf`` None = the model
-    version's calibrated per-class thresholds)."""
+    version's calibrated per-class thresholds; ``photo_scale`` None = auto from each photo's size)."""
 
     conf: float | None = None
-    iou: float = 0.45
+    iou: float = DEFAULT_IOU
     slicing: str = "auto"
     tile_size: int | None = None
-    photo_scale: float = 1.0
+    photo_scale: float | None = None
 
     def as_kwargs(self) -> dict[str, Any]:
         return {
@@ -46,7 +47,7 @@ class CountOptions:
             "iou": float(self.iou),
             "slicing": self.slicing,
             "tile_size": int(self.tile_size) if self.tile_size else None,
-            "photo_scale": float(self.photo_scale),
+            "photo_scale": float(self.photo_scale) if self.photo_scale is not None else None,
         }
 
 
@@ -57,6 +58,29 @@ def count_photo(
     rgb = load_image(image, label=name)
     result = detector.count(rgb, source=name, **options.as_kwargs())
     return draw_overlay(rgb, result), result
+
+
+@dataclass(frozen=True)
+class CountedFiles:
+    """One counted photo written as JPEGs the app serves: the photo as decoded, and with the boxes drawn."""
+
+    photo: Path
+    annotated: Path
+    result: CountResult
+
+
+def count_to_files(
+    detector: Detector, image: Path, name: str, options: CountOptions, out_dir: Path | None = None
+) -> CountedFiles:
+    """Count one photo and write both JPEGs (quality 90, at the photo's own size) to a fresh folder."""
+    rgb = load_image(image, label=name)
+    result = detector.count(rgb, source=name, **options.as_kwargs())
+    folder = Path(tempfile.mkdtemp(prefix="sealion-count-", dir=out_dir))
+    stem = Path(name).stem or "photo"
+    photo, annotated = folder / f"{stem}.jpg", folder / f"{stem}.annotated.jpg"
+    Image.fromarray(fit_for_jpeg(rgb)).save(photo, quality=90)
+    Image.fromarray(fit_for_jpeg(draw_overlay(rgb, result))).save(annotated, quality=90)
+    return CountedFiles(photo, annotated, result)
 
 
 @dataclass

@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from tests.helpers import (
+    NO_SHARED_DATA,
     SEA_LION_CLASSES,
     SHARED_DATA,
     OlahServer,
@@ -114,5 +115,5 @@ def hub_env(local_hub, monkeypatch, tmp_path) -> LocalHub:
 def shared_data() -> Path:
     """The NOAA sample next to the checkout; tests using it skip cleanly without it."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"shared data not found at {SHARED_DATA}")
+        pytest.skip(NO_SHARED_DATA)
     return SHARED_DATA

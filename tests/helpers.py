@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import socket
 import subprocess
 import sys
@@ -14,7 +15,11 @@ import yaml
 
 SEA_LION_CLASSES = ["adult_males", "subadult_males", "adult_females", "juveniles", "pups"]
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data" / "noaa-sealions"
+# The NOAA sample (photos, counts.csv, dot-coordinates.csv): SEALION_NOAA_DATA, else ../shared next to the checkout.
+SHARED_DATA = Path(os.environ.get("SEALION_NOAA_DATA") or REPO_ROOT.parent / "shared" / "data" / "noaa-sealions")
+NO_SHARED_DATA = (
+    f"needs the NOAA sample at {SHARED_DATA}: set SEALION_NOAA_DATA to its folder (README, 'Optional test pieces')"
+)
 
 
 def sha256_of(path: Path) -> str:

@@ -20,7 +20,7 @@ from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
 EXAMPLES = sorted((REPO_ROOT / "examples").glob("*.jpg"))
-EXAMPLE_SCALE = 0.25  # the shipped examples are downsampled 4x
+EXAMPLE_FEMALE_PX = 20  # the shipped examples are downsampled 4x: adult females about 20 px
 
 
 @pytest.fixture(scope="module")
@@ -45,13 +45,13 @@ def test_api_lists_the_named_endpoints(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert {"/count", "/count_batch", "/model_info"} <= set(endpoints)
     names = [p["parameter_name"] for p in endpoints["/count"]["parameters"]]
-    assert names == ["image", "conf", "iou", "slicing", "tile_size", "photo_scale", "model_version"]
+    assert names == ["image", "conf", "iou", "slicing", "tile_size", "female_length_px", "model_version"]
 
 
 def test_count_on_a_shipped_example(client):
     example = EXAMPLES[0]
     annotated, table, result, status = client.predict(
-        handle_file(str(example)), 0.25, 0.45, "auto", 0, EXAMPLE_SCALE, api_name="/count"
+        handle_file(str(example)), 0.25, 0.45, "auto", 0, EXAMPLE_FEMALE_PX, api_name="/count"
     )
     with Image.open(annotated) as image:
         assert image.format == "JPEG"
@@ -69,8 +69,8 @@ def test_count_on_a_shipped_example(client):
 def test_count_honours_threshold(client):
     """A confidence threshold of 0.99 can only keep fewer detections than 0.05."""
     example = handle_file(str(EXAMPLES[-1]))
-    low = client.predict(example, 0.05, 0.45, "auto", 0, EXAMPLE_SCALE, api_name="/count")[2]
-    high = client.predict(example, 0.99, 0.45, "auto", 0, EXAMPLE_SCALE, api_name="/count")[2]
+    low = client.predict(example, 0.05, 0.45, "auto", 0, EXAMPLE_FEMALE_PX, api_name="/count")[2]
+    high = client.predict(example, 0.99, 0.45, "auto", 0, EXAMPLE_FEMALE_PX, api_name="/count")[2]
     assert high["total"] <= low["total"]
     assert all(d["confidence"] >= 0.99 for d in high["detections"])
     assert all(d["confidence"] >= 0.05 for d in low["detections"])
@@ -93,7 +93,7 @@ def test_count_batch_with_one_broken_file(client, tmp_path):
     broken.write_bytes(EXAMPLES[0].read_bytes()[:300])  # a JPEG cut off after its header
     files = [handle_file(str(EXAMPLES[0])), handle_file(str(broken)), handle_file(str(EXAMPLES[1]))]
     table, failures, csv_file, gallery, summary, status = client.predict(
-        files, photo_scale=EXAMPLE_SCALE, api_name="/count_batch"
+        files, female_length_px=EXAMPLE_FEMALE_PX, api_name="/count_batch"
     )
     assert summary["counted"] == 2 and summary["failed"] == 1
     assert [r["source"] for r in summary["results"]] == [EXAMPLES[0].name, EXAMPLES[1].name]
@@ -120,7 +120,9 @@ def test_count_batch_unpacks_a_zip(client, tmp_path):
         zipped.write(EXAMPLES[1], f"day1/{EXAMPLES[1].name}")
         zipped.writestr("day1/notes.txt", "weather: overcast")
         zipped.writestr("__MACOSX/day1/._x.jpg", "resource fork")
-    summary = client.predict([handle_file(str(archive))], photo_scale=EXAMPLE_SCALE, api_name="/count_batch")[4]
+    summary = client.predict([handle_file(str(archive))], female_length_px=EXAMPLE_FEMALE_PX, api_name="/count_batch")[
+        4
+    ]
     assert [r["source"] for r in summary["results"]] == [
         f"survey.zip/day1/{EXAMPLES[0].name}",
         f"survey.zip/day1/{EXAMPLES[1].name}",
@@ -198,7 +200,7 @@ def test_raw_http_flow_as_in_the_readme(app, client):
         with EXAMPLES[0].open("rb") as handle:
             (uploaded,) = http.post("gradio_api/upload", files={"files": (EXAMPLES[0].name, handle)}).json()
         photo = {"path": uploaded, "meta": {"_type": "gradio.FileData"}}
-        body = {"data": [photo, 0.25, 0.45, "auto", 0, EXAMPLE_SCALE, version]}
+        body = {"data": [photo, 0.25, 0.45, "auto", 0, EXAMPLE_FEMALE_PX, version]}
         event_id = http.post("gradio_api/call/count", json=body).json()["event_id"]
         stream = http.get(f"gradio_api/call/count/{event_id}").text
     events = [line.removeprefix("event: ") for line in stream.splitlines() if line.startswith("event: ")]
@@ -208,7 +210,7 @@ def test_raw_http_flow_as_in_the_readme(app, client):
     assert annotated["url"].endswith((".jpeg", ".jpg")) and list(result["counts"]) == SEA_LION_CLASSES
 
     with httpx.Client(base_url=app.url, timeout=60) as http:
-        event_id = http.post("gradio_api/call/count", json={"data": [None, 0.25, 0.45, "auto", 0, 1, version]}).json()
+        event_id = http.post("gradio_api/call/count", json={"data": [None, 0.25, 0.45, "auto", 0, 80, version]}).json()
         stream = http.get(f"gradio_api/call/count/{event_id['event_id']}").text
     assert "event: error" in stream and "Upload a photo" in stream
 
@@ -234,8 +236,8 @@ def test_queue_is_bounded(tmp_path):
     running = start_app(tmp_path, args=["--queue-size", "1", "--concurrency", "1"])
     try:
         clients = [Client(running.url, verbose=False) for _ in range(4)]
-        slow = handle_file(str(EXAMPLES[0]))  # photo scale 1/8: the photo is upscaled 2x, ~100 tiles
-        jobs = [c.submit(slow, 0.25, 0.45, "auto", 0, 0.125, api_name="/count") for c in clients]
+        slow = handle_file(str(EXAMPLES[0]))  # females 10 px (scale 1/8): upscaled 2x, ~100 tiles
+        jobs = [c.submit(slow, 0.25, 0.45, "auto", 0, 10, api_name="/count") for c in clients]
         outcomes = []
         for job in jobs:
             try:
@@ -287,7 +289,7 @@ def test_version_chooser_loads_another_version_on_first_use(tmp_path):
         assert chooser["parameter_default"] == default.name and set(chooser["type"]["enum"]) == {default.name, "v0"}
         assert "Loading model version v0" not in running.log()
         result = client.predict(
-            handle_file(str(EXAMPLES[1])), photo_scale=EXAMPLE_SCALE, model_version="v0", api_name="/count"
+            handle_file(str(EXAMPLES[1])), female_length_px=EXAMPLE_FEMALE_PX, model_version="v0", api_name="/count"
         )[2]
         assert result["model"]["version"] == "v0" and result["model"]["sha256"] == sha256_of(other)
         assert running.log().count("Loading model version v0") == 1

@@ -16,7 +16,7 @@ from sealion_app import present, uploads
 from sealion_app.models import ModelRegistry
 from sealion_app.service import CountOptions, count_batch
 from sealion_app.uploads import Photo, Rejected, expand_uploads
-from tests.helpers import REPO_ROOT, SEA_LION_CLASSES, build_untrained_model, sha256_of
+from tests.helpers import NO_SHARED_DATA, REPO_ROOT, SEA_LION_CLASSES, SHARED_DATA, build_untrained_model, sha256_of
 
 EXAMPLES = sorted((REPO_ROOT / "examples").glob("*.jpg"))
 
@@ -174,9 +174,9 @@ def test_zip_guards(tmp_path, monkeypatch):
 def test_class_distribution_is_the_official_counts():
     table = present.class_distribution()
     assert list(table["class"]) == [c.replace("_", " ") for c in SEA_LION_CLASSES]
-    shared = REPO_ROOT.parent / "shared" / "data" / "noaa-sealions" / "counts.csv"
+    shared = SHARED_DATA / "counts.csv"
     if not shared.is_file():
-        pytest.skip("shared counts.csv not found; the copy in sealion_app/data is checked only against itself")
+        pytest.skip(NO_SHARED_DATA)
     with shared.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert list(table["animals"]) == [sum(int(r[c]) for r in rows) for c in SEA_LION_CLASSES]

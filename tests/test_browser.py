@@ -26,6 +26,7 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 PHOTO = REPO_ROOT / "examples" / "noaa_train_0.jpg"  # the busiest example: hundreds of animals
+SPARSE = REPO_ROOT / "examples" / "noaa_train_6.jpg"  # 1248x832: a survey original downsampled 4x
 
 pytestmark = pytest.mark.browser
 
@@ -67,12 +68,9 @@ def test_upload_count_and_see_the_result(browser, app, tmp_path):
 
     page.locator("#photo-input input[type=file]").set_input_files(str(PHOTO))
     page.locator("#photo-input img").first.wait_for(timeout=30_000)  # the upload preview
-    scale = page.locator("#photo-scale input[type=number]")
-    scale.fill("0.25")  # the example photos are downsampled 4x
-    scale.press("Tab")
-    count_button.click()
+    count_button.click()  # scale auto: the photo is recognised as a 4x copy of a survey original
 
-    annotated = page.locator("#annotated-image img").first
+    annotated = page.locator("#inspect-image img").first
     annotated.wait_for(timeout=180_000)
     table = page.locator("#counts-table")
     page.wait_for_function(
@@ -84,6 +82,7 @@ def test_upload_count_and_see_the_result(browser, app, tmp_path):
         assert label in text, text
     status = page.locator("#count-status").inner_text()
     assert "animals in 1404×936 px" in status and " on " in status, status
+    assert "scale auto: adult females ≈ 20 px (photo scale 0.25)" in status, status
     natural = annotated.evaluate("img => [img.naturalWidth, img.naturalHeight]")
     assert natural == [1404, 936]
     assert annotated.get_attribute("src").split("?")[0].endswith((".jpeg", ".jpg"))
@@ -99,22 +98,20 @@ def test_upload_count_and_see_the_result(browser, app, tmp_path):
 
 
 def test_example_then_count(browser, app):
-    """Clicking a shipped example fills the photo and its photo scale (0.25); Count uses both."""
+    """Clicking a shipped example fills the photo; Count uses the auto scale (adult females ≈ 20 px)."""
     page = browser.new_page(viewport={"width": 1400, "height": 1300})
     page.goto(app.url, wait_until="domcontentloaded")
     page.get_by_role("button", name="Count", exact=True).wait_for(timeout=60_000)
     examples = page.get_by_text("Examples: NOAA").locator("xpath=ancestor::*[contains(@class,'block')][1]")
     examples.locator("img").first.click()
-    page.wait_for_function(
-        "() => document.querySelector('#photo-scale input[type=number]').value === '0.25'", timeout=30_000
-    )
     page.locator("#photo-input img").first.wait_for(timeout=30_000)
     page.get_by_role("button", name="Count", exact=True).click()
     page.wait_for_function(
         "() => /animals in \\d+×\\d+ px/.test(document.querySelector('#count-status')?.innerText || '')",
         timeout=180_000,
     )
-    assert "1404×936" in page.locator("#count-status").inner_text()
+    status = page.locator("#count-status").inner_text()
+    assert "1404×936" in status and "scale auto: adult females ≈ 20 px" in status, status
     page.close()
 
 
@@ -149,4 +146,120 @@ def test_other_tabs_render(browser, app):
     page.locator("canvas, svg.marks").first.wait_for(timeout=30_000)  # the class distribution plot
     page.get_by_role("tab", name="Batch").click()
     page.get_by_role("button", name="Count all").wait_for(timeout=30_000)
+    page.close()
+
+
+def _count(page, timeout: float = 300_000) -> tuple[str, str]:
+    """Press Count and wait for a new status line; returns (status text, counts table text)."""
+    before = page.locator("#count-status").inner_text()
+    page.get_by_role("button", name="Count", exact=True).click()
+    page.wait_for_function(
+        "before => { const s = document.querySelector('#count-status')?.innerText || '';"
+        " return /animals in/.test(s) && s !== before; }",
+        arg=before,
+        timeout=timeout,
+    )
+    return page.locator("#count-status").inner_text(), page.locator("#counts-table").inner_text()
+
+
+def _counts(table: str) -> list[str]:
+    """The count column of the counts table, in class order, total last."""
+    rows = [line.split("\t") for line in table.splitlines() if "\t" in line]
+    return [row[1].strip() for row in rows if row[0].strip() not in {"class", ""}]
+
+
+def _set_female_length(page, value: str) -> None:
+    field = page.locator("#female-length input[type=number]")
+    field.fill(value)
+    field.press("Tab")
+
+
+def _female_length(page) -> str:
+    return page.locator("#female-length input[type=number]").input_value()
+
+
+def test_scale_auto_matches_the_true_scale_warns_when_wrong_and_resets_for_a_new_photo(browser, app):
+    page = browser.new_page(viewport={"width": 1400, "height": 1300})
+    page.goto(app.url, wait_until="domcontentloaded")
+    page.get_by_role("button", name="Count", exact=True).wait_for(timeout=60_000)
+    page.locator("#photo-input input[type=file]").set_input_files(str(SPARSE))
+    page.locator("#photo-input img").first.wait_for(timeout=30_000)
+    assert _female_length(page) == "0"  # auto
+
+    auto_status, auto_table = _count(page)
+    assert "scale auto: adult females ≈ 20 px (photo scale 0.25)" in auto_status, auto_status
+    assert "Check the scale" not in auto_status
+
+    _set_female_length(page, "20")  # the photo's true scale, typed by hand: the same counts
+    true_status, true_table = _count(page)
+    assert "scale manual: adult females ≈ 20 px" in true_status, true_status
+    assert _counts(true_table) == _counts(auto_table) and int(_counts(auto_table)[-1]) > 0, auto_table
+
+    _set_female_length(page, "80")  # as if the 4x copy were a survey original: animals reach the model 4x too small
+    wrong_status, wrong_table = _count(page)
+    assert "Check the scale" in wrong_status and "4.0× smaller" in wrong_status, wrong_status
+    assert "auto would use adult females ≈ 20 px" in wrong_status
+    page.get_by_role("tab", name="Batch").click()
+    page.get_by_text("adult females ≈ 80 px in every photo").wait_for(timeout=30_000)  # what a batch would use
+    page.get_by_role("tab", name="Count").click()
+
+    page.locator("#photo-input input[type=file]").set_input_files(str(PHOTO))  # a new photo: back to auto
+    page.wait_for_function(
+        "() => document.querySelector('#female-length input[type=number]')?.value === '0'", timeout=30_000
+    )
+    page.get_by_role("tab", name="Batch").click()
+    page.get_by_text("auto for each photo").wait_for(timeout=30_000)
+    page.close()
+
+
+def test_counts_come_with_their_typical_error(browser, app):
+    page = browser.new_page(viewport={"width": 1400, "height": 1300})
+    page.goto(app.url, wait_until="domcontentloaded")
+    page.get_by_role("button", name="Count", exact=True).wait_for(timeout=60_000)
+    page.locator("#photo-input input[type=file]").set_input_files(str(SPARSE))
+    page.locator("#photo-input img").first.wait_for(timeout=30_000)
+    status, table = _count(page)
+    rows = [line.split("\t") for line in table.splitlines() if "\t" in line]
+    per_class = {row[0].strip(): row[2].strip() for row in rows if len(row) > 2 and row[0].strip() not in {"class"}}
+    for label in ("adult males", "subadult males", "adult females", "juveniles", "pups"):
+        assert per_class[label].startswith("± ") and per_class[label].endswith("per photo"), per_class
+    assert "typical error" in status and "could well be" in status
+    page.get_by_role("tab", name="Model").click()
+    page.get_by_text("How accurate are the counts?").wait_for(timeout=30_000)
+    assert "typically off by" in page.content()
+    page.close()
+
+
+def test_a_full_resolution_result_can_be_zoomed(browser, app, tmp_path):
+    """A survey-size photo reaches the browser at full resolution, and the wheel zooms into it."""
+    from PIL import Image
+
+    with Image.open(PHOTO) as small:
+        full = small.resize((small.width * 4, small.height * 4))  # 5616x3744, the size of a survey original
+    photo = tmp_path / "survey-size.jpg"
+    full.save(photo, quality=90)
+    page = browser.new_page(viewport={"width": 1400, "height": 1300})
+    page.goto(app.url, wait_until="domcontentloaded")
+    page.get_by_role("button", name="Count", exact=True).wait_for(timeout=60_000)
+    page.locator("#photo-input input[type=file]").set_input_files(str(photo))
+    page.locator("#photo-input img").first.wait_for(timeout=60_000)
+    status, _ = _count(page)
+    assert "5616×3744" in status and "photo scale 1" in status, status
+    shown = page.locator("#inspect-image img")
+    shown.first.wait_for(timeout=60_000)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('#inspect-image img')].every(i => i.complete && i.naturalWidth > 0)",
+        timeout=60_000,
+    )
+    sizes = shown.evaluate_all("imgs => imgs.map(i => [i.naturalWidth, i.naturalHeight])")
+    assert sizes and all(size == [5616, 3744] for size in sizes), sizes  # full resolution, not a preview
+    box = shown.first.bounding_box()
+    assert box["width"] < 5616 / 4  # shown fitted to the page: zooming is what makes each box visible
+    before = shown.first.evaluate("img => img.getBoundingClientRect().width")
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    for _ in range(40):
+        page.mouse.wheel(0, -120)  # scroll up: zoom in
+    page.wait_for_timeout(500)
+    after = shown.first.evaluate("img => img.getBoundingClientRect().width")
+    assert after > 5 * before, (before, after)  # zoomed in past 5x: survey pixels at screen size or larger
     page.close()

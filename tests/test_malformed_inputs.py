@@ -171,7 +171,7 @@ def test_batch_lists_every_bad_file_and_counts_the_rest(app, client, tmp_path):
 
 
 def test_server_survives_after_the_malformed_set(app, client):
-    result = client.predict(handle_file(str(EXAMPLE)), photo_scale=0.25, api_name="/count")[2]
+    result = client.predict(handle_file(str(EXAMPLE)), female_length_px=20, api_name="/count")[2]
     assert result["image_size"] == {"width": 1404, "height": 936}
     assert "Unexpected failure" not in app.log()  # every bad input was refused on purpose, none by accident
 
@@ -201,7 +201,7 @@ def test_base64_data_url_over_raw_http(app, client, valid):
     photo = {"url": "data:image/png;base64," + base64.b64encode(payload).decode(), "meta": {"_type": "gradio.FileData"}}
     version = client.predict(api_name="/model_info")["version"]
     with httpx.Client(base_url=app.url, timeout=120) as http:
-        body = {"data": [photo, 0.25, 0.45, "auto", 0, 1.0, version]}
+        body = {"data": [photo, 0.25, 0.45, "auto", 0, 80, version]}
         event_id = http.post("gradio_api/call/count", json=body).json()["event_id"]
         stream = http.get(f"gradio_api/call/count/{event_id}").text
     last = json.loads([line for line in stream.splitlines() if line.startswith("data: ")][-1].removeprefix("data: "))

@@ -121,7 +121,7 @@ def test_init_copies_tensors_that_match_by_name_and_shape(tmp_path):
 def test_the_shared_coco_weights_fill_the_whole_backbone_and_neck(shared_data):
     coco = shared_data.parent.parent / "models" / "yolov5n-coco" / "yolov5n-coco-state-dict.pt"
     if not coco.is_file():
-        pytest.skip(f"{coco} not found")
+        pytest.skip(f"needs the COCO-pretrained YOLOv5n state dict at {coco} (the shared models folder)")
     report = transfer_weights(_new_model(), coco)
     assert (report.matched, report.source_tensors) == (342, 349)  # its README: model.0-model.23 match
     assert report.random_layers == ("model.24",)

@@ -1,0 +1,124 @@
+"""Start the web app: ``sealion-app`` (installed) or ``python app.py`` (a checkout); the same ``main``.
+
+sealion-app                              # http://0.0.0.0:7860, shipped default model, offline
+sealion-app --share                      # also ask Gradio for a public link (or GRADIO_SHARE=1)
+sealion-app --host 127.0.0.1 --port 8080 --model-version v1 --device cpu
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import sys
+import time
+
+_STARTED = time.perf_counter()  # cold start is measured from here: the heavy imports in main() included
+
+DEFAULT_MAX_FILE_SIZE = "200mb"
+DEFAULT_QUEUE_SIZE = 64  # a burst of 32 users (benchmarks.load) fits; still bounded
+TRUE_WORDS = {"1", "true", "yes", "on"}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    env = os.environ
+    parser = argparse.ArgumentParser(prog="sealion-app", description="Sea lion counter web app (Gradio).")
+    parser.add_argument(
+        "--host",
+        default=env.get("GRADIO_SERVER_NAME", "0.0.0.0"),
+        help="interface to listen on (default %(default)s, what Spaces expect) [GRADIO_SERVER_NAME]",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=int(env.get("GRADIO_SERVER_PORT") or env.get("PORT") or 7860),
+        help="port (default %(default)s) [GRADIO_SERVER_PORT]",
+    )
+    parser.add_argument(
+        "--share",
+        action="store_true",
+        default=env.get("GRADIO_SHARE", "").strip().lower() in TRUE_WORDS,
+        help="also ask Gradio for a temporary public link [GRADIO_SHARE=1]",
+    )
+    parser.add_argument("--model-version", default=None, help="model version from weights/manifest.yaml")
+    parser.add_argument("--weights", default=None, help="explicit local weights file [SEALION_WEIGHTS]")
+    parser.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N or mps [SEALION_DEVICE]")
+    parser.add_argument(
+        "--refresh",
+        action="store_true",
+        help="ask the hub for the model even when a verified local copy exists [SEALION_REFRESH=1]",
+    )
+    parser.add_argument(
+        "--max-file-size", default=DEFAULT_MAX_FILE_SIZE, help="largest upload accepted (default %(default)s)"
+    )
+    parser.add_argument(
+        "--queue-size", type=int, default=DEFAULT_QUEUE_SIZE, help="requests waiting at most (default %(default)s)"
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=1, help="requests counted at the same time (default %(default)s)"
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from detector.environment import check_torch_pair, set_offline_defaults
+
+    set_offline_defaults()  # before gradio, ultralytics and huggingface_hub are imported
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's own readiness probes
+    from detector.errors import DetectorError
+
+    try:
+        check_torch_pair()
+    except DetectorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+    from sealion_app.models import ModelRegistry
+    from sealion_app.ui import build_demo
+
+    try:
+        registry = ModelRegistry.start(args.model_version, args.weights, args.device, refresh=args.refresh or None)
+    except DetectorError as exc:
+        print(f"error: cannot load the model: {exc}", file=sys.stderr)
+        return 2
+    info = registry.default.info
+    demo = build_demo(registry)
+    demo.queue(max_size=args.queue_size, default_concurrency_limit=args.concurrency)
+    try:
+        _, local_url, share_url = demo.launch(
+            server_name=args.host,
+            server_port=args.port,
+            share=args.share,
+            max_file_size=args.max_file_size,
+            show_error=False,
+            debug=False,
+            enable_monitoring=False,
+            mcp_server=False,
+            ssr_mode=False,
+            prevent_thread_lock=True,
+        )
+    except OSError as exc:  # e.g. the port is taken
+        print(f"error: cannot serve on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 2
+    if args.share and not share_url:
+        print(
+            "Sharing: could not create a public share link (no internet connection, or Gradio's share server is "
+            f"unreachable). The app is still serving locally at {local_url}",
+            file=sys.stderr,
+            flush=True,
+        )
+    print(
+        f"Sea lion counter ready at {local_url} in {time.perf_counter() - _STARTED:.1f} s "
+        f"(model {info.version}, sha256 {info.sha256[:12]}, {info.source}, device {registry.default.device})",
+        flush=True,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        demo.block_thread()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
