@@ -47,7 +47,7 @@ EXPOSE 7860
 # Healthy once Gradio answers its API-info route, i.e. the app and its model have loaded.
 HEALTHCHECK --interval=15s --timeout=10s --start-period=180s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f\"http://127.0.0.1:{os.environ.get('GRADIO_SERVER_PORT', '7860')}/gradio_api/info\", timeout=8)"]
-CMD ["python", "app.py"]
+CMD ["sealion-app"]
 USER 1000:1000
 WORKDIR /home/user/app
 
@@ -62,4 +62,8 @@ RUN pip install --no-cache-dir --index-url "$TORCH_INDEX_URL" "torch==$TORCH_VER
     && python -c "import cv2, torch, torchvision, ultralytics, gradio; print('torch', torch.__version__)"
 
 # Application source and the shipped default weights (weights/); .dockerignore keeps tests, data and caches out.
+# Installed as the README installs it (pip install .): the dependencies above already satisfy it, so this layer only
+# adds the package and its console scripts (sealion-app, sealion-count).
 COPY --chown=1000:1000 . .
+RUN pip install --no-cache-dir . \
+    && sealion-count --help > /dev/null

@@ -162,8 +162,6 @@ class Detector:
         if (conf is not None and not 0 <= conf <= 1) or not 0 <= iou <= 1:
             raise DetectorError(f"conf and iou must be between 0 and 1, got conf={conf}, iou={iou}.")
         thresholds = self.thresholds(conf, class_conf)
-        if photo_scale is not None and not photo_scale > 0:
-            raise DetectorError(f"photo_scale must be positive, got {photo_scale}.")
         if slicing not in ("auto", "on", "off"):
             raise DetectorError(f"slicing must be 'auto', 'on' or 'off', got {slicing!r}.")
         tile_size = int(tile_size or self.imgsz)
@@ -175,7 +173,10 @@ class Detector:
         started = time.perf_counter()
         rgb = load_image(image, label=source)
         height, width = rgb.shape[:2]
-        scale = choose_photo_scale(photo_scale, width, height)
+        try:
+            scale = choose_photo_scale(photo_scale, width, height)
+        except ValueError as exc:
+            raise DetectorError(f"{exc}.") from None
         factor = self.ground_scale / scale.value
         work = rescale(rgb, factor)
         if self.info.greyscale_input:  # a colour photo and its greyscale copy then count the same

@@ -14,9 +14,10 @@ from typing import Literal
 
 SURVEY_LONG_SIDES: tuple[int, ...] = (4992, 5616)  # long side of the NOAA survey originals the models learned from
 ADULT_FEMALE_LENGTH_PX = 80  # typical adult female body length in a survey original (data README)
-WHOLE_FACTORS = range(1, 17)  # auto recognises originals and copies downsampled by a whole factor up to 16x
+WHOLE_FACTORS = (1, 2, 3, 4, 6, 8, 16)  # the downsampling factors auto recognises (more would match any small size)
 SIZE_TOLERANCE = 0.02  # a long side within 2 % of a survey original / k counts as that copy
 WARN_FACTOR = 1.5  # a manual scale this far from the auto one gets a warning
+MIN_PHOTO_SCALE = 1 / 16  # adult females 5 px: below this nothing is countable, and the upscaled copy explodes
 
 ScaleSource = Literal["auto", "manual"]
 
@@ -42,16 +43,18 @@ class PhotoScale:
 
 def scale_from_female_length(length_px: float) -> float:
     """The photo scale at which an adult female is ``length_px`` pixels long."""
-    if not length_px > 0 or not math.isfinite(length_px):
-        raise ValueError(f"the adult female length must be a positive number of pixels, got {length_px}")
+    smallest = MIN_PHOTO_SCALE * ADULT_FEMALE_LENGTH_PX
+    if not length_px >= smallest or not math.isfinite(length_px):
+        raise ValueError(f"the adult female length must be at least {smallest:g} pixels, got {length_px}")
     return length_px / ADULT_FEMALE_LENGTH_PX
 
 
 def auto_photo_scale(width: int, height: int) -> tuple[float, bool]:
     """The scale of a whole survey frame of this size, and whether the size was recognised.
 
-    A long side within 2 % of a survey original divided by a whole factor (1..16) gives that exact factor
-    (1404 px → 5616/4 → 0.25). Any other size is taken relative to a 4992-pixel original: a guess, flagged.
+    A long side within 2 % of a survey original divided by a common factor (1, 2, 3, 4, 6, 8, 16) gives it exactly
+    (1404 px → 5616/4 → 0.25). Any other size is taken relative to a 4992-pixel original (at least
+    :data:`MIN_PHOTO_SCALE`): a guess, flagged.
     """
     long_side = max(int(width), int(height))
     best: tuple[float, float] | None = None  # (relative mismatch, scale)
@@ -62,7 +65,7 @@ def auto_photo_scale(width: int, height: int) -> tuple[float, bool]:
                 best = (mismatch, 1 / factor)
     if best is not None:
         return best[1], True
-    return long_side / SURVEY_LONG_SIDES[0], False
+    return max(MIN_PHOTO_SCALE, long_side / SURVEY_LONG_SIDES[0]), False
 
 
 def choose_photo_scale(requested: float | None, width: int, height: int) -> PhotoScale:
@@ -70,8 +73,11 @@ def choose_photo_scale(requested: float | None, width: int, height: int) -> Phot
     auto, matched = auto_photo_scale(width, height)
     if requested is None:
         return PhotoScale(auto, "auto", auto, matched)
-    if not requested > 0 or not math.isfinite(requested):
-        raise ValueError(f"photo_scale must be a positive number, got {requested}")
+    if not requested >= MIN_PHOTO_SCALE or not math.isfinite(requested):
+        raise ValueError(
+            f"photo_scale must be at least {MIN_PHOTO_SCALE:g} (adult females "
+            f"{MIN_PHOTO_SCALE * ADULT_FEMALE_LENGTH_PX:g} px), got {requested}"
+        )
     return PhotoScale(float(requested), "manual", auto, matched)
 
 
@@ -96,7 +102,7 @@ def scale_warnings(scale: PhotoScale, total: int, size: tuple[int, int]) -> list
             )
     elif not scale.auto_matched:
         warnings.append(
-            f"{width}×{height} px is not the size of a survey photo or of a copy downsampled by a whole factor, so "
+            f"{width}×{height} px is not the size of a survey photo or of a copy downsampled 2, 3, 4, 6, 8 or 16×, so "
             f"auto guessed adult females ≈ {scale.adult_female_px:.0f} px; measure one adult female and set the "
             "length if the counts look wrong (a crop of a survey photo needs about 80 px per female)."
         )

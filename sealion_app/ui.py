@@ -47,7 +47,7 @@ adult females, juveniles and pups. It is built for the NOAA Fisheries survey pho
    then cut into overlapping tiles. How large is that? The **adult female length** setting says how long an
    adult female is in your photo, in pixels (about 80 in a NOAA survey original, 20 in a copy downsampled 4×).
    Leave it at 0 (**auto**) and the app derives it from the photo's size, assuming the photo is a whole survey
-   frame or a copy downsampled by a whole factor; it says what it used, and warns when the size is unusual or a
+   frame or a copy downsampled 2, 3, 4, 6, 8 or 16×; it says what it used, and warns when the size is unusual or a
    manual length is far from auto's. For a crop of a survey photo, measure one adult female and enter it.
 4. **Counts.** Detections from all tiles are merged (duplicates in the overlaps removed) and counted per class,
    each class at its own confidence threshold: the one that counted best on photos the model never saw

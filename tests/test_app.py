@@ -218,7 +218,7 @@ def test_raw_http_flow_as_in_the_readme(app, client):
 def test_concurrent_requests_share_one_model_safely(app):
     """Several clients at once: every job completes, and the same photo gives the same answer each time."""
     clients = [Client(app.url, verbose=False) for _ in range(3)]
-    jobs = [c.submit(handle_file(str(EXAMPLES[1])), 0.05, 0.45, "auto", 0, 1.0, api_name="/count") for c in clients]
+    jobs = [c.submit(handle_file(str(EXAMPLES[1])), 0.05, 0.45, "auto", 0, 80, api_name="/count") for c in clients]
     outputs = [job.result(timeout=600) for job in jobs]
     for annotated, *_ in outputs:  # every client gets the whole JPEG, though all three drew the same picture
         with Image.open(annotated) as picture:

@@ -158,7 +158,9 @@ def test_dockerfile_is_docker_space_ready():
     assert keywords.index("USER") < keywords.index("COPY"), "files must be copied for the runtime user"
     assert keywords.index("WORKDIR") < keywords.index("COPY")
     assert args["EXPOSE"] == "7860"
-    assert json.loads(args["CMD"]) == ["python", "app.py"]
+    assert json.loads(args["CMD"]) == ["sealion-app"]  # the console script of the installed package
+    runs = [a for k, a in instr if k == "RUN"]
+    assert any(run.startswith("pip install --no-cache-dir . ") for run in runs), runs  # as the README installs it
     assert "HEALTHCHECK" in keywords and "7860" in args["HEALTHCHECK"]
     env = " ".join(a for k, a in instr if k == "ENV")
     for setting in (

@@ -48,6 +48,8 @@ def test_folder_to_csv_reports_and_skips_broken_files(photo_folder, tmp_path, ti
         str(out),
         "--save-annotated",
         str(annotated),
+        "--female-length",
+        "80",  # the random photos are counted as survey crops: adult females 80 px, photo scale 1
         weights=tiny_models["v1"],
     )
     assert done.returncode == 1, done.stderr  # one file failed
@@ -56,6 +58,9 @@ def test_folder_to_csv_reports_and_skips_broken_files(photo_folder, tmp_path, ti
     assert [Path(r["file"]).name for r in rows] == ["a.jpg", "b.png", "broken.jpg"]
     assert all(set(SEA_LION_CLASSES) <= set(row) for row in rows)
     assert rows[0]["width"] == "700" and rows[0]["error"] == "" and rows[2]["error"]
+    assert (rows[0]["photo_scale"], rows[0]["scale_source"], rows[0]["runtime"]) == ("1.0", "manual", "torch")
+    assert rows[0]["thresholds"] == " ".join(f"{name}=0.25" for name in SEA_LION_CLASSES)  # the version's default
+    assert "a whole survey frame" in rows[0]["warnings"]  # 700 px wide: auto would enlarge it, so 80 px is doubtful
     assert sorted(p.name for p in annotated.iterdir()) == ["a.annotated.jpg", "b.annotated.jpg"]
     assert Image.open(annotated / "a.annotated.jpg").size == (700, 400)
 
@@ -71,6 +76,8 @@ def test_json_output_and_success_exit_code(photo_folder, tmp_path, tiny_models):
         "0.3",
         "--tile-size",
         "320",
+        "--photo-scale",
+        "1",
         weights=tiny_models["v1"],
     )
     assert done.returncode == 0, done.stderr
@@ -79,10 +86,29 @@ def test_json_output_and_success_exit_code(photo_folder, tmp_path, tiny_models):
     (result,) = data["results"]
     assert list(result["counts"]) == SEA_LION_CLASSES and result["tiles"] == 6  # 700x400 in 320 px tiles
     assert result["model"]["sha256"] and result["device"] == "cpu"
+    assert (result["photo_scale"], result["scale_source"], result["adult_female_px"]) == (1.0, "manual", 80.0)
+    assert result["conf"] == dict.fromkeys(SEA_LION_CLASSES, 0.3) and result["runtime"] == "torch"
+
+
+def test_a_wrong_scale_is_warned_about_and_bad_scales_are_refused(tmp_path, tiny_models):
+    photo = tmp_path / "copy.jpg"  # the size of a survey original downsampled 4x
+    Image.fromarray(np.random.default_rng(2).integers(0, 255, (832, 1248, 3), np.uint8)).save(photo)
+    done = run_cli("count", str(photo), "--female-length", "80", "--conf", "0.99", weights=tiny_models["v1"])
+    assert done.returncode == 0, done.stderr
+    assert "warning: " in done.stderr and "4.0× smaller" in done.stderr and "No animals found" in done.stderr
+    for option, value, reason in (
+        ("--female-length", "2", "at least 5 pixels"),
+        ("--photo-scale", "-1", "must be positive"),
+        ("--photo-scale", "often", "expected 'auto' or a number"),
+    ):
+        bad = run_cli("count", str(photo), option, value, weights=tiny_models["v1"])
+        assert bad.returncode == 2 and reason in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+    both = run_cli("count", str(photo), "--female-length", "20", "--photo-scale", "0.25", weights=tiny_models["v1"])
+    assert both.returncode == 2 and "not allowed with" in both.stderr
 
 
 def test_non_recursive_folder_skips_subfolders_and_a_bad_version_is_one_line(photo_folder, tiny_models):
-    done = run_cli("count", str(photo_folder), weights=tiny_models["v1"])
+    done = run_cli("count", str(photo_folder), "--photo-scale", "1", weights=tiny_models["v1"])
     assert "a.jpg" in done.stdout and "b.png" not in done.stdout
     bad = run_cli("count", str(photo_folder), "--model-version", "v99")
     assert bad.returncode == 2

@@ -134,14 +134,14 @@ def test_upload_gets_clear_error_or_correct_result(case: Case, app, client, tmp_
     path.write_bytes(case.build())
     if case.error:
         with pytest.raises(AppError) as caught:
-            client.predict(handle_file(str(path)), api_name="/count")
+            client.predict(handle_file(str(path)), female_length_px=80, api_name="/count")
         message = str(caught.value)
         assert case.name in message, message  # says which file
         assert len(message.splitlines()) == 1 and len(message) < 300, message  # one human sentence
         assert re.search(case.error, message), message
         assert "Traceback" not in message
     else:
-        annotated, table, result, _ = client.predict(handle_file(str(path)), api_name="/count")
+        annotated, table, result, _ = client.predict(handle_file(str(path)), female_length_px=80, api_name="/count")
         assert (result["image_size"]["width"], result["image_size"]["height"]) == case.size
         assert list(result["counts"]) == SEA_LION_CLASSES
         assert result["total"] == len(result["detections"])

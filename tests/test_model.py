@@ -23,6 +23,9 @@ def detector(tiny_models) -> Detector:
     return Detector.load(weights_path=tiny_models["v1"], device="cpu")
 
 
+NATIVE = 1.0  # count the random photos as they are (auto would take 1248x832 for a 4x copy and enlarge it)
+
+
 @pytest.fixture(scope="module")
 def photo() -> np.ndarray:
     return np.random.default_rng(1).integers(0, 255, (832, 1248, 3), dtype=np.uint8)
@@ -36,7 +39,7 @@ def test_loaded_model_describes_itself(detector, tiny_models):
 
 
 def test_large_photo_is_tiled_and_counts_every_class(detector, photo):
-    result = detector.count(photo, conf=0.01, tile_size=640, overlap=0.2)
+    result = detector.count(photo, conf=0.01, tile_size=640, overlap=0.2, photo_scale=NATIVE)
     assert result.image_size == (1248, 832)
     assert result.tiles == len(tile_grid(1248, 832, 640, 0.2)) == 6
     assert list(result.counts) == list(SEA_LION_CLASSES)
@@ -48,13 +51,13 @@ def test_large_photo_is_tiled_and_counts_every_class(detector, photo):
 
 
 def test_slicing_off_runs_the_whole_photo_once(detector, photo):
-    assert detector.count(photo, slicing="off").tiles == 1
-    assert detector.count(photo[:300, :400], slicing="auto").tiles == 1  # smaller than a tile
+    assert detector.count(photo, slicing="off", photo_scale=NATIVE).tiles == 1
+    assert detector.count(photo[:300, :400], slicing="auto", photo_scale=NATIVE).tiles == 1  # smaller than a tile
 
 
 def test_batches_give_the_same_detections_as_one_tile_at_a_time(detector, photo):
-    batched = detector.count(photo, conf=0.001, batch_size=16)
-    single = detector.count(photo, conf=0.001, batch_size=1)
+    batched = detector.count(photo, conf=0.001, batch_size=16, photo_scale=NATIVE)
+    single = detector.count(photo, conf=0.001, batch_size=1, photo_scale=NATIVE)
     assert batched.total == single.total > 0
     np.testing.assert_allclose(np.sort(batched.xyxy, axis=0), np.sort(single.xyxy, axis=0), atol=0.5)
 
@@ -71,7 +74,7 @@ def test_exif_rotated_jpeg_is_counted_upright(detector, tmp_path):
     exif[0x0112] = 6
     path = tmp_path / "portrait.jpg"
     Image.new("RGB", (300, 200), (90, 90, 90)).save(path, exif=exif)
-    result = detector.count(path)
+    result = detector.count(path, photo_scale=NATIVE)
     assert result.image_size == (200, 300) and result.source == "portrait.jpg"
 
 
@@ -82,6 +85,7 @@ def test_exif_rotated_jpeg_is_counted_upright(detector, tmp_path):
         ({"tile_size": 8}, "tile_size"),
         ({"slicing": "sometimes"}, "slicing"),
         ({"photo_scale": 0}, "photo_scale"),
+        ({"photo_scale": 0.01}, "at least 0.0625"),  # 0.8 px adult females: would enlarge the photo 100x
     ],
 )
 def test_bad_options_are_refused(detector, photo, options, message):
@@ -104,7 +108,7 @@ def test_load_a_pinned_version_from_the_hub_and_count(hub_env, tmp_path, photo):
     loaded = Detector(resolve_weights("v2", manifest=manifest), device="cpu")
     assert loaded.info.version == "v2" and loaded.info.source == "hub"
     assert loaded.info.commit == hub_env.tags["v2"] and loaded.info.sha256 == hub_env.sha256["v2"]
-    result = loaded.count(photo[:320, :320])
+    result = loaded.count(photo[:320, :320], photo_scale=NATIVE)
     assert result.model.commit == hub_env.tags["v2"]
 
 
