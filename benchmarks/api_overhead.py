@@ -30,6 +30,7 @@ from benchmarks.common import (
     timed,
     write_results,
 )
+from detector.scale import ADULT_FEMALE_LENGTH_PX
 
 NAME = "api_overhead"
 DEFAULT_PHOTO = REPO_ROOT / "examples" / "noaa_train_6.jpg"  # 1248x832, NOAA train 6 downsampled 4x
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 args.iou,
                 "auto",
                 0,
-                args.photo_scale,
+                args.photo_scale * ADULT_FEMALE_LENGTH_PX,  # the app's scale setting is the adult female length
                 version,
                 api_name="/count",
             )

@@ -27,7 +27,11 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
-SHARED_DATA = Path(os.environ.get("SEALION_SHARED_DATA", REPO_ROOT.parent / "shared" / "data" / "noaa-sealions"))
+SHARED_DATA = Path(
+    os.environ.get("SEALION_NOAA_DATA")
+    or os.environ.get("SEALION_SHARED_DATA")  # the older name
+    or REPO_ROOT.parent / "shared" / "data" / "noaa-sealions"
+)
 FULLRES_DIR = SHARED_DATA / "fullres-dotted"
 COUNTS_CSV = SHARED_DATA / "counts.csv"
 PACKAGES = (

@@ -273,7 +273,9 @@ def call_count(url: str, example: Path, photo_scale: float, summary: Summary) ->
 
     client = Client(url, verbose=False)
     start = time.monotonic()
-    outputs = client.predict(handle_file(str(example)), photo_scale=photo_scale, api_name="/count")
+    outputs = client.predict(
+        handle_file(str(example)), female_length_px=photo_scale * 80, api_name="/count"
+    )  # 80 px at 1.0
     summary.count_seconds = round(time.monotonic() - start, 2)
     outputs = outputs if isinstance(outputs, tuple | list) else [outputs]
     result = next((o for o in outputs if isinstance(o, dict) and "counts" in o), None)

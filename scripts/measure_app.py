@@ -110,7 +110,7 @@ def main() -> int:
         client = Client(url, verbose=False, download_files=str(log_dir / "downloads"))
         info = client.predict(api_name="/model_info")
         photo = handle_file(str(args.photo))
-        options = {"photo_scale": args.photo_scale}
+        options = {"female_length_px": args.photo_scale * 80}  # the app takes the adult female length
 
         from detector.images import load_image
         from detector.model import Detector

@@ -60,27 +60,24 @@ def count_photo(
     return draw_overlay(rgb, result), result
 
 
-@dataclass(frozen=True)
-class CountedFiles:
-    """One counted photo written as JPEGs the app serves: the photo as decoded, and with the boxes drawn."""
-
-    photo: Path
-    annotated: Path
-    result: CountResult
-
-
-def count_to_files(
+def count_to_file(
     detector: Detector, image: Path, name: str, options: CountOptions, out_dir: Path | None = None
-) -> CountedFiles:
-    """Count one photo and write both JPEGs (quality 90, at the photo's own size) to a fresh folder."""
-    rgb = load_image(image, label=name)
-    result = detector.count(rgb, source=name, **options.as_kwargs())
+) -> tuple[Path, CountResult]:
+    """Count one photo and write the annotated JPEG (quality 90, the photo's own size) to a fresh folder."""
+    annotated, result = count_photo(detector, image, name, options)
     folder = Path(tempfile.mkdtemp(prefix="sealion-count-", dir=out_dir))
-    stem = Path(name).stem or "photo"
-    photo, annotated = folder / f"{stem}.jpg", folder / f"{stem}.annotated.jpg"
-    Image.fromarray(fit_for_jpeg(rgb)).save(photo, quality=90)
-    Image.fromarray(fit_for_jpeg(draw_overlay(rgb, result))).save(annotated, quality=90)
-    return CountedFiles(photo, annotated, result)
+    path = folder / f"{Path(name).stem or 'photo'}.annotated.jpg"
+    Image.fromarray(fit_for_jpeg(annotated)).save(path, quality=90)
+    return path, result
+
+
+def photo_jpeg(image: Path, out_dir: Path | None = None) -> Path:
+    """The photo as the detector decodes it (EXIF-rotated, 8-bit RGB, any format) as a JPEG a browser shows."""
+    rgb = load_image(image, label=image.name)
+    folder = Path(tempfile.mkdtemp(prefix="sealion-count-", dir=out_dir))
+    path = folder / f"{image.stem or 'photo'}.jpg"
+    Image.fromarray(fit_for_jpeg(rgb)).save(path, quality=90)
+    return path
 
 
 @dataclass

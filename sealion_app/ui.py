@@ -22,7 +22,7 @@ from detector.scale import ADULT_FEMALE_LENGTH_PX, scale_from_female_length
 from sealion_app import present
 from sealion_app.components import PhotoInput
 from sealion_app.models import ModelRegistry
-from sealion_app.service import CountOptions, count_batch, count_to_files, prune_old_batches
+from sealion_app.service import CountOptions, count_batch, count_to_file, photo_jpeg, prune_old_batches
 
 logger = logging.getLogger("sealion_app")
 
@@ -96,14 +96,16 @@ def human_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _options(conf: float, iou: float, slicing: str, tile_size: float | None, female_length_px: float) -> CountOptions:
-    if female_length_px and female_length_px < 0:
-        raise gr.Error(f"Adult female length must be positive (or 0 for auto), got {female_length_px}.")
+    try:
+        photo_scale = scale_from_female_length(float(female_length_px)) if female_length_px else None  # 0: auto
+    except ValueError as exc:
+        raise gr.Error(f"Adult female length: {exc} (or 0 for auto).", print_exception=False) from None
     return CountOptions(
         conf=float(conf) if conf else None,  # 0: the model version's calibrated per-class thresholds
         iou=float(iou),
         slicing=str(slicing or "auto"),
         tile_size=int(tile_size) if tile_size else None,
-        photo_scale=scale_from_female_length(float(female_length_px)) if female_length_px else None,  # 0: auto
+        photo_scale=photo_scale,
     )
 
 
@@ -136,16 +138,21 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
         # Files of our own, not arrays: Gradio rewrites an array's cache file in place (same name for the same
         # picture), so a client downloading it while another request draws the same photo got a truncated JPEG;
         # a file is copied into the cache once, atomically (gradio.processing_utils.save_file_to_cache).
-        files = count_to_files(detector, path, path.name, options, batch_dir)
-        result = files.result
+        annotated_jpeg, result = count_to_file(detector, path, path.name, options, batch_dir)
         errors = present.expected_errors(detector.weights.version.metrics)
         return (
-            str(files.annotated),
+            str(annotated_jpeg),
             present.counts_table(result, errors),
             present.result_dict(result),
             present.status_line(result),
-            (str(files.photo), str(files.annotated)),
         )
+
+    @human_errors
+    def inspection(image: str | None, annotated_jpeg: str | None):
+        """The slider's pair, (photo, counted photo), both full size; the photo as the detector decoded it."""
+        if not image or not annotated_jpeg:
+            return None
+        return str(photo_jpeg(Path(image), batch_dir)), annotated_jpeg
 
     @human_errors
     def count_many(
@@ -279,7 +286,6 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                         annotated = gr.Image(  # the API's annotated JPEG; the slider above shows it in the UI
                             format="jpeg", type="filepath", interactive=False, visible=False, elem_id="annotated-image"
                         )
-                        pair = gr.State()
                         status = gr.Markdown(elem_id="count-status")
                         counts = gr.Dataframe(
                             headers=present.COUNT_COLUMNS,
@@ -292,10 +298,10 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                 count_button.click(
                     count,
                     inputs=[image, conf, iou, slicing, tile_size, female_length, model_version],
-                    outputs=[annotated, counts, result_json, status, pair],
+                    outputs=[annotated, counts, result_json, status],
                     api_name="count",
                     concurrency_id="detector",
-                ).then(lambda shown: shown, inputs=pair, outputs=inspect, api_visibility="private")
+                ).success(inspection, inputs=[image, annotated], outputs=inspect, api_visibility="private")
                 # A new photo starts at auto scale: a length typed for the previous photo must not carry over.
                 image.change(lambda: 0, outputs=female_length, api_visibility="private")
 

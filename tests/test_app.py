@@ -179,7 +179,7 @@ def test_share_offline_keeps_serving(tmp_path):
     ],
 )
 def test_cli_defaults_are_what_spaces_expect(monkeypatch, env, expected):
-    import app as app_module
+    from sealion_app import main as app_module
 
     for name in ("GRADIO_SHARE", "GRADIO_SERVER_NAME", "GRADIO_SERVER_PORT", "PORT"):
         monkeypatch.delenv(name, raising=False)

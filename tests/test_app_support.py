@@ -190,13 +190,17 @@ def test_counts_table_lists_all_classes_and_total():
     result = CountResult(np.zeros((3, 4)), np.array([4, 4, 0]), np.ones(3), tuple(SEA_LION_CLASSES), (10, 10))
     table = present.counts_table(result)
     assert table.values.tolist() == [
-        ["adult males", 1],
-        ["subadult males", 0],
-        ["adult females", 0],
-        ["juveniles", 0],
-        ["pups", 2],
-        ["total", 3],
+        ["adult males", 1, "unknown"],  # no cross-validated error known for this model
+        ["subadult males", 0, "unknown"],
+        ["adult females", 0, "unknown"],
+        ["juveniles", 0, "unknown"],
+        ["pups", 2, "unknown"],
+        ["total", 3, ""],
     ]
+    errors = present.expected_errors({"cv_rmse_per_class": {"adult_males": 11.353, "pups": 96.55}})
+    with_errors = present.counts_table(result, errors).values.tolist()
+    assert with_errors[0] == ["adult males", 1, "± 11 per photo"] and with_errors[4] == ["pups", 2, "± 97 per photo"]
+    assert with_errors[1][2] == "unknown"
 
 
 def test_photo_reads_from_path(tmp_path):
@@ -217,6 +221,12 @@ def test_model_tab_states_each_class_threshold_and_cross_validated_error():
         },
     }
     text = "\n".join(present.accuracy_lines(data))
-    assert "4-fold cross-validation over 17 survey photos" in text
-    assert "| subadult males | 0.48 | 10.0 | 20.0 |" in text and "| pups | 0.25 | 10.0 | 20.0 |" in text
+    assert "On survey photos it never saw (4-fold cross-validation over 17 NOAA photos)" in text
+    assert "typically off by: adult males ± 10, subadult males ± 10" in text
+    assert "the model does better for adult males, subadult males, adult females, juveniles, pups." in text
+    assert "| subadult males | 0.48 | ± 10.0 | ± 20.0 |" in text and "| pups | 0.25 | ± 10.0 | ± 20.0 |" in text
+    assert "cv_" not in text  # sentences and a table, no raw model-card keys
+    data["metrics"]["baseline_rmse_per_class"] = {**dict.fromkeys(SEA_LION_CLASSES, 20.0), "pups": 5.0}
+    text = "\n".join(present.accuracy_lines(data))
+    assert "for pups it is not better than that guess, so treat those counts as rough indications" in text
     assert present.accuracy_lines({"class_names": list(SEA_LION_CLASSES), "metrics": {}}) == []  # nothing known

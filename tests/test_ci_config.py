@@ -181,7 +181,9 @@ def test_dockerfile_installs_cpu_torch_by_default_and_dependencies_before_source
     assert "requirements.txt" in instr[copies[0]][1] and copies[0] < pip < copies[-1]
     assert instr[copies[-1]][1].endswith(". ."), "the source is copied last"
     assert '--index-url "$TORCH_INDEX_URL"' in instr[pip][1]
-    assert all(k in {"COPY"} for k, _ in instr[pip + 1 :]), "nothing but the source layer after the dependency layer"
+    after = instr[pip + 1 :]
+    assert [k for k, _ in after] == ["COPY", "RUN"], "only the source and its install after the dependency layer"
+    assert after[1][1].startswith("pip install --no-cache-dir . "), after  # the package: dependencies already there
 
 
 def test_dockerignore_keeps_weights_and_app_but_not_tests_or_git():

@@ -144,7 +144,9 @@ def test_publish_to_local_git_repo_and_detector_pulls_the_tag(trained, tmp_path,
         from_card = version_from_card(REPO_ID, "v1")
         assert (from_card.sha256, from_card.ground_scale, from_card.imgsz) == (published.sha256, 0.25, 96)
 
-        detector = Detector.load(repo_id=REPO_ID, revision="v1", device="cpu")
+        local = Detector.load(repo_id=REPO_ID, revision="v1", device="cpu", warmup=False)
+        assert local.info.source == "shipped"  # publish shipped it, sha256-equal: local first, the hub is not asked
+        detector = Detector.load(repo_id=REPO_ID, revision="v1", device="cpu", refresh=True)
         assert detector.info.source == "hub" and detector.info.sha256 == published.sha256
         assert detector.info.ground_scale == 0.25 and detector.class_names == SEA_LION_CLASSES
         photo = trained["root"] / "dataset" / "photos" / "b.jpg"
