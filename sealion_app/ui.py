@@ -273,9 +273,14 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                                 cache_examples=False,
                             )
                     with gr.Column(scale=2):
+                        gr.Markdown(
+                            "Counted photo, full resolution: **scroll to zoom** (up to 15×), **drag to pan**, drag "
+                            "the bar from the left edge to compare with the photo itself.",
+                            elem_id="inspect-hint",
+                        )
                         inspect = gr.ImageSlider(
-                            label="Photo | counted (drag the bar to compare; scroll to zoom, drag to pan)",
-                            show_label=True,
+                            label="Photo | counted",
+                            show_label=False,  # a floating label would hide the top of the counts legend
                             format="jpeg",
                             type="filepath",
                             interactive=False,

@@ -149,23 +149,25 @@ def test_other_tabs_render(browser, app):
     page.close()
 
 
-def _count(page, timeout: float = 300_000) -> tuple[str, str]:
-    """Press Count and wait for a new status line; returns (status text, counts table text)."""
+def _count(page, expect: str = "animals in", timeout: float = 300_000) -> tuple[str, list[list[str]]]:
+    """Press Count and wait for a finished status line holding ``expect``; returns (status, counts table rows)."""
     before = page.locator("#count-status").inner_text()
     page.get_by_role("button", name="Count", exact=True).click()
     page.wait_for_function(
-        "before => { const s = document.querySelector('#count-status')?.innerText || '';"
-        " return /animals in/.test(s) && s !== before; }",
-        arg=before,
+        "([before, expect]) => { const s = document.querySelector('#count-status')?.innerText || '';"
+        " return s.includes(expect) && s !== before && !/^\\s*(processing|queue|[\\d.]+\\s*s\\b)/.test(s); }",
+        arg=[before, expect],
         timeout=timeout,
     )
-    return page.locator("#count-status").inner_text(), page.locator("#counts-table").inner_text()
+    rows = page.locator("#counts-table .virtual-row").evaluate_all(  # Gradio's Dataframe: a virtual grid of rows
+        "rows => rows.map(r => [...r.querySelectorAll('[role=gridcell]')].map(c => c.innerText.trim()))"
+    )
+    return page.locator("#count-status").inner_text(), [row for row in rows if len(row) >= 2 and row[0]]
 
 
-def _counts(table: str) -> list[str]:
+def _counts(rows: list[list[str]]) -> list[str]:
     """The count column of the counts table, in class order, total last."""
-    rows = [line.split("\t") for line in table.splitlines() if "\t" in line]
-    return [row[1].strip() for row in rows if row[0].strip() not in {"class", ""}]
+    return [row[1] for row in rows]
 
 
 def _set_female_length(page, value: str) -> None:
@@ -186,17 +188,18 @@ def test_scale_auto_matches_the_true_scale_warns_when_wrong_and_resets_for_a_new
     page.locator("#photo-input img").first.wait_for(timeout=30_000)
     assert _female_length(page) == "0"  # auto
 
-    auto_status, auto_table = _count(page)
+    auto_status, auto_table = _count(page, "scale auto")
     assert "scale auto: adult females ≈ 20 px (photo scale 0.25)" in auto_status, auto_status
     assert "Check the scale" not in auto_status
 
     _set_female_length(page, "20")  # the photo's true scale, typed by hand: the same counts
-    true_status, true_table = _count(page)
+    true_status, true_table = _count(page, "scale manual")
     assert "scale manual: adult females ≈ 20 px" in true_status, true_status
-    assert _counts(true_table) == _counts(auto_table) and int(_counts(auto_table)[-1]) > 0, auto_table
+    assert _counts(true_table) == _counts(auto_table) and int(_counts(auto_table)[-1]) > 0, (auto_table, true_table)
+    assert [row[0] for row in auto_table][-1] == "total" and len(auto_table) == 6
 
     _set_female_length(page, "80")  # as if the 4x copy were a survey original: animals reach the model 4x too small
-    wrong_status, wrong_table = _count(page)
+    wrong_status, wrong_table = _count(page, "Check the scale")
     assert "Check the scale" in wrong_status and "4.0× smaller" in wrong_status, wrong_status
     assert "auto would use adult females ≈ 20 px" in wrong_status
     page.get_by_role("tab", name="Batch").click()
@@ -218,9 +221,8 @@ def test_counts_come_with_their_typical_error(browser, app):
     page.get_by_role("button", name="Count", exact=True).wait_for(timeout=60_000)
     page.locator("#photo-input input[type=file]").set_input_files(str(SPARSE))
     page.locator("#photo-input img").first.wait_for(timeout=30_000)
-    status, table = _count(page)
-    rows = [line.split("\t") for line in table.splitlines() if "\t" in line]
-    per_class = {row[0].strip(): row[2].strip() for row in rows if len(row) > 2 and row[0].strip() not in {"class"}}
+    status, rows = _count(page)
+    per_class = {row[0]: row[2] for row in rows}
     for label in ("adult males", "subadult males", "adult females", "juveniles", "pups"):
         assert per_class[label].startswith("± ") and per_class[label].endswith("per photo"), per_class
     assert "typical error" in status and "could well be" in status
