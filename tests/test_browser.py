@@ -149,6 +149,16 @@ def test_other_tabs_render(browser, app):
     page.close()
 
 
+def _page_with_photo(browser, app, photo: Path):
+    """A new page of the app with ``photo`` uploaded in the Count tab."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1300})
+    page.goto(app.url, wait_until="domcontentloaded")
+    page.get_by_role("button", name="Count", exact=True).wait_for(timeout=60_000)
+    page.locator("#photo-input input[type=file]").set_input_files(str(photo))
+    page.locator("#photo-input img").first.wait_for(timeout=60_000)
+    return page
+
+
 def _count(page, expect: str = "animals in", timeout: float = 300_000) -> tuple[str, list[list[str]]]:
     """Press Count and wait for a finished status line holding ``expect``; returns (status, counts table rows)."""
     before = page.locator("#count-status").inner_text()
@@ -181,11 +191,7 @@ def _female_length(page) -> str:
 
 
 def test_scale_auto_matches_the_true_scale_warns_when_wrong_and_resets_for_a_new_photo(browser, app):
-    page = browser.new_page(viewport={"width": 1400, "height": 1300})
-    page.goto(app.url, wait_until="domcontentloaded")
-    page.get_by_role("button", name="Count", exact=True).wait_for(timeout=60_000)
-    page.locator("#photo-input input[type=file]").set_input_files(str(SPARSE))
-    page.locator("#photo-input img").first.wait_for(timeout=30_000)
+    page = _page_with_photo(browser, app, SPARSE)
     assert _female_length(page) == "0"  # auto
 
     auto_status, auto_table = _count(page, "scale auto")
@@ -216,11 +222,7 @@ def test_scale_auto_matches_the_true_scale_warns_when_wrong_and_resets_for_a_new
 
 
 def test_counts_come_with_their_typical_error(browser, app):
-    page = browser.new_page(viewport={"width": 1400, "height": 1300})
-    page.goto(app.url, wait_until="domcontentloaded")
-    page.get_by_role("button", name="Count", exact=True).wait_for(timeout=60_000)
-    page.locator("#photo-input input[type=file]").set_input_files(str(SPARSE))
-    page.locator("#photo-input img").first.wait_for(timeout=30_000)
+    page = _page_with_photo(browser, app, SPARSE)
     status, rows = _count(page)
     per_class = {row[0]: row[2] for row in rows}
     for label in ("adult males", "subadult males", "adult females", "juveniles", "pups"):
@@ -240,11 +242,7 @@ def test_a_full_resolution_result_can_be_zoomed(browser, app, tmp_path):
         full = small.resize((small.width * 4, small.height * 4))  # 5616x3744, the size of a survey original
     photo = tmp_path / "survey-size.jpg"
     full.save(photo, quality=90)
-    page = browser.new_page(viewport={"width": 1400, "height": 1300})
-    page.goto(app.url, wait_until="domcontentloaded")
-    page.get_by_role("button", name="Count", exact=True).wait_for(timeout=60_000)
-    page.locator("#photo-input input[type=file]").set_input_files(str(photo))
-    page.locator("#photo-input img").first.wait_for(timeout=60_000)
+    page = _page_with_photo(browser, app, photo)
     status, _ = _count(page)
     assert "5616×3744" in status and "photo scale 1" in status, status
     shown = page.locator("#inspect-image img")
