@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 from tests.app_process import MODEL_OVERRIDES, start_app
 from tests.helpers import REPO_ROOT, free_port
@@ -46,6 +47,9 @@ def test_app_starts_with_the_shipped_model_and_no_warning(tmp_path):
     env = _unreachable_hub_env(tmp_path)
     running = start_app(tmp_path, extra_env={k: env[k] for k in ("HF_ENDPOINT", "HF_HUB_CACHE", "SEALION_DEVICE")})
     try:
+        deadline = time.monotonic() + 60  # the ready line follows the server's first answer by a moment
+        while "Sea lion counter ready" not in running.log() and time.monotonic() < deadline:
+            time.sleep(0.2)
         log = running.log()
     finally:
         running.stop()
