@@ -3,46 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import logging
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from detector.environment import check_torch_pair, set_offline_defaults
 from detector.errors import DetectorError
-from detector.images import SUPPORTED_SUFFIXES
 from detector.model import DEFAULT_BATCH, DEFAULT_CONF, DEFAULT_IOU, DEFAULT_OVERLAP
 from detector.results import CountResult
 from detector.scale import ADULT_FEMALE_LENGTH_PX, scale_from_female_length
-
-
-def iter_photos(paths: Sequence[str], recursive: bool) -> Iterator[Path]:
-    """Files named on the command line as given; folders expanded to the photos inside them."""
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            pattern = "**/*" if recursive else "*"
-            yield from sorted(p for p in path.glob(pattern) if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES)
-        else:
-            yield path  # a missing or unreadable file is reported when it is read
-
-
-def write_results(results: list[CountResult], failures: list[dict[str, str]], out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix.lower() == ".json":
-        payload = {"results": [r.to_dict() for r in results], "failures": failures}
-        out.write_text(json.dumps(payload, indent=2))
-        return
-    with out.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        class_names = results[0].class_names if results else ()
-        writer.writerow([*CountResult.csv_header(class_names), "error"])
-        for result in results:
-            writer.writerow([*result.csv_row(), ""])
-        for failure in failures:
-            writer.writerow([failure["file"], *[""] * (len(CountResult.csv_header(class_names)) - 1), failure["error"]])
 
 
 def photo_scale_arg(text: str) -> float | None:
@@ -99,6 +69,19 @@ def add_count_arguments(count: argparse.ArgumentParser) -> None:
         "--refresh", action="store_true",
         help="ask the hub for the version even when a verified local copy exists [SEALION_REFRESH=1]",
     )  # fmt: skip
+    runs = count.add_argument_group("survey runs (resumable; see README, 'Count a whole survey')")
+    runs.add_argument(
+        "--run", type=Path, metavar="DIR",
+        help="count into a run directory: one line per photo as it finishes, counts.csv and summary.csv at the end; "
+        "rerunning the same command resumes it",
+    )  # fmt: skip
+    runs.add_argument("--new-run", action="store_true", help="start DIR over (the old run is kept inside it)")
+    runs.add_argument(
+        "--engine", choices=["local", "ray"], default="local",
+        help="local (default) or ray: a Ray Data actor pool, on this machine or a cluster (needs ray[data])",
+    )  # fmt: skip
+    runs.add_argument("--ray-address", default=None, help="Ray cluster address (default: start a local Ray)")
+    runs.add_argument("--workers", type=int, default=1, help="Ray actors, one model each (default %(default)s)")
     count.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
 
@@ -122,9 +105,9 @@ def build_count_parser() -> argparse.ArgumentParser:
 def run_count(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from detector.images import load_image
     from detector.model import Detector
-    from detector.overlay import draw_overlay
+    from detector.records import PhotoRecord, write_counts
+    from detector.runs import RunDirectory, count_file, count_into_run, find_photos, run_settings
 
     photo_scale = args.photo_scale
     if args.female_length is not None:
@@ -132,58 +115,76 @@ def run_count(args: argparse.Namespace) -> int:
             photo_scale = scale_from_female_length(args.female_length)
         except ValueError as exc:
             raise DetectorError(f"--female-length: {exc}.") from None
-    detector = Detector.load(
-        args.model_version,
-        weights_path=args.weights,
-        repo_id=args.hub_repo,
-        revision=args.revision,
-        device=args.device,
-        refresh=args.refresh or None,
-    )
+    if args.engine == "ray" and not args.run:
+        raise DetectorError("--engine ray writes into a run directory: add --run DIR.")
+    load_options = {
+        "version": args.model_version,
+        "weights_path": args.weights,
+        "repo_id": args.hub_repo,
+        "revision": args.revision,
+        "device": args.device,
+        "refresh": args.refresh or None,
+    }
+    detector = Detector.load(**load_options)
     print(
         f"model {detector.info.version} ({detector.info.source}, sha256 {detector.info.sha256[:12]}) on "
         f"{detector.device}",
         file=sys.stderr,
     )
-    photos = list(iter_photos(args.paths, args.recursive))
-    results: list[CountResult] = []
-    failures: list[dict[str, str]] = []
-    if args.save_annotated:
-        args.save_annotated.mkdir(parents=True, exist_ok=True)
-    for photo in tqdm(photos, desc="counting", unit="photo", disable=args.quiet or len(photos) < 2, file=sys.stderr):
-        try:
-            rgb = load_image(photo)
-            result = detector.count(
-                rgb,
-                conf=args.conf,
-                iou=args.iou,
-                slicing=args.slicing,
-                tile_size=args.tile_size,
-                overlap=args.overlap,
-                photo_scale=photo_scale,
-                batch_size=args.batch_size,
-                source=str(photo),
-            )
-        except DetectorError as exc:
-            failures.append({"file": str(photo), "error": str(exc)})
-            tqdm.write(f"skipped {photo}: {exc}", file=sys.stderr)
-            continue
-        results.append(result)
-        for warning in result.warnings:
-            tqdm.write(f"warning: {photo}: {warning}", file=sys.stderr)
-        if args.save_annotated:
-            from PIL import Image
+    count_options = {
+        "conf": args.conf,
+        "iou": args.iou,
+        "slicing": args.slicing,
+        "tile_size": args.tile_size,
+        "overlap": args.overlap,
+        "photo_scale": photo_scale,
+        "batch_size": args.batch_size,
+    }
+    photos, missing = find_photos(args.paths, args.recursive)
+    run = RunDirectory.open(args.run, run_settings(detector, count_options), args.new_run) if args.run else None
+    for failure in missing:
+        print(f"skipped {failure.file}: {failure.error}", file=sys.stderr)
+        if run:
+            run.add_failure(failure)
+    todo, skipped = run.pending(photos) if run else (photos, 0)
+    if skipped:
+        print(f"resuming {args.run}: {skipped} of {len(photos)} photos already counted", file=sys.stderr)
+    records, failures = [], list(missing)
+    bar = tqdm(total=len(todo), desc="counting", unit="photo", disable=args.quiet or len(todo) < 2, file=sys.stderr)
 
-            Image.fromarray(draw_overlay(rgb, result)).save(
-                args.save_annotated / f"{photo.stem}.annotated.jpg", quality=90
-            )
+    def report(outcome) -> None:
+        bar.update(1)
+        if isinstance(outcome, PhotoRecord):
+            records.append(outcome)
+            for warning in outcome.result.warnings:
+                tqdm.write(f"warning: {outcome.file}: {warning}", file=sys.stderr)
+        else:
+            failures.append(outcome)
+            tqdm.write(f"skipped {outcome.file}: {outcome.error}", file=sys.stderr)
+
+    with bar:
+        if run and args.engine == "ray":
+            from detector.ray_engine import count_into_run_with_ray
+
+            load_options["device"] = args.device  # each actor picks its own device (a GPU where it has one)
+            count_into_run_with_ray(todo, run, load_options, count_options, args.ray_address, args.workers, report)
+        elif run:
+            count_into_run(detector, todo, run, count_options, args.save_annotated, report)
+        else:
+            for photo in todo:
+                report(count_file(detector, photo, count_options, args.save_annotated))
+    if run:
+        counts_csv, summary_csv = run.export()
+        records, failures = run.records(), run.failures()
+        print(f"run {args.run}: {len(records)} photos counted, {len(failures)} failed; {counts_csv}, {summary_csv}",
+              file=sys.stderr)  # fmt: skip
     if args.out:
-        write_results(results, failures, args.out)
-        print(f"wrote {len(results)} results to {args.out}", file=sys.stderr)
-    else:
-        _print_table(results)
+        write_counts(args.out, records, failures)
+        print(f"wrote {len(records)} results to {args.out}", file=sys.stderr)
+    elif not run:
+        _print_table([record.result for record in records])
     if failures:
-        print(f"{len(failures)} of {len(photos)} files failed", file=sys.stderr)
+        print(f"{len(failures)} of {len(photos) + len(missing)} files failed", file=sys.stderr)
     if not photos:
         print("no photos found", file=sys.stderr)
         return 1

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from detector.classes import class_color
+from detector.records import Failure
 from detector.results import CountResult
 from detector.scale import ADULT_FEMALE_LENGTH_PX
 
@@ -137,17 +138,9 @@ def batch_table(results: Sequence[CountResult], class_names: Sequence[str]) -> p
     return pd.DataFrame(rows, columns=columns)
 
 
-def failures_table(failures: Sequence[dict[str, str]]) -> pd.DataFrame:
+def failures_table(failures: Sequence[Failure]) -> pd.DataFrame:
     """One row per file that was not counted: file, reason."""
-    return pd.DataFrame([[f["file"], f["error"]] for f in failures], columns=["file", "error"])
-
-
-def write_batch_csv(path: Path, results: Sequence[CountResult], failures: Sequence[dict[str, str]]) -> Path:
-    """The same CSV as ``python -m detector count --out x.csv``: one row per photo, then one per failed file."""
-    from detector.cli import write_results
-
-    write_results(list(results), list(failures), path)
-    return path
+    return pd.DataFrame([[f.file, f.error] for f in failures], columns=["file", "error"])
 
 
 def public_model(model: dict[str, Any] | None) -> dict[str, Any] | None:

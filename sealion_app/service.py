@@ -18,10 +18,12 @@ from PIL import Image
 
 from detector.errors import DetectorError
 from detector.images import load_image
+from detector.metadata import read_metadata
 from detector.model import DEFAULT_IOU
 from detector.overlay import draw_overlay
+from detector.records import Failure, PhotoRecord, sha256_bytes, write_counts_csv
 from detector.results import CountResult
-from sealion_app.present import fit_for_jpeg, result_dict, thumbnail, write_batch_csv
+from sealion_app.present import fit_for_jpeg, result_dict, thumbnail
 from sealion_app.uploads import Photo, Rejected, expand_uploads
 
 if TYPE_CHECKING:
@@ -82,16 +84,20 @@ def photo_jpeg(image: Path, out_dir: Path | None = None) -> Path:
 
 @dataclass
 class BatchOutcome:
-    results: list[CountResult] = field(default_factory=list)
-    failures: list[dict[str, str]] = field(default_factory=list)  # {"file": ..., "error": ...}
+    records: list[PhotoRecord] = field(default_factory=list)  # counted photos, with sha256 and EXIF metadata
+    failures: list[Failure] = field(default_factory=list)
     thumbnails: list[tuple[str, str]] = field(default_factory=list)  # (JPEG path, caption), at most MAX_GALLERY
     csv_path: Path | None = None
+
+    @property
+    def results(self) -> list[CountResult]:
+        return [record.result for record in self.records]
 
     def summary(self) -> dict[str, Any]:
         """JSON answer of ``/count_batch``: per-photo counts (no boxes) and the files that failed."""
         return {
             "results": [result_dict(r, include_boxes=False) for r in self.results],
-            "failures": self.failures,
+            "failures": [f.to_dict() for f in self.failures],
             "counted": len(self.results),
             "failed": len(self.failures),
         }
@@ -131,25 +137,29 @@ def count_batch(
     photos = [item for item in items if isinstance(item, Photo)]
     for item in items:
         if isinstance(item, Rejected):
-            outcome.failures.append({"file": item.name, "error": f"{item.name}: {item.reason}"})
+            outcome.failures.append(Failure(item.name, f"{item.name}: {item.reason}"))
     for index, photo in enumerate(photos):
         if progress:
             progress(index, len(photos), photo.name)
         try:
-            annotated, result = count_photo(detector, photo.read(), photo.name, options)
+            source = photo.read()
+            data = source.read_bytes() if isinstance(source, Path) else source
+            annotated, result = count_photo(detector, data, photo.name, options)
         except DetectorError as exc:
-            outcome.failures.append({"file": photo.name, "error": str(exc)})
+            outcome.failures.append(Failure(photo.name, str(exc)))
             continue
         except UNREADABLE_MEMBER as exc:
-            outcome.failures.append({"file": photo.name, "error": f"{photo.name}: cannot read the file ({exc})."})
+            outcome.failures.append(Failure(photo.name, f"{photo.name}: cannot read the file ({exc})."))
             continue
-        outcome.results.append(result)
+        outcome.records.append(
+            PhotoRecord(photo.name, result, sha256=sha256_bytes(data), size=len(data), metadata=read_metadata(data))
+        )
         if len(outcome.thumbnails) < MAX_GALLERY:
             path = folder / f"{len(outcome.thumbnails):04d}.jpg"
             Image.fromarray(thumbnail(annotated)).save(path, quality=85)
             outcome.thumbnails.append((str(path), f"{photo.name}: {result.total}"))
     if progress:
         progress(len(photos), len(photos), "done")
-    if outcome.results or outcome.failures:
-        outcome.csv_path = write_batch_csv(folder / "sealion_counts.csv", outcome.results, outcome.failures)
+    if outcome.records or outcome.failures:
+        outcome.csv_path = write_counts_csv(folder / "sealion_counts.csv", outcome.records, outcome.failures)
     return outcome

@@ -17,9 +17,7 @@ SEA_LION_CLASSES = ["adult_males", "subadult_males", "adult_females", "juveniles
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # The NOAA sample (photos, counts.csv, dot-coordinates.csv): SEALION_NOAA_DATA, else ../shared next to the checkout.
 SHARED_DATA = Path(os.environ.get("SEALION_NOAA_DATA") or REPO_ROOT.parent / "shared" / "data" / "noaa-sealions")
-NO_SHARED_DATA = (
-    f"needs the NOAA sample at {SHARED_DATA}: set SEALION_NOAA_DATA to its folder (README, 'Optional test pieces')"
-)
+NO_SHARED_DATA = f"needs the NOAA sample at {SHARED_DATA}: set SEALION_NOAA_DATA to its folder (README, 'Tests')"
 
 
 def sha256_of(path: Path) -> str:

@@ -108,7 +108,7 @@ def test_count_batch_reports_progress_and_writes_csv(offline_manifest, tmp_path)
     )
     assert [c[:2] for c in calls] == [(0, 3), (1, 3), (2, 3), (3, 3)]
     assert [r.source for r in outcome.results] == [EXAMPLES[0].name, EXAMPLES[1].name]
-    assert [f["file"] for f in outcome.failures] == ["broken.png"]
+    assert [f.file for f in outcome.failures] == ["broken.png"]
     assert len(outcome.thumbnails) == 2
     with Image.open(outcome.thumbnails[0][0]) as thumb:
         assert thumb.format == "JPEG" and max(thumb.size) == present.THUMBNAIL_SIDE
@@ -117,6 +117,8 @@ def test_count_batch_reports_progress_and_writes_csv(offline_manifest, tmp_path)
     rows = list(csv.DictReader(outcome.csv_path.open()))
     assert [r["file"] for r in rows] == [EXAMPLES[0].name, EXAMPLES[1].name, "broken.png"]
     assert set(SEA_LION_CLASSES) <= set(rows[0])
+    assert rows[0]["sha256"] == outcome.records[0].sha256 and len(rows[0]["sha256"]) == 64  # the CLI's columns
+    assert rows[0]["photo_scale"] == "0.25" and rows[0]["captured_at"] == ""  # the examples carry no EXIF
 
 
 def _zip(path: Path, members: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED) -> Path:

@@ -179,3 +179,15 @@ def test_ground_scale_smoke(tiny_models, tiny_photo, tmp_path, capsys):
     assert tiles[0.5] > tiles[0.25] >= 1  # twice the scale, more tiles for the same photo
     assert all(r["seconds"]["n"] == 1 for r in data["results"])
     assert "ground scale" in capsys.readouterr().out
+
+
+def test_survey_run_smoke(tmp_path, capsys):
+    from benchmarks import survey_run
+
+    out = tmp_path / "survey_run.json"
+    survey_run.main(["--photos", "2", "--engines", "local", "--out", str(out)])
+    data = read(out)
+    check_environment(data)
+    (local,) = data["results"]
+    assert (local["engine"], local["photos"]) == ("local", 2) and local["photos_per_second"] > 0
+    assert "photos/s" in capsys.readouterr().out

@@ -1,0 +1,276 @@
+"""Survey runs: count thousands of photos into a run directory that survives a crash and resumes.
+
+A run directory holds:
+
+- ``run.json`` — the settings that decide the counts (model version and sha256, runtime, thresholds, IoU, tiles,
+  photo scale); a rerun with other settings is refused unless it asks for a new run;
+- ``results.jsonl`` — one :class:`~detector.records.PhotoRecord` per line, appended and flushed to disk as each
+  photo finishes (a killed process loses at most the line it was writing, which the next run drops);
+- ``failures.jsonl`` — the files that could not be counted, with the reason;
+- ``counts.csv`` and ``summary.csv`` — written at the end of every run (and of every resumed run) from the lines.
+
+A photo is identified by its path and its content: on a rerun it is skipped when its size and modification time
+are unchanged, or when its sha256 equals the recorded one; otherwise it is counted again (the newer line wins).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from detector.errors import DetectorError
+from detector.hub import sha256_file
+from detector.images import SUPPORTED_SUFFIXES
+from detector.records import Failure, PhotoRecord, write_counts_csv, write_summary_csv
+
+RUN_SETTINGS = "run.json"
+RESULTS = "results.jsonl"
+FAILURES = "failures.jsonl"
+COUNTS_CSV = "counts.csv"
+SUMMARY_CSV = "summary.csv"
+RUN_FORMAT = 1
+
+
+class RunSettingsError(DetectorError):
+    """A rerun asked for settings other than the run directory's."""
+
+
+@dataclass(frozen=True)
+class PhotoFile:
+    """A photo to count: its absolute path, the folder it is summed under, and its size and modification time."""
+
+    path: Path
+    folder: str
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def stat(cls, path: Path, folder: str) -> PhotoFile:
+        info = path.stat()
+        return cls(path, folder, info.st_size, info.st_mtime_ns)
+
+
+def find_photos(sources: Sequence[str | Path], recursive: bool) -> tuple[list[PhotoFile], list[Failure]]:
+    """Photo files named or inside the named folders (each once, in a stable order), and the paths that are not.
+
+    A photo's *folder* is its directory relative to the folder given (the folder's own name at the top), so that
+    ``survey/2026-06-14/site-A/*.jpg`` sums per site and flight in ``summary.csv``.
+    """
+    photos: dict[Path, PhotoFile] = {}
+    missing: list[Failure] = []
+    for source in sources:
+        root = Path(source)
+        if root.is_dir():
+            pattern = "**/*" if recursive else "*"
+            for path in sorted(p for p in root.glob(pattern) if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES):
+                relative = path.parent.relative_to(root)
+                folder = str(Path(root.resolve().name) / relative) if str(relative) != "." else root.resolve().name
+                photos.setdefault(path.resolve(), PhotoFile.stat(path.resolve(), folder))
+        elif root.is_file():
+            photos.setdefault(root.resolve(), PhotoFile.stat(root.resolve(), root.resolve().parent.name))
+        else:
+            missing.append(Failure(str(root), f"{root}: no such file or folder."))
+    return list(photos.values()), missing
+
+
+def _repair(path: Path) -> None:
+    """Drop a last line that a killed process left half-written, so the next append starts on a fresh line."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return
+    with path.open("rb+") as handle:
+        handle.seek(-1, os.SEEK_END)
+        if handle.read(1) == b"\n":
+            return
+        data = path.read_bytes()
+        handle.truncate(data.rfind(b"\n") + 1)
+
+
+def _lines(path: Path) -> Iterator[dict[str, Any]]:
+    if not path.is_file():
+        return
+    with path.open(encoding="utf-8") as handle:
+        for line in handle:
+            if line.strip():
+                yield json.loads(line)
+
+
+class RunDirectory:
+    """The files of one run; appends are flushed and fsync'ed one photo at a time."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    @classmethod
+    def open(cls, folder: Path, settings: dict[str, Any], new_run: bool = False) -> RunDirectory:
+        """Start or resume the run in ``folder`` with ``settings``.
+
+        Different settings than the folder's are refused with :class:`RunSettingsError` naming them, unless
+        ``new_run``: then the previous run's files are moved to ``previous-<time>/`` inside the folder (kept).
+        """
+        folder.mkdir(parents=True, exist_ok=True)
+        run = cls(folder)
+        saved_path = folder / RUN_SETTINGS
+        wanted = {"format": RUN_FORMAT, **settings}
+        if saved_path.is_file():
+            saved = json.loads(saved_path.read_text())
+            if saved != wanted:
+                if not new_run:
+                    changed = sorted(k for k in set(saved) | set(wanted) if saved.get(k) != wanted.get(k))
+                    details = "; ".join(f"{k}: {saved.get(k)!r} → {wanted.get(k)!r}" for k in changed)
+                    raise RunSettingsError(
+                        f"Run {folder} was counted with other settings ({details}). Rerun with the same settings to "
+                        "resume it, give another --run folder, or add --new-run to start over (the old run is kept "
+                        "in a previous-* folder inside it)."
+                    )
+                run._archive()
+        elif new_run:
+            run._archive()
+        saved_path.write_text(json.dumps(wanted, indent=2, sort_keys=True) + "\n")
+        for name in (RESULTS, FAILURES):
+            _repair(folder / name)
+        return run
+
+    def _archive(self) -> None:
+        names = [n for n in (RUN_SETTINGS, RESULTS, FAILURES, COUNTS_CSV, SUMMARY_CSV) if (self.folder / n).exists()]
+        if not names:
+            return
+        archive = self.folder / f"previous-{time.strftime('%Y%m%dT%H%M%S')}-{time.time_ns() % 10**6:06d}"
+        archive.mkdir()
+        for name in names:
+            shutil.move(self.folder / name, archive / name)
+
+    def _append(self, name: str, data: dict[str, Any]) -> None:
+        line = json.dumps(data, separators=(",", ":")) + "\n"
+        with (self.folder / name).open("a", encoding="utf-8") as handle:
+            handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def add(self, record: PhotoRecord) -> None:
+        self._append(RESULTS, record.to_dict())
+
+    def add_failure(self, failure: Failure) -> None:
+        self._append(FAILURES, failure.to_dict())
+
+    def record(self, outcome: PhotoRecord | Failure, on_done: ProgressCallback | None = None) -> None:
+        """Append a counted photo or a failure, then tell ``on_done``."""
+        if isinstance(outcome, PhotoRecord):
+            self.add(outcome)
+        else:
+            self.add_failure(outcome)
+        if on_done:
+            on_done(outcome)
+
+    def records(self) -> list[PhotoRecord]:
+        """The counted photos, one per file (the latest line wins)."""
+        latest = {data["file"]: data for data in _lines(self.folder / RESULTS)}
+        return [PhotoRecord.from_dict(data) for data in latest.values()]
+
+    def failures(self) -> list[Failure]:
+        """Files whose latest attempt failed (a later success removes a file from here)."""
+        counted = {data["file"] for data in _lines(self.folder / RESULTS)}
+        latest = {data["file"]: data for data in _lines(self.folder / FAILURES)}
+        return [Failure.from_dict(data) for file, data in latest.items() if file not in counted]
+
+    def pending(self, photos: Iterable[PhotoFile]) -> tuple[list[PhotoFile], int]:
+        """The photos still to count, and how many were skipped as already counted with the same content."""
+        done = {data["file"]: data for data in _lines(self.folder / RESULTS)}
+        todo, skipped = [], 0
+        for photo in photos:
+            seen = done.get(str(photo.path))
+            unchanged = seen is not None and (
+                (seen.get("size"), seen.get("mtime_ns")) == (photo.size, photo.mtime_ns)
+                or (seen.get("size") == photo.size and seen.get("sha256") == sha256_file(photo.path))
+            )
+            if unchanged:
+                skipped += 1
+            else:
+                todo.append(photo)
+        return todo, skipped
+
+    def export(self) -> tuple[Path, Path]:
+        """Write ``counts.csv`` and ``summary.csv`` from the lines (atomically: a reader never sees half a file)."""
+        records, failures = self.records(), self.failures()
+        records.sort(key=lambda r: r.file)
+        written = []
+        for name, writer in ((COUNTS_CSV, write_counts_csv), (SUMMARY_CSV, write_summary_csv)):
+            partial = self.folder / f".{name}.partial"
+            writer(partial, records, failures)
+            os.replace(partial, self.folder / name)
+            written.append(self.folder / name)
+        return written[0], written[1]
+
+
+ProgressCallback = Callable[[PhotoRecord | Failure], None]
+
+
+def run_settings(detector: Any, count_options: dict[str, Any]) -> dict[str, Any]:
+    """What decides a run's counts, as stored in ``run.json``: model, runtime, thresholds, tiles, photo scale."""
+    info = detector.info
+    thresholds = detector.thresholds(count_options.get("conf"), count_options.get("class_conf"))
+    scale = count_options.get("photo_scale")
+    return {
+        "model": {"version": info.version, "sha256": info.sha256},
+        "runtime": "torch",
+        "greyscale_input": bool(info.greyscale_input),
+        "conf": {name: round(float(value), 4) for name, value in zip(detector.class_names, thresholds, strict=True)},
+        "iou": float(count_options.get("iou", 0.45)),
+        "slicing": str(count_options.get("slicing", "auto")),
+        "tile_size": int(count_options.get("tile_size") or detector.imgsz),
+        "overlap": float(count_options.get("overlap", 0.2)),
+        "photo_scale": "auto" if scale is None else float(scale),
+    }
+
+
+def count_file(
+    detector: Any, photo: PhotoFile, count_options: dict[str, Any], annotated_dir: Path | None = None
+) -> PhotoRecord | Failure:
+    """Count one photo file into a record, or a failure that names the file; never raises for a bad photo."""
+    from detector.images import load_image
+    from detector.metadata import read_metadata
+    from detector.records import sha256_bytes
+
+    try:
+        data = photo.path.read_bytes()
+    except OSError as exc:
+        return Failure(str(photo.path), f"{photo.path}: cannot read the file ({exc.strerror or exc}).", photo.folder)
+    try:
+        rgb = load_image(data, label=str(photo.path))
+        result = detector.count(rgb, source=str(photo.path), **count_options)
+    except DetectorError as exc:
+        return Failure(str(photo.path), str(exc), photo.folder)
+    if annotated_dir is not None:
+        from PIL import Image
+
+        from detector.overlay import draw_overlay
+
+        annotated_dir.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(draw_overlay(rgb, result)).save(annotated_dir / f"{photo.path.stem}.annotated.jpg", quality=90)
+    return PhotoRecord(
+        file=str(photo.path),
+        result=result,
+        folder=photo.folder,
+        sha256=sha256_bytes(data),
+        size=len(data),
+        mtime_ns=photo.mtime_ns,
+        metadata=read_metadata(data),
+    )
+
+
+def count_into_run(
+    detector: Any,
+    photos: Sequence[PhotoFile],
+    run: RunDirectory,
+    count_options: dict[str, Any],
+    annotated_dir: Path | None = None,
+    on_done: ProgressCallback | None = None,
+) -> None:
+    """The local engine: count each photo in turn and append its line as soon as it is done."""
+    for photo in photos:
+        run.record(count_file(detector, photo, count_options, annotated_dir), on_done)
