@@ -53,7 +53,9 @@ def select_device(requested: str | None = None) -> str:
 class Detector:
     """A loaded model version. Thread-safe: calls to :meth:`count` share one model behind a lock."""
 
-    def __init__(self, weights: ResolvedWeights, device: str | None = None, warmup: bool = True) -> None:
+    def __init__(
+        self, weights: ResolvedWeights, device: str | None = None, warmup: bool = True, threads: int | None = None
+    ) -> None:
         os.environ.setdefault("YOLO_OFFLINE", "1")  # never let ultralytics reach for the network
         import torch
         from ultralytics import YOLO
@@ -91,7 +93,7 @@ class Detector:
             class_conf=dict(version.class_conf),
             greyscale_input=bool(version.greyscale_input),
         )
-        self._threads = os.cpu_count() or 1
+        self._threads = threads or os.cpu_count() or 1  # CPU threads for torch (a Ray actor gets its own share)
         if warmup:
             self._predict([np.zeros((self.imgsz, self.imgsz, 3), dtype=np.uint8)], DEFAULT_CONF, DEFAULT_IOU)
         torch.set_num_threads(self._threads)
@@ -109,12 +111,13 @@ class Detector:
         device: str | None = None,
         warmup: bool = True,
         refresh: bool | None = None,
+        threads: int | None = None,
     ) -> Detector:
         """Resolve a model version (see :func:`detector.hub.resolve_weights`) and load it on a device."""
         weights = resolve_weights(
             version, weights_path=weights_path, repo_id=repo_id, revision=revision, sha256=sha256, refresh=refresh
         )
-        return cls(weights, device=device, warmup=warmup)
+        return cls(weights, device=device, warmup=warmup, threads=threads)
 
     def __repr__(self) -> str:
         return f"Detector(version={self.info.version!r}, sha256={self.info.sha256[:12]}, device={self.device!r})"

@@ -39,7 +39,10 @@ class CountActor:
         from detector.model import Detector
 
         set_offline_defaults()
-        self.detector = Detector.load(**load_options)
+        import ray
+
+        cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
+        self.detector = Detector.load(**load_options, threads=max(1, int(cpus)))  # its share, not every core
         self.count_options = count_options
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
