@@ -53,13 +53,28 @@ def _check_size(width: int, height: int, label: str) -> None:
         )
 
 
+ROWS_PER_CHUNK = 512  # wide greyscale conversions run a band of rows at a time, so no full-size float copy exists
+
+
+def _greyscale_to_8bit(image: Image.Image) -> np.ndarray:
+    """16-bit or 32-bit greyscale → uint8, one band of rows at a time (a 9400² 16-bit PNG stays near 3 bytes/px)."""
+    data = np.asarray(image)  # uint16 for I;16*, int32 for I, float32 for F: no copy beyond Pillow's own buffer
+    high = float(data.max()) if data.size else 0.0
+    grey = np.empty(data.shape, dtype=np.uint8)
+    for start in range(0, data.shape[0], ROWS_PER_CHUNK):
+        band = data[start : start + ROWS_PER_CHUNK]
+        if data.dtype == np.uint16:
+            grey[start : start + ROWS_PER_CHUNK] = band >> 8 if high > 255 else band
+        else:
+            scaled = band.astype(np.float32) * (255.0 / 65535.0 if high > 255 else 1.0)
+            grey[start : start + ROWS_PER_CHUNK] = np.clip(scaled, 0, 255)
+    return grey
+
+
 def _to_rgb_array(image: Image.Image) -> np.ndarray:
     if image.mode in {"I;16", "I;16B", "I;16L", "I", "F"}:  # 16-bit or float greyscale: scale to 8 bits
-        data = np.asarray(image, dtype=np.float64)
-        high = data.max() if data.size else 0
-        scale = 255.0 / 65535.0 if high > 255 else 1.0
-        gray = np.clip(data * scale, 0, 255).astype(np.uint8)
-        return np.repeat(gray[:, :, None], 3, axis=2)
+        grey = _greyscale_to_8bit(image)
+        return np.repeat(grey[:, :, None], 3, axis=2)
     if image.mode in {"RGBA", "LA", "PA"} or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))

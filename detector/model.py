@@ -15,7 +15,7 @@ from detector.errors import DetectorError
 from detector.hub import ResolvedWeights, resolve_weights
 from detector.images import ImageInput, greyscale, load_image, rescale
 from detector.results import CountResult, ModelInfo
-from detector.scale import choose_photo_scale, scale_warnings
+from detector.scale import PhotoScale, choose_photo_scale, scale_warnings
 from detector.slicing import merge_tile_detections, scale_boxes, shift_boxes, tile_grid, truncated_by_tile
 
 ENV_DEVICE = "SEALION_DEVICE"
@@ -26,6 +26,12 @@ DEFAULT_IOU = 0.45
 DEFAULT_OVERLAP = 0.2
 DEFAULT_BATCH = 16
 MAX_DETECTIONS_PER_TILE = 1000  # ultralytics' default 300 can cap a dense rookery tile at a low threshold
+# The work one photo may cost, checked before any of it is done: the photo as the model sees it (after rescaling)
+# may have at most WORK_BUDGET_PIXELS (3x a 5616x3744 survey original at ground scale 1.0; the shipped model sees
+# 5 MP of one), and the tiles sent through the network at most TILE_BUDGET_FACTOR times that in model-input pixels
+# (overlaps and small tiles letterboxed up to the input size). About 30 s of CPU at the budget's edge.
+WORK_BUDGET_PIXELS = 64_000_000
+TILE_BUDGET_FACTOR = 4
 
 
 def select_device(requested: str | None = None) -> str:
@@ -51,7 +57,7 @@ def select_device(requested: str | None = None) -> str:
 
 
 class Detector:
-    """A loaded model version. Thread-safe: calls to :meth:`count` share one model behind a lock."""
+    """A loaded model version. Thread-safe: calls to :meth:`count` share one model, locked one tile batch at a time."""
 
     def __init__(
         self, weights: ResolvedWeights, device: str | None = None, warmup: bool = True, threads: int | None = None
@@ -181,6 +187,7 @@ class Detector:
         except ValueError as exc:
             raise DetectorError(f"{exc}.") from None
         factor = self.ground_scale / scale.value
+        self._check_budget(source or "photo", (width, height), scale, factor, tile_size, overlap, slicing)
         work = rescale(rgb, factor)
         if self.info.greyscale_input:  # a colour photo and its greyscale copy then count the same
             work = greyscale(work)
@@ -192,21 +199,24 @@ class Detector:
         t0 = time.perf_counter()
         boxes, scores, classes, tile_ids, cut = [], [], [], [], []
         floor = float(thresholds.min())  # one predict call for every class; each is then held to its own threshold
-        with self._lock:
-            for start in range(0, len(tiles), max(1, batch_size)):
-                chunk = tiles[start : start + batch_size]
-                crops = [work[y1:y2, x1:x2] for x1, y1, x2, y2 in chunk]
-                for offset, (tile, found) in enumerate(zip(chunk, self._predict(crops, floor, iou), strict=True)):
-                    data = found.boxes.data.cpu().numpy() if found.boxes is not None else np.zeros((0, 6))
-                    data = data[data[:, 4] >= thresholds[data[:, 5].astype(np.int64)]]
-                    if not len(data):
-                        continue
-                    xyxy = shift_boxes(data[:, :4], tile[0], tile[1])
-                    boxes.append(xyxy)
-                    scores.append(data[:, 4])
-                    classes.append(data[:, 5].astype(np.int64))
-                    tile_ids.append(np.full(len(data), start + offset))
-                    cut.append(truncated_by_tile(xyxy, tile, (work_w, work_h)))
+        for start in range(0, len(tiles), max(1, batch_size)):
+            chunk = tiles[start : start + batch_size]
+            crops = [work[y1:y2, x1:x2] for x1, y1, x2, y2 in chunk]
+            # One batch of tiles at a time holds the model: concurrent photos interleave batch by batch, so a
+            # large photo delays a small one by one batch, not by its whole count.
+            with self._lock:
+                found_per_tile = self._predict(crops, floor, iou)
+            for offset, (tile, found) in enumerate(zip(chunk, found_per_tile, strict=True)):
+                data = found.boxes.data.cpu().numpy() if found.boxes is not None else np.zeros((0, 6))
+                data = data[data[:, 4] >= thresholds[data[:, 5].astype(np.int64)]]
+                if not len(data):
+                    continue
+                xyxy = shift_boxes(data[:, :4], tile[0], tile[1])
+                boxes.append(xyxy)
+                scores.append(data[:, 4])
+                classes.append(data[:, 5].astype(np.int64))
+                tile_ids.append(np.full(len(data), start + offset))
+                cut.append(truncated_by_tile(xyxy, tile, (work_w, work_h)))
         timings["inference"] = (time.perf_counter() - t0) * 1000
 
         t0 = time.perf_counter()
@@ -238,6 +248,36 @@ class Detector:
             runtime="torch",
             warnings=tuple(scale_warnings(scale, len(cls_arr), (width, height))),
         )
+
+    def _check_budget(
+        self,
+        label: str,
+        size: tuple[int, int],
+        scale: PhotoScale,
+        factor: float,
+        tile_size: int,
+        overlap: float,
+        slicing: str,
+    ) -> None:
+        """Refuse, before doing it, work beyond :data:`WORK_BUDGET_PIXELS`; the message names the setting."""
+        width, height = size
+        work_w, work_h = max(1, round(width * factor)), max(1, round(height * factor))
+        setting = f"adult females ≈ {scale.adult_female_px:.0f} px (photo scale {scale.value:.3g}, {scale.source})"
+        if work_w * work_h > WORK_BUDGET_PIXELS:
+            raise DetectorError(
+                f"{label}: with {setting} the {width}×{height} photo becomes {work_w}×{work_h} px for the model "
+                f"({work_w * work_h / 1e6:.0f} MP), over the {WORK_BUDGET_PIXELS / 1e6:.0f} MP one photo may use; "
+                "set a larger adult female length (photo scale) — is the photo really that close up?"
+            )
+        if slicing == "off" or (slicing == "auto" and max(work_w, work_h) <= tile_size):
+            return
+        tiles = len(tile_grid(work_w, work_h, tile_size, overlap))
+        limit = TILE_BUDGET_FACTOR * WORK_BUDGET_PIXELS // self.imgsz**2  # every tile costs one model input
+        if tiles > limit:
+            raise DetectorError(
+                f"{label}: {tiles} tiles of {tile_size} px at {setting}, over the {limit} one photo may use; "
+                f"use a larger tile size (the model's input is {self.imgsz} px) or a larger adult female length."
+            )
 
     def thresholds(self, conf: float | None = None, class_conf: Mapping[str, float] | None = None) -> np.ndarray:
         """The confidence threshold of each class (model class order): see :meth:`count`."""

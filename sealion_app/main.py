@@ -56,7 +56,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--queue-size", type=int, default=DEFAULT_QUEUE_SIZE, help="requests waiting at most (default %(default)s)"
     )
     parser.add_argument(
-        "--concurrency", type=int, default=1, help="requests counted at the same time (default %(default)s)"
+        "--concurrency",
+        type=int,
+        default=2,
+        help="single photos counted at the same time, taking turns on the model one tile batch each; batches run "
+        "one at a time on their own queue (default %(default)s)",
     )
     return parser.parse_args(argv)
 
@@ -85,8 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: cannot load the model: {exc}", file=sys.stderr)
         return 2
     info = registry.default.info
-    demo = build_demo(registry)
-    demo.queue(max_size=args.queue_size, default_concurrency_limit=args.concurrency)
+    demo = build_demo(registry, count_workers=args.concurrency)
+    demo.queue(max_size=args.queue_size)
     try:
         _, local_url, share_url = demo.launch(
             server_name=args.host,

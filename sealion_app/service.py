@@ -24,7 +24,7 @@ from detector.overlay import draw_overlay
 from detector.records import Failure, PhotoRecord, sha256_bytes, write_counts_csv
 from detector.results import CountResult
 from sealion_app.present import fit_for_jpeg, result_dict, thumbnail
-from sealion_app.uploads import Photo, Rejected, expand_uploads
+from sealion_app.uploads import MemberTooLarge, Photo, Rejected, expand_uploads
 
 if TYPE_CHECKING:
     from detector.model import Detector
@@ -133,7 +133,7 @@ def count_batch(
     """
     outcome = BatchOutcome()
     folder = Path(tempfile.mkdtemp(prefix="sealion-batch-", dir=out_dir))
-    items = expand_uploads(uploads)
+    items = expand_uploads(uploads, workdir=folder)
     photos = [item for item in items if isinstance(item, Photo)]
     for item in items:
         if isinstance(item, Rejected):
@@ -145,7 +145,7 @@ def count_batch(
             source = photo.read()
             data = source.read_bytes() if isinstance(source, Path) else source
             annotated, result = count_photo(detector, data, photo.name, options)
-        except DetectorError as exc:
+        except (DetectorError, MemberTooLarge) as exc:
             outcome.failures.append(Failure(photo.name, str(exc)))
             continue
         except UNREADABLE_MEMBER as exc:

@@ -109,8 +109,13 @@ def _options(conf: float, iou: float, slicing: str, tile_size: float | None, fem
     )
 
 
-def build_demo(registry: ModelRegistry) -> gr.Blocks:
-    """The UI and its API endpoints, over one shared model registry."""
+def build_demo(registry: ModelRegistry, count_workers: int = 2) -> gr.Blocks:
+    """The UI and its API endpoints, over one shared model registry.
+
+    Concurrency: ``count_workers`` single-photo counts run at once (they take turns on the model one tile batch at
+    a time, so a large photo delays a small one by a batch, not by its whole count); batches run one at a time on
+    their own queue, so a batch never holds up single photos for longer than one of its photos' tile batches.
+    """
     default = registry.default
     default_info = present.model_info(default)
     batch_dir = Path(tempfile.mkdtemp(prefix="sealion-app-"))  # batch thumbnails and CSVs, pruned after a day
@@ -305,7 +310,8 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                     inputs=[image, conf, iou, slicing, tile_size, female_length, model_version],
                     outputs=[annotated, counts, result_json, status],
                     api_name="count",
-                    concurrency_id="detector",
+                    concurrency_id="count",
+                    concurrency_limit=count_workers,
                 ).success(inspection, inputs=[image, annotated], outputs=inspect, api_visibility="private")
                 # A new photo starts at auto scale: a length typed for the previous photo must not carry over.
                 image.change(lambda: 0, outputs=female_length, api_visibility="private")
@@ -339,7 +345,8 @@ def build_demo(registry: ModelRegistry) -> gr.Blocks:
                     inputs=[files, conf, iou, slicing, tile_size, female_length, model_version],
                     outputs=[batch_table, batch_errors, batch_csv, gallery, batch_json, batch_status],
                     api_name="count_batch",
-                    concurrency_id="detector",
+                    concurrency_id="batch",
+                    concurrency_limit=1,
                 )
 
                 settings_inputs = [conf, iou, slicing, tile_size, female_length, model_version]
