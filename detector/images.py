@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import os
 import sys
 import warnings
@@ -113,9 +114,11 @@ def load_array(array: np.ndarray, label: str = "array") -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
-def load_image(source: ImageInput, label: str | None = None) -> np.ndarray:
+def load_image(source: ImageInput, label: str | None = None, reduce: float = 1.0) -> np.ndarray:
     """Any supported input → HxWx3 uint8 RGB array, EXIF orientation applied.
 
+    ``reduce`` < 1 lets a JPEG decode at a smaller size (Pillow's draft mode: 1/2, 1/4 or 1/8 of each side, never
+    below ``reduce`` times it) for a caller that resizes to that scale anyway; other formats decode in full.
     Raises :class:`ImageLoadError` with a one-line reason for anything that is not a readable photo.
     """
     if isinstance(source, np.ndarray):
@@ -139,6 +142,10 @@ def load_image(source: ImageInput, label: str | None = None) -> np.ndarray:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with _pil_open(stream) as image:
                 _check_size(image.width, image.height, label)
+                if reduce < 1 and image.format == "JPEG":
+                    image.draft(
+                        "RGB", (max(1, math.ceil(image.width * reduce)), max(1, math.ceil(image.height * reduce)))
+                    )
                 image.load()
                 return load_pil(image, label)
     except ImageLoadError:
@@ -149,6 +156,30 @@ def load_image(source: ImageInput, label: str | None = None) -> np.ndarray:
         raise ImageLoadError(f"{label}: not an image file (or an unsupported format).") from exc
     except (OSError, ValueError, SyntaxError) as exc:
         raise ImageLoadError(f"{label}: the image is damaged or truncated ({exc}).") from exc
+
+
+def resize_to(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize to exactly ``size`` (width, height), area averaging when shrinking; the same array at that size."""
+    height, width = rgb.shape[:2]
+    if (width, height) == tuple(size):
+        return rgb
+    shrinking = size[0] * size[1] < width * height
+    return cv2.resize(rgb, tuple(size), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR)
+
+
+def header_size(source: ImageInput, label: str | None = None) -> tuple[int, int] | None:
+    """A file's (width, height) after EXIF rotation, read from its header only; None for arrays, PIL images, and
+    anything whose header cannot be read (the full loader then gives the reason)."""
+    if not isinstance(source, (bytes, str, os.PathLike)):
+        return None
+    try:
+        stream = io.BytesIO(source) if isinstance(source, bytes) else Path(source)
+        with _pil_open(stream) as image:
+            width, height = image.size
+            orientation = image.getexif().get(0x0112, 1)
+    except Exception:  # noqa: BLE001 - the loader reports unreadable files with its own clear message
+        return None
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
 
 
 def rescale(rgb: np.ndarray, factor: float) -> np.ndarray:

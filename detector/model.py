@@ -13,7 +13,7 @@ import numpy as np
 
 from detector.errors import DetectorError
 from detector.hub import ResolvedWeights, resolve_weights
-from detector.images import ImageInput, greyscale, load_image, rescale
+from detector.images import ImageInput, greyscale, header_size, load_image, resize_to
 from detector.results import CountResult, ModelInfo
 from detector.scale import PhotoScale, choose_photo_scale, scale_warnings
 from detector.slicing import merge_tile_detections, scale_boxes, shift_boxes, tile_grid, truncated_by_tile
@@ -180,15 +180,20 @@ class Detector:
             source = Path(image).name
         timings: dict[str, float] = {}
         started = time.perf_counter()
-        rgb = load_image(image, label=source)
-        height, width = rgb.shape[:2]
+        # A file's size comes from its header, so the scale, the budget and the decode size are known before a
+        # pixel is decoded: a JPEG the model sees smaller is decoded straight at (at least) that size.
+        size = header_size(image, label=source)
+        rgb = None if size else load_image(image, label=source)
+        width, height = size or (rgb.shape[1], rgb.shape[0])
         try:
             scale = choose_photo_scale(photo_scale, width, height)
         except ValueError as exc:
             raise DetectorError(f"{exc}.") from None
         factor = self.ground_scale / scale.value
         self._check_budget(source or "photo", (width, height), scale, factor, tile_size, overlap, slicing)
-        work = rescale(rgb, factor)
+        if rgb is None:
+            rgb = load_image(image, label=source, reduce=factor)
+        work = resize_to(rgb, (max(1, round(width * factor)), max(1, round(height * factor))))
         if self.info.greyscale_input:  # a colour photo and its greyscale copy then count the same
             work = greyscale(work)
         work_h, work_w = work.shape[:2]
@@ -225,7 +230,7 @@ class Detector:
             if len(tiles) > 1:
                 keep = merge_tile_detections(xyxy, conf_arr, cls_arr, np.concatenate(tile_ids), np.concatenate(cut))
                 xyxy, conf_arr, cls_arr = xyxy[keep], conf_arr[keep], cls_arr[keep]
-            xyxy = scale_boxes(xyxy, factor) if work is not rgb else xyxy
+            xyxy = scale_boxes(xyxy, factor) if (work_w, work_h) != (width, height) else xyxy
             xyxy = np.clip(xyxy, 0, [width, height, width, height])
         else:
             xyxy, conf_arr, cls_arr = np.zeros((0, 4)), np.zeros(0), np.zeros(0)

@@ -241,17 +241,18 @@ def count_file(
     except OSError as exc:
         return Failure(str(photo.path), f"{photo.path}: cannot read the file ({exc.strerror or exc}).", photo.folder)
     try:
-        rgb = load_image(data, label=str(photo.path))
-        result = detector.count(rgb, source=str(photo.path), **count_options)
+        result = detector.count(data, source=str(photo.path), **count_options)  # the bytes, decoded at working size
+        if annotated_dir is not None:
+            from PIL import Image
+
+            from detector.overlay import draw_overlay
+
+            rgb = load_image(data, label=str(photo.path))
+            annotated_dir.mkdir(parents=True, exist_ok=True)
+            annotated = Image.fromarray(draw_overlay(rgb, result))
+            annotated.save(annotated_dir / f"{photo.path.stem}.annotated.jpg", quality=90)
     except DetectorError as exc:
         return Failure(str(photo.path), str(exc), photo.folder)
-    if annotated_dir is not None:
-        from PIL import Image
-
-        from detector.overlay import draw_overlay
-
-        annotated_dir.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(draw_overlay(rgb, result)).save(annotated_dir / f"{photo.path.stem}.annotated.jpg", quality=90)
     return PhotoRecord(
         file=str(photo.path),
         result=result,

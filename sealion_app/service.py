@@ -56,9 +56,10 @@ class CountOptions:
 def count_photo(
     detector: Detector, image: Path | bytes | np.ndarray, name: str, options: CountOptions
 ) -> tuple[np.ndarray, CountResult]:
-    """Decode once, count, and draw the overlay at the photo's own size. Raises DetectorError for bad input."""
+    """Count the photo as sent (a JPEG decodes at the model's working size, as in the CLI), then draw the overlay
+    on the photo at its own size. Raises DetectorError for bad input."""
+    result = detector.count(image, source=name, **options.as_kwargs())
     rgb = load_image(image, label=name)
-    result = detector.count(rgb, source=name, **options.as_kwargs())
     return draw_overlay(rgb, result), result
 
 

@@ -118,3 +118,39 @@ def test_unsupported_array_types_are_refused():
         load_image(np.zeros((4, 4, 2), np.uint8))
     with pytest.raises(ImageLoadError, match="Unsupported input type"):
         load_image(12)  # type: ignore[arg-type]
+
+
+def test_a_jpeg_decodes_at_the_size_it_will_be_used(tmp_path):
+    from detector.images import header_size
+
+    pixels = np.random.default_rng(3).integers(0, 255, (800, 1200, 3), np.uint8)
+    jpeg, png = tmp_path / "a.jpg", tmp_path / "a.png"
+    Image.fromarray(pixels).save(jpeg, quality=90)
+    Image.fromarray(pixels).save(png)
+    assert load_image(jpeg, reduce=0.5).shape == (400, 600, 3)  # Pillow's draft mode: half of each side
+    assert load_image(jpeg, reduce=0.3).shape == (400, 600, 3)  # never below what was asked for (1/4 would be)
+    assert load_image(jpeg, reduce=0.1).shape == (100, 150, 3)  # 1/8: the smallest draft scale
+    assert load_image(jpeg).shape == (800, 1200, 3) and load_image(png, reduce=0.5).shape == (800, 1200, 3)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated: the header size is reported upright
+    Image.fromarray(pixels).save(rotated := tmp_path / "r.jpg", exif=exif)
+    assert header_size(rotated) == (800, 1200) and header_size(jpeg.read_bytes()) == (1200, 800)
+    assert header_size(b"not an image") is None and header_size(pixels) is None
+
+
+def test_counts_from_a_survey_jpeg_decoded_small_match_a_full_decode():
+    """The shipped model on a survey-size JPEG: decoded at half size (its working scale) vs decoded in full and
+    shrunk — the per-class counts agree within 1 % or one animal."""
+    from detector import Detector
+    from tests.helpers import REPO_ROOT
+
+    detector = Detector.load(device="cpu")
+    with Image.open(REPO_ROOT / "examples" / "noaa_train_0.jpg") as small:
+        survey = small.resize((small.width * 4, small.height * 4))  # 5616x3744: a survey original's size
+    buffer = io.BytesIO()
+    survey.save(buffer, "JPEG", quality=90)
+    drafted = detector.count(buffer.getvalue())
+    full = detector.count(load_image(buffer.getvalue()))
+    assert drafted.photo_scale == full.photo_scale == 1.0 and drafted.total > 100
+    for name, count in full.counts.items():
+        assert abs(drafted.counts[name] - count) <= max(1, 0.01 * count), (drafted.counts, full.counts)
