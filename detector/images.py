@@ -58,17 +58,17 @@ ROWS_PER_CHUNK = 512  # wide greyscale conversions run a band of rows at a time,
 
 
 def _greyscale_to_8bit(image: Image.Image) -> np.ndarray:
-    """16-bit or 32-bit greyscale → uint8, one band of rows at a time (a 9400² 16-bit PNG stays near 3 bytes/px)."""
-    data = np.asarray(image)  # uint16 for I;16*, int32 for I, float32 for F: no copy beyond Pillow's own buffer
-    high = float(data.max()) if data.size else 0.0
-    grey = np.empty(data.shape, dtype=np.uint8)
-    for start in range(0, data.shape[0], ROWS_PER_CHUNK):
-        band = data[start : start + ROWS_PER_CHUNK]
-        if data.dtype == np.uint16:
-            grey[start : start + ROWS_PER_CHUNK] = band >> 8 if high > 255 else band
-        else:
+    """16-bit or 32-bit greyscale → uint8, a band of rows at a time: only Pillow's own buffer is full size."""
+    width, height = image.size
+    high = float(image.getextrema()[1]) if width and height else 0.0
+    grey = np.empty((height, width), dtype=np.uint8)
+    for top in range(0, height, ROWS_PER_CHUNK):
+        band = np.asarray(image.crop((0, top, width, min(height, top + ROWS_PER_CHUNK))))
+        if band.dtype == np.uint16 or band.dtype.str.endswith("u2"):
+            grey[top : top + ROWS_PER_CHUNK] = band >> 8 if high > 255 else band
+        else:  # 32-bit integer or float greyscale
             scaled = band.astype(np.float32) * (255.0 / 65535.0 if high > 255 else 1.0)
-            grey[start : start + ROWS_PER_CHUNK] = np.clip(scaled, 0, 255)
+            grey[top : top + ROWS_PER_CHUNK] = np.clip(scaled, 0, 255)
     return grey
 
 
@@ -83,10 +83,14 @@ def _to_rgb_array(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("RGB"))
 
 
-def load_pil(image: Image.Image, label: str = "image") -> np.ndarray:
+def load_pil(image: Image.Image, label: str = "image", owned: bool = False) -> np.ndarray:
+    """A PIL image as an RGB array. ``owned``: the image is ours to change (rotated in place, no full-size copy)."""
     _check_size(image.width, image.height, label)
     try:
-        image = ImageOps.exif_transpose(image) or image
+        if owned:
+            ImageOps.exif_transpose(image, in_place=True)
+        else:
+            image = ImageOps.exif_transpose(image) or image
         if getattr(image, "n_frames", 1) > 1:
             image.seek(0)  # animated: count the first frame
         return _to_rgb_array(image)
@@ -147,7 +151,7 @@ def load_image(source: ImageInput, label: str | None = None, reduce: float = 1.0
                         "RGB", (max(1, math.ceil(image.width * reduce)), max(1, math.ceil(image.height * reduce)))
                     )
                 image.load()
-                return load_pil(image, label)
+                return load_pil(image, label, owned=True)
     except ImageLoadError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:

@@ -127,8 +127,9 @@ def test_count_batch_unpacks_a_zip(client, tmp_path):
         f"survey.zip/day1/{EXAMPLES[0].name}",
         f"survey.zip/day1/{EXAMPLES[1].name}",
     ]
-    assert [f["file"] for f in summary["failures"]] == ["survey.zip/day1/notes.txt"]
-    assert "not a photo" in summary["failures"][0]["error"]
+    assert [f["file"] for f in summary["failures"]] == ["survey.zip", "survey.zip/day1/notes.txt"]
+    assert "1 hidden or macOS metadata file(s)" in summary["failures"][0]["error"]  # accounted for, in one line
+    assert "not a photo" in summary["failures"][1]["error"]
 
 
 def test_bad_requests_get_clear_errors(client, tmp_path):

@@ -146,12 +146,13 @@ def test_expand_uploads_zip_members_and_rejections(tmp_path):
     items = expand_uploads([plain, archive])
     assert [(type(i).__name__, i.name) for i in items] == [
         ("Photo", "plain.jpg"),
+        ("Rejected", "survey.zip"),  # "2 hidden or macOS metadata file(s) ... skipped"
         ("Photo", "survey.zip/a/1.jpg"),
         ("Rejected", "survey.zip/a/readme.md"),
         ("Rejected", "survey.zip/a/inner.zip"),
         ("Photo", "survey.zip/a/2.JPG"),
     ]
-    assert items[1].read() == photo and items[0].read() == plain
+    assert items[2].read() == photo and items[0].read() == plain and "2 hidden" in items[1].reason
 
 
 def test_zip_guards(tmp_path, monkeypatch):
