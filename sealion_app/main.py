@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import logging
 import os
 import sys
@@ -65,8 +66,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def limit_malloc_arenas(arenas: int = 2) -> None:
+    """Cap glibc's malloc arenas (one per thread by default): the app's request threads otherwise keep freed photo
+    buffers in many arenas and RSS creeps up per request (benchmarks.limits). ``MALLOC_ARENA_MAX`` in the
+    environment wins; a libc without ``mallopt`` (macOS, musl) is left alone."""
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").mallopt(-8, arenas)  # -8: M_ARENA_MAX
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    limit_malloc_arenas()  # before any thread exists
     from detector.environment import check_torch_pair, set_offline_defaults
 
     set_offline_defaults()  # before gradio, ultralytics and huggingface_hub are imported

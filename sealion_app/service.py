@@ -109,14 +109,25 @@ MAX_GALLERY = 200  # thumbnails shown; every photo is still counted and in the t
 UNREADABLE_MEMBER = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)  # corrupt data inside a zip
 
 
-def prune_old_batches(out_dir: Path, max_age_s: float = 24 * 3600) -> None:
-    """Remove batch and count folders (thumbnails, CSV, annotated JPEGs) older than ``max_age_s``.
+SERVED_AGE_S = 120  # Gradio copies a returned file into its own cache at once; ours is needed only until then
+BATCH_CSV = "sealion_counts.csv"  # written last: a batch folder with it is finished
 
-    Gradio has served its own copies by then.
-    """
-    cutoff = time.time() - max_age_s
-    for folder in [*out_dir.glob("sealion-batch-*"), *out_dir.glob("sealion-count-*")]:
-        if folder.is_dir() and folder.stat().st_mtime < cutoff:
+
+def prune_old_batches(out_dir: Path, max_age_s: float = 24 * 3600, served_age_s: float = SERVED_AGE_S) -> None:
+    """Remove the app's own copies of answers Gradio has already cached, so temporary disk does not grow per
+    request: count folders (annotated JPEGs) and finished batch folders (thumbnails, CSV) older than
+    ``served_age_s``; an unfinished batch folder only after ``max_age_s`` (its batch may still be running)."""
+    now = time.time()
+    for folder in out_dir.glob("sealion-count-*"):
+        if folder.is_dir() and folder.stat().st_mtime < now - served_age_s:
+            shutil.rmtree(folder, ignore_errors=True)
+    for folder in out_dir.glob("sealion-batch-*"):
+        finished = folder / BATCH_CSV
+        try:
+            age = now - (finished.stat().st_mtime if finished.exists() else folder.stat().st_mtime)
+        except FileNotFoundError:  # removed by a concurrent request's prune
+            continue
+        if age > (served_age_s if finished.exists() else max_age_s):
             shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -162,5 +173,5 @@ def count_batch(
     if progress:
         progress(len(photos), len(photos), "done")
     if outcome.records or outcome.failures:
-        outcome.csv_path = write_counts_csv(folder / "sealion_counts.csv", outcome.records, outcome.failures)
+        outcome.csv_path = write_counts_csv(folder / BATCH_CSV, outcome.records, outcome.failures)
     return outcome

@@ -233,3 +233,30 @@ def test_model_tab_states_each_class_threshold_and_cross_validated_error():
     text = "\n".join(present.accuracy_lines(data))
     assert "for pups it is not better than that guess, so treat those counts as rough indications" in text
     assert present.accuracy_lines({"class_names": list(SEA_LION_CLASSES), "metrics": {}}) == []  # nothing known
+
+
+def test_prune_keeps_temporary_disk_bounded_without_touching_running_batches(tmp_path):
+    import os
+    import time
+
+    from sealion_app.service import BATCH_CSV, prune_old_batches
+
+    def folder(name: str, age_s: float, finished: bool = False) -> Path:
+        path = tmp_path / name
+        path.mkdir()
+        (path / "file.jpg").write_bytes(b"x")
+        if finished:
+            (path / BATCH_CSV).write_text("file\n")
+        stamp = time.time() - age_s
+        for item in [*path.iterdir(), path]:
+            os.utime(item, (stamp, stamp))
+        return path
+
+    served_count = folder("sealion-count-old", 300)
+    fresh_count = folder("sealion-count-new", 10)
+    served_batch = folder("sealion-batch-done", 300, finished=True)
+    running_batch = folder("sealion-batch-running", 300)  # no CSV yet: its batch may still be counting
+    abandoned = folder("sealion-batch-abandoned", 2 * 24 * 3600)
+    prune_old_batches(tmp_path)
+    assert not served_count.exists() and not served_batch.exists() and not abandoned.exists()
+    assert fresh_count.exists() and running_batch.exists()
