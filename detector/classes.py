@@ -16,6 +16,16 @@ CLASS_COLORS: dict[str, tuple[int, int, int]] = {  # RGB
     "pups": (40, 210, 40),  # green
 }
 
+# Typical body length at full survey resolution (data README). Training boxes are squares of this side at the
+# ground scale; the photo scale is expressed as the adult female's length in a photo (detector.scale).
+BODY_LENGTH_PX: dict[str, int] = {
+    "adult_males": 120,
+    "subadult_males": 100,
+    "adult_females": 80,
+    "juveniles": 60,
+    "pups": 40,
+}
+
 _FALLBACK_PALETTE: tuple[tuple[int, int, int], ...] = (
     (255, 180, 0),
     (0, 200, 200),

@@ -166,7 +166,6 @@ def run_count(args: argparse.Namespace) -> int:
         if run and args.engine == "ray":
             from detector.ray_engine import count_into_run_with_ray
 
-            load_options["device"] = args.device  # each actor picks its own device (a GPU where it has one)
             count_into_run_with_ray(todo, run, load_options, count_options, args.ray_address, args.workers, report)
         elif run:
             count_into_run(detector, todo, run, count_options, args.save_annotated, report)
@@ -174,8 +173,8 @@ def run_count(args: argparse.Namespace) -> int:
             for photo in todo:
                 report(count_file(detector, photo, count_options, args.save_annotated))
     if run:
-        counts_csv, summary_csv = run.export()
-        records, failures = run.records(), run.failures()
+        records, failures = run.outcome()
+        counts_csv, summary_csv = run.export(records, failures)
         print(f"run {args.run}: {len(records)} photos counted, {len(failures)} failed; {counts_csv}, {summary_csv}",
               file=sys.stderr)  # fmt: skip
     if args.out:

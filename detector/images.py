@@ -194,8 +194,7 @@ def rescale(rgb: np.ndarray, factor: float) -> np.ndarray:
     if abs(factor - 1) <= 1e-3:
         return rgb
     height, width = rgb.shape[:2]
-    size = (max(1, round(width * factor)), max(1, round(height * factor)))
-    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR)
+    return resize_to(rgb, (max(1, round(width * factor)), max(1, round(height * factor))))
 
 
 def greyscale(rgb: np.ndarray) -> np.ndarray:

@@ -167,16 +167,14 @@ class RunDirectory:
         if on_done:
             on_done(outcome)
 
-    def records(self) -> list[PhotoRecord]:
-        """The counted photos, one per file (the latest line wins)."""
-        latest = {data["file"]: data for data in _lines(self.folder / RESULTS)}
-        return [PhotoRecord.from_dict(data) for data in latest.values()]
-
-    def failures(self) -> list[Failure]:
-        """Files whose latest attempt failed (a later success removes a file from here)."""
-        counted = {data["file"] for data in _lines(self.folder / RESULTS)}
-        latest = {data["file"]: data for data in _lines(self.folder / FAILURES)}
-        return [Failure.from_dict(data) for file, data in latest.items() if file not in counted]
+    def outcome(self) -> tuple[list[PhotoRecord], list[Failure]]:
+        """The counted photos, one per file (its latest line wins), sorted by file; and the files whose latest
+        attempt failed (a later success removes a file from these). Each file of lines is read once."""
+        counted = {data["file"]: data for data in _lines(self.folder / RESULTS)}
+        failed = {data["file"]: data for data in _lines(self.folder / FAILURES)}
+        records = [PhotoRecord.from_dict(counted[file]) for file in sorted(counted)]
+        failures = [Failure.from_dict(data) for file, data in failed.items() if file not in counted]
+        return records, failures
 
     def pending(self, photos: Iterable[PhotoFile]) -> tuple[list[PhotoFile], int]:
         """The photos still to count, and how many were skipped as already counted with the same content."""
@@ -194,10 +192,9 @@ class RunDirectory:
                 todo.append(photo)
         return todo, skipped
 
-    def export(self) -> tuple[Path, Path]:
-        """Write ``counts.csv`` and ``summary.csv`` from the lines (atomically: a reader never sees half a file)."""
-        records, failures = self.records(), self.failures()
-        records.sort(key=lambda r: r.file)
+    def export(self, records: Sequence[PhotoRecord], failures: Sequence[Failure]) -> tuple[Path, Path]:
+        """Write ``counts.csv`` and ``summary.csv`` from :meth:`outcome` (atomically: a reader never sees half a
+        file)."""
         written = []
         for name, writer in ((COUNTS_CSV, write_counts_csv), (SUMMARY_CSV, write_summary_csv)):
             partial = self.folder / f".{name}.partial"

@@ -12,8 +12,10 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
+from detector.classes import BODY_LENGTH_PX
+
 SURVEY_LONG_SIDES: tuple[int, ...] = (4992, 5616)  # long side of the NOAA survey originals the models learned from
-ADULT_FEMALE_LENGTH_PX = 80  # typical adult female body length in a survey original (data README)
+ADULT_FEMALE_LENGTH_PX = BODY_LENGTH_PX["adult_females"]  # in a survey original: 80 px
 WHOLE_FACTORS = (1, 2, 3, 4, 6, 8, 16)  # the downsampling factors auto recognises (more would match any small size)
 SIZE_TOLERANCE = 0.02  # a long side within 2 % of a survey original / k counts as that copy
 WARN_FACTOR = 1.5  # a manual scale this far from the auto one gets a warning
@@ -35,10 +37,6 @@ class PhotoScale:
     def adult_female_px(self) -> float:
         """Typical adult female length in this photo, in pixels."""
         return self.value * ADULT_FEMALE_LENGTH_PX
-
-    def describe(self) -> str:
-        """One phrase for status lines: 'auto: adult females ≈ 20 px (photo scale 0.25)'."""
-        return f"{self.source}: adult females ≈ {self.adult_female_px:.0f} px (photo scale {self.value:.3g})"
 
 
 def scale_from_female_length(length_px: float) -> float:

@@ -68,17 +68,17 @@ def count_to_file(
 ) -> tuple[Path, CountResult]:
     """Count one photo and write the annotated JPEG (quality 90, the photo's own size) to a fresh folder."""
     annotated, result = count_photo(detector, image, name, options)
-    folder = Path(tempfile.mkdtemp(prefix="sealion-count-", dir=out_dir))
-    path = folder / f"{Path(name).stem or 'photo'}.annotated.jpg"
-    Image.fromarray(fit_for_jpeg(annotated)).save(path, quality=90)
-    return path, result
+    return _served_jpeg(annotated, f"{Path(name).stem or 'photo'}.annotated.jpg", out_dir), result
 
 
 def photo_jpeg(image: Path, out_dir: Path | None = None) -> Path:
     """The photo as the detector decodes it (EXIF-rotated, 8-bit RGB, any format) as a JPEG a browser shows."""
-    rgb = load_image(image, label=image.name)
-    folder = Path(tempfile.mkdtemp(prefix="sealion-count-", dir=out_dir))
-    path = folder / f"{image.stem or 'photo'}.jpg"
+    return _served_jpeg(load_image(image, label=image.name), f"{image.stem or 'photo'}.jpg", out_dir)
+
+
+def _served_jpeg(rgb: np.ndarray, name: str, out_dir: Path | None) -> Path:
+    """``rgb`` as a quality-90 JPEG of its own size in a fresh count folder (pruned once Gradio has cached it)."""
+    path = Path(tempfile.mkdtemp(prefix="sealion-count-", dir=out_dir)) / name
     Image.fromarray(fit_for_jpeg(rgb)).save(path, quality=90)
     return path
 

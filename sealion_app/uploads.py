@@ -86,11 +86,9 @@ def _valid_utf8_names(path: Path, workdir: Path) -> Path:
     for _ in range(entries):
         if data[offset : offset + 4] != b"PK\x01\x02":
             break
-        flags, name_len, extra_len, comment_len = (
-            struct.unpack_from("<H", data, offset + 8)[0],
-            *struct.unpack_from("<HHH", data, offset + 28),
-        )
-        local = struct.unpack_from("<I", data, offset + 42)[0]
+        (flags,) = struct.unpack_from("<H", data, offset + 8)
+        name_len, extra_len, comment_len = struct.unpack_from("<HHH", data, offset + 28)
+        (local,) = struct.unpack_from("<I", data, offset + 42)
         name = bytes(data[offset + 46 : offset + 46 + name_len])
         if flags & 0x800:
             try:

@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 import yaml
 
-from detector.classes import SEA_LION_CLASSES
+from detector.classes import BODY_LENGTH_PX, SEA_LION_CLASSES
 from detector.images import rescale
 from detector.slicing import tile_grid
 from training.dots import (
@@ -44,15 +44,8 @@ from training.dots import (
 
 logger = logging.getLogger(__name__)
 
-# Typical body length at full survey resolution (data README); a label box is a square of this side, scaled to
-# the ground scale (animals lie in any direction seen from above, so a square covers them all).
-BODY_LENGTH_PX: dict[str, int] = {
-    "adult_males": 120,
-    "subadult_males": 100,
-    "adult_females": 80,
-    "juveniles": 60,
-    "pups": 40,
-}
+# A label box is a square of the class's body length (detector.classes.BODY_LENGTH_PX), scaled to the ground scale:
+# animals lie in any direction seen from above, so a square covers them all.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -403,7 +402,9 @@ def format_table(model: Mapping[str, Any], baseline: Mapping[str, Any] | None = 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    os.environ.setdefault("YOLO_OFFLINE", "1")
+    from detector.environment import set_offline_defaults
+
+    set_offline_defaults()
     parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", type=Path, required=True, help="folder written by python -m training.dataset")
     parser.add_argument("--weights", type=Path, help="model to evaluate (without --cv)")

@@ -28,7 +28,9 @@ from typing import Any
 import numpy as np
 import yaml
 
-os.environ.setdefault("YOLO_OFFLINE", "1")  # ultralytics must never reach for the network
+from detector.environment import set_offline_defaults
+
+set_offline_defaults()  # before ultralytics loads: it must never reach for the network
 
 from ultralytics.models.yolo.detect import DetectionTrainer  # noqa: E402
 
