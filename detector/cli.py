@@ -10,9 +10,22 @@ from pathlib import Path
 
 from detector.environment import check_torch_pair, set_offline_defaults
 from detector.errors import DetectorError
-from detector.model import DEFAULT_BATCH, DEFAULT_CONF, DEFAULT_IOU, DEFAULT_OVERLAP
 from detector.results import CountResult
 from detector.scale import ADULT_FEMALE_LENGTH_PX, scale_from_female_length
+from detector.settings import (
+    DEFAULT_CONF,
+    ENV_DEVICE,
+    ENV_GROUND_SCALE,
+    ENV_HUB_REPO,
+    ENV_HUB_REVISION,
+    ENV_MODEL_VERSION,
+    ENV_REFRESH,
+    ENV_WEIGHTS,
+    SLICING_CHOICES,
+    CountOptions,
+    Settings,
+    default_of,
+)
 
 
 def photo_scale_arg(text: str) -> float | None:
@@ -39,14 +52,18 @@ def add_count_arguments(count: argparse.ArgumentParser) -> None:
         help="one confidence threshold for every class (default: the model version's calibrated per-class "
         f"thresholds, else {DEFAULT_CONF})",
     )  # fmt: skip
-    count.add_argument("--iou", type=float, default=DEFAULT_IOU, help="NMS IoU threshold (default %(default)s)")
+    count.add_argument(
+        "--iou", type=float, default=default_of(CountOptions, "iou"), help="NMS IoU threshold (default %(default)s)"
+    )
     count.add_argument("--tile-size", type=int, default=None, help="tile size in model pixels (default: model input)")
     count.add_argument(
-        "--overlap", type=float, default=DEFAULT_OVERLAP, help="tile overlap share (default %(default)s)"
-    )
+        "--overlap", type=float, default=default_of(CountOptions, "overlap"),
+        help="tile overlap share (default %(default)s)",
+    )  # fmt: skip
     count.add_argument(
-        "--slicing", choices=["auto", "on", "off"], default="auto", help="tile large photos (default auto)"
-    )
+        "--slicing", choices=SLICING_CHOICES, default=default_of(CountOptions, "slicing"),
+        help="tile large photos (default %(default)s)",
+    )  # fmt: skip
     scale = count.add_mutually_exclusive_group()
     scale.add_argument(
         "--female-length", type=float, default=None, metavar="PX",
@@ -57,18 +74,11 @@ def add_count_arguments(count: argparse.ArgumentParser) -> None:
         "--photo-scale", type=photo_scale_arg, default=None, metavar="auto|S",
         help="the same as a resolution relative to a survey original (0.25 = downsampled 4x); default auto",
     )  # fmt: skip
-    count.add_argument("--batch-size", type=int, default=DEFAULT_BATCH, help="tiles per forward pass")
-    count.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N or mps [SEALION_DEVICE]")
     count.add_argument(
-        "--model-version", default=None, help="model version from weights/manifest.yaml [SEALION_MODEL_VERSION]"
-    )
-    count.add_argument("--weights", default=None, help="explicit local weights file [SEALION_WEIGHTS]")
-    count.add_argument("--hub-repo", default=None, help="hub repo id to pull from [SEALION_HUB_REPO]")
-    count.add_argument("--revision", default=None, help="hub tag, branch or commit sha [SEALION_HUB_REVISION]")
-    count.add_argument(
-        "--refresh", action="store_true",
-        help="ask the hub for the version even when a verified local copy exists [SEALION_REFRESH=1]",
+        "--batch-size", type=int, default=default_of(CountOptions, "batch_size"),
+        help="tiles per forward pass (default %(default)s)",
     )  # fmt: skip
+    add_model_arguments(count)
     runs = count.add_argument_group("survey runs (resumable; see README, 'Count a whole survey')")
     runs.add_argument(
         "--run", type=Path, metavar="DIR",
@@ -83,6 +93,35 @@ def add_count_arguments(count: argparse.ArgumentParser) -> None:
     runs.add_argument("--ray-address", default=None, help="Ray cluster address (default: start a local Ray)")
     runs.add_argument("--workers", type=int, default=1, help="Ray actors, one model each (default %(default)s)")
     count.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """Which model to load; each option overrides its environment variable (:class:`detector.settings.Settings`)."""
+    parser.add_argument("--device", default=None, help=f"auto (default), cpu, cuda, cuda:N or mps [{ENV_DEVICE}]")
+    parser.add_argument(
+        "--model-version", default=None, help=f"model version from weights/manifest.yaml [{ENV_MODEL_VERSION}]"
+    )
+    parser.add_argument("--weights", type=Path, default=None, help=f"explicit local weights file [{ENV_WEIGHTS}]")
+    parser.add_argument(
+        "--ground-scale", type=float, default=None,
+        help=f"the ground scale an unlisted --weights file was trained at (default 1.0) [{ENV_GROUND_SCALE}]",
+    )  # fmt: skip
+    parser.add_argument("--hub-repo", default=None, help=f"hub repo id to pull from [{ENV_HUB_REPO}]")
+    parser.add_argument("--revision", default=None, help=f"hub tag, branch or commit sha [{ENV_HUB_REVISION}]")
+    parser.add_argument(
+        "--refresh", action="store_true", default=None,
+        help=f"ask the hub for the version even when a verified local copy exists [{ENV_REFRESH}=1]",
+    )  # fmt: skip
+
+
+def settings_from(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Settings:
+    """The environment's settings with the command line's model options over them (the one place both meet)."""
+    settings = Settings.from_env(environ)
+    model = settings.model.with_options(
+        version=args.model_version, weights=args.weights, ground_scale=args.ground_scale, repo_id=args.hub_repo,
+        revision=args.revision, refresh=args.refresh, device=args.device,
+    )  # fmt: skip
+    return Settings(model=model, max_pixels=settings.max_pixels)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -117,31 +156,22 @@ def run_count(args: argparse.Namespace) -> int:
             raise DetectorError(f"--female-length: {exc}.") from None
     if args.engine == "ray" and not args.run:
         raise DetectorError("--engine ray writes into a run directory: add --run DIR.")
-    load_options = {
-        "version": args.model_version,
-        "weights_path": args.weights,
-        "repo_id": args.hub_repo,
-        "revision": args.revision,
-        "device": args.device,
-        "refresh": args.refresh or None,
-    }
-    detector = Detector.load(**load_options)
+    from detector.images import set_max_pixels
+
+    settings = settings_from(args)
+    set_max_pixels(settings.max_pixels)
+    options = CountOptions(
+        conf=args.conf, iou=args.iou, slicing=args.slicing, tile_size=args.tile_size, overlap=args.overlap,
+        photo_scale=photo_scale, batch_size=args.batch_size,
+    )  # fmt: skip
+    detector = Detector.load(settings.model)
     print(
         f"model {detector.info.version} ({detector.info.source}, sha256 {detector.info.sha256[:12]}) on "
         f"{detector.device}",
         file=sys.stderr,
     )
-    count_options = {
-        "conf": args.conf,
-        "iou": args.iou,
-        "slicing": args.slicing,
-        "tile_size": args.tile_size,
-        "overlap": args.overlap,
-        "photo_scale": photo_scale,
-        "batch_size": args.batch_size,
-    }
     photos, missing = find_photos(args.paths, args.recursive)
-    run = RunDirectory.open(args.run, run_settings(detector, count_options), args.new_run) if args.run else None
+    run = RunDirectory.open(args.run, run_settings(detector, options), args.new_run) if args.run else None
     for failure in missing:
         print(f"skipped {failure.file}: {failure.error}", file=sys.stderr)
         if run:
@@ -166,12 +196,12 @@ def run_count(args: argparse.Namespace) -> int:
         if run and args.engine == "ray":
             from detector.ray_engine import count_into_run_with_ray
 
-            count_into_run_with_ray(todo, run, load_options, count_options, args.ray_address, args.workers, report)
+            count_into_run_with_ray(todo, run, settings.model, options, args.ray_address, args.workers, report)
         elif run:
-            count_into_run(detector, todo, run, count_options, args.save_annotated, report)
+            count_into_run(detector, todo, run, options, args.save_annotated, report)
         else:
             for photo in todo:
-                report(count_file(detector, photo, count_options, args.save_annotated))
+                report(count_file(detector, photo, options, args.save_annotated))
     if run:
         records, failures = run.outcome()
         counts_csv, summary_csv = run.export(records, failures)

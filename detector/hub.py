@@ -23,15 +23,9 @@ from huggingface_hub.errors import (
 
 from detector.errors import ModelResolutionError, WeightsIntegrityError
 from detector.manifest import Manifest, ModelVersion, load_manifest
+from detector.settings import ENV_HUB_REPO, ENV_WEIGHTS, HubSettings, ModelSettings
 
 logger = logging.getLogger(__name__)
-
-ENV_VERSION = "SEALION_MODEL_VERSION"
-ENV_WEIGHTS = "SEALION_WEIGHTS"
-ENV_REPO = "SEALION_HUB_REPO"
-ENV_REVISION = "SEALION_HUB_REVISION"
-ENV_SHA256 = "SEALION_WEIGHTS_SHA256"
-ENV_REFRESH = "SEALION_REFRESH"
 
 
 @dataclass(frozen=True)
@@ -63,117 +57,84 @@ def verify_sha256(path: str | os.PathLike[str], expected: str) -> str:
     return actual
 
 
-def _env_true(name: str) -> bool:
-    return os.environ.get(name, "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+def _hub_kwargs(hub: HubSettings) -> dict[str, str | None]:
+    return {"endpoint": hub.endpoint, "cache_dir": hub.cache_dir}
 
 
-def _hub_kwargs() -> dict[str, str | None]:
-    # Read at call time: huggingface_hub reads these once at import, but the app and tests may set them later.
-    return {
-        "endpoint": os.environ.get("HF_ENDPOINT") or None,
-        "cache_dir": os.environ.get("HF_HUB_CACHE") or None,
-    }
+def _hub_offline(hub: HubSettings) -> bool:
+    return hub.offline or hf_constants.HF_HUB_OFFLINE
 
 
-def _hub_offline() -> bool:
-    return _env_true("HF_HUB_OFFLINE") or hf_constants.HF_HUB_OFFLINE
+def _endpoint(hub: HubSettings) -> str:
+    return hub.endpoint or hf_constants.ENDPOINT
 
 
-def _endpoint() -> str:
-    return os.environ.get("HF_ENDPOINT") or hf_constants.ENDPOINT
-
-
-def hub_reachable(timeout: float | None = None) -> bool:
+def hub_reachable(hub: HubSettings) -> bool:
     """One quick request to the hub endpoint, without huggingface_hub's retry back-off (~25 s when offline).
 
     Any HTTP answer counts as reachable; only a connection failure or timeout does not.
     """
-    timeout = timeout if timeout is not None else float(os.environ.get("SEALION_HUB_TIMEOUT", "3"))
     try:
-        get_session().head(_endpoint(), timeout=timeout)
+        get_session().head(_endpoint(hub), timeout=hub.timeout_s)
     except Exception:  # noqa: BLE001 - any transport failure (DNS, refused, TLS, timeout) means "not reachable"
         return False
     return True
 
 
-def version_from_card(repo_id: str, revision: str, name: str | None = None) -> ModelVersion:
+def version_from_card(repo_id: str, revision: str, hub: HubSettings, name: str | None = None) -> ModelVersion:
     """Describe an unlisted hub revision from the model card (README.md metadata) stored at that revision."""
-    if not _hub_offline() and not hub_reachable():
-        raise ModelResolutionError(f"Cannot read the model card of {repo_id}@{revision}: {_endpoint()} is unreachable.")
+    if not _hub_offline(hub) and not hub_reachable(hub):
+        raise ModelResolutionError(
+            f"Cannot read the model card of {repo_id}@{revision}: {_endpoint(hub)} is unreachable."
+        )
     try:
         card_path = hf_hub_download(
-            repo_id, "README.md", revision=revision, local_files_only=_hub_offline(), **_hub_kwargs()
+            repo_id, "README.md", revision=revision, local_files_only=_hub_offline(hub), **_hub_kwargs(hub)
         )
     except RevisionNotFoundError as exc:
         raise ModelResolutionError(f"Revision {revision!r} does not exist in hub repo {repo_id!r}.") from exc
     except RepositoryNotFoundError as exc:
-        raise _missing_repo_or_revision(repo_id, revision) from exc
+        raise _missing_repo_or_revision(repo_id, revision, hub) from exc
     except (EntryNotFoundError, HfHubHTTPError, OSError) as exc:
         raise ModelResolutionError(
-            f"Cannot read the model card of {repo_id}@{revision} from {_endpoint()} ({type(exc).__name__}); "
+            f"Cannot read the model card of {repo_id}@{revision} from {_endpoint(hub)} ({type(exc).__name__}); "
             "check HF_ENDPOINT and the revision, or add the version to weights/manifest.yaml."
         ) from exc
-    card = ModelCard.load(card_path)
-    meta = card.data.to_dict()
-    weights = meta.get("weights") or {}
-    if not weights.get("filename") or not weights.get("sha256"):
-        raise ModelResolutionError(
-            f"The model card of {repo_id}@{revision} lacks weights.filename/weights.sha256; "
-            "publish it with `python -m training.publish` or pin the version in weights/manifest.yaml."
-        )
-    return ModelVersion(
-        name=name or revision,
-        repo_id=repo_id,
-        revision=revision,
-        commit=revision if len(revision) == 40 else "",
-        filename=str(weights["filename"]),
-        sha256=str(weights["sha256"]).lower(),
-        class_names=tuple(meta.get("class_names") or ()),
-        imgsz=int(meta.get("imgsz", 640)),
-        ground_scale=float(meta.get("ground_scale", 1.0)),
-        metrics=meta.get("metrics") or {},
-        class_conf={str(k): float(v) for k, v in (meta.get("class_conf") or {}).items()},
-        greyscale_input=bool(meta.get("greyscale_input", False)),
-    )
+    return ModelVersion.from_card(ModelCard.load(card_path).data.to_dict(), repo_id, revision, name=name)
 
 
-def _missing_repo_or_revision(repo_id: str, revision: str) -> ModelResolutionError:
+def _missing_repo_or_revision(repo_id: str, revision: str, hub: HubSettings) -> ModelResolutionError:
     """Some hubs answer an unknown revision with 'repository not found': ask for the refs to tell which."""
     try:
-        refs = HfApi(endpoint=_hub_kwargs()["endpoint"]).list_repo_refs(repo_id)
+        refs = HfApi(endpoint=hub.endpoint).list_repo_refs(repo_id)
     except (HfHubHTTPError, OSError):
-        return ModelResolutionError(f"Hub repo {repo_id!r} not found at {_endpoint()} (check SEALION_HUB_REPO).")
+        return ModelResolutionError(f"Hub repo {repo_id!r} not found at {_endpoint(hub)} (check {ENV_HUB_REPO}).")
     known = ", ".join(sorted(t.name for t in refs.tags) + sorted(b.name for b in refs.branches)) or "none"
     return ModelResolutionError(f"Revision {revision!r} does not exist in hub repo {repo_id!r} (known: {known}).")
 
 
-def _from_cache(version: ModelVersion, revision: str) -> ResolvedWeights | None:
-    cached = try_to_load_from_cache(
-        version.repo_id, version.filename, revision=revision, cache_dir=_hub_kwargs()["cache_dir"]
-    )
+def _from_cache(version: ModelVersion, revision: str, hub: HubSettings) -> ResolvedWeights | None:
+    cached = try_to_load_from_cache(version.repo_id, version.filename, revision=revision, cache_dir=hub.cache_dir)
     if not isinstance(cached, str):
         return None
     sha = verify_sha256(cached, version.sha256)
     return ResolvedWeights(Path(cached), sha, "cache", version)
 
 
-def _from_hub(version: ModelVersion, revision: str) -> ResolvedWeights:
+def _from_hub(version: ModelVersion, revision: str, hub: HubSettings) -> ResolvedWeights:
     """Download from the hub; raises ModelResolutionError with the reason in one line."""
-    where = f"model {version.name} ({version.repo_id}@{revision}, {version.filename}) from {_endpoint()}"
-    if not _hub_offline() and not hub_reachable():
+    where = f"model {version.name} ({version.repo_id}@{revision}, {version.filename}) from {_endpoint(hub)}"
+    if not _hub_offline(hub) and not hub_reachable(hub):
         raise ModelResolutionError(f"Cannot fetch {where}: the hub is unreachable and nothing is cached.")
     try:
         path = hf_hub_download(
-            version.repo_id,
-            version.filename,
-            revision=revision,
-            local_files_only=_hub_offline(),
-            **_hub_kwargs(),
-        )
+            version.repo_id, version.filename, revision=revision, local_files_only=_hub_offline(hub),
+            **_hub_kwargs(hub),
+        )  # fmt: skip
     except RevisionNotFoundError as exc:
         raise ModelResolutionError(f"Revision {revision!r} does not exist in hub repo {version.repo_id!r}.") from exc
     except RepositoryNotFoundError as exc:
-        raise _missing_repo_or_revision(version.repo_id, revision) from exc
+        raise _missing_repo_or_revision(version.repo_id, revision, hub) from exc
     except LocalEntryNotFoundError as exc:
         raise ModelResolutionError(
             f"Cannot fetch {where}: the hub is unreachable or offline (HF_HUB_OFFLINE) and nothing is cached."
@@ -194,64 +155,55 @@ def _from_shipped(version: ModelVersion, weights_dir: Path) -> ResolvedWeights |
     return ResolvedWeights(shipped, sha, "shipped", version)
 
 
-def resolve_weights(
-    version: str | None = None,
-    *,
-    weights_path: str | os.PathLike[str] | None = None,
-    repo_id: str | None = None,
-    revision: str | None = None,
-    sha256: str | None = None,
-    manifest: Manifest | None = None,
-    refresh: bool | None = None,
-) -> ResolvedWeights:
+def resolve_weights(model: ModelSettings | None = None, manifest: Manifest | None = None) -> ResolvedWeights:
     """Find and verify the weights of a model version, local copies first.
 
-    Order: an explicit local file (``weights_path`` / ``SEALION_WEIGHTS``) → the local HF cache → the file
-    shipped in ``weights/`` (manifest versions only) → the hub, ``hf_hub_download(repo_id, filename,
-    revision=<pinned>)``. Every copy is checked against the pinned sha256, so a local one is the same model and
-    the hub is not contacted for it. ``refresh`` (or ``SEALION_REFRESH=1``) asks the hub first and falls back to
-    the shipped file with a warning. An explicit ``repo_id``/``revision`` never falls back to a shipped file
-    (you asked for that revision, so you get it or a clear error).
+    Order: an explicit local file (``model.weights``) → the local HF cache → the file shipped in ``weights/``
+    (manifest versions only) → the hub, ``hf_hub_download(repo_id, filename, revision=<pinned>)``. Every copy is
+    checked against the pinned sha256, so a local one is the same model and the hub is not contacted for it.
+    ``model.refresh`` asks the hub first and falls back to the shipped file with a warning. An explicit
+    ``repo_id``/``revision`` never falls back to a shipped file (you asked for that revision, so you get it or a
+    clear error). ``manifest`` defaults to ``model.manifest``, else the shipped ``weights/manifest.yaml``.
     """
-    manifest = manifest or load_manifest()
-    version_name = version or os.environ.get(ENV_VERSION) or None
-    weights_path = weights_path or os.environ.get(ENV_WEIGHTS) or None
-    repo_id = repo_id or os.environ.get(ENV_REPO) or None
-    revision = revision or os.environ.get(ENV_REVISION) or None
-    sha256 = (sha256 or os.environ.get(ENV_SHA256) or "").lower() or None
-    refresh = _env_true(ENV_REFRESH) if refresh is None else refresh
+    model = model or ModelSettings()
+    manifest = manifest or load_manifest(model.manifest)
+    hub = model.hub
+    sha256 = (model.sha256 or "").lower() or None
+    if model.weights is not None:
+        return _resolve_local(Path(model.weights), sha256, manifest, model.version, model.ground_scale)
 
-    if weights_path is not None:
-        return _resolve_local(Path(weights_path), sha256, manifest, version_name)
-
-    if repo_id is None and revision is None:
-        target, explicit = manifest.get(version_name), False
+    if model.repo_id is None and model.revision is None:
+        target, explicit = manifest.get(model.version), False
     else:
         # An explicit repo/revision needs the manifest only for what it leaves out (an unlisted default is fine).
-        pinned = manifest.get(version_name) if version_name or manifest.default in manifest.versions else None
-        target_repo = repo_id or (pinned.repo_id if pinned else None)
-        target_rev = revision or (pinned.pinned_revision if pinned else "main")
+        wanted = model.version or manifest.default in manifest.versions
+        pinned = manifest.get(model.version) if wanted else None
+        target_repo = model.repo_id or (pinned.repo_id if pinned else None)
+        target_rev = model.revision or (pinned.pinned_revision if pinned else "main")
         if target_repo is None:
-            raise ModelResolutionError("The manifest lists no model version; give the hub repo too (SEALION_HUB_REPO).")
+            raise ModelResolutionError(f"The manifest lists no model version; give the hub repo too ({ENV_HUB_REPO}).")
         if pinned and target_repo == pinned.repo_id and target_rev in {pinned.revision, pinned.commit}:
             target, explicit = pinned, False
         else:
             explicit = True
             target = _listed_version(manifest, target_repo, target_rev)
             if target is None:
-                target = version_from_card(target_repo, target_rev)
+                target = version_from_card(target_repo, target_rev, hub)
                 if sha256:
                     target = replace(target, sha256=sha256)
-    rev = target.pinned_revision if not explicit else (revision or target.pinned_revision)
+    rev = target.pinned_revision if not explicit else (model.revision or target.pinned_revision)
 
-    if not refresh:
-        local = _from_cache(target, rev) or (None if explicit else _from_shipped(target, manifest.weights_dir))
+    def local_copy() -> ResolvedWeights | None:
+        return _from_cache(target, rev, hub) or (None if explicit else _from_shipped(target, manifest.weights_dir))
+
+    if not model.refresh:
+        local = local_copy()
         if local is not None:
             return local
     try:
-        return _from_hub(target, rev)
+        return _from_hub(target, rev, hub)
     except ModelResolutionError as exc:
-        local = _from_cache(target, rev) or (None if explicit else _from_shipped(target, manifest.weights_dir))
+        local = local_copy()
         if local is None:
             raise
         logger.warning("%s Using the verified local copy %s.", exc, local.path)
@@ -265,7 +217,11 @@ def _listed_version(manifest: Manifest, repo_id: str, revision: str) -> ModelVer
     return None
 
 
-def _resolve_local(path: Path, sha256: str | None, manifest: Manifest, version_name: str | None) -> ResolvedWeights:
+def _resolve_local(
+    path: Path, sha256: str | None, manifest: Manifest, version_name: str | None, ground_scale: float | None
+) -> ResolvedWeights:
+    """An explicit file: a manifest version when its sha256 is listed, else an unlisted ``local`` version whose
+    input size the detector reads from the checkpoint and whose ground scale is the setting's (default 1.0)."""
     if not path.is_file():
         raise ModelResolutionError(f"Weights file {path} does not exist (from --weights or {ENV_WEIGHTS}).")
     actual = verify_sha256(path, sha256) if sha256 else sha256_file(path)
@@ -273,14 +229,5 @@ def _resolve_local(path: Path, sha256: str | None, manifest: Manifest, version_n
     if listed is None and version_name and version_name in manifest.versions:
         listed = manifest.versions[version_name]
         verify_sha256(path, listed.sha256)
-    version = listed or ModelVersion(
-        name="local",
-        repo_id="",
-        revision="",
-        commit="",
-        filename=path.name,
-        sha256=actual,
-        class_names=(),
-        ground_scale=float(os.environ.get("SEALION_GROUND_SCALE", "1.0")),
-    )
+    version = listed or ModelVersion.unlisted(path.name, actual, ground_scale=ground_scale)
     return ResolvedWeights(path, actual, "local", version)

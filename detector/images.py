@@ -14,14 +14,14 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from detector.errors import ImageLoadError
+from detector.settings import ENV_MAX_PIXELS
 
 ImageInput = str | os.PathLike | bytes | Image.Image | np.ndarray
 
-# Pillow's decompression-bomb limit (~89 MP, e.g. 9460 x 9460) unless SEALION_MAX_PIXELS says otherwise;
-# a survey photo is ~17 MP.
-MAX_PIXELS = int(os.environ.get("SEALION_MAX_PIXELS", Image.MAX_IMAGE_PIXELS))
-if (Image.MAX_IMAGE_PIXELS or 0) < MAX_PIXELS:
-    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+# Pillow's decompression-bomb limit (~89 MP, e.g. 9460 x 9460) unless an entry point sets another
+# (SEALION_MAX_PIXELS, through set_max_pixels); a survey photo is ~17 MP.
+DEFAULT_MAX_PIXELS = int(Image.MAX_IMAGE_PIXELS or 0)
+MAX_PIXELS = DEFAULT_MAX_PIXELS
 SUPPORTED_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif", ".heic", ".heif")
 
 try:  # HEIC/HEIF photos (phones, some drones) when the optional pi-heif plugin is installed
@@ -30,6 +30,13 @@ try:  # HEIC/HEIF photos (phones, some drones) when the optional pi-heif plugin 
     register_heif_opener()
 except ImportError:  # pragma: no cover - optional
     pass
+
+
+def set_max_pixels(limit: int | None) -> None:
+    """The largest image (in pixels) this process decodes; None: Pillow's default. Called by entry points."""
+    global MAX_PIXELS
+    MAX_PIXELS = int(limit or DEFAULT_MAX_PIXELS)
+    Image.MAX_IMAGE_PIXELS = max(MAX_PIXELS, DEFAULT_MAX_PIXELS)
 
 
 def _pil_open(stream: io.BytesIO | Path) -> Image.Image:
@@ -50,7 +57,7 @@ def _check_size(width: int, height: int, label: str) -> None:
     if width * height > MAX_PIXELS:
         raise ImageLoadError(
             f"{label}: {width}x{height} pixels is more than the {MAX_PIXELS:,} allowed "
-            "(a decompression bomb or a mosaic; split it or raise SEALION_MAX_PIXELS)."
+            f"(a decompression bomb or a mosaic; split it or raise {ENV_MAX_PIXELS})."
         )
 
 

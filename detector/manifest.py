@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from collections.abc import Mapping
@@ -12,6 +13,7 @@ from typing import Any
 import yaml
 
 from detector.errors import ModelResolutionError
+from detector.settings import DEFAULT_IMGSZ, ENV_MANIFEST
 
 
 def _shipped_weights_dir() -> Path:
@@ -36,7 +38,7 @@ class ModelVersion:
     filename: str  # weights file inside the hub repo
     sha256: str
     class_names: tuple[str, ...]
-    imgsz: int = 640
+    imgsz: int | None = None  # network input; None: what the checkpoint's own training arguments say
     ground_scale: float = 1.0  # scale of the photos the model was trained on, relative to native survey scale
     shipped_file: str | None = None  # file under weights/ shipped with the product (offline fallback)
     metrics: Mapping[str, Any] = field(default_factory=dict)
@@ -51,6 +53,53 @@ class ModelVersion:
 
     def shipped_path(self, weights_dir: Path) -> Path | None:
         return weights_dir / self.shipped_file if self.shipped_file else None
+
+    @classmethod
+    def unlisted(cls, filename: str, sha256: str, ground_scale: float | None = None) -> ModelVersion:
+        """An explicit weights file no manifest lists: its classes and input size come from the checkpoint."""
+        return cls(
+            name="local", repo_id="", revision="", commit="", filename=filename, sha256=sha256, class_names=(),
+            ground_scale=ground_scale or 1.0,
+        )  # fmt: skip
+
+    def to_card(self) -> dict[str, Any]:
+        """The model card metadata that describes this version (``training.publish`` adds what it knows more)."""
+        meta: dict[str, Any] = {
+            "weights": {"filename": self.filename, "sha256": self.sha256},
+            "class_names": list(self.class_names),
+            "imgsz": int(self.imgsz or DEFAULT_IMGSZ),
+            "ground_scale": float(self.ground_scale),
+            "metrics": dict(self.metrics),
+        }
+        if self.class_conf:
+            meta["class_conf"] = {k: float(v) for k, v in self.class_conf.items()}
+        if self.greyscale_input:
+            meta["greyscale_input"] = True
+        return meta
+
+    @classmethod
+    def from_card(cls, meta: Mapping[str, Any], repo_id: str, revision: str, name: str | None = None) -> ModelVersion:
+        """The version a model card (its YAML metadata, as :meth:`to_card` writes it) describes."""
+        weights = meta.get("weights") or {}
+        if not weights.get("filename") or not weights.get("sha256"):
+            raise ModelResolutionError(
+                f"The model card of {repo_id}@{revision} lacks weights.filename/weights.sha256; "
+                "publish it with `python -m training.publish` or pin the version in weights/manifest.yaml."
+            )
+        return cls(
+            name=name or revision,
+            repo_id=repo_id,
+            revision=revision,
+            commit=revision if len(revision) == 40 else "",
+            filename=str(weights["filename"]),
+            sha256=str(weights["sha256"]).lower(),
+            class_names=tuple(meta.get("class_names") or ()),
+            imgsz=int(meta["imgsz"]) if meta.get("imgsz") else None,
+            ground_scale=float(meta.get("ground_scale", 1.0)),
+            metrics=meta.get("metrics") or {},
+            class_conf={str(k): float(v) for k, v in (meta.get("class_conf") or {}).items()},
+            greyscale_input=bool(meta.get("greyscale_input", False)),
+        )
 
 
 @dataclass(frozen=True)
@@ -91,7 +140,7 @@ def _version_from_dict(name: str, data: Mapping[str, Any]) -> ModelVersion:
         filename=str(data["filename"]),
         sha256=sha256,
         class_names=tuple(data["class_names"]),
-        imgsz=int(data.get("imgsz", 640)),
+        imgsz=int(data["imgsz"]) if data.get("imgsz") else None,
         ground_scale=float(data.get("ground_scale", 1.0)),
         shipped_file=data.get("shipped_file"),
         metrics=dict(data.get("metrics") or {}),
@@ -118,10 +167,10 @@ def _class_conf(name: str, data: Any, class_names: tuple[str, ...]) -> dict[str,
 
 
 def load_manifest(path: str | os.PathLike[str] | None = None) -> Manifest:
-    """Read the manifest (``SEALION_MANIFEST`` or ``weights/manifest.yaml`` when ``path`` is None)."""
-    path = Path(path or os.environ.get("SEALION_MANIFEST") or DEFAULT_MANIFEST)
+    """Read a manifest (the shipped ``weights/manifest.yaml`` when ``path`` is None)."""
+    path = Path(path or DEFAULT_MANIFEST)
     if not path.is_file():
-        raise ModelResolutionError(f"Model manifest not found at {path}; set SEALION_MANIFEST to a manifest.yaml.")
+        raise ModelResolutionError(f"Model manifest not found at {path}; set {ENV_MANIFEST} to a manifest.yaml.")
     data = yaml.safe_load(path.read_text()) or {}
     versions = {str(k): _version_from_dict(str(k), v) for k, v in (data.get("versions") or {}).items()}
     default = str(data.get("default") or next(iter(versions), ""))
@@ -137,7 +186,7 @@ def version_to_dict(version: ModelVersion) -> dict[str, Any]:
         "filename": version.filename,
         "sha256": version.sha256,
         "class_names": list(version.class_names),
-        "imgsz": version.imgsz,
+        "imgsz": int(version.imgsz or DEFAULT_IMGSZ),
         "ground_scale": version.ground_scale,
     }
     if version.shipped_file:
@@ -154,11 +203,13 @@ def version_to_dict(version: ModelVersion) -> dict[str, Any]:
 
 
 def add_version(path: str | os.PathLike[str], version: ModelVersion, make_default: bool = False) -> None:
-    """Add or replace a version in a manifest file (created when missing)."""
+    """Add or replace a version in a manifest file (created when missing), keeping the file's leading comments."""
     path = Path(path)
-    data = yaml.safe_load(path.read_text()) if path.is_file() else {}
-    data = data or {}
+    text = path.read_text() if path.is_file() else ""
+    data = yaml.safe_load(text) or {}
     data.setdefault("versions", {})[version.name] = version_to_dict(version)
     if make_default or not data.get("default"):
         data["default"] = version.name
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    lines = text.splitlines(keepends=True)
+    header = "".join(line for line in itertools.takewhile(lambda line: line.startswith("#"), lines))
+    path.write_text(header + yaml.safe_dump(data, sort_keys=False))

@@ -7,24 +7,19 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any
 
 import numpy as np
 
+from detector.detections import Detections
 from detector.errors import DetectorError
 from detector.hub import ResolvedWeights, resolve_weights
 from detector.images import ImageInput, greyscale, header_size, load_image, resize_to
 from detector.results import CountResult, ModelInfo
 from detector.scale import PhotoScale, choose_photo_scale, scale_warnings
-from detector.slicing import merge_tile_detections, scale_boxes, shift_boxes, tile_grid, truncated_by_tile
+from detector.settings import DEFAULT_CONF, DEFAULT_IMGSZ, DEFAULT_IOU, CountOptions, ModelSettings
+from detector.slicing import tile_grid
 
-ENV_DEVICE = "SEALION_DEVICE"
-Slicing = Literal["auto", "on", "off"]
-
-DEFAULT_CONF = 0.25
-DEFAULT_IOU = 0.45
-DEFAULT_OVERLAP = 0.2
-DEFAULT_BATCH = 16
 MAX_DETECTIONS_PER_TILE = 1000  # ultralytics' default 300 can cap a dense rookery tile at a low threshold
 # The work one photo may cost, checked before any of it is done: the photo as the model sees it (after rescaling)
 # may have at most WORK_BUDGET_PIXELS (3x a 5616x3744 survey original at ground scale 1.0; the shipped model sees
@@ -35,10 +30,10 @@ TILE_BUDGET_FACTOR = 4
 
 
 def select_device(requested: str | None = None) -> str:
-    """The device to run on: ``requested`` (or ``SEALION_DEVICE``) if given, else CUDA, then MPS, then CPU."""
+    """The device to run on: ``requested`` if given (not "auto"), else CUDA, then MPS, then CPU."""
     import torch
 
-    requested = (requested or os.environ.get(ENV_DEVICE) or "auto").strip().lower()
+    requested = (requested or "auto").strip().lower()
     if requested in {"", "auto"}:
         if torch.cuda.is_available():
             return "cuda:0"
@@ -62,7 +57,6 @@ class Detector:
     def __init__(
         self, weights: ResolvedWeights, device: str | None = None, warmup: bool = True, threads: int | None = None
     ) -> None:
-        os.environ.setdefault("YOLO_OFFLINE", "1")  # never let ultralytics reach for the network
         import torch
         from ultralytics import YOLO
 
@@ -83,7 +77,8 @@ class Detector:
                 f"Weights {weights.path} have classes {self.class_names}, but version {version.name} "
                 f"lists {tuple(version.class_names)}; fix the manifest or the model card."
             )
-        self.imgsz = int(version.imgsz or 640)
+        trained_at = (getattr(self._yolo, "ckpt", None) or {}).get("train_args", {}).get("imgsz")
+        self.imgsz = int(version.imgsz or trained_at or DEFAULT_IMGSZ)  # the manifest's, else the checkpoint's own
         self.ground_scale = float(version.ground_scale or 1.0)
         self.info = ModelInfo(
             version=version.name,
@@ -106,24 +101,10 @@ class Detector:
         self.load_ms = (time.perf_counter() - started) * 1000
 
     @classmethod
-    def load(
-        cls,
-        version: str | None = None,
-        *,
-        weights_path: str | os.PathLike[str] | None = None,
-        repo_id: str | None = None,
-        revision: str | None = None,
-        sha256: str | None = None,
-        device: str | None = None,
-        warmup: bool = True,
-        refresh: bool | None = None,
-        threads: int | None = None,
-    ) -> Detector:
-        """Resolve a model version (see :func:`detector.hub.resolve_weights`) and load it on a device."""
-        weights = resolve_weights(
-            version, weights_path=weights_path, repo_id=repo_id, revision=revision, sha256=sha256, refresh=refresh
-        )
-        return cls(weights, device=device, warmup=warmup, threads=threads)
+    def load(cls, model: ModelSettings | None = None, *, warmup: bool = True, threads: int | None = None) -> Detector:
+        """Resolve a model version (see :func:`detector.hub.resolve_weights`) and load it on ``model.device``."""
+        model = model or ModelSettings()
+        return cls(resolve_weights(model), device=model.device, warmup=warmup, threads=threads)
 
     def __repr__(self) -> str:
         return f"Detector(version={self.info.version!r}, sha256={self.info.sha256[:12]}, device={self.device!r})"
@@ -142,20 +123,9 @@ class Detector:
         return results
 
     def count(
-        self,
-        image: ImageInput,
-        *,
-        conf: float | None = None,
-        iou: float = DEFAULT_IOU,
-        slicing: Slicing = "auto",
-        tile_size: int | None = None,
-        overlap: float = DEFAULT_OVERLAP,
-        photo_scale: float | None = None,
-        batch_size: int = DEFAULT_BATCH,
-        source: str | None = None,
-        class_conf: Mapping[str, float] | None = None,
+        self, image: ImageInput, options: CountOptions | None = None, *, source: str | None = None, **changes: Any
     ) -> CountResult:
-        """Detect and count animals in one photo.
+        """Detect and count animals in one photo, with ``options`` (keyword ``changes`` replace some of its fields).
 
         Confidence threshold: ``conf`` when given (one for every class); else ``class_conf`` or the model
         version's calibrated per-class thresholds (chosen on cross-validation to count best), else
@@ -168,14 +138,9 @@ class Detector:
         ``slicing``: "auto" tiles photos larger than a tile, "on" always tiles, "off" runs the whole photo
         letterboxed to the model input.
         """
-        if (conf is not None and not 0 <= conf <= 1) or not 0 <= iou <= 1:
-            raise DetectorError(f"conf and iou must be between 0 and 1, got conf={conf}, iou={iou}.")
-        thresholds = self.thresholds(conf, class_conf)
-        if slicing not in ("auto", "on", "off"):
-            raise DetectorError(f"slicing must be 'auto', 'on' or 'off', got {slicing!r}.")
-        tile_size = int(tile_size or self.imgsz)
-        if tile_size < 32:
-            raise DetectorError(f"tile_size must be at least 32 pixels, got {tile_size}.")
+        options = (options or CountOptions()).changed(**changes)
+        thresholds = self.thresholds(options.conf, options.class_conf)
+        tile_size = int(options.tile_size or self.imgsz)
         if source is None and isinstance(image, (str, os.PathLike)):
             source = Path(image).name
         timings: dict[str, float] = {}
@@ -186,11 +151,11 @@ class Detector:
         rgb = None if size else load_image(image, label=source)
         width, height = size or (rgb.shape[1], rgb.shape[0])
         try:
-            scale = choose_photo_scale(photo_scale, width, height)
+            scale = choose_photo_scale(options.photo_scale, width, height)
         except ValueError as exc:
             raise DetectorError(f"{exc}.") from None
         factor = self.ground_scale / scale.value
-        self._check_budget(source or "photo", (width, height), scale, factor, tile_size, overlap, slicing)
+        self._check_budget(source or "photo", (width, height), scale, factor, tile_size, options)
         if rgb is None:
             rgb = load_image(image, label=source, reduce=factor)
         work = resize_to(rgb, (max(1, round(width * factor)), max(1, round(height * factor))))
@@ -199,47 +164,20 @@ class Detector:
         work_h, work_w = work.shape[:2]
         timings["preprocess"] = (time.perf_counter() - started) * 1000
 
-        use_tiles = slicing == "on" or (slicing == "auto" and max(work_w, work_h) > tile_size)
-        tiles = tile_grid(work_w, work_h, tile_size, overlap) if use_tiles else np.array([[0, 0, work_w, work_h]])
         t0 = time.perf_counter()
-        boxes, scores, classes, tile_ids, cut = [], [], [], [], []
-        floor = float(thresholds.min())  # one predict call for every class; each is then held to its own threshold
-        for start in range(0, len(tiles), max(1, batch_size)):
-            chunk = tiles[start : start + batch_size]
-            crops = [work[y1:y2, x1:x2] for x1, y1, x2, y2 in chunk]
-            # One batch of tiles at a time holds the model: concurrent photos interleave batch by batch, so a
-            # large photo delays a small one by one batch, not by its whole count.
-            with self._lock:
-                found_per_tile = self._predict(crops, floor, iou)
-            for offset, (tile, found) in enumerate(zip(chunk, found_per_tile, strict=True)):
-                data = found.boxes.data.cpu().numpy() if found.boxes is not None else np.zeros((0, 6))
-                data = data[data[:, 4] >= thresholds[data[:, 5].astype(np.int64)]]
-                if not len(data):
-                    continue
-                xyxy = shift_boxes(data[:, :4], tile[0], tile[1])
-                boxes.append(xyxy)
-                scores.append(data[:, 4])
-                classes.append(data[:, 5].astype(np.int64))
-                tile_ids.append(np.full(len(data), start + offset))
-                cut.append(truncated_by_tile(xyxy, tile, (work_w, work_h)))
+        tiles = self._tiles(work_w, work_h, tile_size, options)
+        found = self._detect(work, tiles, thresholds, options)
         timings["inference"] = (time.perf_counter() - t0) * 1000
 
         t0 = time.perf_counter()
-        if boxes:
-            xyxy, conf_arr, cls_arr = np.concatenate(boxes), np.concatenate(scores), np.concatenate(classes)
-            if len(tiles) > 1:
-                keep = merge_tile_detections(xyxy, conf_arr, cls_arr, np.concatenate(tile_ids), np.concatenate(cut))
-                xyxy, conf_arr, cls_arr = xyxy[keep], conf_arr[keep], cls_arr[keep]
-            xyxy = scale_boxes(xyxy, factor) if (work_w, work_h) != (width, height) else xyxy
-            xyxy = np.clip(xyxy, 0, [width, height, width, height])
-        else:
-            xyxy, conf_arr, cls_arr = np.zeros((0, 4)), np.zeros(0), np.zeros(0)
+        resized = (work_w, work_h) != (width, height)
+        found = found.merge_tiles().rescaled(factor if resized else 1, (width, height))
         timings["merge"] = (time.perf_counter() - t0) * 1000
         timings["total"] = (time.perf_counter() - started) * 1000
         return CountResult(
-            xyxy=xyxy,
-            class_id=cls_arr,
-            confidence=conf_arr,
+            xyxy=found.xyxy,
+            class_id=found.class_id,
+            confidence=found.confidence,
             class_names=self.class_names,
             image_size=(width, height),
             model=self.info,
@@ -251,8 +189,32 @@ class Detector:
             photo_scale=scale.value,
             scale_source=scale.source,
             runtime="torch",
-            warnings=tuple(scale_warnings(scale, len(cls_arr), (width, height))),
+            warnings=tuple(scale_warnings(scale, len(found), (width, height))),
         )
+
+    @staticmethod
+    def _tiles(width: int, height: int, tile_size: int, options: CountOptions) -> np.ndarray:
+        """The tiles the model sees: a grid when slicing (auto: when the image is larger than a tile), else one."""
+        sliced = options.slicing == "on" or (options.slicing == "auto" and max(width, height) > tile_size)
+        return tile_grid(width, height, tile_size, options.overlap) if sliced else np.array([[0, 0, width, height]])
+
+    def _detect(self, work: np.ndarray, tiles: np.ndarray, thresholds: np.ndarray, options: CountOptions) -> Detections:
+        """Every tile through the network, a batch at a time; detections in work-image pixels, per-class thresholds."""
+        floor = float(thresholds.min())  # one predict call for every class; each is then held to its own threshold
+        size = (work.shape[1], work.shape[0])
+        parts = []
+        for start in range(0, len(tiles), options.batch_size):
+            chunk = tiles[start : start + options.batch_size]
+            crops = [work[y1:y2, x1:x2] for x1, y1, x2, y2 in chunk]
+            # One batch of tiles at a time holds the model: concurrent photos interleave batch by batch, so a
+            # large photo delays a small one by one batch, not by its whole count.
+            with self._lock:
+                results = self._predict(crops, floor, options.iou)
+            for offset, (tile, result) in enumerate(zip(chunk, results, strict=True)):
+                kept = Detections.from_ultralytics(result).above(thresholds)
+                if len(kept):
+                    parts.append(kept.from_tile(tile, start + offset, size))
+        return Detections.merge(parts)
 
     def _check_budget(
         self,
@@ -261,8 +223,7 @@ class Detector:
         scale: PhotoScale,
         factor: float,
         tile_size: int,
-        overlap: float,
-        slicing: str,
+        options: CountOptions,
     ) -> None:
         """Refuse, before doing it, work beyond :data:`WORK_BUDGET_PIXELS`; the message names the setting."""
         width, height = size
@@ -274,9 +235,9 @@ class Detector:
                 f"({work_w * work_h / 1e6:.0f} MP), over the {WORK_BUDGET_PIXELS / 1e6:.0f} MP one photo may use; "
                 "set a larger adult female length (photo scale) — is the photo really that close up?"
             )
-        if slicing == "off" or (slicing == "auto" and max(work_w, work_h) <= tile_size):
+        tiles = len(self._tiles(work_w, work_h, tile_size, options))
+        if tiles == 1:
             return
-        tiles = len(tile_grid(work_w, work_h, tile_size, overlap))
         limit = TILE_BUDGET_FACTOR * WORK_BUDGET_PIXELS // self.imgsz**2  # every tile costs one model input
         if tiles > limit:
             raise DetectorError(

@@ -17,6 +17,7 @@ from typing import Any
 from detector.errors import DetectorError
 from detector.records import Failure, PhotoRecord
 from detector.runs import PhotoFile, ProgressCallback, RunDirectory, count_file
+from detector.settings import CountOptions, ModelSettings
 
 
 def _import_ray() -> Any:
@@ -34,7 +35,7 @@ def _import_ray() -> Any:
 class CountActor:
     """One loaded model per Ray actor; counts a batch of photo paths into record (or failure) JSON lines."""
 
-    def __init__(self, load_options: dict[str, Any], count_options: dict[str, Any]) -> None:
+    def __init__(self, model: ModelSettings, options: CountOptions) -> None:
         from detector.environment import set_offline_defaults
         from detector.model import Detector
 
@@ -42,8 +43,8 @@ class CountActor:
         import ray
 
         cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
-        self.detector = Detector.load(**load_options, threads=max(1, int(cpus)))  # its share, not every core
-        self.count_options = count_options
+        self.detector = Detector.load(model, threads=max(1, int(cpus)))  # its share, not every core
+        self.options = options
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
         import json
@@ -53,7 +54,7 @@ class CountActor:
             batch["path"], batch["folder"], batch["size"], batch["mtime_ns"], strict=True
         ):
             photo = PhotoFile(Path(str(path)), str(folder), int(size), int(mtime_ns))
-            outcome = count_file(self.detector, photo, self.count_options)
+            outcome = count_file(self.detector, photo, self.options)
             lines.append(json.dumps(outcome.to_dict()))
             ok.append(isinstance(outcome, PhotoRecord))
         return {"line": lines, "ok": ok}
@@ -62,8 +63,8 @@ class CountActor:
 def count_into_run_with_ray(
     photos: Sequence[PhotoFile],
     run: RunDirectory,
-    load_options: dict[str, Any],
-    count_options: dict[str, Any],
+    model: ModelSettings,
+    options: CountOptions,
     address: str | None = None,
     workers: int = 1,
     on_done: ProgressCallback | None = None,
@@ -81,7 +82,7 @@ def count_into_run_with_ray(
     dataset = ray.data.from_items(items, override_num_blocks=min(len(items), max(workers * 4, 1)))
     counted = dataset.map_batches(
         CountActor,
-        fn_constructor_kwargs={"load_options": load_options, "count_options": count_options},
+        fn_constructor_kwargs={"model": model, "options": options},
         batch_size=1,  # one photo per call: each line reaches the driver (and the disk) as soon as it is counted
         concurrency=max(1, workers),
         num_gpus=1 if gpus else 0,

@@ -28,6 +28,7 @@ from detector.errors import DetectorError
 from detector.hub import sha256_file
 from detector.images import SUPPORTED_SUFFIXES
 from detector.records import Failure, PhotoRecord, write_counts_csv, write_summary_csv
+from detector.settings import CountOptions
 
 RUN_SETTINGS = "run.json"
 RESULTS = "results.jsonl"
@@ -207,26 +208,25 @@ class RunDirectory:
 ProgressCallback = Callable[[PhotoRecord | Failure], None]
 
 
-def run_settings(detector: Any, count_options: dict[str, Any]) -> dict[str, Any]:
+def run_settings(detector: Any, options: CountOptions) -> dict[str, Any]:
     """What decides a run's counts, as stored in ``run.json``: model, runtime, thresholds, tiles, photo scale."""
     info = detector.info
-    thresholds = detector.thresholds(count_options.get("conf"), count_options.get("class_conf"))
-    scale = count_options.get("photo_scale")
+    thresholds = detector.thresholds(options.conf, options.class_conf)
     return {
         "model": {"version": info.version, "sha256": info.sha256},
         "runtime": "torch",
         "greyscale_input": bool(info.greyscale_input),
         "conf": {name: round(float(value), 4) for name, value in zip(detector.class_names, thresholds, strict=True)},
-        "iou": float(count_options.get("iou", 0.45)),
-        "slicing": str(count_options.get("slicing", "auto")),
-        "tile_size": int(count_options.get("tile_size") or detector.imgsz),
-        "overlap": float(count_options.get("overlap", 0.2)),
-        "photo_scale": "auto" if scale is None else float(scale),
+        "iou": float(options.iou),
+        "slicing": str(options.slicing),
+        "tile_size": int(options.tile_size or detector.imgsz),
+        "overlap": float(options.overlap),
+        "photo_scale": "auto" if options.photo_scale is None else float(options.photo_scale),
     }
 
 
 def count_file(
-    detector: Any, photo: PhotoFile, count_options: dict[str, Any], annotated_dir: Path | None = None
+    detector: Any, photo: PhotoFile, options: CountOptions, annotated_dir: Path | None = None
 ) -> PhotoRecord | Failure:
     """Count one photo file into a record, or a failure that names the file; never raises for a bad photo."""
     from detector.images import load_image
@@ -238,7 +238,7 @@ def count_file(
     except OSError as exc:
         return Failure(str(photo.path), f"{photo.path}: cannot read the file ({exc.strerror or exc}).", photo.folder)
     try:
-        result = detector.count(data, source=str(photo.path), **count_options)  # the bytes, decoded at working size
+        result = detector.count(data, options, source=str(photo.path))  # the bytes, decoded at working size
         if annotated_dir is not None:
             from PIL import Image
 
@@ -265,10 +265,10 @@ def count_into_run(
     detector: Any,
     photos: Sequence[PhotoFile],
     run: RunDirectory,
-    count_options: dict[str, Any],
+    options: CountOptions,
     annotated_dir: Path | None = None,
     on_done: ProgressCallback | None = None,
 ) -> None:
     """The local engine: count each photo in turn and append its line as soon as it is done."""
     for photo in photos:
-        run.record(count_file(detector, photo, count_options, annotated_dir), on_done)
+        run.record(count_file(detector, photo, options, annotated_dir), on_done)

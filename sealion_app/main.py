@@ -19,10 +19,12 @@ _STARTED = time.perf_counter()  # cold start is measured from here: the heavy im
 
 DEFAULT_MAX_FILE_SIZE = "200mb"
 DEFAULT_QUEUE_SIZE = 64  # a burst of 32 users (benchmarks.load) fits; still bounded
-TRUE_WORDS = {"1", "true", "yes", "on"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    from detector.cli import add_model_arguments
+    from detector.settings import TRUE_WORDS
+
     env = os.environ
     parser = argparse.ArgumentParser(prog="sealion-app", description="Sea lion counter web app (Gradio).")
     parser.add_argument(
@@ -42,14 +44,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=env.get("GRADIO_SHARE", "").strip().lower() in TRUE_WORDS,
         help="also ask Gradio for a temporary public link [GRADIO_SHARE=1]",
     )
-    parser.add_argument("--model-version", default=None, help="model version from weights/manifest.yaml")
-    parser.add_argument("--weights", default=None, help="explicit local weights file [SEALION_WEIGHTS]")
-    parser.add_argument("--device", default=None, help="auto (default), cpu, cuda, cuda:N or mps [SEALION_DEVICE]")
-    parser.add_argument(
-        "--refresh",
-        action="store_true",
-        help="ask the hub for the model even when a verified local copy exists [SEALION_REFRESH=1]",
-    )
+    add_model_arguments(parser)
     parser.add_argument(
         "--max-file-size", default=DEFAULT_MAX_FILE_SIZE, help="largest upload accepted (default %(default)s)"
     )
@@ -92,11 +87,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
+    from detector.cli import settings_from
+    from detector.images import set_max_pixels
     from sealion_app.models import ModelRegistry
     from sealion_app.ui import build_demo
 
     try:
-        registry = ModelRegistry.start(args.model_version, args.weights, args.device, refresh=args.refresh or None)
+        settings = settings_from(args)
+        set_max_pixels(settings.max_pixels)
+        registry = ModelRegistry.start(settings.model)
     except DetectorError as exc:
         print(f"error: cannot load the model: {exc}", file=sys.stderr)
         return 2

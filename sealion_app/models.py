@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from typing import TYPE_CHECKING
 
 from detector.errors import DetectorError
 from detector.manifest import Manifest, load_manifest
+from detector.settings import ModelSettings
 
 if TYPE_CHECKING:
     from detector.model import Detector
 
 logger = logging.getLogger(__name__)
-
-# Environment overrides that choose the *startup* model; they must not leak into versions picked later in the UI.
-STARTUP_ENV = (
-    "SEALION_MODEL_VERSION",
-    "SEALION_WEIGHTS",
-    "SEALION_WEIGHTS_SHA256",
-    "SEALION_HUB_REPO",
-    "SEALION_HUB_REVISION",
-)
 
 
 class ModelRegistry:
@@ -33,37 +24,30 @@ class ModelRegistry:
     so sharing one instance across request threads is safe.
     """
 
-    def __init__(
-        self, default: Detector, manifest: Manifest | None, device: str | None = None, refresh: bool | None = None
-    ) -> None:
+    def __init__(self, default: Detector, manifest: Manifest | None, settings: ModelSettings | None = None) -> None:
         self.default = default
         self.manifest = manifest
-        self.device = device
-        self.refresh = refresh
+        self.settings = settings or ModelSettings(device=default.device)
         self.default_label = default.info.version
         self._loaded: dict[str, Detector] = {self.default_label: default}
         self._lock = threading.Lock()
 
     @classmethod
-    def start(
-        cls,
-        version: str | None = None,
-        weights: str | None = None,
-        device: str | None = None,
-        refresh: bool | None = None,
-    ) -> ModelRegistry:
-        """Load the startup model (arguments, else ``SEALION_*`` environment, else the manifest default)."""
+    def start(cls, settings: ModelSettings | None = None) -> ModelRegistry:
+        """Load the startup model (``settings``: the command line over the environment, else the manifest default).
+
+        Versions picked later in the UI resolve from the manifest alone: nothing pinned for the first (an explicit
+        weights file, hub repo or revision) carries over to them."""
         from detector.model import Detector
 
-        default = Detector.load(version, weights_path=weights, device=device, refresh=refresh)
-        for name in STARTUP_ENV:  # later picks resolve from the manifest only
-            os.environ.pop(name, None)
+        settings = settings or ModelSettings()
+        default = Detector.load(settings)
         try:
-            manifest = load_manifest()
+            manifest = load_manifest(settings.manifest)
         except DetectorError as exc:
             logger.warning("No model manifest (%s); only the startup model is available.", exc)
             manifest = None
-        return cls(default, manifest, device=device, refresh=refresh)
+        return cls(default, manifest, settings)
 
     def choices(self) -> list[str]:
         """Version labels for the chooser: the startup model first, then the other manifest versions."""
@@ -90,6 +74,6 @@ class ModelRegistry:
                 from detector.model import Detector
 
                 logger.info("Loading model version %s on first use", label)
-                detector = Detector.load(label, device=self.device or self.default.device, refresh=self.refresh)
+                detector = Detector.load(self.settings.for_version(label))
                 self._loaded[label] = detector
         return detector

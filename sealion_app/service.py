@@ -19,10 +19,10 @@ from PIL import Image
 from detector.errors import DetectorError
 from detector.images import load_image
 from detector.metadata import read_metadata
-from detector.model import DEFAULT_IOU
 from detector.overlay import draw_overlay
 from detector.records import Failure, PhotoRecord, sha256_bytes, write_counts_csv
 from detector.results import CountResult
+from detector.settings import CountOptions
 from sealion_app.present import fit_for_jpeg, result_dict, thumbnail
 from sealion_app.uploads import MemberTooLarge, Photo, Rejected, expand_uploads
 
@@ -32,33 +32,12 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class CountOptions:
-    """The user's detection settings (``tile_size`` 0 or None = the model's input size; ``conf`` None = the model
-    version's calibrated per-class thresholds; ``photo_scale`` None = auto from each photo's size)."""
-
-    conf: float | None = None
-    iou: float = DEFAULT_IOU
-    slicing: str = "auto"
-    tile_size: int | None = None
-    photo_scale: float | None = None
-
-    def as_kwargs(self) -> dict[str, Any]:
-        return {
-            "conf": float(self.conf) if self.conf is not None else None,
-            "iou": float(self.iou),
-            "slicing": self.slicing,
-            "tile_size": int(self.tile_size) if self.tile_size else None,
-            "photo_scale": float(self.photo_scale) if self.photo_scale is not None else None,
-        }
-
-
 def count_photo(
     detector: Detector, image: Path | bytes | np.ndarray, name: str, options: CountOptions
 ) -> tuple[np.ndarray, CountResult]:
     """Count the photo as sent (a JPEG decodes at the model's working size, as in the CLI), then draw the overlay
     on the photo at its own size. Raises DetectorError for bad input."""
-    result = detector.count(image, source=name, **options.as_kwargs())
+    result = detector.count(image, options, source=name)
     rgb = load_image(image, label=name)
     return draw_overlay(rgb, result), result
 

@@ -17,12 +17,12 @@ from typing import Any
 import gradio as gr
 
 from detector.errors import DetectorError
-from detector.model import DEFAULT_IOU
 from detector.scale import ADULT_FEMALE_LENGTH_PX, scale_from_female_length
+from detector.settings import DEFAULT_IOU, CountOptions
 from sealion_app import present
 from sealion_app.components import PhotoInput
 from sealion_app.models import ModelRegistry
-from sealion_app.service import CountOptions, count_batch, count_to_file, photo_jpeg, prune_old_batches
+from sealion_app.service import count_batch, count_to_file, photo_jpeg, prune_old_batches
 
 logger = logging.getLogger("sealion_app")
 

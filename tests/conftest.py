@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from detector.settings import HubSettings, ModelSettings
 from tests.helpers import (
     NO_SHARED_DATA,
     SEA_LION_CLASSES,
@@ -41,6 +42,11 @@ class LocalHub:
     @property
     def url(self) -> str:
         return self.server.url
+
+    def settings(self, version: str | None = None, **fields) -> ModelSettings:
+        """Model settings that reach this hub, with this test's cache (what an entry point builds from HF_*)."""
+        hub = HubSettings(endpoint=self.url, cache_dir=str(self.cache_dir))
+        return ModelSettings(version=version, hub=hub, **fields)
 
     def manifest(self, path: Path, default: str = "v1", shipped: dict[str, str] | None = None) -> Path:
         """Write a manifest pinning this hub's tags (optionally with shipped files)."""
@@ -106,7 +112,7 @@ def hub_env(local_hub, monkeypatch, tmp_path) -> LocalHub:
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     for name in ("SEALION_MODEL_VERSION", "SEALION_WEIGHTS", "SEALION_HUB_REPO", "SEALION_HUB_REVISION"):
-        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name, raising=False)  # tests that start a process (an edge) must not inherit them
     local_hub.cache_dir = tmp_path / "hf-cache"
     return local_hub
 

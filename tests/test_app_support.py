@@ -12,9 +12,10 @@ import yaml
 from PIL import Image
 
 from detector.errors import DetectorError
+from detector.settings import CountOptions, Settings
 from sealion_app import present, uploads
 from sealion_app.models import ModelRegistry
-from sealion_app.service import CountOptions, count_batch
+from sealion_app.service import count_batch
 from sealion_app.uploads import Photo, Rejected, expand_uploads
 from tests.helpers import NO_SHARED_DATA, REPO_ROOT, SEA_LION_CLASSES, SHARED_DATA, build_untrained_model, sha256_of
 
@@ -54,8 +55,13 @@ def offline_manifest(two_versions, monkeypatch, tmp_path):
     return two_versions
 
 
+def start_registry() -> ModelRegistry:
+    """As ``sealion-app --device cpu`` starts it: the environment (this test's variables), the option over it."""
+    return ModelRegistry.start(Settings.from_env().model.with_options(device="cpu"))
+
+
 def test_registry_loads_other_versions_lazily_and_once(offline_manifest):
-    registry = ModelRegistry.start(device="cpu")
+    registry = start_registry()
     assert registry.default.info.version == "v1" and registry.default.info.source == "shipped"
     assert registry.choices() == ["v1", "v2"]
     assert not registry.is_loaded("v2")
@@ -74,14 +80,14 @@ def test_registry_loads_other_versions_lazily_and_once(offline_manifest):
 
 def test_startup_override_does_not_leak_into_later_versions(offline_manifest, monkeypatch):
     monkeypatch.setenv("SEALION_WEIGHTS", str(offline_manifest["v2"]))
-    registry = ModelRegistry.start(device="cpu")
+    registry = start_registry()
     assert registry.default.info.version == "v2" and registry.default.info.source == "local"
     assert registry.choices() == ["v2", "v1"]
     assert registry.get("v1").info.sha256 == sha256_of(offline_manifest["v1"])  # not the SEALION_WEIGHTS file
 
 
 def test_model_info_and_markdown(offline_manifest):
-    registry = ModelRegistry.start(device="cpu")
+    registry = start_registry()
     info = present.model_info(registry.default)
     assert info["version"] == "v1" and info["sha256"] == sha256_of(offline_manifest["v1"])
     assert info["weights_file"] == "v1.pt" and "path" not in info
@@ -96,7 +102,7 @@ def test_model_info_and_markdown(offline_manifest):
 
 
 def test_count_batch_reports_progress_and_writes_csv(offline_manifest, tmp_path):
-    registry = ModelRegistry.start(device="cpu")
+    registry = start_registry()
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"\x89PNG\r\n\x1a\n-not-really")
     calls = []

@@ -10,7 +10,13 @@ import pytest
 from detector.errors import ModelResolutionError, WeightsIntegrityError
 from detector.hub import resolve_weights, sha256_file
 from detector.manifest import load_manifest
+from detector.settings import Settings
 from tests.helpers import free_port
+
+
+def resolve(version=None, *, manifest, **options):
+    """As an entry point resolves: the environment (the test's HF_* and SEALION_* variables), options over it."""
+    return resolve_weights(Settings.from_env().model.with_options(version=version, **options), manifest=manifest)
 
 
 @pytest.fixture
@@ -20,7 +26,7 @@ def manifest(hub_env, tmp_path):
 
 @pytest.mark.parametrize("tag", ["v1", "v2"])
 def test_each_tag_downloads_its_own_bytes(hub_env, manifest, tag):
-    resolved = resolve_weights(tag, manifest=manifest)
+    resolved = resolve(tag, manifest=manifest)
     assert resolved.source == "hub"
     assert sha256_file(resolved.path) == hub_env.sha256[tag] == resolved.sha256
     assert resolved.path.read_bytes() == hub_env.weights[tag].read_bytes()
@@ -29,8 +35,8 @@ def test_each_tag_downloads_its_own_bytes(hub_env, manifest, tag):
 
 
 def test_second_resolution_comes_from_the_cache(hub_env, manifest):
-    first = resolve_weights("v1", manifest=manifest)
-    second = resolve_weights("v1", manifest=manifest)
+    first = resolve("v1", manifest=manifest)
+    second = resolve("v1", manifest=manifest)
     assert (first.source, second.source) == ("hub", "cache")
     assert first.path == second.path
 
@@ -43,16 +49,16 @@ def test_a_full_commit_sha_not_in_the_manifest_is_described_by_its_model_card(hu
     manifest = load_manifest(only_v1)
     assert list(manifest.versions) == ["v1"]
     v2_commit = hub_env.tags["v2"]
-    resolved = resolve_weights(revision=v2_commit, manifest=manifest)
+    resolved = resolve(revision=v2_commit, manifest=manifest)
     assert resolved.sha256 == hub_env.sha256["v2"]
     assert resolved.version.commit == v2_commit and resolved.version.class_names[4] == "pups"
 
 
 def test_offline_mode_uses_a_prefilled_cache_without_any_server(hub_env, manifest, monkeypatch):
-    resolve_weights("v2", manifest=manifest)  # fill the cache
+    resolve("v2", manifest=manifest)  # fill the cache
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{free_port()}")  # nothing listens there
-    resolved = resolve_weights("v2", manifest=manifest)
+    resolved = resolve("v2", manifest=manifest)
     assert resolved.source == "cache" and resolved.sha256 == hub_env.sha256["v2"]
 
 
@@ -60,37 +66,37 @@ def test_offline_with_empty_cache_falls_back_to_the_shipped_file(hub_env, tmp_pa
     shutil.copy(hub_env.weights["v1"], tmp_path / "shipped-v1.pt")
     manifest = load_manifest(hub_env.manifest(tmp_path / "manifest.yaml", shipped={"v1": "shipped-v1.pt"}))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    resolved = resolve_weights("v1", manifest=manifest)
+    resolved = resolve("v1", manifest=manifest)
     assert resolved.source == "shipped" and resolved.path == tmp_path / "shipped-v1.pt"
     with pytest.raises(ModelResolutionError, match="offline .* nothing is cached"):
-        resolve_weights("v2", manifest=manifest)  # v2 is not shipped
+        resolve("v2", manifest=manifest)  # v2 is not shipped
 
 
 def test_unreachable_hub_with_nothing_cached_is_one_clear_error(hub_env, manifest, monkeypatch):
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{free_port()}")
     with pytest.raises(ModelResolutionError) as caught:
-        resolve_weights("v1", manifest=manifest)
+        resolve("v1", manifest=manifest)
     message = str(caught.value)
     assert "\n" not in message and "v1" in message and "127.0.0.1" in message
 
 
 def test_unknown_revision_names_the_known_ones(hub_env, manifest):
     with pytest.raises(ModelResolutionError, match=r"Revision 'v9' does not exist .*known: .*v1, v2"):
-        resolve_weights(revision="v9", manifest=manifest)
+        resolve(revision="v9", manifest=manifest)
 
 
 def test_unknown_version_lists_the_manifest(manifest):
     with pytest.raises(ModelResolutionError, match="Unknown model version 'v7'; known versions: v1, v2"):
-        resolve_weights("v7", manifest=manifest)
+        resolve("v7", manifest=manifest)
 
 
 def test_tampered_cache_file_is_refused_with_both_hashes(hub_env, manifest):
-    resolved = resolve_weights("v1", manifest=manifest)
+    resolved = resolve("v1", manifest=manifest)
     blob = resolved.path.resolve()  # the cache keeps the bytes in blobs/, snapshots/ links to them
     blob.write_bytes(blob.read_bytes() + b"tampered")
     actual = sha256_file(blob)
     with pytest.raises(WeightsIntegrityError) as caught:
-        resolve_weights("v1", manifest=manifest)
+        resolve("v1", manifest=manifest)
     message = str(caught.value)
     assert hub_env.sha256["v1"] in message and actual in message and "model.pt" in message
 
@@ -99,7 +105,7 @@ def test_wrong_pinned_hash_refuses_the_download(hub_env, tmp_path):
     path = hub_env.manifest(tmp_path / "manifest.yaml")
     path.write_text(path.read_text().replace(hub_env.sha256["v2"], "a" * 64))
     with pytest.raises(WeightsIntegrityError, match="expected a{64}"):
-        resolve_weights("v2", manifest=load_manifest(path))
+        resolve("v2", manifest=load_manifest(path))
 
 
 def test_a_malformed_pinned_hash_is_a_manifest_error(hub_env, tmp_path):
@@ -111,27 +117,27 @@ def test_a_malformed_pinned_hash_is_a_manifest_error(hub_env, tmp_path):
 
 def test_explicit_local_file_wins_and_is_recognised(hub_env, manifest, tmp_path):
     local = Path(shutil.copy(hub_env.weights["v2"], tmp_path / "mine.pt"))
-    resolved = resolve_weights(weights_path=local, manifest=manifest)
+    resolved = resolve(weights=local, manifest=manifest)
     assert resolved.source == "local" and resolved.path == local
     assert resolved.version.name == "v2"  # same bytes as a listed version
     with pytest.raises(WeightsIntegrityError):
-        resolve_weights(weights_path=local, sha256="1" * 64, manifest=manifest)
+        resolve(weights=local, sha256="1" * 64, manifest=manifest)
     with pytest.raises(ModelResolutionError, match="does not exist"):
-        resolve_weights(weights_path=tmp_path / "missing.pt", manifest=manifest)
+        resolve(weights=tmp_path / "missing.pt", manifest=manifest)
 
 
 def test_environment_variables_select_version_and_revision(hub_env, manifest, monkeypatch):
     monkeypatch.setenv("SEALION_MODEL_VERSION", "v2")
-    assert resolve_weights(manifest=manifest).sha256 == hub_env.sha256["v2"]
+    assert resolve(manifest=manifest).sha256 == hub_env.sha256["v2"]
     monkeypatch.setenv("SEALION_HUB_REVISION", "v1")
-    assert resolve_weights(manifest=manifest).sha256 == hub_env.sha256["v1"]
+    assert resolve(manifest=manifest).sha256 == hub_env.sha256["v1"]
 
 
 def test_an_explicit_repo_and_revision_work_with_an_empty_manifest(hub_env, tmp_path):
     empty = tmp_path / "empty.yaml"
     empty.write_text("default: v1\nversions: {}\n")
     manifest = load_manifest(empty)
-    resolved = resolve_weights(repo_id=hub_env.repo_id, revision="v2", manifest=manifest)
+    resolved = resolve(repo_id=hub_env.repo_id, revision="v2", manifest=manifest)
     assert resolved.sha256 == hub_env.sha256["v2"] and resolved.source == "hub"
     with pytest.raises(ModelResolutionError, match="give the hub repo"):
-        resolve_weights(revision="v2", manifest=manifest)
+        resolve(revision="v2", manifest=manifest)

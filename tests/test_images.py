@@ -12,6 +12,7 @@ from PIL import Image
 
 from detector.errors import ImageLoadError
 from detector.images import load_image
+from detector.settings import ModelSettings
 
 
 def png_bytes(image: Image.Image, **kwargs) -> bytes:
@@ -144,7 +145,7 @@ def test_counts_from_a_survey_jpeg_decoded_small_match_a_full_decode():
     from detector import Detector
     from tests.helpers import REPO_ROOT
 
-    detector = Detector.load(device="cpu")
+    detector = Detector.load(ModelSettings(device="cpu"))
     with Image.open(REPO_ROOT / "examples" / "noaa_train_0.jpg") as small:
         survey = small.resize((small.width * 4, small.height * 4))  # 5616x3744: a survey original's size
     buffer = io.BytesIO()

@@ -17,6 +17,7 @@ from PIL import Image
 from detector import Detector
 from detector.errors import DetectorError
 from detector.images import load_image
+from detector.settings import ModelSettings
 from tests.app_process import start_app
 from tests.helpers import REPO_ROOT, SEA_LION_CLASSES
 
@@ -25,7 +26,7 @@ EXAMPLE = REPO_ROOT / "examples" / "noaa_train_6.jpg"
 
 @pytest.fixture(scope="module")
 def detector(tiny_models) -> Detector:
-    return Detector.load(weights_path=tiny_models["v1"], device="cpu", warmup=False)
+    return Detector.load(ModelSettings(weights=tiny_models["v1"], device="cpu"), warmup=False)
 
 
 def test_work_beyond_the_budget_is_refused_up_front_naming_the_setting(detector):

@@ -15,12 +15,13 @@ from detector.errors import DetectorError
 from detector.hub import resolve_weights
 from detector.manifest import load_manifest
 from detector.model import select_device
+from detector.settings import ModelSettings
 from detector.slicing import tile_grid
 
 
 @pytest.fixture(scope="module")
 def detector(tiny_models) -> Detector:
-    return Detector.load(weights_path=tiny_models["v1"], device="cpu")
+    return Detector.load(ModelSettings(weights=tiny_models["v1"], device="cpu"))
 
 
 NATIVE = 1.0  # count the random photos as they are (auto would take 1248x832 for a 4x copy and enlarge it)
@@ -36,6 +37,7 @@ def test_loaded_model_describes_itself(detector, tiny_models):
     assert detector.device == "cpu"
     assert detector.info.source == "local" and detector.info.path == str(tiny_models["v1"])
     assert torch.get_num_threads() == os.cpu_count()  # ultralytics' cap on CPU threads is undone
+    assert detector.imgsz == 320  # an unlisted file's input size is the one its checkpoint was trained at
 
 
 def test_large_photo_is_tiled_and_counts_every_class(detector, photo):
@@ -52,7 +54,8 @@ def test_large_photo_is_tiled_and_counts_every_class(detector, photo):
 
 def test_slicing_off_runs_the_whole_photo_once(detector, photo):
     assert detector.count(photo, slicing="off", photo_scale=NATIVE).tiles == 1
-    assert detector.count(photo[:300, :400], slicing="auto", photo_scale=NATIVE).tiles == 1  # smaller than a tile
+    assert detector.count(photo[:300, :300], slicing="auto", photo_scale=NATIVE).tiles == 1  # smaller than a tile
+    assert detector.count(photo[:300, :400], slicing="auto", photo_scale=NATIVE).tiles == 2  # wider than 320
 
 
 def test_batches_give_the_same_detections_as_one_tile_at_a_time(detector, photo):
@@ -64,7 +67,7 @@ def test_batches_give_the_same_detections_as_one_tile_at_a_time(detector, photo)
 
 def test_photo_scale_resizes_to_the_model_scale_but_boxes_stay_in_photo_pixels(detector, photo):
     half = detector.count(photo, conf=0.001, photo_scale=0.5)  # model scale 1.0: photo is enlarged 2x
-    assert half.tiles == len(tile_grid(2496, 1664, 640, 0.2))
+    assert half.tiles == len(tile_grid(2496, 1664, detector.imgsz, 0.2))
     assert half.image_size == (1248, 832)
     assert half.total > 0 and (half.xyxy[:, 2] <= 1248).all() and (half.xyxy[:, 3] <= 832).all()
 
@@ -81,7 +84,9 @@ def test_exif_rotated_jpeg_is_counted_upright(detector, tmp_path):
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"conf": 1.5}, "conf and iou"),
+        ({"conf": 1.5}, "conf must be between 0 and 1"),
+        ({"iou": -0.1}, "iou must be between 0 and 1"),
+        ({"overlap": 1.0}, "overlap"),
         ({"tile_size": 8}, "tile_size"),
         ({"slicing": "sometimes"}, "slicing"),
         ({"photo_scale": 0}, "photo_scale"),
@@ -105,7 +110,7 @@ def test_device_selection():
 
 def test_load_a_pinned_version_from_the_hub_and_count(hub_env, tmp_path, photo):
     manifest = load_manifest(hub_env.manifest(tmp_path / "manifest.yaml"))
-    loaded = Detector(resolve_weights("v2", manifest=manifest), device="cpu")
+    loaded = Detector(resolve_weights(hub_env.settings("v2"), manifest=manifest), device="cpu")
     assert loaded.info.version == "v2" and loaded.info.source == "hub"
     assert loaded.info.commit == hub_env.tags["v2"] and loaded.info.sha256 == hub_env.sha256["v2"]
     result = loaded.count(photo[:320, :320], photo_scale=NATIVE)
@@ -116,4 +121,4 @@ def test_class_names_that_disagree_with_the_manifest_are_refused(hub_env, tmp_pa
     path = hub_env.manifest(tmp_path / "manifest.yaml")
     path.write_text(path.read_text().replace("- pups", "- seals"))
     with pytest.raises(DetectorError, match="have classes .* but version v1 lists"):
-        Detector(resolve_weights("v1", manifest=load_manifest(path)), device="cpu", warmup=False)
+        Detector(resolve_weights(hub_env.settings("v1"), manifest=load_manifest(path)), device="cpu", warmup=False)

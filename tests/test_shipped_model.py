@@ -13,6 +13,7 @@ import pytest
 from detector import Detector
 from detector.hub import sha256_file
 from detector.manifest import load_manifest
+from detector.settings import ModelSettings
 from detector.slicing import tile_grid
 from tests.helpers import REPO_ROOT, SEA_LION_CLASSES
 
@@ -22,7 +23,7 @@ SPARSE_EXAMPLE = REPO_ROOT / "examples" / "noaa_train_6.jpg"  # 45 animals, spre
 
 @pytest.fixture(scope="module")
 def shipped() -> Detector:
-    return Detector.load(device="cpu")
+    return Detector.load(ModelSettings(device="cpu"))
 
 
 def test_the_default_version_is_shipped_and_pinned():

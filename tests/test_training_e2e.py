@@ -17,6 +17,7 @@ from ultralytics.utils.instance import Instances
 from detector.classes import CLASS_COLORS, SEA_LION_CLASSES
 from detector.hub import sha256_file, version_from_card
 from detector.manifest import load_manifest
+from detector.settings import Settings
 from tests.helpers import OlahServer
 from training.dataset import BuildOptions, ChipOptions, build_dataset
 from training.evaluate import evaluate_model
@@ -140,13 +141,15 @@ def test_publish_to_local_git_repo_and_detector_pulls_the_tag(trained, tmp_path,
             monkeypatch.delenv(name, raising=False)
         from detector import Detector
 
+        settings = Settings.from_env().model  # what an entry point reads: the hub and the manifest above
+
         # The card alone describes the revision (how the detector sees a tag that is not in its manifest).
-        from_card = version_from_card(REPO_ID, "v1")
+        from_card = version_from_card(REPO_ID, "v1", settings.hub)
         assert (from_card.sha256, from_card.ground_scale, from_card.imgsz) == (published.sha256, 0.25, 96)
 
-        local = Detector.load(repo_id=REPO_ID, revision="v1", device="cpu", warmup=False)
+        local = Detector.load(settings.with_options(repo_id=REPO_ID, revision="v1", device="cpu"), warmup=False)
         assert local.info.source == "shipped"  # publish shipped it, sha256-equal: local first, the hub is not asked
-        detector = Detector.load(repo_id=REPO_ID, revision="v1", device="cpu", refresh=True)
+        detector = Detector.load(settings.with_options(repo_id=REPO_ID, revision="v1", device="cpu", refresh=True))
         assert detector.info.source == "hub" and detector.info.sha256 == published.sha256
         assert detector.info.ground_scale == 0.25 and detector.class_names == SEA_LION_CLASSES
         photo = trained["root"] / "dataset" / "photos" / "b.jpg"

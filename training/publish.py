@@ -21,7 +21,7 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,19 +54,11 @@ def weights_filename(base_config: str, version: str) -> str:
 
 def half_precision_copy(weights: Path, dest: Path) -> Path:
     """Copy an ultralytics checkpoint as fp16 without optimizer state (small; what the product ships)."""
-    import torch
+    from ultralytics.utils.torch_utils import strip_optimizer
 
-    checkpoint = torch.load(weights, map_location="cpu", weights_only=False)
-    model = checkpoint.get("ema") or checkpoint["model"]
-    checkpoint = {
-        "model": model.half(),
-        "train_args": checkpoint.get("train_args", {}),
-        "epoch": -1,
-        "date": checkpoint.get("date"),
-        "version": checkpoint.get("version"),
-    }
     dest.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(checkpoint, dest)
+    if not strip_optimizer(weights, str(dest)):
+        raise PublishError(f"{weights} is not an ultralytics checkpoint")
     return dest
 
 
@@ -255,24 +247,31 @@ def publish(
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         half_precision_copy(weights, folder / filename)
-        sha256 = sha256_file(folder / filename)
+        record = ModelVersion(
+            name=version,
+            repo_id=repo_id,
+            revision=version,
+            commit="",  # known once the revision is published
+            filename=filename,
+            sha256=sha256_file(folder / filename),
+            class_names=SEA_LION_CLASSES,
+            imgsz=int(imgsz),
+            ground_scale=float(ground_scale),
+            metrics=dict(metrics),
+            description=f"YOLOv5 ({base_config}) trained at ground scale {ground_scale}"
+            + (f" from {Path(init['source']).name}" if init else " (random init)"),
+            class_conf=dict(class_conf or {}),
+            greyscale_input=greyscale_input,
+        )
         meta = {
             "library_name": "ultralytics",
             "tags": ["yolov5", "object-detection", "sea-lions", "counting"],
-            "weights": {"filename": filename, "sha256": sha256},
-            "class_names": list(SEA_LION_CLASSES),
+            **record.to_card(),
             "class_colors": {name: list(CLASS_COLORS[name]) for name in SEA_LION_CLASSES},
-            "imgsz": int(imgsz),
-            "ground_scale": float(ground_scale),
             "base_config": base_config,
-            "metrics": dict(metrics),
             "training_data": dict(training_data),
             "training_command": training_command,
         }
-        if class_conf:
-            meta["class_conf"] = {k: float(v) for k, v in class_conf.items()}
-        if greyscale_input:
-            meta["greyscale_input"] = True
         if init:
             meta["init_weights"] = dict(init)
         render_card(meta, card_body(meta, version)).save(folder / "README.md")
@@ -289,43 +288,8 @@ def publish(
             shipped_file = filename
             shutil.copy2(folder / filename, Path(manifest).parent / filename)
     if manifest is not None:
-        manifest = Path(manifest)
-        header = _leading_comments(manifest)
-        add_version(
-            manifest,
-            ModelVersion(
-                name=version,
-                repo_id=repo_id,
-                revision=version,
-                commit=commit,
-                filename=filename,
-                sha256=sha256,
-                class_names=SEA_LION_CLASSES,
-                imgsz=int(imgsz),
-                ground_scale=float(ground_scale),
-                shipped_file=shipped_file,
-                metrics=dict(metrics),
-                description=f"YOLOv5 ({base_config}) trained at ground scale {ground_scale}"
-                + (f" from {Path(init['source']).name}" if init else " (random init)"),
-                class_conf=dict(class_conf or {}),
-                greyscale_input=greyscale_input,
-            ),
-            make_default=make_default,
-        )
-        if header:  # add_version rewrites the YAML; keep the file's explanatory comment
-            manifest.write_text(header + manifest.read_text())
-    return Published(repo_id, version, commit, filename, sha256, where)
-
-
-def _leading_comments(path: Path) -> str:
-    if not path.is_file():
-        return ""
-    lines = []
-    for line in path.read_text().splitlines(keepends=True):
-        if not line.startswith("#"):
-            break
-        lines.append(line)
-    return "".join(lines)
+        add_version(manifest, replace(record, commit=commit, shipped_file=shipped_file), make_default=make_default)
+    return Published(repo_id, version, commit, filename, record.sha256, where)
 
 
 def training_data_summary(dataset: Path) -> dict[str, Any]:

@@ -1,0 +1,181 @@
+"""The product's settings and defaults, in one place (huggingface_hub's ``constants`` is the model).
+
+Entry points (``sealion-count``, ``sealion-app``, the ``training.*`` commands) read the environment once with
+:meth:`Settings.from_env`, let their command-line options override it, and pass the typed objects down. Nothing
+below them reads ``os.environ``: library functions take :class:`ModelSettings`, :class:`HubSettings` and
+:class:`CountOptions` as arguments.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from detector.errors import DetectorError
+
+# Count defaults: what a count uses unless the user or the model version says otherwise.
+DEFAULT_CONF = 0.25  # the confidence threshold of a class the model version has no calibrated threshold for
+DEFAULT_IOU = 0.45
+DEFAULT_OVERLAP = 0.2
+DEFAULT_BATCH = 16
+DEFAULT_IMGSZ = 640  # the network input of a checkpoint that records none
+MIN_TILE_SIZE = 32
+Slicing = Literal["auto", "on", "off"]
+SLICING_CHOICES: tuple[str, ...] = get_args(Slicing)
+DEFAULT_HUB_TIMEOUT_S = 3.0
+
+# The environment variables an entry point reads (and nothing else does).
+ENV_MODEL_VERSION = "SEALION_MODEL_VERSION"
+ENV_WEIGHTS = "SEALION_WEIGHTS"
+ENV_WEIGHTS_SHA256 = "SEALION_WEIGHTS_SHA256"
+ENV_HUB_REPO = "SEALION_HUB_REPO"
+ENV_HUB_REVISION = "SEALION_HUB_REVISION"
+ENV_REFRESH = "SEALION_REFRESH"
+ENV_DEVICE = "SEALION_DEVICE"
+ENV_MANIFEST = "SEALION_MANIFEST"
+ENV_GROUND_SCALE = "SEALION_GROUND_SCALE"
+ENV_MAX_PIXELS = "SEALION_MAX_PIXELS"
+ENV_HUB_TIMEOUT = "SEALION_HUB_TIMEOUT"
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+
+
+@dataclass(frozen=True)
+class CountOptions:
+    """How one photo is counted; validated here, so a bad value is refused before any work, naming the setting.
+
+    ``conf`` None: the model version's calibrated per-class thresholds (``class_conf`` replaces them).
+    ``tile_size`` None: the model's input size. ``photo_scale`` None: auto from each photo's size
+    (:mod:`detector.scale`).
+    """
+
+    conf: float | None = None
+    iou: float = DEFAULT_IOU
+    slicing: Slicing = "auto"
+    tile_size: int | None = None
+    overlap: float = DEFAULT_OVERLAP
+    photo_scale: float | None = None
+    batch_size: int = DEFAULT_BATCH
+    class_conf: Mapping[str, float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.conf is not None and not 0 <= self.conf <= 1:
+            raise DetectorError(f"conf must be between 0 and 1, got {self.conf}.")
+        if not 0 <= self.iou <= 1:
+            raise DetectorError(f"iou must be between 0 and 1, got {self.iou}.")
+        if self.slicing not in SLICING_CHOICES:
+            raise DetectorError(f"slicing must be one of {', '.join(SLICING_CHOICES)}, got {self.slicing!r}.")
+        if self.tile_size is not None and self.tile_size < MIN_TILE_SIZE:
+            raise DetectorError(f"tile_size must be at least {MIN_TILE_SIZE} pixels, got {self.tile_size}.")
+        if not 0 <= self.overlap < 1:
+            raise DetectorError(f"overlap must be at least 0 and below 1, got {self.overlap}.")
+        if self.photo_scale is not None and not self.photo_scale > 0:
+            raise DetectorError(f"photo_scale must be positive, got {self.photo_scale}.")
+        if self.batch_size < 1:
+            raise DetectorError(f"batch_size must be at least 1, got {self.batch_size}.")
+
+    def changed(self, **values: Any) -> CountOptions:
+        """A copy with some fields changed (validated again)."""
+        return replace(self, **values) if values else self
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["class_conf"] = dict(self.class_conf) if self.class_conf is not None else None
+        return data
+
+
+def default_of(cls: type, name: str) -> Any:
+    """A dataclass field's default: argparse defaults come from here, so each default is typed once."""
+    for item in fields(cls):
+        if item.name == name:
+            return item.default
+    raise AttributeError(f"{cls.__name__} has no field {name!r}")
+
+
+@dataclass(frozen=True)
+class HubSettings:
+    """Where the model hub is. ``endpoint``/``cache_dir`` None: huggingface_hub's own defaults."""
+
+    endpoint: str | None = None
+    cache_dir: str | None = None
+    offline: bool = False
+    timeout_s: float = DEFAULT_HUB_TIMEOUT_S
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """Which model version to load, from where, and on which device (see :func:`detector.hub.resolve_weights`)."""
+
+    version: str | None = None  # a manifest version name; None: the manifest's default
+    weights: Path | None = None  # an explicit local weights file
+    sha256: str | None = None  # pin for ``weights`` or an unlisted hub revision
+    repo_id: str | None = None
+    revision: str | None = None
+    refresh: bool = False  # ask the hub first even when a verified local copy exists
+    device: str = "auto"
+    manifest: Path | None = None  # None: the shipped weights/manifest.yaml
+    ground_scale: float | None = None  # of an unlisted local weights file (a listed one knows its own)
+    hub: HubSettings = field(default_factory=HubSettings)
+
+    def with_options(self, **values: Any) -> ModelSettings:
+        """A copy where the given values that are not None replace this one's (command-line options over env)."""
+        given = {k: v for k, v in values.items() if v is not None}
+        if isinstance(given.get("weights"), str):
+            given["weights"] = Path(given["weights"])
+        return replace(self, **given) if given else self
+
+    def for_version(self, name: str) -> ModelSettings:
+        """The settings of another manifest version: same device, hub and manifest, nothing pinned to the first."""
+        return replace(self, version=name, weights=None, sha256=None, repo_id=None, revision=None, ground_scale=None)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything an entry point takes from the environment."""
+
+    model: ModelSettings = field(default_factory=ModelSettings)
+    max_pixels: int | None = None  # largest photo decoded; None: Pillow's decompression-bomb limit
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read the ``SEALION_*`` (and ``HF_*`` hub) variables; a bad value raises an error naming the variable."""
+        env = os.environ if environ is None else environ
+
+        def text(name: str) -> str | None:
+            return (env.get(name) or "").strip() or None
+
+        def number(name: str, kind: type = float) -> Any:
+            raw = text(name)
+            if raw is None:
+                return None
+            try:
+                value = kind(raw)
+            except ValueError:
+                raise DetectorError(f"{name} must be a {kind.__name__}, got {raw!r}.") from None
+            if not value > 0:
+                raise DetectorError(f"{name} must be positive, got {raw!r}.")
+            return value
+
+        weights = text(ENV_WEIGHTS)
+        manifest = text(ENV_MANIFEST)
+        hub = HubSettings(
+            endpoint=text("HF_ENDPOINT"),
+            cache_dir=text("HF_HUB_CACHE"),
+            offline=(text("HF_HUB_OFFLINE") or "").lower() in TRUE_WORDS,
+            timeout_s=number(ENV_HUB_TIMEOUT) or DEFAULT_HUB_TIMEOUT_S,
+        )
+        model = ModelSettings(
+            version=text(ENV_MODEL_VERSION),
+            weights=Path(weights) if weights else None,
+            sha256=(text(ENV_WEIGHTS_SHA256) or "").lower() or None,
+            repo_id=text(ENV_HUB_REPO),
+            revision=text(ENV_HUB_REVISION),
+            refresh=(text(ENV_REFRESH) or "").lower() in TRUE_WORDS,
+            device=text(ENV_DEVICE) or "auto",
+            manifest=Path(manifest) if manifest else None,
+            ground_scale=number(ENV_GROUND_SCALE),
+            hub=hub,
+        )
+        return cls(model=model, max_pixels=number(ENV_MAX_PIXELS, int))
