@@ -69,21 +69,21 @@ def tiny_dataset(tmp_path_factory) -> tuple[Path, dict]:
 
 def test_build_dataset_writes_chips_labels_and_a_photo_level_split(tiny_dataset):
     out, summary = tiny_dataset
-    assert [p["photo_id"] for p in summary["photos"]] == ["a", "b"]
-    for record in summary["photos"]:
-        assert "painted out" in record["method"]  # no raw copies in the fixture
-        assert record["size"] == [192, 192]
-        expected = dots_by_colour(read_rgb(TINY / "TrainDotted" / f"{record['photo_id']}.jpg")).counts()
-        assert record["dot_counts"] == expected and sum(expected.values()) > 10
-        assert record["empty_chips"] <= max(1, 0.25 * record["chips"])
-        chips = sorted((out / "images" / record["photo_id"]).glob("*.jpg"))
-        assert len(chips) == record["chips"] and (out / record["image"]).is_file()
+    assert [p.photo_id for p in summary.photos] == ["a", "b"]
+    for record in summary.photos:
+        assert "painted out" in record.method  # no raw copies in the fixture
+        assert record.size == (192, 192)
+        expected = dots_by_colour(read_rgb(TINY / "TrainDotted" / f"{record.photo_id}.jpg")).counts()
+        assert record.dot_counts == expected and sum(expected.values()) > 10
+        assert record.empty_chips <= max(1, 0.25 * record.chips)
+        chips = sorted((out / "images" / record.photo_id).glob("*.jpg"))
+        assert len(chips) == record.chips and (out / record.image).is_file()
         for chip in chips:
-            label = out / "labels" / record["photo_id"] / f"{chip.stem}.txt"
+            label = out / "labels" / record.photo_id / f"{chip.stem}.txt"
             rows = [line.split() for line in label.read_text().splitlines()]
             assert all(0 <= int(r[0]) < 5 and all(0 <= float(v) <= 1 for v in r[1:]) for r in rows)
     for name in ("fold0", "fold1"):
-        data = yaml.safe_load(Path(summary["splits"][name]).read_text())
+        data = yaml.safe_load(Path(summary.splits[name]).read_text())
         assert data["names"] == dict(enumerate(SEA_LION_CLASSES))
         assert not set(data["train_photos"]) & set(data["val_photos"])
         train_list = (out / data["train"]).read_text().split()

@@ -21,6 +21,7 @@ from detector.settings import Settings
 from tests.helpers import OlahServer
 from training.dataset import BuildOptions, ChipOptions, build_dataset
 from training.evaluate import evaluate_model
+from training.io import DatasetRecord
 from training.publish import PublishError, publish, summary_metrics, training_data_summary
 from training.train import RandomRot90, TrainConfig, auto_batch, train
 
@@ -51,7 +52,7 @@ def trained(tmp_path_factory) -> dict:
     summary = build_dataset(TINY, root / "dataset", options, command="build tiny")
     record = train(
         TrainConfig(
-            data=summary["splits"]["holdout"], epochs=1, batch=4, workers=0, project=str(root / "runs"), name="tiny"
+            data=summary.splits["holdout"], epochs=1, batch=4, workers=0, project=str(root / "runs"), name="tiny"
         ),
         command="python -m training.train (tiny e2e)",
     )
@@ -59,7 +60,7 @@ def trained(tmp_path_factory) -> dict:
 
 
 def test_auto_batch_follows_chip_size_and_data_size(trained):
-    data = Path(trained["summary"]["splits"]["holdout"])
+    data = Path(trained["summary"].splits["holdout"])
     chips = len((data.parent.parent.parent / "holdout_train.txt").read_text().split())
     assert auto_batch(data, 96) == max(2, min(16, chips // 12))  # a tiny set: small batches, more steps
     big = data.parent / "big.yaml"
@@ -85,9 +86,9 @@ def test_evaluate_counts_whole_photos_with_the_product_detector(trained):
     result = evaluate_model(Path(trained["record"]["weights"]), dataset, ["b"], ["a"])
     assert result["model"]["photos"] == 1 and set(result["model"]["per_class"]) == set(SEA_LION_CLASSES)
     truth = result["per_photo"][0]["truth"]
-    assert truth == [trained["summary"]["photos"][1]["dot_counts"][n] for n in SEA_LION_CLASSES]
+    assert truth == [trained["summary"].photos[1].dot_counts[n] for n in SEA_LION_CLASSES]
     # The training mean of one photo is that photo's counts: the baseline error is their difference.
-    a = [trained["summary"]["photos"][0]["dot_counts"][n] for n in SEA_LION_CLASSES]
+    a = [trained["summary"].photos[0].dot_counts[n] for n in SEA_LION_CLASSES]
     assert result["baseline_training_mean"]["total_mae"] == pytest.approx(abs(sum(a) - sum(truth)))
 
 
@@ -105,7 +106,7 @@ def test_publish_to_local_git_repo_and_detector_pulls_the_tag(trained, tmp_path,
         ground_scale=0.25,
         base_config=record["base_config"],
         training_command=record["command"],
-        training_data=training_data_summary(trained["root"] / "dataset"),
+        training_data=training_data_summary(DatasetRecord.read(trained["root"] / "dataset")),
         metrics=metrics,
         repo_id=REPO_ID,
         git_repo=repo_dir,
@@ -183,7 +184,7 @@ def test_mlflow_tracking_to_a_local_store(trained, tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "sealion-tests")
     record = train(
         TrainConfig(
-            data=trained["summary"]["splits"]["holdout"], epochs=1, batch=4, workers=0, project=str(tmp_path / "runs"),
+            data=trained["summary"].splits["holdout"], epochs=1, batch=4, workers=0, project=str(tmp_path / "runs"),
             name="tracked", mlflow=True,
         ),
         command="tracked",

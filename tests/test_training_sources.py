@@ -19,6 +19,7 @@ from training.dataset import (
     read_rgb,
 )
 from training.dots import dots_by_colour
+from training.io import TrainingError
 from training.train import read_init_state_dict, transfer_weights
 
 TINY = Path(__file__).parent / "data" / "sealions-tiny"
@@ -36,10 +37,10 @@ def test_dots_table_reads_the_noaa_shape_and_names_bad_rows(tmp_path):
     assert table["a"].counts()["pups"] == 1 and table["a"].counts()["juveniles"] == 1
     by_file = read_dots_table(write_table(tmp_path / "review.csv", [("survey/a.jpg", 1, 2, "pups")], "photo"))
     assert list(by_file) == ["a"]  # a file name is reduced to the id the dataset uses
-    with pytest.raises(ValueError, match=r"dots\.csv, line 2: unknown class 'seal'"):
+    with pytest.raises(TrainingError, match=r"dots\.csv, line 2: unknown class 'seal'"):
         read_dots_table(write_table(tmp_path / "dots.csv", [("a", 1, 2, "seal")]))
     (tmp_path / "bad.csv").write_text("id,x,y\n1,2,3\n")
-    with pytest.raises(ValueError, match="bad.csv: a dots table needs the columns"):
+    with pytest.raises(TrainingError, match="bad.csv: a dots table needs the columns"):
         read_dots_table(tmp_path / "bad.csv")
 
 
@@ -53,12 +54,12 @@ def test_dots_table_labels_win_over_colour_extraction(tmp_path):
     options = BuildOptions(ground_scale=0.25, chips=ChipOptions(size=192, overlap=0.0, empty_share=0.5), folds=0,
                            dots_table=table)  # fmt: skip
     summary = build_dataset(TINY, out, options)
-    by_id = {r["photo_id"]: r for r in summary["photos"]}
-    assert "dots table" in by_id["a"]["method"] and "colour dots" in by_id["b"]["method"]
-    assert by_id["a"]["dot_counts"] == {**dict.fromkeys(SEA_LION_CLASSES, 0), "pups": 1, "adult_males": 1,
+    by_id = summary.by_id
+    assert "dots table" in by_id["a"].method and "colour dots" in by_id["b"].method
+    assert by_id["a"].dot_counts == {**dict.fromkeys(SEA_LION_CLASSES, 0), "pups": 1, "adult_males": 1,
                                         "juveniles": 1}  # fmt: skip
     expected_b = dots_by_colour(read_rgb(TINY / "TrainDotted" / "b.jpg")).counts()
-    assert by_id["b"]["dot_counts"] == expected_b
+    assert by_id["b"].dot_counts == expected_b
     # The labels of photo a sit at the table's positions (full-resolution pixels x 0.25), with the table's classes.
     found = []
     for label in (out / "labels" / "a").glob("*.txt"):
@@ -81,9 +82,9 @@ def test_a_raw_photo_with_table_rows_needs_no_dotted_copy(tmp_path):
     cv2.imwrite(str(root / "Train" / "r1.jpg"), raw[:, :, ::-1])
     table = write_table(tmp_path / "reviewed.csv", [("r1", 200, 200, "adult_females")], "photo")
     summary = build_dataset(root, tmp_path / "ds", BuildOptions(chips=ChipOptions(size=96), folds=0, dots_table=table))
-    (record,) = summary["photos"]
-    assert record["photo_id"] == "r1" and record["dot_counts"]["adult_females"] == 1
-    assert record["method"] == "labels: dots table reviewed.csv; image: raw photo"
+    (record,) = summary.photos
+    assert record.photo_id == "r1" and record.dot_counts["adult_females"] == 1
+    assert record.method == "labels: dots table reviewed.csv; image: raw photo"
 
 
 def _new_model():
@@ -114,7 +115,7 @@ def test_init_copies_tensors_that_match_by_name_and_shape(tmp_path):
     # An ultralytics checkpoint ({"model": module}) gives the same tensors.
     torch.save({"model": coco_like.half(), "train_args": {}}, tmp_path / "ckpt.pt")
     assert set(read_init_state_dict(tmp_path / "ckpt.pt")) == set(state)
-    with pytest.raises(SystemExit, match="missing.pt: file not found"):
+    with pytest.raises(TrainingError, match="missing.pt: file not found"):
         read_init_state_dict(tmp_path / "missing.pt")
 
 

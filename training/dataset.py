@@ -13,8 +13,6 @@ Run ``python -m training.dataset --help``. Layout written under ``--out``::
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import logging
 import math
 import random
@@ -31,9 +29,9 @@ import yaml
 
 from detector.classes import BODY_LENGTH_PX, SEA_LION_CLASSES
 from detector.images import rescale
+from detector.settings import default_of
 from detector.slicing import tile_grid
 from training.dots import (
-    Dots,
     PairMismatchError,
     align_pair,
     dots_by_colour,
@@ -41,6 +39,7 @@ from training.dots import (
     exclusion_mask,
     paint_out_dots,
 )
+from training.io import DatasetRecord, Dots, PhotoEntry, TrainingError, read_counts, read_dots_table, read_rgb
 
 logger = logging.getLogger(__name__)
 
@@ -79,61 +78,9 @@ class PreparedPhoto:
     notes: list[str] = field(default_factory=list)
 
 
-def read_rgb(path: Path) -> np.ndarray:
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise ValueError(f"cannot read image {path}")
-    return np.ascontiguousarray(bgr[:, :, ::-1])
-
-
 def resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     small = cv2.resize(mask.astype(np.uint8) * 255, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
     return small >= 128
-
-
-def read_counts(path: Path) -> dict[str, dict[str, int]]:
-    """Official per-photo counts (Kaggle train.csv / counts.csv: train_id + the five class columns)."""
-    with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    return {str(row["train_id"]): {name: int(row[name]) for name in SEA_LION_CLASSES} for row in rows}
-
-
-DOTS_PHOTO_COLUMNS = ("train_id", "photo", "photo_id", "image")
-
-
-def read_dots_table(path: Path) -> dict[str, Dots]:
-    """A dots table: one row per animal (photo, x, y, class; full-resolution pixels), per photo id.
-
-    The photo column is ``train_id`` (the NOAA ``dot-coordinates.csv``), ``photo``, ``photo_id`` or ``image`` (a
-    file name is reduced to its stem); ``class`` is a class name of :data:`SEA_LION_CLASSES`.
-    """
-    path = Path(path)
-    with open(path, newline="") as handle:
-        reader = csv.DictReader(handle)
-        columns = reader.fieldnames or []
-        photo_column = next((c for c in DOTS_PHOTO_COLUMNS if c in columns), None)
-        missing = [c for c in ("x", "y", "class") if c not in columns]
-        if photo_column is None or missing:
-            raise ValueError(
-                f"{path}: a dots table needs the columns photo (one of {', '.join(DOTS_PHOTO_COLUMNS)}), x, y, class; "
-                f"found {', '.join(columns) or 'none'}"
-            )
-        rows: dict[str, tuple[list[tuple[float, float]], list[int]]] = {}
-        for line, row in enumerate(reader, start=2):
-            name = row["class"].strip()
-            if name not in SEA_LION_CLASSES:
-                raise ValueError(f"{path}, line {line}: unknown class {name!r} (known: {', '.join(SEA_LION_CLASSES)})")
-            try:
-                xy = (float(row["x"]), float(row["y"]))
-            except (TypeError, ValueError) as exc:
-                raise ValueError(
-                    f"{path}, line {line}: x and y must be numbers, got {row['x']!r}, {row['y']!r}"
-                ) from exc
-            photo_id = Path(row[photo_column].strip()).stem
-            points, classes = rows.setdefault(photo_id, ([], []))
-            points.append(xy)
-            classes.append(SEA_LION_CLASSES.index(name))
-    return {photo_id: Dots(np.array(points), np.array(classes)) for photo_id, (points, classes) in rows.items()}
 
 
 def _images_by_stem(folder: Path) -> dict[str, Path]:
@@ -235,8 +182,8 @@ def prepare_photo(spec: PhotoSpec, ground_scale: float, prefer_painted: bool = F
         except PairMismatchError as exc:
             notes.append(f"raw photo not used: {exc}")
         else:
-            if alignment.rotated_180:
-                dotted, turned = np.ascontiguousarray(dotted[::-1, ::-1]), True
+            dotted, turned = alignment.upright(dotted), alignment.rotated_180
+            if turned:
                 notes.append("dotted copy was rotated 180 degrees; fixed")
             raw_aligned = rescale(raw, spec.dotted_scale / spec.raw_scale)
     elif raw is not None:
@@ -416,8 +363,10 @@ class BuildOptions:
     prefer_painted: bool = False  # painted-out dotted copies even where raw photos exist
 
 
-def build_dataset(root: Path, out: Path, options: BuildOptions, photo_scale: float = 1.0, command: str = "") -> dict:
-    """Build the whole dataset (chips, whole photos, splits); returns the summary also written to photos.json."""
+def build_dataset(
+    root: Path, out: Path, options: BuildOptions, photo_scale: float = 1.0, command: str = ""
+) -> DatasetRecord:
+    """Build the whole dataset (chips, whole photos, splits); returns the record also written to photos.json."""
     out = Path(out)
     dots_table = options.dots_table or default_dots_table(Path(root))
     specs = discover(Path(root), photo_scale, dots_table)
@@ -435,18 +384,18 @@ def build_dataset(root: Path, out: Path, options: BuildOptions, photo_scale: flo
         whole = out / "photos" / f"{photo.photo_id}.jpg"
         cv2.imwrite(str(whole), photo.image[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, options.chips.jpeg_quality])
         chips = write_chips(photo, out, options.ground_scale, options.chips, options.seed)
-        record = {
-            "photo_id": photo.photo_id,
-            "image": f"photos/{photo.photo_id}.jpg",
-            "size": [int(photo.image.shape[1]), int(photo.image.shape[0])],
-            "method": photo.method,
-            "notes": photo.notes,
-            "dot_counts": photo.dots.counts(),
-            "official_counts": spec.official_counts,
-            "image_source": photo.image_source,
-            "excluded_share": round(float(photo.excluded.mean()), 4),
+        record = PhotoEntry(
+            photo_id=photo.photo_id,
+            image=f"photos/{photo.photo_id}.jpg",
+            size=(int(photo.image.shape[1]), int(photo.image.shape[0])),
+            method=photo.method,
+            notes=tuple(photo.notes),
+            dot_counts=photo.dots.counts(),
+            official_counts=spec.official_counts,
+            image_source=photo.image_source,
+            excluded_share=round(float(photo.excluded.mean()), 4),
             **chips,
-        }
+        )
         records.append(record)
         logger.info(
             "photo %s: %d dots, %d chips (%d empty), %.1fs — %s",
@@ -455,7 +404,7 @@ def build_dataset(root: Path, out: Path, options: BuildOptions, photo_scale: flo
         )  # fmt: skip
         del photo  # one photo in memory at a time
         started = time.perf_counter()
-    ids = [r["photo_id"] for r in records]
+    ids = [r.photo_id for r in records]
     # "all": the final model trains on every photo; a few of them are its (in-sample) progress monitor.
     splits = {"all": str(write_split(out, "all", ids, list(options.val_ids) or ids[:1], monitor_only=True))}
     if options.val_ids:
@@ -465,33 +414,44 @@ def build_dataset(root: Path, out: Path, options: BuildOptions, photo_scale: flo
         for k, val in enumerate(make_folds(ids, options.folds, options.seed)):
             train_ids = [i for i in ids if i not in set(val)]
             splits[f"fold{k}"] = str(write_split(out, f"fold{k}", train_ids, val))
-    summary = {
-        "source": str(Path(root).resolve()),
-        "dots_table": str(dots_table) if dots_table else None,
-        "command": command,
-        "ground_scale": options.ground_scale,
-        "chip_options": asdict(options.chips),
-        "body_length_px": BODY_LENGTH_PX,
-        "class_names": list(SEA_LION_CLASSES),
-        "seed": options.seed,
-        "photos": records,
-        "refused": refused,
-        "splits": splits,
-    }
-    (out / "photos.json").write_text(json.dumps(summary, indent=2))
-    return summary
+    record = DatasetRecord(
+        source=str(Path(root).resolve()),
+        ground_scale=options.ground_scale,
+        chip_size=options.chips.size,
+        chip_options=asdict(options.chips),
+        photos=tuple(records),
+        splits=splits,
+        dots_table=str(dots_table) if dots_table else None,
+        command=command,
+        body_length_px=dict(BODY_LENGTH_PX),
+        seed=options.seed,
+        refused=tuple(refused),
+    )
+    record.write(out)
+    return record
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.dataset", description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="NOAA sample or Kaggle layout folder")
     parser.add_argument("--out", type=Path, required=True, help="dataset folder to write")
-    parser.add_argument("--ground-scale", type=float, default=0.25, help="scale the model sees, relative to native")
+    parser.add_argument(
+        "--ground-scale", type=float, default=default_of(BuildOptions, "ground_scale"),
+        help="scale the model sees, relative to native (default %(default)s)",
+    )  # fmt: skip
     parser.add_argument("--photo-scale", type=float, default=1.0, help="scale of Train/TrainDotted (Kaggle layout)")
-    parser.add_argument("--chip", type=int, default=320, help="chip size in pixels (= training imgsz)")
-    parser.add_argument("--overlap", type=float, default=0.25)
-    parser.add_argument("--empty-share", type=float, default=0.1, help="max share of chips without animals")
-    parser.add_argument("--folds", type=int, default=4, help="cross-validation folds over photos (0: none)")
+    parser.add_argument(
+        "--chip", type=int, default=default_of(ChipOptions, "size"), help="chip size in pixels (= training imgsz)"
+    )
+    parser.add_argument("--overlap", type=float, default=default_of(ChipOptions, "overlap"))
+    parser.add_argument(
+        "--empty-share", type=float, default=default_of(ChipOptions, "empty_share"),
+        help="max share of chips without animals",
+    )  # fmt: skip
+    parser.add_argument(
+        "--folds", type=int, default=default_of(BuildOptions, "folds"),
+        help="cross-validation folds over photos (0: none)",
+    )  # fmt: skip
     parser.add_argument("--val-ids", default="", help="comma-separated photo ids for a fixed holdout split")
     parser.add_argument("--photos", default="", help="comma-separated photo ids to use (default: all)")
     parser.add_argument(
@@ -502,7 +462,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--prefer-painted", action="store_true", help="train on painted-out dotted copies even where raw photos exist"
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=default_of(BuildOptions, "seed"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     split = lambda text: tuple(t.strip() for t in text.split(",") if t.strip())  # noqa: E731
@@ -518,15 +478,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     started = time.perf_counter()
     command = "python -m training.dataset " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-    summary = build_dataset(args.data, args.out, options, args.photo_scale, command)
+    try:
+        record = build_dataset(args.data, args.out, options, args.photo_scale, command)
+    except (TrainingError, FileNotFoundError) as exc:
+        raise SystemExit(f"dataset: {exc}") from None
     print(f"{'photo':>6} {'chips':>6} {'empty':>6}  dots per class {list(SEA_LION_CLASSES)}  method")
-    for r in summary["photos"]:
-        counts = [r["dot_counts"][n] for n in SEA_LION_CLASSES]
-        print(f"{r['photo_id']:>6} {r['chips']:>6} {r['empty_chips']:>6}  {counts}  {r['method']}")
-    for r in summary["refused"]:
+    for r in record.photos:
+        counts = [r.dot_counts[n] for n in SEA_LION_CLASSES]
+        print(f"{r.photo_id:>6} {r.chips:>6} {r.empty_chips:>6}  {counts}  {r.method}")
+    for r in record.refused:
         print(f"{r['photo_id']:>6} refused: {r['reason']}")
-    print(f"wrote {args.out} in {time.perf_counter() - started:.0f}s; splits: {', '.join(summary['splits'])}")
-    return 0 if summary["photos"] else 1
+    print(f"wrote {args.out} in {time.perf_counter() - started:.0f}s; splits: {', '.join(record.splits)}")
+    return 0 if record.photos else 1
 
 
 if __name__ == "__main__":

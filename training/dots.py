@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from detector.classes import SEA_LION_CLASSES
+from training.io import Dots, read_counts, read_rgb
 
 # RGB at dot centres in the full-resolution dotted photos (data README), in SEA_LION_CLASSES order.
 DOT_COLOURS: dict[str, tuple[int, int, int]] = {
@@ -51,50 +52,6 @@ MISMATCH_MEDIAN_DIFF = 8.0
 
 class PairMismatchError(ValueError):
     """The raw photo and the dotted copy are not the same photograph."""
-
-
-@dataclass(frozen=True)
-class Dots:
-    """Dots found in one photo: centres in pixels of that photo and class indices into SEA_LION_CLASSES."""
-
-    xy: np.ndarray  # (N, 2) float32, x then y
-    class_id: np.ndarray  # (N,) int64
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "xy", np.asarray(self.xy, dtype=np.float32).reshape(-1, 2))
-        object.__setattr__(self, "class_id", np.asarray(self.class_id, dtype=np.int64).reshape(-1))
-        if len(self.xy) != len(self.class_id):
-            raise ValueError(f"{len(self.xy)} dot centres but {len(self.class_id)} classes")
-
-    def __len__(self) -> int:
-        return len(self.class_id)
-
-    def counts(self) -> dict[str, int]:
-        """Dots per class, zeros included, in the fixed class order."""
-        found = np.bincount(self.class_id, minlength=len(SEA_LION_CLASSES))
-        return {name: int(found[i]) for i, name in enumerate(SEA_LION_CLASSES)}
-
-    def scaled(self, factor: float) -> Dots:
-        """The same dots on the photo resized by ``factor`` (pixel centres stay centres)."""
-        return Dots((self.xy + 0.5) * factor - 0.5, self.class_id)
-
-    def rotated_180(self, width: int, height: int) -> Dots:
-        """The same dots on the photo rotated by 180 degrees."""
-        return Dots(np.array([width - 1, height - 1], dtype=np.float32) - self.xy, self.class_id)
-
-    def outside(self, mask: np.ndarray) -> Dots:
-        """Only the dots whose centre is not in ``mask`` (True = excluded)."""
-        if not len(self):
-            return self
-        h, w = mask.shape
-        xi = np.clip(np.round(self.xy[:, 0]).astype(int), 0, w - 1)
-        yi = np.clip(np.round(self.xy[:, 1]).astype(int), 0, h - 1)
-        keep = ~mask[yi, xi]
-        return Dots(self.xy[keep], self.class_id[keep])
-
-    @classmethod
-    def empty(cls) -> Dots:
-        return cls(np.zeros((0, 2)), np.zeros(0))
 
 
 def _colour_labels(rgb: np.ndarray, max_distance: float) -> np.ndarray:
@@ -196,6 +153,10 @@ class Alignment:
     median_difference: float  # 0-255, after fixing the orientation
     other_orientation: float
 
+    def upright(self, dotted_rgb: np.ndarray) -> np.ndarray:
+        """The dotted copy (at any scale) turned to the raw photo's orientation."""
+        return np.ascontiguousarray(dotted_rgb[::-1, ::-1]) if self.rotated_180 else dotted_rgb
+
 
 def align_pair(raw_rgb: np.ndarray, dotted_rgb: np.ndarray, label: str = "pair") -> Alignment:
     """Check that ``dotted_rgb`` is a dotted copy of ``raw_rgb``, possibly rotated by 180 degrees.
@@ -268,18 +229,13 @@ def _separate_peaks(
 
 def dots_from_pair(raw_rgb: np.ndarray, dotted_rgb: np.ndarray, scale: float = 1.0, label: str = "pair") -> Dots:
     """Align the pair (fixing a 180-degree rotation; refusing a mismatch) and find the dots on the raw photo."""
-    alignment = align_pair(raw_rgb, dotted_rgb, label)
-    if alignment.rotated_180:
-        dotted_rgb = np.ascontiguousarray(dotted_rgb[::-1, ::-1])
-    return dots_by_difference(raw_rgb, dotted_rgb, scale)
+    return dots_by_difference(raw_rgb, align_pair(raw_rgb, dotted_rgb, label).upright(dotted_rgb), scale)
 
 
 def extraction_report(root: str) -> dict:
     """Dot counts against the official counts for a NOAA-sample folder: full-resolution dotted photos by colour,
     downsampled pairs by difference (refused pairs listed with the reason)."""
     from pathlib import Path
-
-    from training.dataset import read_counts, read_rgb
 
     root_path = Path(root)
     official = read_counts(root_path / "counts.csv")

@@ -18,6 +18,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,20 +27,15 @@ import numpy as np
 from detector.classes import SEA_LION_CLASSES
 from detector.hub import ResolvedWeights, sha256_file
 from detector.manifest import ModelVersion
+from detector.settings import DEFAULT_CONF
+from training.io import DatasetRecord, PhotoEntry, TrainingError
 
 logger = logging.getLogger(__name__)
 
 
-def load_summary(dataset: Path) -> dict[str, Any]:
-    path = Path(dataset) / "photos.json"
-    if not path.is_file():
-        raise SystemExit(f"{path} not found: build the dataset with python -m training.dataset first")
-    return json.loads(path.read_text())
-
-
-def truth_counts(record: Mapping[str, Any]) -> dict[str, int]:
-    """The official counts of a photo when known, else its dot counts."""
-    return dict(record.get("official_counts") or record["dot_counts"])
+def truth_counts(record: PhotoEntry) -> dict[str, int]:
+    """The official count where known, else the photo's dots."""
+    return dict(record.official_counts or record.dot_counts)
 
 
 def count_metrics(truth: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
@@ -69,31 +65,23 @@ def load_detector(
     from detector.model import Detector
 
     weights = Path(weights)
-    version = ModelVersion(
-        name=weights.stem,
-        repo_id="",
-        revision="",
-        commit="",
-        filename=weights.name,
-        sha256=sha256_file(weights),
-        class_names=SEA_LION_CLASSES,
-        imgsz=imgsz,
-        ground_scale=ground_scale,
-        greyscale_input=greyscale_input,
-    )
+    version = replace(
+        ModelVersion.unlisted(weights.name, sha256_file(weights), ground_scale),
+        name=weights.stem, class_names=SEA_LION_CLASSES, imgsz=imgsz, greyscale_input=greyscale_input,
+    )  # fmt: skip
     return Detector(ResolvedWeights(weights, version.sha256, "local", version), device=device)
 
 
-def count_photos(detector, dataset: Path, records: Sequence[Mapping[str, Any]], ground_scale: float, conf: float):
+def count_photos(detector, dataset: Path, records: Sequence[PhotoEntry], ground_scale: float, conf: float):
     """Run the detector on whole photos; returns the (photos, classes) count array and per-photo rows."""
     predicted, rows = [], []
     for record in records:
-        result = detector.count(str(Path(dataset) / record["image"]), conf=conf, photo_scale=ground_scale)
+        result = detector.count(str(Path(dataset) / record.image), conf=conf, photo_scale=ground_scale)
         counts = [result.counts[name] for name in SEA_LION_CLASSES]
         predicted.append(counts)
         rows.append(
             {
-                "photo_id": record["photo_id"],
+                "photo_id": record.photo_id,
                 "truth": [truth_counts(record)[n] for n in SEA_LION_CLASSES],
                 "predicted": counts,
                 "tiles": result.tiles,
@@ -120,17 +108,17 @@ def evaluate_model(
     dataset: Path,
     photo_ids: Sequence[str],
     train_ids: Sequence[str] = (),
-    conf: float = 0.25,
+    conf: float = DEFAULT_CONF,
     data_yaml: Path | None = None,
     device: str | None = None,
 ) -> dict[str, Any]:
     """Count metrics of one model on ``photo_ids`` (and the training-mean baseline from ``train_ids``)."""
-    summary = load_summary(dataset)
-    by_id = {r["photo_id"]: r for r in summary["photos"]}
+    summary = DatasetRecord.read(dataset)
+    by_id = summary.by_id
     missing = [p for p in photo_ids if p not in by_id]
     if missing:
-        raise SystemExit(f"photos {missing} are not in {dataset}/photos.json (known: {sorted(by_id)})")
-    imgsz, ground_scale = int(summary["chip_options"]["size"]), float(summary["ground_scale"])
+        raise TrainingError(f"photos {missing} are not in {dataset}/photos.json (known: {sorted(by_id)})")
+    imgsz, ground_scale = summary.chip_size, summary.ground_scale
     detector = load_detector(weights, imgsz, ground_scale, device)
     records = [by_id[p] for p in photo_ids]
     predicted, rows = count_photos(detector, dataset, records, ground_scale, conf)
@@ -147,7 +135,7 @@ def evaluate_model(
 
 
 def cross_validate(
-    dataset: Path, out: Path, epochs: int, model: str = "yolov5n.yaml", conf: float = 0.25, device: str = "cpu",
+    dataset: Path, out: Path, epochs: int, model: str = "yolov5n.yaml", conf: float = DEFAULT_CONF, device: str = "cpu",
     folds: Sequence[str] | None = None, extra: Mapping[str, Any] | None = None, init: str | None = None,
     grey: float = 0.1,
 ) -> dict[str, Any]:  # fmt: skip
@@ -156,14 +144,14 @@ def cross_validate(
 
     from training.train import TrainConfig, train
 
-    summary = load_summary(dataset)
-    fold_names = list(folds or sorted(k for k in summary["splits"] if k.startswith("fold")))
+    summary = DatasetRecord.read(dataset)
+    fold_names = list(folds or sorted(k for k in summary.splits if k.startswith("fold")))
     if not fold_names:
-        raise SystemExit(f"{dataset} has no CV folds: rebuild it with --folds 4")
-    by_id = {r["photo_id"]: r for r in summary["photos"]}
+        raise TrainingError(f"{dataset} has no CV folds: rebuild it with --folds 4")
+    by_id = summary.by_id
     truth, predicted, baseline, rows, chips, timings = [], [], [], [], {}, {}
     for name in fold_names:
-        data_yaml = Path(summary["splits"][name])
+        data_yaml = Path(summary.splits[name])
         split = yaml.safe_load(data_yaml.read_text())
         started = time.perf_counter()
         record = train(
@@ -205,11 +193,11 @@ def cross_validate(
     return report
 
 
-def fold_photos(summary: Mapping[str, Any], fold_names: Sequence[str]) -> dict[str, list[str]]:
+def fold_photos(summary: DatasetRecord, fold_names: Sequence[str]) -> dict[str, list[str]]:
     """The unseen (validation) photo ids of each cross-validation fold, from the dataset's split files."""
     import yaml
 
-    return {name: yaml.safe_load(Path(summary["splits"][name]).read_text())["val_photos"] for name in fold_names}
+    return {name: yaml.safe_load(Path(summary.splits[name]).read_text())["val_photos"] for name in fold_names}
 
 
 def calibration_file(cv_dir: Path, greyscale_input: bool = False) -> Path:
@@ -286,10 +274,10 @@ def calibrate(dataset: Path, cv_dir: Path, device: str | None = None, greyscale_
     ``greyscale_input``: count every photo as its greyscale copy (the version's colour-blind input mode); the
     report is then ``calibration-grey.json``.
     """
-    summary = load_summary(dataset)
+    summary = DatasetRecord.read(dataset)
     cv = json.loads((Path(cv_dir) / "cv_metrics.json").read_text())
-    by_id = {r["photo_id"]: r for r in summary["photos"]}
-    imgsz, ground_scale = int(summary["chip_options"]["size"]), float(summary["ground_scale"])
+    by_id = summary.by_id
+    imgsz, ground_scale = summary.chip_size, summary.ground_scale
     folds = fold_photos(summary, cv["folds"])
     detectors = {
         name: load_detector(Path(cv_dir) / name / "weights" / "best.pt", imgsz, ground_scale, device, greyscale_input)
@@ -298,7 +286,7 @@ def calibrate(dataset: Path, cv_dir: Path, device: str | None = None, greyscale_
     found: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for name, photos in folds.items():
         for photo_id in photos:
-            result = detectors[name].count(str(Path(dataset) / by_id[photo_id]["image"]), conf=CALIBRATION_FLOOR,
+            result = detectors[name].count(str(Path(dataset) / by_id[photo_id].image), conf=CALIBRATION_FLOOR,
                                            photo_scale=ground_scale)  # fmt: skip
             found[photo_id] = (result.class_id, result.confidence)
     order = [p for photos in folds.values() for p in photos]
@@ -312,7 +300,7 @@ def calibrate(dataset: Path, cv_dir: Path, device: str | None = None, greyscale_
         thresholds, plain = guarded_thresholds(others, truth_of, found, default)
         per_fold[name] = dict(zip(SEA_LION_CLASSES, thresholds.tolist(), strict=True))
         for photo_id in photos:
-            result = detectors[name].count(str(Path(dataset) / by_id[photo_id]["image"]), class_conf=per_fold[name],
+            result = detectors[name].count(str(Path(dataset) / by_id[photo_id].image), class_conf=per_fold[name],
                                            photo_scale=ground_scale)  # fmt: skip
             honest.append([result.counts[n] for n in SEA_LION_CLASSES])
             unguarded_honest.append(counts_at(*found[photo_id], plain))
@@ -347,22 +335,22 @@ def compare_painted(dataset: Path, painted: Path, cv_dir: Path, device: str | No
     """Is a painted-out dotted copy a fair stand-in for the raw photo? Each photo of ``painted`` (built with
     ``--prefer-painted``) is counted twice by the CV fold model that never saw it: on its raw photo (``dataset``)
     and on its painted-out copy; both at the fold model's uniform conf."""
-    summary, other = load_summary(dataset), load_summary(painted)
+    summary, other = DatasetRecord.read(dataset), DatasetRecord.read(painted)
     cv = json.loads((Path(cv_dir) / "cv_metrics.json").read_text())
-    imgsz, ground_scale = int(summary["chip_options"]["size"]), float(summary["ground_scale"])
-    if float(other["ground_scale"]) != ground_scale:
-        raise SystemExit(f"{painted} is at ground scale {other['ground_scale']}, {dataset} at {ground_scale}")
-    by_id = {r["photo_id"]: r for r in summary["photos"]}
+    imgsz, ground_scale = summary.chip_size, summary.ground_scale
+    if other.ground_scale != ground_scale:
+        raise TrainingError(f"{painted} is at ground scale {other.ground_scale}, {dataset} at {ground_scale}")
+    by_id = summary.by_id
     fold_of = {photo_id: name for name, photos in fold_photos(summary, cv["folds"]).items() for photo_id in photos}
     rows = []
-    for record in other["photos"]:
-        photo_id = record["photo_id"]
-        if by_id[photo_id].get("image_source") != "raw" or record.get("image_source") != "painted":
+    for record in other.photos:
+        photo_id = record.photo_id
+        if by_id[photo_id].image_source != "raw" or record.image_source != "painted":
             continue  # only photos that have both a raw photo and a painted-out copy
         detector = load_detector(Path(cv_dir) / fold_of[photo_id] / "weights" / "best.pt", imgsz, ground_scale, device)
         counts = {}
         for label, folder, rec in (("raw", dataset, by_id[photo_id]), ("painted", painted, record)):
-            result = detector.count(str(Path(folder) / rec["image"]), conf=cv["conf"], photo_scale=ground_scale)
+            result = detector.count(str(Path(folder) / rec.image), conf=cv["conf"], photo_scale=ground_scale)
             counts[label] = [result.counts[n] for n in SEA_LION_CLASSES]
         rows.append({"photo_id": photo_id, "fold": fold_of[photo_id], "truth": truth_counts(by_id[photo_id]), **counts})
     raw, painted_counts = np.array([r["raw"] for r in rows]), np.array([r["painted"] for r in rows])
@@ -402,6 +390,13 @@ def format_table(model: Mapping[str, Any], baseline: Mapping[str, Any] | None = 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except TrainingError as exc:
+        raise SystemExit(f"evaluate: {exc}") from None
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
     from detector.environment import set_offline_defaults
 
     set_offline_defaults()
@@ -429,7 +424,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model", default="yolov5n.yaml", help="with --cv: model config")
     parser.add_argument("--init", default=None, help="with --cv: init weights (see python -m training.train --init)")
     parser.add_argument("--grey", type=float, default=0.1, help="with --cv: probability of a greyscale training image")
-    parser.add_argument("--conf", type=float, default=0.25, help="detection confidence (the product default)")
+    parser.add_argument("--conf", type=float, default=DEFAULT_CONF, help="detection confidence (the product default)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--out", type=Path, help="folder (with --cv) or JSON file for the results")
     parser.add_argument(
@@ -477,16 +472,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.weights is None:
         parser.error("--weights is required without --cv, --calibrate or --compare-painted")
-    summary = load_summary(args.dataset)
+    summary = DatasetRecord.read(args.dataset)
     data_yaml, train_ids = None, []
     if args.split:
         import yaml
 
-        data_yaml = Path(summary["splits"][args.split])
+        data_yaml = Path(summary.splits[args.split])
         split = yaml.safe_load(data_yaml.read_text())
         photo_ids, train_ids = split["val_photos"], split["train_photos"]
     else:
-        photo_ids = [p for p in args.photos.split(",") if p] or [r["photo_id"] for r in summary["photos"]]
+        photo_ids = [p for p in args.photos.split(",") if p] or [r.photo_id for r in summary.photos]
     result = evaluate_model(args.weights, args.dataset, photo_ids, train_ids, args.conf, data_yaml, args.device)
     print(f"{'photo':>6}  truth -> predicted  ({', '.join(SEA_LION_CLASSES)})")
     for row in result["per_photo"]:

@@ -30,6 +30,8 @@ from huggingface_hub import HfApi, ModelCard, ModelCardData
 from detector.classes import CLASS_COLORS, SEA_LION_CLASSES
 from detector.hub import sha256_file
 from detector.manifest import DEFAULT_MANIFEST, ModelVersion, add_version, load_manifest
+from detector.settings import DEFAULT_CONF
+from training.io import DatasetRecord, TrainingError
 
 DEFAULT_REPO_ID = "sealion-counter/steller-sealions-yolov5"
 
@@ -78,7 +80,7 @@ def summary_metrics(
         metrics["cv_total_count_mae"] = round(cv["cv"]["total_mae"], 3)
         metrics["baseline_training_mean_competition_rmse"] = round(cv["baseline_training_mean"]["competition_rmse"], 3)
         metrics["cv_chip_map50"] = round(cv["mean_chip_map50"], 4)
-        metrics["conf"] = cv.get("conf", 0.25)
+        metrics["conf"] = cv.get("conf", DEFAULT_CONF)
     if calibration:
         honest = calibration["metrics_calibrated_other_folds"]
         metrics["cv_calibrated_competition_rmse"] = round(honest["competition_rmse"], 3)
@@ -292,25 +294,24 @@ def publish(
     return Published(repo_id, version, commit, filename, record.sha256, where)
 
 
-def training_data_summary(dataset: Path) -> dict[str, Any]:
-    """What the model was trained on, from the dataset's photos.json."""
-    summary = json.loads((Path(dataset) / "photos.json").read_text())
-    photos = summary["photos"]
+def training_data_summary(dataset: DatasetRecord) -> dict[str, Any]:
+    """What the model was trained on, from the dataset's record (photos.json)."""
+    photos = dataset.photos
     return {
         "description": (
-            f"{len(photos)} photos ({sum(p['chips'] for p in photos)} chips of {summary['chip_options']['size']} px) "
-            f"from {Path(summary['source']).name}; labels from the dots table where it lists a photo, else dots by "
+            f"{len(photos)} photos ({sum(p.chips for p in photos)} chips of {dataset.chip_size} px) "
+            f"from {Path(dataset.source).name}; labels from the dots table where it lists a photo, else dots by "
             "colour (full resolution) or pair difference (downsampled)"
         ),
-        "source": summary["source"],
-        "photo_ids": [p["photo_id"] for p in photos],
-        "photos": {p["photo_id"]: {"method": p["method"], "dot_counts": p["dot_counts"]} for p in photos},
-        "dots_table": summary.get("dots_table"),
-        "refused": summary.get("refused", []),
-        "ground_scale": summary["ground_scale"],
-        "chip_options": summary["chip_options"],
-        "body_length_px_full_resolution": summary.get("body_length_px"),
-        "dataset_command": summary.get("command", ""),
+        "source": dataset.source,
+        "photo_ids": [p.photo_id for p in photos],
+        "photos": {p.photo_id: {"method": p.method, "dot_counts": dict(p.dot_counts)} for p in photos},
+        "dots_table": dataset.dots_table,
+        "refused": list(dataset.refused),
+        "ground_scale": dataset.ground_scale,
+        "chip_options": dict(dataset.chip_options),
+        "body_length_px_full_resolution": dict(dataset.body_length_px),
+        "dataset_command": dataset.command,
     }
 
 
@@ -335,7 +336,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--default", action="store_true", help="make this version the manifest default")
     args = parser.parse_args(argv)
     record = json.loads((args.run / "training_record.json").read_text())
-    summary = json.loads((args.dataset / "photos.json").read_text())
+    try:
+        dataset = DatasetRecord.read(args.dataset)
+    except TrainingError as exc:
+        raise SystemExit(f"publish: {exc}") from None
     cv = json.loads(args.cv_metrics.read_text()) if args.cv_metrics else None
     calibration_file = args.calibration or (args.cv_metrics.parent / "calibration.json" if args.cv_metrics else None)
     calibration = json.loads(calibration_file.read_text()) if calibration_file and calibration_file.is_file() else None
@@ -345,10 +349,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.weights or Path(record["weights"]),
             args.version,
             imgsz=int(record["imgsz"]),
-            ground_scale=float(summary["ground_scale"]),
+            ground_scale=dataset.ground_scale,
             base_config=record["base_config"],
             training_command=record["command"],
-            training_data=training_data_summary(args.dataset),
+            training_data=training_data_summary(dataset),
             metrics=summary_metrics(cv, calibration=calibration),
             full_metrics=full,
             class_conf=calibration["class_conf"] if calibration else None,

@@ -21,7 +21,7 @@ import time
 import types
 from collections.abc import Sequence
 from copy import copy
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,8 @@ from ultralytics.models.yolo.detect import DetectionTrainer  # noqa: E402
 
 from detector.classes import SEA_LION_CLASSES  # noqa: E402
 from detector.images import greyscale  # noqa: E402
+from detector.settings import DEFAULT_IMGSZ  # noqa: E402
+from training.io import DATASET_RECORD, DatasetRecord, TrainingError  # noqa: E402
 
 
 class RandomRot90:
@@ -115,14 +117,14 @@ def read_init_state_dict(path: str | Path) -> dict[str, Any]:
 
     path = Path(path)
     if not path.is_file():
-        raise SystemExit(f"--init {path}: file not found")
+        raise TrainingError(f"--init {path}: file not found")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # an ultralytics checkpoint pickles its model class: needs the full unpickler
         try:
             data = torch.load(path, map_location="cpu", weights_only=False)
         except Exception as exc:
-            raise SystemExit(
+            raise TrainingError(
                 f"--init {path}: cannot read it ({type(exc).__name__}: {exc}); pass a state-dict file or an "
                 "ultralytics checkpoint (e.g. yolov5nu.pt)"
             ) from exc
@@ -138,7 +140,7 @@ def read_init_state_dict(path: str | Path) -> dict[str, Any]:
         {k: v for k, v in data.items() if isinstance(k, str) and hasattr(v, "shape")} if isinstance(data, dict) else {}
     )
     if not tensors:
-        raise SystemExit(f"--init {path}: no tensors found (expected a state dict or an ultralytics checkpoint)")
+        raise TrainingError(f"--init {path}: no tensors found (expected a state dict or an ultralytics checkpoint)")
     return tensors
 
 
@@ -273,10 +275,8 @@ class TrainConfig:
 def chip_size_of(data_yaml: Path) -> int | None:
     """The chip size recorded by training.dataset next to the data.yaml (photos.json), if any."""
     data = yaml.safe_load(Path(data_yaml).read_text())
-    summary = Path(data.get("path", Path(data_yaml).parent)) / "photos.json"
-    if summary.is_file():
-        return int(json.loads(summary.read_text())["chip_options"]["size"])
-    return None
+    folder = Path(data.get("path", Path(data_yaml).parent))
+    return DatasetRecord.read(folder).chip_size if (folder / DATASET_RECORD).is_file() else None
 
 
 def auto_batch(data_yaml: Path, imgsz: int) -> int:
@@ -293,7 +293,7 @@ def check_names(data_yaml: Path) -> None:
     names = yaml.safe_load(Path(data_yaml).read_text()).get("names")
     names = [names[i] for i in sorted(names)] if isinstance(names, dict) else list(names or [])
     if tuple(names) != SEA_LION_CLASSES:
-        raise SystemExit(f"{data_yaml}: class names {names} differ from the product's {list(SEA_LION_CLASSES)}")
+        raise TrainingError(f"{data_yaml}: class names {names} differ from the product's {list(SEA_LION_CLASSES)}")
 
 
 def _enable_mlflow(project: str) -> None:
@@ -301,7 +301,7 @@ def _enable_mlflow(project: str) -> None:
     try:
         import mlflow  # noqa: F401
     except ImportError as exc:
-        raise SystemExit("--mlflow needs the mlflow package: pip install mlflow") from exc
+        raise TrainingError("--mlflow needs the mlflow package: pip install mlflow") from exc
     os.environ.setdefault("MLFLOW_TRACKING_URI", (Path(project).resolve() / "mlruns").as_uri())
     # A plain folder store needs no database server (mlflow-skinny has no SQL backend); MLflow 3 asks to opt in.
     os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
@@ -313,7 +313,7 @@ def train(config: TrainConfig, command: str | None = None) -> dict[str, Any]:
     """Train; returns the training record (also written to ``<run>/training_record.json``)."""
     data_yaml = Path(config.data)
     check_names(data_yaml)
-    imgsz = int(config.imgsz or chip_size_of(data_yaml) or 640)
+    imgsz = int(config.imgsz or chip_size_of(data_yaml) or DEFAULT_IMGSZ)
     if config.mlflow:
         _enable_mlflow(config.project)
     from ultralytics import YOLO
@@ -364,27 +364,38 @@ def train(config: TrainConfig, command: str | None = None) -> dict[str, Any]:
     return record
 
 
+HELP = {
+    "data": "data.yaml written by python -m training.dataset",
+    "model": "model config: yolov5n.yaml, yolov5s.yaml, ...",
+    "imgsz": "default: the dataset's chip size",
+    "batch": "default: from chip size and data size",
+    "device": "cpu, 0 (first CUDA GPU), mps",
+    "patience": "early-stopping patience (0: off)",
+    "rot90": "probability of a 90-degree rotation",
+    "grey": "probability of a greyscale training image",
+    "init": "start from the tensors of this state-dict file or ultralytics checkpoint that match by name and shape "
+    "(e.g. ../shared/models/yolov5n-coco/yolov5n-coco-state-dict.pt; online: ultralytics' yolov5nu.pt)",
+    "project": "folder for runs",
+    "name": "run name (subfolder of --project)",
+    "mlflow": "log params, metrics and weights to a local MLflow store",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """One option per :class:`TrainConfig` field, its default taken from the field (declared once)."""
     parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.splitlines()[0])
-    parser.add_argument("--data", required=True, help="data.yaml written by python -m training.dataset")
-    parser.add_argument("--model", default="yolov5n.yaml", help="model config: yolov5n.yaml, yolov5s.yaml, ...")
-    parser.add_argument("--epochs", type=int, default=60)
-    parser.add_argument("--imgsz", type=int, default=None, help="default: the dataset's chip size")
-    parser.add_argument("--batch", type=int, default=None, help="default: from chip size and data size")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="cpu", help="cpu, 0 (first CUDA GPU), mps")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--patience", type=int, default=0, help="early-stopping patience (0: off)")
-    parser.add_argument("--rot90", type=float, default=0.5, help="probability of a 90-degree rotation")
-    parser.add_argument("--grey", type=float, default=0.1, help="probability of a greyscale training image")
-    parser.add_argument(
-        "--init", default=None, metavar="PATH",
-        help="start from the tensors of this state-dict file or ultralytics checkpoint that match by name and shape "
-        "(e.g. ../shared/models/yolov5n-coco/yolov5n-coco-state-dict.pt; online: ultralytics' yolov5nu.pt)",
-    )  # fmt: skip
-    parser.add_argument("--project", default="runs/train", help="folder for runs")
-    parser.add_argument("--name", default="sealions", help="run name (subfolder of --project)")
-    parser.add_argument("--mlflow", action="store_true", help="log params, metrics and weights to a local MLflow store")
+    for item in fields(TrainConfig):
+        if item.name == "extra":
+            continue
+        flag = "--" + item.name.replace("_", "-")
+        if item.type in ("bool", bool):
+            parser.add_argument(flag, action="store_true", help=HELP.get(item.name))
+        elif item.default is MISSING:
+            parser.add_argument(flag, required=True, help=HELP.get(item.name))
+        else:
+            kind = {"int": int, "float": float}.get(str(item.type), str)
+            kind = {"int | None": int}.get(str(item.type), kind)
+            parser.add_argument(flag, type=kind, default=item.default, help=HELP.get(item.name))
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="any other ultralytics train argument"
     )
@@ -397,27 +408,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     for item in args.set:
         key, _, value = item.partition("=")
         extra[key] = yaml.safe_load(value)
-    config = TrainConfig(
-        data=args.data,
-        model=args.model,
-        epochs=args.epochs,
-        imgsz=args.imgsz,
-        batch=args.batch,
-        seed=args.seed,
-        device=args.device,
-        workers=args.workers,
-        patience=args.patience,
-        project=args.project,
-        name=args.name,
-        rot90=args.rot90,
-        grey=args.grey,
-        init=args.init,
-        mlflow=args.mlflow,
-        extra=extra,
-    )
+    values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.name != "extra"}
+    config = TrainConfig(**values, extra=extra)
     given = argv if argv is not None else sys.argv[1:]
     command = "python -m training.train " + " ".join(shlex.quote(a) for a in given)
-    record = train(config, command)
+    try:
+        record = train(config, command)
+    except TrainingError as exc:
+        raise SystemExit(f"train: {exc}") from None
     print(json.dumps({k: record[k] for k in ("weights", "wall_time_s", "epochs_run", "final_val_metrics")}, indent=2))
     return 0
 
