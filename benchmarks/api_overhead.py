@@ -31,6 +31,7 @@ from benchmarks.common import (
     write_results,
 )
 from detector.scale import ADULT_FEMALE_LENGTH_PX
+from detector.settings import DEFAULT_CONF, DEFAULT_IOU, CountOptions
 
 NAME = "api_overhead"
 DEFAULT_PHOTO = REPO_ROOT / "examples" / "noaa_train_6.jpg"  # 1248x832, NOAA train 6 downsampled 4x
@@ -43,8 +44,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--photo-scale", type=float, default=0.25, help="the photo's scale (0.25: downsampled 4x)")
     parser.add_argument("--calls", type=int, default=20, help="timed calls per method (default 20)")
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--conf", type=float, default=0.25)
-    parser.add_argument("--iou", type=float, default=0.45)
+    parser.add_argument("--conf", type=float, default=DEFAULT_CONF)
+    parser.add_argument("--iou", type=float, default=DEFAULT_IOU)
     add_model_args(parser)
     args = parser.parse_args(argv)
     if args.calls < 1 or args.warmup < 0:
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     from gradio_client import Client, handle_file
 
-    from sealion_app.service import CountOptions, count_photo
+    from sealion_app.service import count_photo
 
     environment = Environment()
     threads = set_threads(None)

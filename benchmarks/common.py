@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import json
 import os
 import platform
@@ -229,10 +228,9 @@ def default_photos() -> list[Path]:
 
 def official_counts(path: Path = COUNTS_CSV) -> dict[str, dict[str, int]]:
     """The competition's official per-class counts by photo id (``counts.csv``); empty when absent."""
-    if not path.is_file():
-        return {}
-    with path.open(newline="") as handle:
-        return {row.pop("train_id"): {k: int(v) for k, v in row.items()} for row in csv.DictReader(handle)}
+    from training.io import read_counts
+
+    return read_counts(path) if path.is_file() else {}
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
@@ -241,11 +239,13 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="JSON results file (default: benchmarks/results/<name>.json)")
 
 
-def load_detector(args: argparse.Namespace, device: str = "cpu"):
+def load_detector(args: argparse.Namespace, device: str = "cpu", threads: int | None = None):
     """The product's Detector for ``--weights`` / ``--version`` (imported lazily: torch is heavy)."""
     from detector import Detector
+    from detector.settings import ModelSettings
 
-    return Detector.load(args.version, weights_path=args.weights, device=device)
+    model = ModelSettings(version=args.version, weights=Path(args.weights) if args.weights else None, device=device)
+    return Detector.load(model, threads=threads)
 
 
 def set_threads(threads: int | None) -> int:

@@ -23,6 +23,8 @@ from benchmarks.common import (
     timed,
     write_results,
 )
+from detector.settings import default_of
+from training.dataset import ChipOptions
 
 NAME = "ground_scale"
 
@@ -31,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=f"python -m benchmarks.{NAME}", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", action="append", required=True, metavar="SCALE=WEIGHTS",
                         help="a ground scale and a weights file trained at it (repeat)")  # fmt: skip
-    parser.add_argument("--imgsz", type=int, default=320)
+    parser.add_argument("--imgsz", type=int, default=default_of(ChipOptions, "size"), help="the chip size trained on")
     parser.add_argument("--photos", nargs="*", type=Path, help="default: the shared full-resolution raw photos")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=Path)

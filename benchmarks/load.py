@@ -33,6 +33,7 @@ from benchmarks.common import (
     write_results,
 )
 from detector.scale import ADULT_FEMALE_LENGTH_PX
+from detector.settings import DEFAULT_CONF, DEFAULT_IOU
 
 NAME = "load"
 RSS_GROWTH_GOAL = 0.10
@@ -103,7 +104,9 @@ def one_request(client, photo: Path, args: argparse.Namespace, version: str, dea
     record: dict[str, Any] = {"ok": False, "max_rank": None, "max_queue_size": None, "queue_wait_s": None}
     started = time.perf_counter()
     female_px = args.photo_scale * ADULT_FEMALE_LENGTH_PX  # the app takes the adult female length
-    job = client.submit(handle_file(str(photo)), 0.25, 0.45, "auto", 0, female_px, version, api_name="/count")
+    job = client.submit(
+        handle_file(str(photo)), DEFAULT_CONF, DEFAULT_IOU, "auto", 0, female_px, version, api_name="/count"
+    )
     limit = min(deadline, started + args.request_timeout)
     processing_at = None
     while not job.done():
@@ -147,7 +150,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         version = info["version"]
         female_px = args.photo_scale * ADULT_FEMALE_LENGTH_PX
         for _ in range(args.warmup):
-            warm.predict(handle_file(str(photo)), 0.25, 0.45, "auto", 0, female_px, version, api_name="/count")
+            warm.predict(
+                handle_file(str(photo)), DEFAULT_CONF, DEFAULT_IOU, "auto", 0, female_px, version, api_name="/count"
+            )
         time.sleep(1)
         rss_before = app.rss_bytes()
         sampler = RssSampler(app)

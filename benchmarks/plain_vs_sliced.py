@@ -29,6 +29,7 @@ from benchmarks.common import (
     timed,
     write_results,
 )
+from detector.settings import DEFAULT_CONF, DEFAULT_IOU, DEFAULT_OVERLAP
 
 NAME = "plain_vs_sliced"
 STRIDE = 32  # YOLOv5's largest stride: input sides must be multiples of it
@@ -52,8 +53,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-shared", action="store_true", help="skip the shared full-resolution photos")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per method and photo (default 3)")
     parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--conf", type=float, default=0.25)
-    parser.add_argument("--iou", type=float, default=0.45)
+    parser.add_argument("--conf", type=float, default=DEFAULT_CONF)
+    parser.add_argument("--iou", type=float, default=DEFAULT_IOU)
     parser.add_argument(
         "--max-one-pass", type=int, default=4096, help="largest work-image side run in one pass (memory bound)"
     )
@@ -69,7 +70,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from ultralytics import YOLO
 
     from detector.images import load_image, rescale
-    from detector.model import DEFAULT_OVERLAP
     from detector.slicing import tile_grid
 
     environment = Environment()

@@ -17,7 +17,6 @@ import argparse
 import cProfile
 import pstats
 from collections import Counter
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ from benchmarks.common import (
     timed,
     write_results,
 )
+from detector.settings import DEFAULT_BATCH, DEFAULT_CONF, DEFAULT_IOU, DEFAULT_OVERLAP, CountOptions
 
 NAME = "sliced_vs_sahi"
 SPEED_GOAL = 3.0  # SAHI time / our time
@@ -60,11 +60,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-shared", action="store_true", help="skip the shared full-resolution photos")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per method and photo (default 5)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed runs per method and photo first")
-    parser.add_argument("--conf", type=float, default=0.25)
-    parser.add_argument("--iou", type=float, default=0.45, help="per-tile NMS IoU (ours and SAHI matched)")
+    parser.add_argument("--conf", type=float, default=DEFAULT_CONF)
+    parser.add_argument("--iou", type=float, default=DEFAULT_IOU, help="per-tile NMS IoU (ours and SAHI matched)")
     parser.add_argument("--tile-size", type=int, default=None, help="default: the model's input size")
-    parser.add_argument("--overlap", type=float, default=0.2)
-    parser.add_argument("--batch-size", type=int, default=16, help="tiles per forward pass (ours, SAHI matched)")
+    parser.add_argument("--overlap", type=float, default=DEFAULT_OVERLAP)
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH, help="tiles per pass (ours, SAHI matched)")
+        "--batch-size", type=int, default=DEFAULT_BATCH, help="tiles per forward pass (ours, SAHI matched)"
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch threads for both (default: all cores)")
     parser.add_argument("--profile", action="store_true", help="cProfile one run of each on the first photo")
     add_model_args(parser)
@@ -72,28 +74,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.repeats < 1 or args.warmup < 0:
         parser.error("--repeats must be >= 1 and --warmup >= 0")
     return args
-
-
-@contextmanager
-def sahi_tile_positions():
-    """Make ``Detector.count`` cut SAHI's tiles instead of its own evenly spread ones.
-
-    A diagnostic: with the tile positions equal, what still differs in the counts comes from merging alone.
-    """
-    from sahi.slicing import get_slice_bboxes
-
-    import detector.model as detector_model
-
-    def sahi_grid(width: int, height: int, tile_size: int, overlap: float = 0.2) -> np.ndarray:
-        boxes = get_slice_bboxes(height, width, tile_size, tile_size, False, overlap, overlap)
-        return np.array(boxes, dtype=np.int64).reshape(-1, 4)
-
-    original = detector_model.tile_grid
-    detector_model.tile_grid = sahi_grid
-    try:
-        yield
-    finally:
-        detector_model.tile_grid = original
 
 
 def sahi_model(weights: str, conf: float, imgsz: int, iou: float | None):
@@ -106,6 +86,14 @@ def sahi_model(weights: str, conf: float, imgsz: int, iou: float | None):
     if iou is not None:
         model.model.overrides["iou"] = iou  # SAHI passes no IoU; ultralytics reads it from the model's overrides
     return model
+
+
+def detection_counts(found: Any, class_names: tuple[str, ...]) -> dict[str, int]:
+    """Per-class counts of a CountResult or of Detections."""
+    if hasattr(found, "counts"):
+        return dict(found.counts)
+    per_class = np.bincount(found.class_id, minlength=len(class_names))
+    return {name: int(per_class[i]) for i, name in enumerate(class_names)}
 
 
 def sahi_counts(prediction, class_names: tuple[str, ...]) -> dict[str, int]:
@@ -159,8 +147,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     environment = Environment()
     threads = set_threads(args.threads)
-    det = load_detector(args)
-    det._threads = threads  # Detector re-pins torch to this after every batch (all cores by default)
+    det = load_detector(args, threads=threads)  # Detector re-pins torch to this after every batch
     tile = args.tile_size or det.imgsz
     photos = [(p, 1.0) for p in ([] if args.no_shared else default_photos())]
     photos += [(p, args.photo_scale) for p in args.photos]
@@ -210,8 +197,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )
 
     def run_ours_sahi_grid(work: np.ndarray):
-        with sahi_tile_positions():
-            return run_ours(work)
+        """Our network calls and seam merge on SAHI's tile positions: what still differs from SAHI is the merge."""
+        height, width = work.shape[:2]
+        grid = np.array(get_slice_bboxes(height, width, tile, tile, False, args.overlap, args.overlap)).reshape(-1, 4)
+        options = CountOptions(conf=args.conf, iou=args.iou, batch_size=args.batch_size)
+        return det.detect(work, grid, options).merge_tiles()
 
     methods = {
         "ours": run_ours,
@@ -241,7 +231,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             order = order[1:] + order[:1]  # rotate so no method always runs first
             log(f"  round {round_index + 1}: " + ", ".join(f"{n} {times[n][-1]:.2f}s" for n in times if times[n]))
         counts = {
-            name: last[name].counts if name.startswith("ours") else sahi_counts(last[name], det.class_names)
+            name: detection_counts(last[name], det.class_names)
+            if name.startswith("ours")
+            else sahi_counts(last[name], det.class_names)
             for name in methods
         }
         stats = {name: summarize(values) for name, values in times.items()}

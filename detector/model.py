@@ -166,7 +166,7 @@ class Detector:
 
         t0 = time.perf_counter()
         tiles = self._tiles(work_w, work_h, tile_size, options)
-        found = self._detect(work, tiles, thresholds, options)
+        found = self.detect(work, tiles, options)
         timings["inference"] = (time.perf_counter() - t0) * 1000
 
         t0 = time.perf_counter()
@@ -198,8 +198,11 @@ class Detector:
         sliced = options.slicing == "on" or (options.slicing == "auto" and max(width, height) > tile_size)
         return tile_grid(width, height, tile_size, options.overlap) if sliced else np.array([[0, 0, width, height]])
 
-    def _detect(self, work: np.ndarray, tiles: np.ndarray, thresholds: np.ndarray, options: CountOptions) -> Detections:
-        """Every tile through the network, a batch at a time; detections in work-image pixels, per-class thresholds."""
+    def detect(self, work: np.ndarray, tiles: np.ndarray, options: CountOptions | None = None) -> Detections:
+        """Run the network on ``tiles`` of an image already at the model's scale, a batch at a time: detections in
+        that image's pixels, each class held to its threshold, seam duplicates not yet merged."""
+        options = options or CountOptions()
+        thresholds = self.thresholds(options.conf, options.class_conf)
         floor = float(thresholds.min())  # one predict call for every class; each is then held to its own threshold
         size = (work.shape[1], work.shape[0])
         parts = []

@@ -25,6 +25,7 @@ DEFAULT_IMGSZ = 640  # the network input of a checkpoint that records none
 MIN_TILE_SIZE = 32
 Slicing = Literal["auto", "on", "off"]
 SLICING_CHOICES: tuple[str, ...] = get_args(Slicing)
+DEFAULT_SLICING: Slicing = "auto"  # tile a photo larger than one tile
 DEFAULT_HUB_TIMEOUT_S = 3.0
 
 # The environment variables an entry point reads (and nothing else does).
@@ -53,7 +54,7 @@ class CountOptions:
 
     conf: float | None = None
     iou: float = DEFAULT_IOU
-    slicing: Slicing = "auto"
+    slicing: Slicing = DEFAULT_SLICING
     tile_size: int | None = None
     overlap: float = DEFAULT_OVERLAP
     photo_scale: float | None = None

@@ -9,6 +9,8 @@ import math
 
 import numpy as np
 
+from detector.settings import DEFAULT_OVERLAP
+
 
 def _axis_starts(length: int, tile: int, step: int) -> list[int]:
     """Evenly spaced tile starts along one side: the fewest tiles whose overlaps are all at least tile - step."""
@@ -18,7 +20,7 @@ def _axis_starts(length: int, tile: int, step: int) -> list[int]:
     return [round(i * (length - tile) / (count - 1)) for i in range(count)]
 
 
-def tile_grid(width: int, height: int, tile_size: int, overlap: float = 0.2) -> np.ndarray:
+def tile_grid(width: int, height: int, tile_size: int, overlap: float = DEFAULT_OVERLAP) -> np.ndarray:
     """Overlapping tiles covering an image, as an ``(K, 4)`` int array of ``x1, y1, x2, y2``.
 
     ``overlap`` is the least share of a tile shared with its neighbour (0 <= overlap < 1); tiles are spread

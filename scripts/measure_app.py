@@ -115,8 +115,9 @@ def main() -> int:
         from detector.images import load_image
         from detector.model import Detector
         from detector.overlay import draw_overlay
+        from detector.settings import ModelSettings
 
-        detector = Detector.load(weights_path=args.weights)
+        detector = Detector.load(ModelSettings(weights=args.weights))
         client.predict(photo, **options, api_name="/count")  # warm-up both
         detector.count(args.photo, photo_scale=args.photo_scale)
         # Interleaved, so both sides see the same background load on a shared machine.

@@ -18,7 +18,7 @@ import gradio as gr
 
 from detector.errors import DetectorError
 from detector.scale import ADULT_FEMALE_LENGTH_PX, scale_from_female_length
-from detector.settings import DEFAULT_IOU, CountOptions
+from detector.settings import DEFAULT_IOU, DEFAULT_SLICING, SLICING_CHOICES, CountOptions
 from sealion_app import present
 from sealion_app.components import PhotoInput
 from sealion_app.models import ModelRegistry
@@ -103,7 +103,7 @@ def _options(conf: float, iou: float, slicing: str, tile_size: float | None, fem
     return CountOptions(
         conf=float(conf) if conf else None,  # 0: the model version's calibrated per-class thresholds
         iou=float(iou),
-        slicing=str(slicing or "auto"),
+        slicing=str(slicing or DEFAULT_SLICING),
         tile_size=int(tile_size) if tile_size else None,
         photo_scale=photo_scale,
     )
@@ -125,7 +125,7 @@ def build_demo(registry: ModelRegistry, count_workers: int = 2) -> gr.Blocks:
         image: str | None,
         conf: float = 0.0,
         iou: float = DEFAULT_IOU,
-        slicing: str = "auto",
+        slicing: str = DEFAULT_SLICING,
         tile_size: float = 0,
         female_length_px: float = 0,
         model_version: str = "",
@@ -164,7 +164,7 @@ def build_demo(registry: ModelRegistry, count_workers: int = 2) -> gr.Blocks:
         files: list[str] | None,
         conf: float = 0.0,
         iou: float = DEFAULT_IOU,
-        slicing: str = "auto",
+        slicing: str = DEFAULT_SLICING,
         tile_size: float = 0,
         female_length_px: float = 0,
         model_version: str = "",
@@ -245,8 +245,8 @@ def build_demo(registry: ModelRegistry, count_workers: int = 2) -> gr.Blocks:
                             )
                             iou = gr.Slider(0.05, 0.95, value=DEFAULT_IOU, step=0.05, label="IoU threshold (NMS)")
                             slicing = gr.Radio(
-                                ["auto", "on", "off"],
-                                value="auto",
+                                list(SLICING_CHOICES),
+                                value=DEFAULT_SLICING,
                                 label="Sliced inference",
                                 info="auto: tile photos larger than a tile; on: always; off: whole photo at once",
                             )
