@@ -65,8 +65,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tile-size", type=int, default=None, help="default: the model's input size")
     parser.add_argument("--overlap", type=float, default=DEFAULT_OVERLAP)
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH, help="tiles per pass (ours, SAHI matched)")
-        "--batch-size", type=int, default=DEFAULT_BATCH, help="tiles per forward pass (ours, SAHI matched)"
-    )
     parser.add_argument("--threads", type=int, default=None, help="torch threads for both (default: all cores)")
     parser.add_argument("--profile", action="store_true", help="cProfile one run of each on the first photo")
     add_model_args(parser)
