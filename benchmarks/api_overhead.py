@@ -22,13 +22,13 @@ from benchmarks.common import (
     Environment,
     add_model_args,
     describe_load,
+    finish,
     format_table,
     load_detector,
     log,
     set_threads,
     summarize,
     timed,
-    write_results,
 )
 from detector.scale import ADULT_FEMALE_LENGTH_PX
 from detector.settings import DEFAULT_CONF, DEFAULT_IOU, CountOptions
@@ -134,12 +134,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "counts": counts,
         "goal": f"api median and p95 <= {RATIO_GOAL} x in-process",
         "goal_met": ratios["api"]["median"] <= RATIO_GOAL and ratios["api"]["p95"] <= RATIO_GOAL,
-        "environment": environment.finish(),
     }
-    path = write_results(NAME, result, args.out)
-    print_report(result)
-    print(f"\nwrote {path}")
-    return result
+    return finish(NAME, result, args.out, environment, print_report)
 
 
 def print_report(result: dict[str, Any]) -> None:

@@ -208,6 +208,22 @@ def write_results(name: str, payload: dict[str, Any], out: str | os.PathLike[str
     return path
 
 
+def finish(
+    name: str,
+    result: dict[str, Any],
+    out: str | os.PathLike[str] | None,
+    environment: Any,
+    report: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """The end every benchmark shares: record the load during the run, write the JSON, print the table."""
+    result["environment"] = environment.finish()
+    path = write_results(name, result, out)
+    if report is not None:
+        report(result)
+    print(f"\nwrote {path}")
+    return result
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()

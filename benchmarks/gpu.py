@@ -19,12 +19,12 @@ from benchmarks.common import (
     add_model_args,
     default_photos,
     describe_load,
+    finish,
     format_table,
     load_detector,
     log,
     summarize,
     timed,
-    write_results,
 )
 
 NAME = "gpu"
@@ -127,12 +127,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
         "per_tile_loop": {"seconds": loop_stats, "tiles_per_s": loop_tps},
         "batches": rows,
         "gpu_memory_max_mb": round(torch.cuda.max_memory_allocated() / 2**20, 1) if torch.cuda.is_available() else None,
-        "environment": environment.finish(),
     }
-    path = write_results(NAME, result, args.out)
-    print_report(result)
-    print(f"\nwrote {path}")
-    return result
+    return finish(NAME, result, args.out, environment, print_report)
 
 
 def print_report(result: dict[str, Any]) -> None:

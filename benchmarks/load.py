@@ -27,10 +27,10 @@ from benchmarks.common import (
     Environment,
     add_model_args,
     describe_load,
+    finish,
     format_table,
     log,
     summarize,
-    write_results,
 )
 from detector.scale import ADULT_FEMALE_LENGTH_PX
 from detector.settings import DEFAULT_CONF, DEFAULT_IOU
@@ -244,12 +244,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "no_failures": not failures,
             "rss_growth_within_10pct": growth <= RSS_GROWTH_GOAL,
         },
-        "environment": environment.finish(),
     }
-    path = write_results(NAME, result, args.out)
-    print_report(result)
-    print(f"\nwrote {path}")
-    return result
+    return finish(NAME, result, args.out, environment, print_report)
 
 
 def print_report(result: dict[str, Any]) -> None:

@@ -20,6 +20,7 @@ from benchmarks.common import (
     add_model_args,
     default_photos,
     describe_load,
+    finish,
     format_table,
     load_detector,
     log,
@@ -27,7 +28,6 @@ from benchmarks.common import (
     set_threads,
     summarize,
     timed,
-    write_results,
 )
 from detector.settings import DEFAULT_CONF, DEFAULT_IOU, DEFAULT_OVERLAP
 
@@ -162,12 +162,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "repeats": args.repeats,
         },
         "photos": records,
-        "environment": environment.finish(),
     }
-    path = write_results(NAME, result, args.out)
-    print_report(result)
-    print(f"\nwrote {path}")
-    return result
+    return finish(NAME, result, args.out, environment, print_report)
 
 
 def print_report(result: dict[str, Any]) -> None:

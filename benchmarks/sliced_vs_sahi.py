@@ -27,6 +27,7 @@ from benchmarks.common import (
     add_model_args,
     default_photos,
     describe_load,
+    finish,
     format_table,
     load_detector,
     log,
@@ -34,7 +35,6 @@ from benchmarks.common import (
     set_threads,
     summarize,
     timed,
-    write_results,
 )
 from detector.settings import DEFAULT_BATCH, DEFAULT_CONF, DEFAULT_IOU, DEFAULT_OVERLAP, CountOptions
 
@@ -331,12 +331,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "photos": records,
         "summary": summary,
         "profile": profile,
-        "environment": environment.finish(),
     }
-    path = write_results(NAME, result, args.out)
-    print_report(result)
-    print(f"\nwrote {path}")
-    return result
+    return finish(NAME, result, args.out, environment, print_report)
 
 
 def print_report(result: dict[str, Any]) -> None:

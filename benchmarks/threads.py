@@ -25,10 +25,10 @@ from benchmarks.common import (
     Environment,
     add_model_args,
     describe_load,
+    finish,
     format_table,
     log,
     summarize,
-    write_results,
 )
 
 NAME = "threads"
@@ -107,12 +107,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
             "measured": "Detector.count(photo path) after one warm-up, one fresh process per cell",
         },
         "cells": cells,
-        "environment": environment.finish(),
     }
-    path = write_results(NAME, result, args.out)
-    print_report(result)
-    print(f"\nwrote {path}")
-    return result
+    return finish(NAME, result, args.out, environment, print_report)
 
 
 def print_report(result: dict[str, Any]) -> None:

@@ -22,10 +22,11 @@ LOW_CONF = "0.001"  # an untrained model's scores are tiny; this still yields de
 
 @pytest.fixture(scope="module")
 def tiny_photo(tmp_path_factory) -> Path:
-    """A 900x500 photo-like JPEG: two 640 px tiles with an overlap, so slicing and merging both run."""
+    """A 560x300 photo-like JPEG: two 320 px tiles (the tiny checkpoint's input size) with an overlap, so slicing
+    and merging both run."""
     rng = np.random.default_rng(0)
-    pixels = rng.integers(60, 120, size=(500, 900, 3), dtype=np.uint8)
-    for x, y in rng.integers(20, 460, size=(12, 2)):  # dark blobs, roughly animal-sized
+    pixels = rng.integers(60, 120, size=(300, 560, 3), dtype=np.uint8)
+    for x, y in rng.integers(10, 260, size=(12, 2)):  # dark blobs, roughly animal-sized
         pixels[y : y + 30, x : x + 60] = (40, 35, 30)
     path = tmp_path_factory.mktemp("bench") / "tiny.jpg"
     Image.fromarray(pixels).save(path, quality=90)
@@ -89,7 +90,7 @@ def test_plain_vs_sliced_smoke(tiny_models, tiny_photo, tmp_path):
     photo = read(out)["photos"][0]
     assert photo["sliced_tiles"] == 2
     assert photo["plain_imgsz"] == 320  # the untrained checkpoint's own default input size
-    assert photo["one_pass_imgsz"] == [512, 928]  # 500x900 padded to multiples of 32, not rescaled
+    assert photo["one_pass_imgsz"] == [320, 576]  # 300x560 padded to multiples of 32, not rescaled
     assert {name: stats["n"] for name, stats in photo["seconds"].items()} == {"plain": 1, "sliced": 1, "one_pass": 1}
     for counts in photo["counts"].values():
         assert list(counts) == SEA_LION_CLASSES
