@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     photo = args.photo.resolve()
 
     with AppServer(weights=args.weights, version=args.version) as app, tempfile.TemporaryDirectory() as downloads:
-        log(f"app ready at {app.url} in {app.startup_s}s")
+        log(f"app ready at {app.url} in {app.startup_s:.1f}s")
         client = Client(app.url, verbose=False, download_files=downloads)
         version = client.predict(api_name="/model_info")["version"]
 
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     f"  {call - args.warmup + 1}/{args.calls} calls: "
                     + ", ".join(f"{n} {times[n][-1]:.3f}s" for n in times)
                 )
-        startup_s = app.startup_s
+        startup_s = round(app.startup_s, 1)
 
     stats = {name: summarize(values) for name, values in times.items()}
     base = stats["detector_in_process"]

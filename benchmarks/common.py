@@ -19,10 +19,9 @@ from typing import Any
 import numpy as np
 
 import detector  # noqa: F401 - its runtime defaults (OpenMP wait policy) must apply before torch loads
+from detector.environment import set_offline_defaults
 
-os.environ.setdefault("YOLO_OFFLINE", "1")  # ultralytics must never reach for the network
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+set_offline_defaults()  # ultralytics never reaches for the network; no telemetry
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"

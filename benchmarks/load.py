@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     photo = args.photo.resolve()
     app = AppServer(weights=args.weights, version=args.version, extra_args=args.app_arg, extra_env=args.app_env)
     with app, tempfile.TemporaryDirectory() as downloads:
-        log(f"app ready at {app.url} in {app.startup_s}s")
+        log(f"app ready at {app.url} in {app.startup_s:.1f}s")
         warm = Client(app.url, verbose=False, download_files=downloads)
         info = warm.predict(api_name="/model_info")
         version = info["version"]
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         rss_after = app.rss_bytes()
         sampler.stopped.set()
         sampler.join(5)
-        startup_s = app.startup_s
+        startup_s = round(app.startup_s, 1)
 
     records = [r for session in sessions for r in session]
     ok = [r for r in records if r["ok"]]

@@ -29,6 +29,7 @@ from benchmarks.common import (
     summarize,
     timed,
 )
+from detector.detections import Detections
 from detector.settings import DEFAULT_CONF, DEFAULT_IOU, DEFAULT_OVERLAP
 
 NAME = "plain_vs_sliced"
@@ -85,7 +86,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     names = det.class_names
 
     def classes_to_counts(found) -> dict[str, int]:
-        classes = found.boxes.cls.cpu().numpy().astype(int) if found.boxes is not None else np.zeros(0, int)
+        classes = Detections.from_ultralytics(found).class_id
         return {name: int((classes == i).sum()) for i, name in enumerate(names)}
 
     def run_plain(photo: Path, photo_scale: float) -> dict[str, int]:

@@ -13,64 +13,24 @@ import argparse
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("YOLO_OFFLINE", "1")
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+from benchmarks.app_server import AppServer  # noqa: E402
+from detector.environment import set_offline_defaults  # noqa: E402
+
+set_offline_defaults()  # ultralytics never reaches for the network; no telemetry
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def ready(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}gradio_api/info", timeout=2) as answer:
-            return answer.status == 200
-    except OSError:
-        return False
-
-
-def start(log_dir: Path, extra: list[str]) -> tuple[subprocess.Popen, str, float]:
-    """Start the app; return the process, its URL and the seconds from exec to the API answering."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/"
-    log = open(log_dir / f"app-{port}.log", "w")  # noqa: SIM115 - lives as long as the process
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port), *extra],
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    while not ready(url):
-        if process.poll() is not None:
-            raise SystemExit(f"app exited: {(log_dir / f'app-{port}.log').read_text()[-2000:]}")
-        if time.perf_counter() - started > 300:
-            process.kill()
-            raise SystemExit("app not ready after 300 s")
-        time.sleep(0.1)
-    return process, url, time.perf_counter() - started
-
-
-def stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(15)
-    except subprocess.TimeoutExpired:
-        process.kill()
+def start(log_dir: Path, extra: list[str]) -> tuple[AppServer, str, float]:
+    """Start the app as a user does; return it, its URL and the seconds from exec to the API answering."""
+    app = AppServer(extra_args=extra, device=None, log_path=log_dir, poll_s=0.1).start()
+    return app, app.url, app.startup_s
 
 
 def rss_mb(pid: int) -> float:
@@ -101,12 +61,12 @@ def main() -> int:
     for _ in range(args.cold_starts - 1):
         process, _, seconds = start(log_dir, extra)
         cold.append(seconds)
-        stop(process)
+        process.stop()
     process, url, seconds = start(log_dir, extra)
     cold.append(seconds)
     try:
         time.sleep(args.idle_seconds)
-        idle_rss = rss_mb(process.pid)
+        idle_rss = rss_mb(process.process.pid)
         client = Client(url, verbose=False, download_files=str(log_dir / "downloads"))
         info = client.predict(api_name="/model_info")
         photo = handle_file(str(args.photo))
@@ -130,9 +90,9 @@ def main() -> int:
             t0 = time.perf_counter()
             local = detector.count(args.photo, photo_scale=args.photo_scale)
             local_times.append(time.perf_counter() - t0)
-        busy_rss = rss_mb(process.pid)
+        busy_rss = rss_mb(process.process.pid)
     finally:
-        stop(process)
+        process.stop()
 
     rgb = load_image(args.photo)
     overlay_times = []

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
-import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
-from tests.helpers import REPO_ROOT, free_port
+from benchmarks.app_server import AppServer, answers
+from tests.helpers import REPO_ROOT
+
+__all__ = ["AppProcess", "answers", "default_model", "start_app"]
 
 # Environment variables that would make the app start with something other than the product default.
 MODEL_OVERRIDES = (
@@ -25,30 +23,11 @@ MODEL_OVERRIDES = (
 )
 
 
-@dataclass
-class AppProcess:
-    """A running ``python app.py --host 127.0.0.1 --port N`` and what it was started with."""
+class AppProcess(AppServer):
+    """A running ``python app.py --host 127.0.0.1 --port N`` and the model it must have started with."""
 
-    process: subprocess.Popen
-    url: str
-    log_path: Path
-    expected_sha256: str
-    expected_version: str
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+    expected_sha256: str = ""
+    expected_version: str = ""
 
 
 def default_model() -> tuple[str, str]:
@@ -66,37 +45,11 @@ def start_app(
     timeout: float = 180,
 ) -> AppProcess:
     """Start the app and wait until its API answers; raises with the log tail when it does not come up."""
-    sha256, version = default_model()
     env = {k: v for k, v in os.environ.items() if k not in MODEL_OVERRIDES}  # exactly as a user starts it
-    env.update(extra_env or {})
-    env["PYTHONUNBUFFERED"] = "1"
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/"
-    log_path = tmp_dir / f"app-{port}.log"
-    log = open(log_path, "w")  # noqa: SIM115 - closed by the child process's lifetime
-    process = subprocess.Popen(
-        [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port), *(args or [])],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    app = AppProcess(process, url, log_path, sha256, version)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not app.alive():
-            raise RuntimeError(f"app exited with {process.returncode}:\n{app.log()[-3000:]}")
-        if answers(url):
-            return app
-        time.sleep(0.5)
-    app.stop()
-    raise RuntimeError(f"app not ready after {timeout}s:\n{app.log()[-3000:]}")
-
-
-def answers(url: str, timeout: float = 5) -> bool:
-    """Whether the app's API info endpoint answers 200 (the server is up and the app is built)."""
-    try:
-        with urllib.request.urlopen(f"{url}gradio_api/info", timeout=timeout) as response:
-            return response.status == 200
-    except OSError:
-        return False
+    app = AppProcess(
+        extra_args=args, extra_env=extra_env, startup_timeout=timeout, device=None, env=env, log_path=tmp_dir,
+        stop_with_parent=False,
+    )  # fmt: skip
+    app.expected_sha256, app.expected_version = default_model()
+    app.start()
+    return app

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import yaml
 
+from detector.environment import set_offline_defaults
 from detector.settings import HubSettings, ModelSettings
 from tests.helpers import (
     NO_SHARED_DATA,
@@ -21,9 +21,7 @@ from tests.helpers import (
     sha256_of,
 )
 
-os.environ.setdefault("YOLO_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+set_offline_defaults()  # ultralytics never reaches for the network; no telemetry
 
 HUB_REPO = "sealion-tests/tiny-yolov5"
 WEIGHTS_NAME = "model.pt"

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import yaml
+
+from benchmarks.app_server import ChildServer, free_port
 
 SEA_LION_CLASSES = ["adult_males", "subadult_males", "adult_females", "juveniles", "pups"]
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -39,12 +38,6 @@ def build_untrained_model(path: Path, class_names: list[str] | None = None, seed
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def git(cwd: Path, *args: str) -> str:
     env = {
         "GIT_AUTHOR_NAME": "test",
@@ -69,22 +62,27 @@ def model_card(filename: str, sha256: str, class_names: list[str], imgsz: int = 
     return f"---\n{yaml.safe_dump(meta, sort_keys=False)}---\n\n# Test model\n"
 
 
-class OlahServer:
+class OlahServer(ChildServer):
     """A real olah process serving local git repos as a Hugging Face Hub, fully offline."""
+
+    name = "olah"
 
     def __init__(self, root: Path) -> None:
         self.root = root
         self.mirrors = root / "mirrors"
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen | None = None
+        config = self.root / "olah.toml"
+        super().__init__(
+            [sys.executable, "-m", "olah.server", "--config", str(config)], "", cwd=root, log_path=root / "olah.log",
+            startup_timeout=60, poll_s=0.3,
+        )  # fmt: skip
 
     def repo_dir(self, repo_id: str) -> Path:
         return self.mirrors / "models" / repo_id
 
-    def start(self, ready_repo: str, timeout: float = 60) -> OlahServer:
-        config = self.root / "olah.toml"
-        config.write_text(
+    def start(self, ready_repo: str) -> OlahServer:
+        (self.root / "olah.toml").write_text(
             "[basic]\n"
             f'host = "127.0.0.1"\nport = {self.port}\n'
             f'repos-path = "{self.root / "olah-cache"}"\n'
@@ -92,30 +90,6 @@ class OlahServer:
             f'mirrors-path = ["{self.mirrors}"]\n'
             "[accessibility]\noffline = true\n"
         )
-        log = open(self.root / "olah.log", "w")  # noqa: SIM115 - closed with the process
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "olah.server", "--config", str(config)],
-            cwd=self.root,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"olah exited early: {(self.root / 'olah.log').read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/api/models/{ready_repo}/refs", timeout=2) as answer:
-                    if answer.status == 200:
-                        return self
-            except OSError:
-                time.sleep(0.3)
-        self.stop()
-        raise RuntimeError(f"olah not ready after {timeout}s: {(self.root / 'olah.log').read_text()[-2000:]}")
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        self.ready_url = f"{self.url}/api/models/{ready_repo}/refs"
+        super().start()
+        return self

@@ -164,7 +164,7 @@ def test_share_offline_keeps_serving(tmp_path):
         log = running.log()
         assert "could not create a public share link" in log, log[-2000:]
         assert "still serving locally" in log
-        assert running.alive() and answers(running.url)
+        assert running.alive() and answers(running.ready_url)
         info = Client(running.url, verbose=False).predict(api_name="/model_info")
         assert info["sha256"] == running.expected_sha256
     finally:
