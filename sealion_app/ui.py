@@ -153,6 +153,27 @@ def build_demo(registry: ModelRegistry, count_workers: int = 2) -> gr.Blocks:
         )
 
     @human_errors
+    def count_data(
+        image: str | None,
+        conf: float = 0.0,
+        iou: float = DEFAULT_IOU,
+        slicing: str = DEFAULT_SLICING,
+        tile_size: float = 0,
+        female_length_px: float = 0,
+        model_version: str = "",
+    ) -> dict:
+        """Counts and boxes only, no annotated photo: the lean API path for scripts (``/count_data``).
+
+        The same inputs as ``/count``; returns its JSON result (the third output of ``/count``).
+        """
+        if not image:
+            raise gr.Error("Send a photo.", print_exception=False)
+        detector = registry.get(model_version or None)
+        path = Path(image)
+        result = detector.count(path, _options(conf, iou, slicing, tile_size, female_length_px), source=path.name)
+        return present.result_dict(result)
+
+    @human_errors
     def inspection(image: str | None, annotated_jpeg: str | None):
         """The slider's pair, (photo, counted photo), both full size; the photo as the detector decoded it."""
         if not image or not annotated_jpeg:
@@ -313,6 +334,16 @@ def build_demo(registry: ModelRegistry, count_workers: int = 2) -> gr.Blocks:
                     concurrency_id="count",
                     concurrency_limit=count_workers,
                 ).success(inspection, inputs=[image, annotated], outputs=inspect, api_visibility="private")
+                # The lean API path: the same inputs, the JSON result only (no overlay to draw, encode and download).
+                data_only = gr.JSON(visible=False)
+                gr.Button(visible=False).click(
+                    count_data,
+                    inputs=[image, conf, iou, slicing, tile_size, female_length, model_version],
+                    outputs=data_only,
+                    api_name="count_data",
+                    concurrency_id="count",
+                    concurrency_limit=count_workers,
+                )
                 # A new photo starts at auto scale: a length typed for the previous photo must not carry over.
                 image.change(lambda: 0, outputs=female_length, api_visibility="private")
 

@@ -43,7 +43,7 @@ def test_examples_are_shipped():
 
 def test_api_lists_the_named_endpoints(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert {"/count", "/count_batch", "/model_info"} <= set(endpoints)
+    assert {"/count", "/count_data", "/count_batch", "/model_info"} <= set(endpoints)
     names = [p["parameter_name"] for p in endpoints["/count"]["parameters"]]
     assert names == ["image", "conf", "iou", "slicing", "tile_size", "female_length_px", "model_version"]
 
@@ -64,6 +64,22 @@ def test_count_on_a_shipped_example(client):
     rows = {row[0]: row[1] for row in table["data"]}
     assert rows == {**{c.replace("_", " "): n for c, n in result["counts"].items()}, "total": result["total"]}
     assert "s on" in status and result["device"] in status
+
+
+def test_the_lean_endpoint_returns_the_same_result_without_a_photo(client):
+    """/count_data: the same inputs as /count, only its JSON result (counts and boxes), no annotated photo."""
+    example = handle_file(str(EXAMPLES[1]))
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert [p["parameter_name"] for p in endpoints["/count_data"]["parameters"]] == [
+        p["parameter_name"] for p in endpoints["/count"]["parameters"]
+    ]
+    assert len(endpoints["/count_data"]["returns"]) == 1
+    full = client.predict(example, 0, 0.45, "auto", 0, EXAMPLE_FEMALE_PX, api_name="/count")[2]
+    lean = client.predict(example, 0, 0.45, "auto", 0, EXAMPLE_FEMALE_PX, api_name="/count_data")
+    assert lean["counts"] == full["counts"] and lean["detections"] == full["detections"]
+    assert lean["model"] == full["model"] and lean["source"] == full["source"]
+    with pytest.raises(AppError, match="Send a photo"):
+        client.predict(None, api_name="/count_data")
 
 
 def test_count_honours_threshold(client):
