@@ -1,6 +1,7 @@
-"""Photos per second of a survey run (``sealion-count --run``): the local engine against Ray Data on this machine.
+"""Photos per second of a survey run (``sealion-count --run``): one photo after the other, the pipelined local
+engine (decoder threads ahead of the network, the default), and Ray Data, on this machine.
 
-    python -m benchmarks.survey_run [--photos 100] [--workers 2] [--engines local ray]
+    python -m benchmarks.survey_run [--photos 100] [--workers 2] [--engines sequential local ray]
 
 Builds a folder of survey-size photos (copies of the full-resolution NOAA photos in ``../shared``, each saved
 again so every file is distinct; without the sample, the shipped examples enlarged 4x), then times the real
@@ -47,8 +48,13 @@ def build_photos(folder: Path, count: int) -> list[Path]:
     return made
 
 
+ENGINES = ("sequential", "local", "ray")  # sequential: the local engine with --decoders 0 (before pipelining)
+
+
 def run_engine(engine: str, photos: Path, run: Path, workers: int) -> tuple[float, int, int]:
     command = [sys.executable, "-m", "detector", "count", str(photos), "--run", str(run), "--quiet"]
+    if engine == "sequential":
+        command += ["--decoders", "0"]
     if engine == "ray":
         command += ["--engine", "ray", "--workers", str(workers)]
     started = time.perf_counter()
@@ -65,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=f"python -m benchmarks.{NAME}", description=__doc__.split("\n\n")[0])
     parser.add_argument("--photos", type=int, default=100)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="Ray actors (default: CPU cores)")
-    parser.add_argument("--engines", nargs="+", default=["local", "ray"], choices=["local", "ray"])
+    parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     environment = Environment()

@@ -11,6 +11,7 @@ from pathlib import Path
 from detector.environment import check_torch_pair, set_offline_defaults
 from detector.errors import DetectorError
 from detector.results import CountResult
+from detector.runs import DEFAULT_DECODERS
 from detector.scale import ADULT_FEMALE_LENGTH_PX, scale_from_female_length
 from detector.settings import (
     DEFAULT_CONF,
@@ -92,6 +93,11 @@ def add_count_arguments(count: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     runs.add_argument("--ray-address", default=None, help="Ray cluster address (default: start a local Ray)")
     runs.add_argument("--workers", type=int, default=1, help="Ray actors, one model each (default %(default)s)")
+    count.add_argument(
+        "--decoders", type=int, default=DEFAULT_DECODERS, metavar="N",
+        help="threads that read and decode the next photos while the network counts (0: one photo after the other; "
+        "default %(default)s)",
+    )  # fmt: skip
     count.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
 
@@ -146,7 +152,7 @@ def run_count(args: argparse.Namespace) -> int:
 
     from detector.model import Detector
     from detector.records import PhotoRecord, write_counts
-    from detector.runs import RunDirectory, count_file, count_into_run, find_photos, run_settings
+    from detector.runs import RunDirectory, count_into_run, count_photos, find_photos, run_settings
 
     photo_scale = args.photo_scale
     if args.female_length is not None:
@@ -198,10 +204,10 @@ def run_count(args: argparse.Namespace) -> int:
 
             count_into_run_with_ray(todo, run, settings.model, options, args.ray_address, args.workers, report)
         elif run:
-            count_into_run(detector, todo, run, options, args.save_annotated, report)
+            count_into_run(detector, todo, run, options, args.save_annotated, report, args.decoders)
         else:
-            for photo in todo:
-                report(count_file(detector, photo, options, args.save_annotated))
+            for outcome in count_photos(detector, todo, options, args.save_annotated, args.decoders):
+                report(outcome)
     if run:
         records, failures = run.outcome()
         counts_csv, summary_csv = run.export(records, failures)

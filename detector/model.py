@@ -6,6 +6,7 @@ import os
 import threading
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,19 @@ def select_device(requested: str | None = None) -> str:
     if requested != "cpu" and not requested.startswith(("cuda", "mps")):
         raise DetectorError(f"Unknown device {requested!r}; use auto, cpu, cuda, cuda:N or mps.")
     return requested
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A photo decoded and resized to the model's scale, ready for :meth:`Detector.count_prepared`."""
+
+    work: np.ndarray  # RGB uint8 at the model's scale
+    size: tuple[int, int]  # the photo's own (width, height)
+    scale: PhotoScale
+    factor: float  # work = photo resized by this
+    tile_size: int
+    source: str | None
+    preprocess_ms: float
 
 
 class Detector:
@@ -139,11 +153,16 @@ class Detector:
         letterboxed to the model input.
         """
         options = (options or CountOptions()).changed(**changes)
-        thresholds = self.thresholds(options.conf, options.class_conf)
+        return self.count_prepared(self.prepare(image, options, source=source), options)
+
+    def prepare(self, image: ImageInput, options: CountOptions | None = None, *, source: str | None = None) -> Prepared:
+        """Decode a photo at the model's scale (the CPU half of :meth:`count`, free of the model: a survey run does
+        it in other threads while the network counts the previous photo). Raises DetectorError for bad input."""
+        options = options or CountOptions()
+        self.thresholds(options.conf, options.class_conf)  # refuse bad thresholds before decoding
         tile_size = int(options.tile_size or self.imgsz)
         if source is None and isinstance(image, (str, os.PathLike)):
             source = Path(image).name
-        timings: dict[str, float] = {}
         started = time.perf_counter()
         # A file's size comes from its header, so the scale, the budget and the decode size are known before a
         # pixel is decoded: a JPEG the model sees smaller is decoded straight at (at least) that size.
@@ -161,19 +180,25 @@ class Detector:
         work = resize_to(rgb, (max(1, round(width * factor)), max(1, round(height * factor))))
         if self.info.greyscale_input:  # a colour photo and its greyscale copy then count the same
             work = greyscale(work)
-        work_h, work_w = work.shape[:2]
-        timings["preprocess"] = (time.perf_counter() - started) * 1000
+        return Prepared(work, (width, height), scale, factor, tile_size, source, (time.perf_counter() - started) * 1000)
 
-        t0 = time.perf_counter()
-        tiles = self._tiles(work_w, work_h, tile_size, options)
+    def count_prepared(self, prepared: Prepared, options: CountOptions | None = None) -> CountResult:
+        """The network half of :meth:`count`: tiles → detections → seam merge → the result in photo pixels."""
+        options = options or CountOptions()
+        thresholds = self.thresholds(options.conf, options.class_conf)
+        work, (width, height), scale, factor = prepared.work, prepared.size, prepared.scale, prepared.factor
+        work_h, work_w = work.shape[:2]
+        timings = {"preprocess": prepared.preprocess_ms}
+        started = time.perf_counter()
+        tiles = self._tiles(work_w, work_h, prepared.tile_size, options)
         found = self.detect(work, tiles, options)
-        timings["inference"] = (time.perf_counter() - t0) * 1000
+        timings["inference"] = (time.perf_counter() - started) * 1000
 
         t0 = time.perf_counter()
         resized = (work_w, work_h) != (width, height)
         found = found.merge_tiles().rescaled(factor if resized else 1, (width, height))
         timings["merge"] = (time.perf_counter() - t0) * 1000
-        timings["total"] = (time.perf_counter() - started) * 1000
+        timings["total"] = prepared.preprocess_ms + (time.perf_counter() - started) * 1000
         return CountResult(
             xyxy=found.xyxy,
             class_id=found.class_id,
@@ -184,7 +209,7 @@ class Detector:
             device=self.device,
             timings_ms=timings,
             tiles=len(tiles),
-            source=source,
+            source=prepared.source,
             conf=dict(zip(self.class_names, thresholds.tolist(), strict=True)),
             photo_scale=scale.value,
             scale_source=scale.source,

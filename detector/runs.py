@@ -225,20 +225,41 @@ def run_settings(detector: Any, options: CountOptions) -> dict[str, Any]:
     }
 
 
-def count_file(
-    detector: Any, photo: PhotoFile, options: CountOptions, annotated_dir: Path | None = None
-) -> PhotoRecord | Failure:
-    """Count one photo file into a record, or a failure that names the file; never raises for a bad photo."""
-    from detector.images import load_image
-    from detector.metadata import read_metadata
-    from detector.records import sha256_bytes
+@dataclass
+class LoadedPhoto:
+    """A photo file read and decoded at the model's scale: the half of a count that needs no model."""
 
+    photo: PhotoFile
+    data: bytes
+    prepared: Any  # detector.model.Prepared
+
+
+def load_file(detector: Any, photo: PhotoFile, options: CountOptions) -> LoadedPhoto | Failure:
+    """Read and decode one photo file (thread-safe: the model is not used); a failure names the file."""
     try:
         data = photo.path.read_bytes()
     except OSError as exc:
         return Failure(str(photo.path), f"{photo.path}: cannot read the file ({exc.strerror or exc}).", photo.folder)
     try:
-        result = detector.count(data, options, source=str(photo.path))  # the bytes, decoded at working size
+        prepared = detector.prepare(data, options, source=str(photo.path))  # the bytes, decoded at working size
+    except DetectorError as exc:
+        return Failure(str(photo.path), str(exc), photo.folder)
+    return LoadedPhoto(photo, data, prepared)
+
+
+def finish_file(
+    detector: Any, loaded: LoadedPhoto | Failure, options: CountOptions, annotated_dir: Path | None = None
+) -> PhotoRecord | Failure:
+    """Count a loaded photo into a record (the network half), or pass its failure on; never raises for a bad photo."""
+    from detector.images import load_image
+    from detector.metadata import read_metadata
+    from detector.records import sha256_bytes
+
+    if isinstance(loaded, Failure):
+        return loaded
+    photo, data = loaded.photo, loaded.data
+    try:
+        result = detector.count_prepared(loaded.prepared, options)
         if annotated_dir is not None:
             from PIL import Image
 
@@ -261,6 +282,41 @@ def count_file(
     )
 
 
+def count_file(
+    detector: Any, photo: PhotoFile, options: CountOptions, annotated_dir: Path | None = None
+) -> PhotoRecord | Failure:
+    """Count one photo file into a record, or a failure that names the file; never raises for a bad photo."""
+    return finish_file(detector, load_file(detector, photo, options), options, annotated_dir)
+
+
+DEFAULT_DECODERS = 2  # photos decoded ahead of the network; the window is twice that, so memory stays bounded
+
+
+def count_photos(
+    detector: Any,
+    photos: Sequence[PhotoFile],
+    options: CountOptions,
+    annotated_dir: Path | None = None,
+    decoders: int = DEFAULT_DECODERS,
+) -> Iterator[PhotoRecord | Failure]:
+    """Count photos in order, pipelined: ``decoders`` threads read and decode the next photos while the network
+    counts the current one, so it never waits for the JPEG decoder (``decoders`` 0: one after the other)."""
+    if decoders < 1:
+        for photo in photos:
+            yield count_file(detector, photo, options, annotated_dir)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    window = 2 * decoders
+    with ThreadPoolExecutor(max_workers=decoders, thread_name_prefix="decode") as pool:
+        pending = [pool.submit(load_file, detector, photo, options) for photo in photos[:window]]
+        for index in range(len(photos)):
+            loaded = pending.pop(0).result()
+            if index + window < len(photos):
+                pending.append(pool.submit(load_file, detector, photos[index + window], options))
+            yield finish_file(detector, loaded, options, annotated_dir)
+
+
 def count_into_run(
     detector: Any,
     photos: Sequence[PhotoFile],
@@ -268,7 +324,8 @@ def count_into_run(
     options: CountOptions,
     annotated_dir: Path | None = None,
     on_done: ProgressCallback | None = None,
+    decoders: int = DEFAULT_DECODERS,
 ) -> None:
-    """The local engine: count each photo in turn and append its line as soon as it is done."""
-    for photo in photos:
-        run.record(count_file(detector, photo, options, annotated_dir), on_done)
+    """The local engine: count the photos (pipelined, :func:`count_photos`) and append each line as it is done."""
+    for outcome in count_photos(detector, photos, options, annotated_dir, decoders):
+        run.record(outcome, on_done)

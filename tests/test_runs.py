@@ -180,3 +180,33 @@ def test_the_ray_engine_counts_the_same_as_the_local_engine(survey, uninterrupte
     assert _counts(run) == _counts(uninterrupted)
     lines = (run / "results.jsonl").read_text().splitlines()
     assert len(lines) == PHOTOS
+
+
+def test_pipelined_decoding_counts_exactly_as_one_photo_after_another(survey, tiny_models, tmp_path):
+    """count_photos with decoder threads: the same records, in the same order, as without; a broken file keeps its
+    place as a failure that names it."""
+    from detector import Detector
+    from detector.records import Failure
+    from detector.runs import count_photos, find_photos
+    from detector.settings import CountOptions, ModelSettings
+
+    broken = survey / "site-B" / "IMG_0025.jpg"
+    copy = tmp_path / "survey"
+    import shutil
+
+    shutil.copytree(survey, copy)
+    (copy / "site-B" / broken.name).write_bytes(b"\xff\xd8\xff not a jpeg")
+    photos, _ = find_photos([str(copy)], recursive=True)
+    detector = Detector.load(ModelSettings(weights=tiny_models["v1"], device="cpu"), warmup=False)
+    options = CountOptions(photo_scale=1.0, conf=0.001)
+    sequential = list(count_photos(detector, photos, options, decoders=0))
+    pipelined = list(count_photos(detector, photos, options, decoders=2))
+    assert [o.file for o in pipelined] == [o.file for o in sequential] == [str(p.path) for p in photos]
+    failures = [o for o in pipelined if isinstance(o, Failure)]
+    assert [Path(f.file).name for f in failures] == [broken.name] and broken.name in failures[0].error
+    for one, other in zip(sequential, pipelined, strict=True):
+        if isinstance(one, Failure):
+            continue
+        assert one.sha256 == other.sha256 and one.result.counts == other.result.counts
+        np.testing.assert_array_equal(one.result.xyxy, other.result.xyxy)
+    assert sum(o.result.total for o in pipelined if not isinstance(o, Failure)) > 0
