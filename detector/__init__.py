@@ -17,6 +17,10 @@ import os
 # Set before torch loads; an explicit OMP_WAIT_POLICY in the environment wins (ACTIVE for dedicated cores).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from detector.environment import set_offline_defaults  # noqa: E402
+
+set_offline_defaults()  # ultralytics never reaches for the network, no telemetry: library users included
+
 from detector.errors import (
     DetectorError,
     ImageLoadError,
