@@ -63,6 +63,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="single photos counted at the same time, taking turns on the model one tile batch each; batches run "
         "one at a time on their own queue (default %(default)s)",
     )
+    parser.add_argument(
+        "--reviews-dir",
+        default=env.get("SEALION_REVIEWS_DIR") or None,
+        help="where saved reviews are kept (default: reviews/ in the app's temporary folder) [SEALION_REVIEWS_DIR]",
+    )
     return parser.parse_args(argv)
 
 
@@ -101,7 +106,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: cannot load the model: {exc}", file=sys.stderr)
         return 2
     info = registry.default.info
-    demo = build_demo(registry, count_workers=args.concurrency)
+    from pathlib import Path
+
+    reviews_dir = Path(args.reviews_dir) if args.reviews_dir else None
+    demo = build_demo(registry, count_workers=args.concurrency, reviews_dir=reviews_dir)
     demo.queue(max_size=args.queue_size)
     try:
         _, local_url, share_url = demo.launch(
