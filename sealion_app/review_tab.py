@@ -172,6 +172,7 @@ def build_review_tab(
                     headers=service.REVIEW_COLUMNS,
                     label="Counts: the model's, after review, and the edits",
                     interactive=False,
+                    column_widths=["26%", "13%", "16%", "13%", "14%", "18%"],
                     elem_id="review-table",
                 )
                 save_button = gr.Button("Save review", variant="primary", elem_id="review-save")
@@ -224,8 +225,8 @@ def build_review_tab(
             api_photo = PhotoInput(type="filepath", label="image")
             api_annotations = gr.Textbox(label="annotations")
             api_reviewer = gr.Textbox(label="reviewer")
-            api_original = gr.Textbox(label="original")
-            api_version = gr.Textbox(label="model_version")
+            api_original = gr.Textbox("", label="original")
+            api_version = gr.Textbox("", label="model_version")
             api_summary = gr.JSON(label="review")
             api_files = [gr.File(label=label) for label in ("counts_csv", "dots_csv", "coco_json", "viame_csv")]
             api_button = gr.Button("review")

@@ -279,7 +279,7 @@ def _choose_class(page, name: str) -> None:
     """In the annotator's box dialog (a new box, or a double-clicked one): pick the class, press OK."""
     dialog = page.locator("#model-box-edit")
     dialog.wait_for(state="visible", timeout=10_000)
-    dialog.get_by_label("Label").fill(name)
+    dialog.locator("input[aria-label=Label]").fill(name)
     dialog.locator(f"li[data-testid=dropdown-option][aria-label={name}]").click()
     dialog.get_by_role("button", name="OK").click()
     dialog.wait_for(state="hidden", timeout=10_000)
