@@ -22,6 +22,22 @@ from detector.review_store import ExportFiles, SavedReview, read_annotations, sa
 from sealion_app.present import pretty
 
 REVIEW_COLUMNS = ["class", "model", "reviewed", "added", "removed", "reclassified"]
+SHORT_LABELS = {  # the annotator draws a label on every box: short words keep a crowded photo readable
+    "adult_males": "male",
+    "subadult_males": "subadult",
+    "adult_females": "female",
+    "juveniles": "juvenile",
+    "pups": "pup",
+}
+
+
+def short_label(class_name: str) -> str:
+    return SHORT_LABELS.get(class_name, class_name)
+
+
+def class_of(label: str) -> str:
+    """The class name of an annotator label (a class name is itself)."""
+    return next((name for name, short in SHORT_LABELS.items() if short == label), label)
 
 
 def annotator_value(photo_jpeg: Path | str, result: CountResult) -> dict[str, Any]:
@@ -37,7 +53,7 @@ def annotator_boxes(annotations: PhotoAnnotations) -> list[dict[str, Any]]:
             "ymin": float(box[1]),
             "xmax": float(box[2]),
             "ymax": float(box[3]),
-            "label": names[int(cid)],
+            "label": short_label(names[int(cid)]),
             "color": class_color(names[int(cid)], int(cid)),
         }
         for box, cid in zip(annotations.xyxy, annotations.class_id, strict=True)
@@ -59,6 +75,10 @@ def parse_annotations(value: Any, original: CountResult, photo: str) -> PhotoAnn
         boxes = []
     if not isinstance(boxes, Sequence) or isinstance(boxes, str):
         raise ValueError('annotations: expected a list of boxes [{"xyxy": [x1, y1, x2, y2], "class_name": "pups"}]')
+    boxes = [
+        {**box, "label": class_of(box["label"])} if isinstance(box, Mapping) and box.get("label") else box
+        for box in boxes
+    ]
     try:
         return PhotoAnnotations.from_boxes(photo, boxes, original.class_names, original.image_size)
     except ValueError as exc:

@@ -26,8 +26,9 @@ REVIEW_HINT = (
     "Count a photo in the **Count** tab, then correct its boxes here. **Delete** a false detection: click it, press "
     "Delete (or the ✕ button). **Add** a missed animal: press **C** (create mode, or the + button), drag a box, pick "
     "its class. **Change a class**: double-click the box (or select it and press E). **D** returns to drag mode "
-    "(move/resize). **Scroll to zoom, drag the background to pan**, Space resets the view. The counts below follow "
-    "every edit; **Save review** stores it and gives the corrected counts and the training files."
+    "(move/resize). **Scroll to zoom, drag the background to pan**, Space resets the view. Labels: male, subadult "
+    "(male), female, juvenile, pup. The counts below follow every edit; **Save review** stores it and gives the "
+    "corrected counts and the training files."
 )
 
 
@@ -49,6 +50,7 @@ def build_review_tab(
     """
     class_names = list(registry.default.class_names or SEA_LION_CLASSES)
     colors = [class_color(name, i) for i, name in enumerate(class_names)]
+    labels = [service.short_label(name) for name in class_names]  # short: hundreds of labels on one photo
 
     @guard
     def load(photo: str | None, result: dict | None, loaded_key: str):
@@ -145,52 +147,49 @@ def build_review_tab(
 
     with gr.Tab("Review", id="review") as tab:
         gr.Markdown(REVIEW_HINT, elem_id="review-hint")
+        annotator = image_annotator(
+            label_list=labels,
+            label_colors=colors,
+            image_type="pil",  # the pixels are not used; "filepath" would re-encode the photo per edit
+            sources=[],
+            show_clear_button=False,
+            show_remove_button=True,
+            show_download_button=False,
+            show_share_button=False,
+            box_min_size=3,
+            handle_size=5,
+            box_thickness=2,
+            boxes_alpha=0.25,
+            height=820,
+            label="Boxes under review",
+            show_label=False,
+            elem_id="review-annotator",
+        )
         with gr.Row():
-            with gr.Column(scale=3):
-                annotator = image_annotator(
-                    label_list=class_names,
-                    label_colors=colors,
-                    image_type="pil",  # the pixels are not used; "filepath" would re-encode the photo per edit
-                    sources=[],
-                    show_clear_button=False,
-                    show_remove_button=True,
-                    show_download_button=False,
-                    show_share_button=False,
-                    box_min_size=3,
-                    handle_size=5,
-                    box_thickness=2,
-                    boxes_alpha=0.25,
-                    height=820,
-                    label="Boxes under review",
-                    show_label=False,
-                    elem_id="review-annotator",
-                )
             with gr.Column(scale=2):
                 reviewer = gr.Textbox(label="Reviewer", placeholder="your name", max_lines=1, elem_id="reviewer")
                 status = gr.Markdown(elem_id="review-status")
+                save_button = gr.Button("Save review", variant="primary", elem_id="review-save")
+                saved = gr.Markdown(elem_id="review-saved")
+            with gr.Column(scale=3):
                 table = gr.Dataframe(
                     headers=service.REVIEW_COLUMNS,
                     label="Counts: the model's, after review, and the edits",
                     interactive=False,
-                    column_widths=["26%", "13%", "16%", "13%", "14%", "18%"],
                     elem_id="review-table",
                 )
-                save_button = gr.Button("Save review", variant="primary", elem_id="review-save")
-                saved = gr.Markdown(elem_id="review-saved")
-                files = gr.File(
-                    label="Corrected counts CSV, dots table (training data), COCO JSON, VIAME CSV",
-                    file_count="multiple",
-                    interactive=False,
-                    elem_id="review-files",
-                )
-                with gr.Accordion("Import annotations made elsewhere (COCO JSON, VIAME CSV / DIVE)", open=False):
-                    imported = gr.File(
-                        label="COCO JSON or VIAME CSV of this photo",
-                        file_types=[".json", ".csv"],
-                        elem_id="review-import",
-                    )
-                with gr.Accordion("Saved review (JSON)", open=False):
-                    summary = gr.JSON(label="Review")
+        files = gr.File(
+            label="Corrected counts CSV, dots table (training data), COCO JSON, VIAME CSV",
+            file_count="multiple",
+            interactive=False,
+            elem_id="review-files",
+        )
+        with gr.Accordion("Import annotations made elsewhere (COCO JSON, VIAME CSV / DIVE)", open=False):
+            imported = gr.File(
+                label="COCO JSON or VIAME CSV of this photo", file_types=[".json", ".csv"], elem_id="review-import"
+            )
+        with gr.Accordion("Saved review (JSON)", open=False):
+            summary = gr.JSON(label="Review")
         original_state = gr.State(None)
         photo_state = gr.State(None)
         key_state = gr.State("")

@@ -277,6 +277,9 @@ def _canvas_point(page, image_size: tuple[int, int]):
 
 def _choose_class(page, name: str) -> None:
     """In the annotator's box dialog (a new box, or a double-clicked one): pick the class, press OK."""
+    from sealion_app.review import short_label
+
+    name = short_label(name)  # the annotator shows short labels (female, pup, ...)
     dialog = page.locator("#model-box-edit")
     dialog.wait_for(state="visible", timeout=10_000)
     dialog.locator("input[aria-label=Label]").fill(name)
@@ -366,12 +369,11 @@ def test_review_delete_add_reclassify_save_and_export(browser, app, tmp_path):
     assert shown["total"] == [str(len(boxes)), str(len(boxes)), "1", "1", "1"]
     assert shown[new_class][2] == "1"  # added, by the reviewer's class
 
+    page.locator("#reviewer input").fill("A. Biologist")
     shot = tmp_path / "review.png"
     page.screenshot(path=str(shot), full_page=True)
     if os.environ.get("SEALION_REVIEW_SCREENSHOT_PATH"):
         shutil.copyfile(shot, os.environ["SEALION_REVIEW_SCREENSHOT_PATH"])
-
-    page.locator("#reviewer input").fill("A. Biologist")
     page.get_by_role("button", name="Save review").click()
     saved = _wait_for_status(page, "#review-saved", "Saved the review", timeout=60_000)
     assert "A. Biologist" in saved and "1 added, 1 removed, 1 reclassified" in saved, saved
