@@ -280,3 +280,22 @@ def test_exports_read_back(tmp_path):
         (tmp_path / "notes.json").write_text("{")
         read_annotations(tmp_path / "notes.json")
     assert Image.open(PHOTO).size == (1248, 832)
+
+
+def test_reviews_and_other_tools_files_become_one_dots_table(tmp_path, capsys):
+    """python -m training.reviews: the app's saved reviews plus a COCO file from another tool → one dots table."""
+    from training.dataset import read_dots_table
+    from training.reviews import main
+
+    original = model_count()
+    review = Review(reviewed(original), original, reviewer="A", photo_sha256="cd" * 32)
+    save_review(tmp_path / "reviews", review)
+    other = PhotoAnnotations("IMG_7.jpg", [[10, 20, 30, 40]], [PUP], image_size=(5616, 3744))
+    (tmp_path / "lab.json").write_text(json.dumps(to_coco([other])))
+    out = tmp_path / "dots.csv"
+    assert main([str(tmp_path / "reviews"), str(tmp_path / "lab.json"), "--out", str(out)]) == 0
+    assert "5 animals in 2 photos" in capsys.readouterr().out
+    table = read_dots_table(out)
+    assert np.allclose(table["IMG_7"].xy, [[20, 30]]) and table["IMG_7"].class_id.tolist() == [PUP]
+    assert np.allclose(table[PHOTO.stem].scaled(0.25).xy, review.annotations.centres, atol=1e-3)
+    assert main([str(tmp_path / "missing.json"), "--out", str(out)]) == 2
