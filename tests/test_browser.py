@@ -323,7 +323,7 @@ def test_review_delete_add_reclassify_save_and_export(browser, app, tmp_path):
     assert len(boxes) >= 3, "the example photo should have a few detections to review"
     centres = (boxes[:, :2] + boxes[:, 2:]) / 2
     apart = np.sqrt(((centres[:, None] - centres[None]) ** 2).sum(-1)) + np.eye(len(centres)) * 1e9
-    relabel, delete = (int(i) for i in np.argsort(-apart.min(axis=1))[:2])  # the two most isolated detections
+    relabel, delete, later = (int(i) for i in np.argsort(-apart.min(axis=1))[:3])  # the most isolated detections
     size = (result["image_size"]["width"], result["image_size"]["height"])
     grid = np.array([(x, y) for x in range(60, size[0] - 60, 8) for y in range(60, size[1] - 60, 8)], dtype=float)
     added = grid[np.argmax(np.sqrt(((grid[:, None] - centres[None]) ** 2).sum(-1)).min(axis=1))]  # far from all
@@ -410,5 +410,19 @@ def test_review_delete_add_reclassify_save_and_export(browser, app, tmp_path):
     assert dot_near(x, y) == [new_class]
     assert dot_near(*centres[relabel], tolerance=1.0) == [relabel_to]
     assert dot_near(*centres[delete], tolerance=1.0) == []
+
+    # one more deletion, then the saved VIAME CSV imported (as from DIVE) puts the saved boxes back
+    page.locator("#review-annotator button[aria-label='Drag boxes']").click()  # out of create mode
+    page.locator("#review-annotator canvas").scroll_into_view_if_needed()
+    at = _canvas_point(page, size)  # the page may have scrolled
+    page.mouse.click(*at(*centres[later]))
+    page.locator("#review-annotator button[aria-label='Remove box']").click()
+    _wait_for_status(page, "#review-status", "1 added, 2 removed, 1 reclassified")
+    viame = tmp_path / f"{stem}_viame.csv"
+    with urllib.request.urlopen(links[viame.name], timeout=30) as response:
+        viame.write_bytes(response.read())
+    page.get_by_text("Import annotations made elsewhere").click()
+    page.locator("#review-import input[type=file]").set_input_files(str(viame))
+    _wait_for_status(page, "#review-status", f"{len(boxes)} animals after review .* 1 added, 1 removed, 1 reclassified")
     assert not page_errors, page_errors
     page.close()
