@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
+from PIL import Image
 
 from detector.annotations import Edits, PhotoAnnotations, Review, result_from_json
 from detector.classes import class_color
@@ -106,13 +106,11 @@ def original_from_json(data: Any) -> CountResult:
         raise ValueError(f"original: not a count result ({type(exc).__name__}: {exc})") from None
 
 
-def corrected(original: CountResult, annotations: PhotoAnnotations) -> CountResult:
-    return replace(
-        original,
-        xyxy=annotations.xyxy.astype(np.float32),
-        class_id=annotations.class_id,
-        confidence=np.ones(len(annotations), dtype=np.float32),
-    )
+def same_photo(name: str, decoded_jpeg: Path, original: CountResult) -> bool:
+    """Whether the photo (its upload name, and its size as decoded) is the one ``original`` counted."""
+    with Image.open(decoded_jpeg) as image:
+        size = image.size
+    return (not original.source or name == original.source) and size == original.image_size
 
 
 def review_table(original: CountResult, annotations: PhotoAnnotations) -> tuple[pd.DataFrame, Edits]:
@@ -172,11 +170,12 @@ def save_and_export(
 
 
 def imported_annotations(path: Path, original: CountResult, photo: str) -> PhotoAnnotations:
-    """The annotations of ``photo`` in a COCO JSON or VIAME CSV file (matched by file name, or the file's only
-    photo), for the annotator."""
-    found = read_annotations(Path(path), original.class_names, {photo: original.image_size})
-    found = [a for a in found if len(a) or a.photo == photo]
-    match = [a for a in found if Path(a.photo).name == Path(photo).name] or (found if len(found) == 1 else [])
+    """The annotations of ``photo`` in a COCO JSON or VIAME CSV file, for the annotator. The photo is found by its
+    file name (or its name without the extension: a tool may have stored a converted copy)."""
+    found = read_annotations(Path(path), original.class_names)
+    match = [a for a in found if Path(a.photo).name == Path(photo).name] or [
+        a for a in found if Path(a.photo).stem == Path(photo).stem
+    ]
     if not match:
         names = ", ".join(sorted({a.photo for a in found})[:5]) or "none"
         raise ValueError(f"{Path(path).name}: no annotations for {photo} (photos in the file: {names})")

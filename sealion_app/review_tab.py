@@ -65,7 +65,17 @@ def build_review_tab(
         except ValueError as exc:
             raise _bad(exc, "Cannot review this count") from None
         prune_old_batches(batch_dir)
-        value = service.annotator_value(photo_jpeg(Path(photo), batch_dir), original)
+        shown = photo_jpeg(Path(photo), batch_dir)
+        if not service.same_photo(Path(photo).name, shown, original):
+            return (
+                gr.skip(),
+                None,
+                None,
+                "",
+                "The photo in the **Count** tab has not been counted yet: press Count.",
+                None,
+            )
+        value = service.annotator_value(shown, original)
         table, edits = service.review_table(original, service.PhotoAnnotations.from_result(original))
         line = service.edits_line(original, service.PhotoAnnotations.from_result(original), edits)
         return value, original.to_dict(), photo, key, line, table
