@@ -426,3 +426,51 @@ def test_review_delete_add_reclassify_save_and_export(browser, app, tmp_path):
     _wait_for_status(page, "#review-status", f"{len(boxes)} animals after review .* 1 added, 1 removed, 1 reclassified")
     assert not page_errors, page_errors
     page.close()
+
+
+def test_review_a_survey_original_with_hundreds_of_animals(browser, app):
+    """A full-resolution survey photo (5616x3744, hundreds of detections) in the Review tab: it opens, the wheel
+    zooms the annotator, and after resetting the view a box can be deleted and the counts follow within seconds."""
+    import time
+
+    import numpy as np
+    from gradio_client import Client, handle_file
+
+    from tests.helpers import NO_SHARED_DATA, SHARED_DATA
+
+    survey = SHARED_DATA / "fullres-raw" / "43.jpg"
+    if not survey.is_file():
+        pytest.skip(NO_SHARED_DATA)
+    result = Client(app.url, verbose=False).predict(handle_file(str(survey)), api_name="/count")[2]
+    size = (result["image_size"]["width"], result["image_size"]["height"])
+    assert size[0] >= 4992 and len(result["detections"]) >= 200, (size, result["total"])
+    boxes = np.array([d["xyxy"] for d in result["detections"]])
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+    apart = np.sqrt(((centres[:, None] - centres[None]) ** 2).sum(-1)) + np.eye(len(centres)) * 1e9
+    lonely = int(np.argmax(apart.min(axis=1)))
+
+    page = _page_with_photo(browser, app, survey)
+    _count(page, "scale auto")
+    page.get_by_role("tab", name="Review").click()
+    _wait_for_status(page, "#review-status", f"{len(boxes)} animals after review", timeout=120_000)
+    canvas = page.locator("#review-annotator canvas")
+    canvas.scroll_into_view_if_needed()
+    frame = canvas.bounding_box()
+    whole = canvas.screenshot()
+    page.mouse.move(frame["x"] + frame["width"] / 2, frame["y"] + frame["height"] / 2)
+    for _ in range(6):
+        page.mouse.wheel(0, -300)
+        page.wait_for_timeout(100)
+    page.wait_for_timeout(500)
+    assert canvas.screenshot() != whole  # zoomed in
+    page.locator("#review-annotator .annotator-container").focus()
+    page.keyboard.press("Space")  # back to the whole photo
+    page.wait_for_timeout(500)
+
+    at = _canvas_point(page, size)
+    page.mouse.click(*at(*centres[lonely]))
+    started = time.monotonic()
+    page.locator("#review-annotator button[aria-label='Remove box']").click()
+    _wait_for_status(page, "#review-status", f"{len(boxes) - 1} animals after review .* 1 removed")
+    assert time.monotonic() - started < 10, "the counts should follow an edit within seconds on a survey photo"
+    page.close()
