@@ -24,11 +24,11 @@ from sealion_app.service import CountOptions, photo_jpeg, prune_old_batches
 
 REVIEW_HINT = (
     "Count a photo in the **Count** tab, then correct its boxes here. **Delete** a false detection: click it, press "
-    "Delete (or the ✕ button). **Add** a missed animal: press **C** (create mode, or the + button), drag a box, pick "
-    "its class. **Change a class**: double-click the box (or select it and press E). **D** returns to drag mode "
-    "(move/resize). **Scroll to zoom, drag the background to pan**, Space resets the view. Labels: male, subadult "
-    "(male), female, juvenile, pup. The counts below follow every edit; **Save review** stores it and gives the "
-    "corrected counts and the training files."
+    "Delete (or the bin button under the photo). **Add** a missed animal: press **C** (create mode, or the box "
+    "button), drag a box, pick its class. **Change a class**: double-click the box (or select it and press E). **D** "
+    "returns to drag mode (move/resize). **Scroll to zoom, drag the background to pan**, Space resets the view. "
+    "Labels: male, subadult (male), female, juvenile, pup. The counts below follow every edit; **Save review** "
+    "stores it and gives the corrected counts and the training files."
 )
 
 
@@ -56,7 +56,7 @@ def build_review_tab(
     def load(photo: str | None, result: dict | None, loaded_key: str):
         """Put the last count's detections on the annotator, unless that count is already under review."""
         if not photo or not result:
-            return gr.skip(), None, None, "", "Count a photo in the **Count** tab first; its boxes appear here.", None
+            return None, None, None, "", "Count a photo in the **Count** tab first; its boxes appear here.", None
         key = hashlib.sha256(json.dumps([photo, result], sort_keys=True, default=str).encode()).hexdigest()
         if key == loaded_key:  # back from another tab: keep the edits in progress
             return (gr.skip(),) * 6
@@ -67,14 +67,7 @@ def build_review_tab(
         prune_old_batches(batch_dir)
         shown = photo_jpeg(Path(photo), batch_dir)
         if not service.same_photo(Path(photo).name, shown, original):
-            return (
-                gr.skip(),
-                None,
-                None,
-                "",
-                "The photo in the **Count** tab has not been counted yet: press Count.",
-                None,
-            )
+            return None, None, None, "", "The photo in the **Count** tab has not been counted yet: press Count.", None
         value = service.annotator_value(shown, original)
         table, edits = service.review_table(original, service.PhotoAnnotations.from_result(original))
         line = service.edits_line(original, service.PhotoAnnotations.from_result(original), edits)
