@@ -63,16 +63,18 @@ def annotator_boxes(annotations: PhotoAnnotations) -> list[dict[str, Any]]:
 def parse_annotations(value: Any, original: CountResult, photo: str) -> PhotoAnnotations:
     """The reviewer's boxes for ``photo``: the annotator's value (``{"boxes": [...]}``), a list of boxes, or their
     JSON text (``[{"xyxy": [x1, y1, x2, y2], "class_name": "pups"}, ...]``, also ``{"boxes": [...]}``)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise ValueError("annotations: give the reviewed boxes as JSON ([] for a photo without animals)")
     if isinstance(value, str):
         try:
-            value = json.loads(value) if value.strip() else []
+            value = json.loads(value)
         except json.JSONDecodeError as exc:
             raise ValueError(f"annotations: not valid JSON ({exc})") from None
     if isinstance(value, Mapping) and value.get("orientation"):
         raise ValueError("annotations: the photo is rotated in the annotator; rotate it back upright first")
-    boxes = value.get("boxes") if isinstance(value, Mapping) else value
-    if boxes is None:
-        boxes = []
+    if isinstance(value, Mapping) and "boxes" not in value:
+        raise ValueError('annotations: expected a list of boxes, or {"boxes": [...]}; got an object without "boxes"')
+    boxes = (value["boxes"] or []) if isinstance(value, Mapping) else value
     if not isinstance(boxes, Sequence) or isinstance(boxes, str):
         raise ValueError('annotations: expected a list of boxes [{"xyxy": [x1, y1, x2, y2], "class_name": "pups"}]')
     boxes = [

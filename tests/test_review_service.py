@@ -40,6 +40,11 @@ def test_bad_annotations_name_the_field():
         service.parse_annotations("[{", original, PHOTO.name)
     with pytest.raises(ValueError, match="annotations: expected a list of boxes"):
         service.parse_annotations('{"boxes": 3}', original, PHOTO.name)
+    with pytest.raises(ValueError, match=r"annotations: give the reviewed boxes as JSON \(\[\] for a photo without"):
+        service.parse_annotations(" ", original, PHOTO.name)  # no silent "every detection removed"
+    with pytest.raises(ValueError, match='an object without "boxes"'):
+        service.parse_annotations('{"xyxy": [1, 1, 5, 5], "class_name": "pups"}', original, PHOTO.name)
+    assert len(service.parse_annotations("[]", original, PHOTO.name)) == 0
     with pytest.raises(ValueError, match="original: expected the JSON result of /count"):
         service.original_from_json('{"counts": {}}')
 
