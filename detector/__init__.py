@@ -17,10 +17,7 @@ import os
 # Set before torch loads; an explicit OMP_WAIT_POLICY in the environment wins (ACTIVE for dedicated cores).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from detector.environment import set_offline_defaults  # noqa: E402
-
-set_offline_defaults()  # ultralytics never reaches for the network, no telemetry: library users included
-
+from detector.environment import set_offline_defaults
 from detector.errors import (
     DetectorError,
     ImageLoadError,
@@ -29,6 +26,8 @@ from detector.errors import (
 )
 from detector.manifest import Manifest, ModelVersion, load_manifest
 from detector.results import CountResult, ModelInfo
+
+set_offline_defaults()  # ultralytics never reaches for the network, no telemetry: library users included
 
 __all__ = [
     "CountResult",

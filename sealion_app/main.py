@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 import time
+from pathlib import Path
 
 _STARTED = time.perf_counter()  # cold start is measured from here: the heavy imports in main() included
 
@@ -58,6 +59,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="single photos counted at the same time, taking turns on the model one tile batch each; batches run "
         "one at a time on their own queue (default %(default)s)",
     )
+    data_home = Path(env.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    parser.add_argument(
+        "--reviews-dir",
+        type=Path,
+        default=Path(env.get("SEALION_REVIEWS_DIR") or data_home / "sealion-counter" / "reviews"),
+        help="where saved reviews are kept; they outlive the app (default %(default)s) [SEALION_REVIEWS_DIR]",
+    )
     return parser.parse_args(argv)
 
 
@@ -100,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: cannot load the model: {exc}", file=sys.stderr)
         return 2
     info = registry.default.info
-    demo = build_demo(registry, count_workers=args.concurrency)
+    demo = build_demo(registry, count_workers=args.concurrency, reviews_dir=args.reviews_dir)
     demo.queue(max_size=args.queue_size)
     try:
         _, local_url, share_url = demo.launch(
@@ -127,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(
         f"Sea lion counter ready at {local_url} in {time.perf_counter() - _STARTED:.1f} s "
-        f"(model {info.version}, sha256 {info.sha256[:12]}, {info.source}, device {registry.default.device})",
+        f"(model {info.version}, sha256 {info.sha256[:12]}, {info.source}, device {registry.default.device}); "
+        f"reviews are saved in {args.reviews_dir}",
         flush=True,
     )
     with contextlib.suppress(KeyboardInterrupt):

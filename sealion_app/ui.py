@@ -1,6 +1,7 @@
 """The app's Blocks: the Count, Batch, Model and About tabs and the named API endpoints over :mod:`detector`.
 
-Endpoints (docs/app.md): ``/count``, ``/count_batch``, ``/model_info``. Started by :mod:`sealion_app.main`.
+Endpoints (docs/app.md): ``/count``, ``/count_batch``, ``/model_info``, ``/review`` (the Review tab's). Started by
+:mod:`sealion_app.main`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from detector.settings import DEFAULT_IOU, DEFAULT_SLICING, SLICING_CHOICES, Cou
 from sealion_app import present
 from sealion_app.components import PhotoInput
 from sealion_app.models import ModelRegistry
+from sealion_app.review_tab import build_review_tab
 from sealion_app.service import count_batch, count_to_file, photo_jpeg, prune_old_batches
 
 logger = logging.getLogger("sealion_app")
@@ -109,12 +111,13 @@ def _options(conf: float, iou: float, slicing: str, tile_size: float | None, fem
     )
 
 
-def build_demo(registry: ModelRegistry, count_workers: int = 2) -> gr.Blocks:
+def build_demo(registry: ModelRegistry, count_workers: int = 2, reviews_dir: Path | None = None) -> gr.Blocks:
     """The UI and its API endpoints, over one shared model registry.
 
     Concurrency: ``count_workers`` single-photo counts run at once (they take turns on the model one tile batch at
     a time, so a large photo delays a small one by a batch, not by its whole count); batches run one at a time on
     their own queue, so a batch never holds up single photos for longer than one of its photos' tile batches.
+    Saved reviews go to ``reviews_dir`` (default: ``reviews/`` in the app's temporary folder).
     """
     default = registry.default
     default_info = present.model_info(default)
@@ -395,6 +398,10 @@ def build_demo(registry: ModelRegistry, count_workers: int = 2) -> gr.Blocks:
                     setting.change(
                         show_settings, inputs=settings_inputs, outputs=batch_settings, api_visibility="private"
                     )
+
+            build_review_tab(
+                registry, image, result_json, batch_dir, reviews_dir or batch_dir / "reviews", human_errors
+            )
 
             with gr.Tab("Model", id="model"):
                 model_md = gr.Markdown(present.model_markdown(default_info))

@@ -46,6 +46,9 @@ def start_app(
 ) -> AppProcess:
     """Start the app and wait until its API answers; raises with the log tail when it does not come up."""
     env = {k: v for k, v in os.environ.items() if k not in MODEL_OVERRIDES}  # exactly as a user starts it
+    args = list(args or [])
+    if "--reviews-dir" not in args:  # saved reviews stay in the test's folder, not the user's data folder
+        args += ["--reviews-dir", str(tmp_dir / "reviews")]
     app = AppProcess(
         extra_args=args, extra_env=extra_env, startup_timeout=timeout, device=None, env=env, log_path=tmp_dir,
         stop_with_parent=False,

@@ -263,3 +263,214 @@ def test_a_full_resolution_result_can_be_zoomed(browser, app, tmp_path):
     after = shown.first.evaluate("img => img.getBoundingClientRect().width")
     assert after > 5 * before, (before, after)  # zoomed in past 5x: survey pixels at screen size or larger
     page.close()
+
+
+def _canvas_point(page, image_size: tuple[int, int]):
+    """A function from photo pixels to page coordinates on the review annotator's canvas (the photo fitted, centred)."""
+    frame = page.locator("#review-annotator canvas").bounding_box()
+    width, height = image_size
+    scale = min(frame["width"] / width, frame["height"] / height)
+    left = frame["x"] + (frame["width"] - width * scale) / 2
+    top = frame["y"] + (frame["height"] - height * scale) / 2
+    return lambda x, y: (left + x * scale, top + y * scale)
+
+
+def _choose_class(page, name: str) -> None:
+    """In the annotator's box dialog (a new box, or a double-clicked one): pick the class, press OK."""
+    from sealion_app.review import short_label
+
+    name = short_label(name)  # the annotator shows short labels (female, pup, ...)
+    dialog = page.locator("#model-box-edit")
+    dialog.wait_for(state="visible", timeout=10_000)
+    dialog.locator("input[aria-label=Label]").fill(name)
+    dialog.locator(f"li[data-testid=dropdown-option][aria-label={name}]").click()
+    dialog.get_by_role("button", name="OK").click()
+    dialog.wait_for(state="hidden", timeout=10_000)
+
+
+def _review_counts(page) -> dict[str, list[str]]:
+    """The review table as {class: [model, reviewed, added, removed, reclassified]}."""
+    rows = page.locator("#review-table .virtual-row").evaluate_all(
+        "rows => rows.map(r => [...r.querySelectorAll('[role=gridcell]')].map(c => c.innerText.trim()))"
+    )
+    return {row[0]: row[1:] for row in rows if len(row) >= 6 and row[0]}
+
+
+def _wait_for_status(page, selector: str, pattern: str, timeout: float = 60_000) -> str:
+    page.wait_for_function(
+        "([sel, pattern]) => new RegExp(pattern).test(document.querySelector(sel)?.innerText || '')",
+        arg=[selector, pattern],
+        timeout=timeout,
+    )
+    return page.locator(selector).inner_text()
+
+
+def test_review_delete_add_reclassify_save_and_export(browser, app, tmp_path):
+    """Count a photo, then in the Review tab delete a detection, add a missed animal, change a class, save; the
+    counts shown, the corrected-counts CSV and the dots table say what the reviewer did.
+
+    Set SEALION_REVIEW_SCREENSHOT_PATH=docs/review.png to keep the screenshot of the review in progress."""
+    import csv
+    import io
+    import urllib.request
+
+    import numpy as np
+    from gradio_client import Client, handle_file
+
+    result = Client(app.url, verbose=False).predict(handle_file(str(SPARSE)), api_name="/count")[2]
+    boxes = np.array([d["xyxy"] for d in result["detections"]])
+    names = [d["class_name"] for d in result["detections"]]
+    assert len(boxes) >= 3, "the example photo should have a few detections to review"
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+    apart = np.sqrt(((centres[:, None] - centres[None]) ** 2).sum(-1)) + np.eye(len(centres)) * 1e9
+    relabel, delete, later = (int(i) for i in np.argsort(-apart.min(axis=1))[:3])  # the most isolated detections
+    size = (result["image_size"]["width"], result["image_size"]["height"])
+    grid = np.array([(x, y) for x in range(60, size[0] - 60, 8) for y in range(60, size[1] - 60, 8)], dtype=float)
+    added = grid[np.argmax(np.sqrt(((grid[:, None] - centres[None]) ** 2).sum(-1)).min(axis=1))]  # far from all
+    new_class = "juveniles"
+    relabel_to = "pups" if names[relabel] != "pups" else "adult_females"
+
+    page = _page_with_photo(browser, app, SPARSE)
+    page_errors: list[str] = []
+    page.on("pageerror", lambda error: page_errors.append(str(error)))
+    _count(page, "scale auto")
+    page.get_by_role("tab", name="Review").click()
+    _wait_for_status(page, "#review-status", "after review")
+    model_counts = {k: v[0] for k, v in _review_counts(page).items()}
+    assert model_counts["total"] == str(len(boxes))
+    at = _canvas_point(page, size)
+
+    page.mouse.dblclick(*at(*centres[relabel]))  # change a class
+    _choose_class(page, relabel_to)
+    _wait_for_status(page, "#review-status", "1 reclassified")
+    page.mouse.click(*at(*centres[delete]))  # select, then remove
+    page.locator("#review-annotator button[aria-label='Remove box']").click()
+    _wait_for_status(page, "#review-status", "1 removed")
+    page.locator("#review-annotator button[aria-label='Create box']").click()  # draw a missed animal
+    x, y = (float(v) for v in added)
+    page.mouse.move(*at(x - 12, y - 10))
+    page.mouse.down()
+    page.mouse.move(*at(x, y), steps=4)
+    page.mouse.move(*at(x + 12, y + 10), steps=4)
+    page.mouse.up()
+    _choose_class(page, new_class)
+    status = _wait_for_status(page, "#review-status", "1 added, 1 removed, 1 reclassified")
+    assert f"{len(boxes)} animals after review" in status, status
+
+    expected = {pretty: int(count) for pretty, count in model_counts.items()}
+    expected[names[relabel].replace("_", " ")] -= 1
+    expected[relabel_to.replace("_", " ")] += 1
+    expected[names[delete].replace("_", " ")] -= 1
+    expected[new_class] += 1
+    shown = _review_counts(page)
+    assert {k: int(v[1]) for k, v in shown.items() if k != "total"} == {
+        k: v for k, v in expected.items() if k != "total"
+    }
+    assert shown["total"] == [str(len(boxes)), str(len(boxes)), "1", "1", "1"]
+    assert shown[new_class][2] == "1"  # added, by the reviewer's class
+
+    page.locator("#reviewer input").fill("A. Biologist")
+    shot = tmp_path / "review.png"
+    page.screenshot(path=str(shot), full_page=True)
+    if os.environ.get("SEALION_REVIEW_SCREENSHOT_PATH"):
+        shutil.copyfile(shot, os.environ["SEALION_REVIEW_SCREENSHOT_PATH"])
+    page.get_by_role("button", name="Save review").click()
+    saved = _wait_for_status(page, "#review-saved", "Saved the review", timeout=60_000)
+    assert "A. Biologist" in saved and "1 added, 1 removed, 1 reclassified" in saved, saved
+    page.locator("#review-files a").nth(3).wait_for(timeout=30_000)
+    links = {
+        Path(urlparse(href).path).name: href
+        for href in page.locator("#review-files a").evaluate_all("links => links.map(a => a.href)")
+    }
+    stem = f"{SPARSE.stem}_reviewed"
+    assert {f"{stem}_counts.csv", f"{stem}_dots.csv", f"{stem}_coco.json", f"{stem}_viame.csv"} <= set(links), links
+
+    def download(name: str) -> list[dict[str, str]]:
+        with urllib.request.urlopen(links[name], timeout=30) as response:
+            return list(csv.DictReader(io.StringIO(response.read().decode())))
+
+    (row,) = download(f"{stem}_counts.csv")
+    assert row["file"] == SPARSE.name and row["reviewed"] == "true" and row["reviewer"] == "A. Biologist"
+    assert row["total"] == str(len(boxes)) and row["model_version"] == app.expected_version
+    assert (row["added"], row["removed"], row["reclassified"]) == ("1", "1", "1")
+    assert row[f"added_{new_class}"] == "1" and row[f"removed_{names[delete]}"] == "1"
+    assert row[f"reclassified_{names[relabel]}"] == "1"
+    for name, count in expected.items():
+        if name != "total":
+            assert row[name.replace(" ", "_")] == str(count), (name, row)
+
+    dots = download(f"{stem}_dots.csv")
+    assert len(dots) == len(boxes)
+    full = np.array([[float(d["x"]), float(d["y"])] for d in dots])
+    photo_px = (full + 0.5) * 0.25 - 0.5  # the dots are in survey-original pixels; this photo is a 4x copy
+
+    def dot_near(x: float, y: float, tolerance: float = 3.0) -> list[str]:
+        return [d["class"] for d, p in zip(dots, photo_px, strict=True) if np.abs(p - [x, y]).max() <= tolerance]
+
+    assert dot_near(x, y) == [new_class]
+    assert dot_near(*centres[relabel], tolerance=1.0) == [relabel_to]
+    assert dot_near(*centres[delete], tolerance=1.0) == []
+
+    # one more deletion, then the saved VIAME CSV imported (as from DIVE) puts the saved boxes back
+    page.locator("#review-annotator button[aria-label='Drag boxes']").click()  # out of create mode
+    page.locator("#review-annotator canvas").scroll_into_view_if_needed()
+    at = _canvas_point(page, size)  # the page may have scrolled
+    page.mouse.click(*at(*centres[later]))
+    page.locator("#review-annotator button[aria-label='Remove box']").click()
+    _wait_for_status(page, "#review-status", "1 added, 2 removed, 1 reclassified")
+    viame = tmp_path / f"{stem}_viame.csv"
+    with urllib.request.urlopen(links[viame.name], timeout=30) as response:
+        viame.write_bytes(response.read())
+    page.get_by_text("Import annotations made elsewhere").click()
+    page.locator("#review-import input[type=file]").set_input_files(str(viame))
+    _wait_for_status(page, "#review-status", f"{len(boxes)} animals after review .* 1 added, 1 removed, 1 reclassified")
+    assert not page_errors, page_errors
+    page.close()
+
+
+def test_review_a_survey_original_with_hundreds_of_animals(browser, app):
+    """A full-resolution survey photo (5616x3744, hundreds of detections) in the Review tab: it opens, the wheel
+    zooms the annotator, and after resetting the view a box can be deleted and the counts follow within seconds."""
+    import time
+
+    import numpy as np
+    from gradio_client import Client, handle_file
+
+    from tests.helpers import NO_SHARED_DATA, SHARED_DATA
+
+    survey = SHARED_DATA / "fullres-raw" / "43.jpg"
+    if not survey.is_file():
+        pytest.skip(NO_SHARED_DATA)
+    result = Client(app.url, verbose=False).predict(handle_file(str(survey)), api_name="/count")[2]
+    size = (result["image_size"]["width"], result["image_size"]["height"])
+    assert size[0] >= 4992 and len(result["detections"]) >= 200, (size, result["total"])
+    boxes = np.array([d["xyxy"] for d in result["detections"]])
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+    apart = np.sqrt(((centres[:, None] - centres[None]) ** 2).sum(-1)) + np.eye(len(centres)) * 1e9
+    lonely = int(np.argmax(apart.min(axis=1)))
+
+    page = _page_with_photo(browser, app, survey)
+    _count(page, "scale auto")
+    page.get_by_role("tab", name="Review").click()
+    _wait_for_status(page, "#review-status", f"{len(boxes)} animals after review", timeout=120_000)
+    canvas = page.locator("#review-annotator canvas")
+    canvas.scroll_into_view_if_needed()
+    frame = canvas.bounding_box()
+    whole = canvas.screenshot()
+    page.mouse.move(frame["x"] + frame["width"] / 2, frame["y"] + frame["height"] / 2)
+    for _ in range(6):
+        page.mouse.wheel(0, -300)
+        page.wait_for_timeout(100)
+    page.wait_for_timeout(500)
+    assert canvas.screenshot() != whole  # zoomed in
+    page.locator("#review-annotator .annotator-container").focus()
+    page.keyboard.press("Space")  # back to the whole photo
+    page.wait_for_timeout(500)
+
+    at = _canvas_point(page, size)
+    page.mouse.click(*at(*centres[lonely]))
+    started = time.monotonic()
+    page.locator("#review-annotator button[aria-label='Remove box']").click()
+    _wait_for_status(page, "#review-status", f"{len(boxes) - 1} animals after review .* 1 removed")
+    assert time.monotonic() - started < 10, "the counts should follow an edit within seconds on a survey photo"
+    page.close()

@@ -1,0 +1,184 @@
+"""What the Review tab and the ``/review`` endpoint do, without Gradio: the annotator's value for a count, the live
+table of counts and edits, and saving a review with its exports (:mod:`detector.annotations`, ``review_store``)."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from PIL import Image
+
+from detector.annotations import Edits, PhotoAnnotations, Review, result_from_json
+from detector.classes import class_color
+from detector.metadata import read_metadata
+from detector.records import sha256_bytes
+from detector.results import CountResult
+from detector.review_store import ExportFiles, SavedReview, read_annotations, save_review, write_exports
+from sealion_app.present import pretty
+
+REVIEW_COLUMNS = ["class", "model", "reviewed", "added", "removed", "reclassified"]
+SHORT_LABELS = {  # the annotator draws a label on every box: short words keep a crowded photo readable
+    "adult_males": "male",
+    "subadult_males": "subadult",
+    "adult_females": "female",
+    "juveniles": "juvenile",
+    "pups": "pup",
+}
+
+
+def short_label(class_name: str) -> str:
+    return SHORT_LABELS.get(class_name, class_name)
+
+
+def class_of(label: str) -> str:
+    """The class name of an annotator label (a class name is itself)."""
+    return next((name for name, short in SHORT_LABELS.items() if short == label), label)
+
+
+def annotator_value(photo_jpeg: Path | str, result: CountResult) -> dict[str, Any]:
+    """The image annotator's value: the photo (as the detector decoded it) and one labelled box per detection."""
+    return {"image": str(photo_jpeg), "boxes": annotator_boxes(PhotoAnnotations.from_result(result))}
+
+
+def annotator_boxes(annotations: PhotoAnnotations) -> list[dict[str, Any]]:
+    names = annotations.class_names
+    return [
+        {
+            "xmin": float(box[0]),
+            "ymin": float(box[1]),
+            "xmax": float(box[2]),
+            "ymax": float(box[3]),
+            "label": short_label(names[int(cid)]),
+            "color": class_color(names[int(cid)], int(cid)),
+        }
+        for box, cid in zip(annotations.xyxy, annotations.class_id, strict=True)
+    ]
+
+
+def parse_annotations(value: Any, original: CountResult, photo: str) -> PhotoAnnotations:
+    """The reviewer's boxes for ``photo``: the annotator's value (``{"boxes": [...]}``), a list of boxes, or their
+    JSON text (``[{"xyxy": [x1, y1, x2, y2], "class_name": "pups"}, ...]``, also ``{"boxes": [...]}``)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise ValueError("annotations: give the reviewed boxes as JSON ([] for a photo without animals)")
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"annotations: not valid JSON ({exc})") from None
+    if isinstance(value, Mapping) and value.get("orientation"):
+        raise ValueError("annotations: the photo is rotated in the annotator; rotate it back upright first")
+    if isinstance(value, Mapping) and "boxes" not in value:
+        raise ValueError('annotations: expected a list of boxes, or {"boxes": [...]}; got an object without "boxes"')
+    boxes = (value["boxes"] or []) if isinstance(value, Mapping) else value
+    if not isinstance(boxes, Sequence) or isinstance(boxes, str):
+        raise ValueError('annotations: expected a list of boxes [{"xyxy": [x1, y1, x2, y2], "class_name": "pups"}]')
+    boxes = [
+        {**box, "label": class_of(box["label"])} if isinstance(box, Mapping) and box.get("label") else box
+        for box in boxes
+    ]
+    try:
+        return PhotoAnnotations.from_boxes(photo, boxes, original.class_names, original.image_size)
+    except ValueError as exc:
+        raise ValueError(f"annotations: {exc}") from None
+
+
+def unlabelled(value: Any) -> int:
+    """Boxes drawn on the annotator that have no class yet (the class dialog is still open)."""
+    boxes = value.get("boxes") if isinstance(value, Mapping) else None
+    return sum(1 for box in boxes or [] if isinstance(box, Mapping) and not box.get("label"))
+
+
+def original_from_json(data: Any) -> CountResult:
+    """The count under review from its JSON (the ``/count`` answer, or a saved ``.count.json``)."""
+    if isinstance(data, str):
+        try:
+            data = json.loads(data)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"original: not valid JSON ({exc})") from None
+    if not isinstance(data, Mapping) or "class_names" not in data or "image_size" not in data:
+        raise ValueError("original: expected the JSON result of /count (with class_names, image_size, detections)")
+    try:
+        return result_from_json(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"original: not a count result ({type(exc).__name__}: {exc})") from None
+
+
+def same_photo(name: str, decoded_jpeg: Path, original: CountResult) -> bool:
+    """Whether the photo (its upload name, and its size as decoded) is the one ``original`` counted."""
+    with Image.open(decoded_jpeg) as image:
+        size = image.size
+    return (not original.source or name == original.source) and size == original.image_size
+
+
+def review_table(original: CountResult, annotations: PhotoAnnotations) -> tuple[pd.DataFrame, Edits]:
+    """Per class: the model's count, the reviewed count, and the edits; a total row last."""
+    edits = Edits.between(PhotoAnnotations.from_result(original, annotations.photo), annotations)
+    model, now = original.counts, annotations.counts
+    rows = [
+        [pretty(n), model[n], now[n], edits.added[n], edits.removed[n], edits.reclassified[n]]
+        for n in original.class_names
+    ]
+    totals = edits.totals
+    rows.append(["total", original.total, len(annotations), totals["added"], totals["removed"], totals["reclassified"]])
+    return pd.DataFrame(rows, columns=REVIEW_COLUMNS), edits
+
+
+def edits_line(original: CountResult, annotations: PhotoAnnotations, edits: Edits) -> str:
+    model = original.model.version if original.model else "?"
+    return (
+        f"**{len(annotations)}** animals after review (model **{model}** counted {original.total}) · {edits.describe()}"
+    )
+
+
+@dataclass(frozen=True)
+class ReviewOutcome:
+    review: Review
+    saved: SavedReview
+    files: ExportFiles
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON answer of ``/review``: the review without the embedded original (no server paths)."""
+        data = self.review.to_dict()
+        data.pop("original")
+        data["original_detections"] = self.review.original.total
+        data["saved_as"] = f"{self.saved.review_json.parent.name}/{self.saved.review_json.name}"
+        return data
+
+
+def save_and_export(
+    photo: Path,
+    name: str,
+    annotations: PhotoAnnotations,
+    original: CountResult,
+    reviewer: str,
+    reviews_dir: Path,
+    out_dir: Path | None = None,
+) -> ReviewOutcome:
+    """Store the review next to the original count in ``reviews_dir`` and write its four exports to a fresh folder
+    (``sealion-count-*``: pruned by the app once Gradio has cached them)."""
+    data = Path(photo).read_bytes()
+    review = Review(
+        annotations, original, reviewer=reviewer, photo_sha256=sha256_bytes(data), metadata=read_metadata(data)
+    )
+    saved = save_review(reviews_dir, review)
+    folder = Path(tempfile.mkdtemp(prefix="sealion-count-", dir=out_dir))
+    files = write_exports(folder, [review], stem=f"{Path(name).stem or 'photo'}_reviewed")
+    return ReviewOutcome(review, saved, files)
+
+
+def imported_annotations(path: Path, original: CountResult, photo: str) -> PhotoAnnotations:
+    """The annotations of ``photo`` in a COCO JSON or VIAME CSV file, for the annotator. The photo is found by its
+    file name (or its name without the extension: a tool may have stored a converted copy)."""
+    found = read_annotations(Path(path), original.class_names)
+    match = [a for a in found if Path(a.photo).name == Path(photo).name] or [
+        a for a in found if Path(a.photo).stem == Path(photo).stem
+    ]
+    if not match:
+        names = ", ".join(sorted({a.photo for a in found})[:5]) or "none"
+        raise ValueError(f"{Path(path).name}: no annotations for {photo} (photos in the file: {names})")
+    return PhotoAnnotations.from_boxes(photo, match[0].to_boxes(), original.class_names, original.image_size)
