@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import logging
 import os
 import threading
 import time
@@ -13,12 +15,14 @@ import numpy as np
 
 from detector.detections import Detections
 from detector.errors import DetectorError
-from detector.hub import ResolvedWeights, resolve_weights
+from detector.hub import ResolvedRuntime, ResolvedWeights, resolve_runtime, resolve_weights
 from detector.images import ImageInput, greyscale, header_size, load_image, resize_to
 from detector.results import CountResult, ModelInfo
 from detector.scale import PhotoScale, choose_photo_scale, scale_warnings
 from detector.settings import DEFAULT_CONF, DEFAULT_IMGSZ, DEFAULT_IOU, CountOptions, ModelSettings
 from detector.slicing import tile_grid
+
+logger = logging.getLogger(__name__)
 
 MAX_DETECTIONS_PER_TILE = 1000  # ultralytics' default 300 can cap a dense rookery tile at a low threshold
 # The work one photo may cost, checked before any of it is done: the photo as the model sees it (after rescaling)
@@ -27,6 +31,9 @@ MAX_DETECTIONS_PER_TILE = 1000  # ultralytics' default 300 can cap a dense rooke
 # (overlaps and small tiles letterboxed up to the input size). About 30 s of CPU at the budget's edge.
 WORK_BUDGET_PIXELS = 64_000_000
 TILE_BUDGET_FACTOR = 4
+# The package ultralytics needs to run each export format (checked before loading: ultralytics would try to
+# pip-install a missing one).
+RUNTIME_PACKAGES = {"openvino": "openvino", "onnx": "onnxruntime"}
 
 
 def select_device(requested: str | None = None) -> str:
@@ -51,24 +58,55 @@ def select_device(requested: str | None = None) -> str:
     return requested
 
 
+def choose_runtime(requested: str, version: Any, device: str) -> str:
+    """The runtime to run a version with: ``requested`` unless "auto"; auto is torch on CUDA/MPS, and on a CPU the
+    version's ``cpu_runtime`` (its exported runtime whose counts were checked against torch's), else torch."""
+    if requested != "auto":
+        return requested
+    if device != "cpu":
+        return "torch"
+    return version.cpu_runtime or "torch"
+
+
+def runtime_unavailable(name: str, version: Any) -> str | None:
+    """Why ``version`` cannot run with exported runtime ``name`` here (no such export, package missing), else None."""
+    export = version.runtimes.get(name)
+    if export is None:
+        return f"model version {version.name} has no {name} export (exports: {', '.join(version.runtimes) or 'none'})"
+    package = RUNTIME_PACKAGES[export.format]
+    if importlib.util.find_spec(package) is None:
+        return f"the {package} package is not installed (pip install {package})"
+    return None
+
+
 class Detector:
-    """A loaded model version. Thread-safe: calls to :meth:`count` share one model, locked one tile batch at a time."""
+    """A loaded model version. Thread-safe: calls to :meth:`count` share one model, locked one tile batch at a time.
+
+    ``runtime`` None runs the weights with torch; else the exported model (OpenVINO, ONNX) through ultralytics'
+    own loading of exported models (AutoBackend), on the CPU."""
 
     def __init__(
-        self, weights: ResolvedWeights, device: str | None = None, warmup: bool = True, threads: int | None = None
+        self,
+        weights: ResolvedWeights,
+        device: str | None = None,
+        warmup: bool = True,
+        threads: int | None = None,
+        runtime: ResolvedRuntime | None = None,
     ) -> None:
         import torch
         from ultralytics import YOLO
 
         started = time.perf_counter()
         self.weights = weights
-        self.device = select_device(device)
+        self.device = "cpu" if runtime is not None else select_device(device)
+        self.runtime = runtime.name if runtime is not None else "torch"
         self.half = self.device.startswith("cuda")
         self._lock = threading.Lock()
+        model_path = runtime.path if runtime is not None else weights.path
         try:
-            self._yolo = YOLO(str(weights.path), task="detect")
-        except Exception as exc:  # ultralytics raises many types for a bad checkpoint
-            raise DetectorError(f"Cannot load weights {weights.path}: {type(exc).__name__}: {exc}") from exc
+            self._yolo = YOLO(str(model_path), task="detect")
+        except Exception as exc:  # ultralytics raises many types for a bad checkpoint or export
+            raise DetectorError(f"Cannot load {self.runtime} model {model_path}: {type(exc).__name__}: {exc}") from exc
         names = self._yolo.names
         self.class_names: tuple[str, ...] = tuple(names[i] for i in sorted(names))
         version = weights.version
@@ -93,6 +131,8 @@ class Detector:
             ground_scale=self.ground_scale,
             class_conf=dict(version.class_conf),
             greyscale_input=bool(version.greyscale_input),
+            runtime=self.runtime,
+            runtime_path=str(runtime.path) if runtime is not None else None,
         )
         self._threads = threads or os.cpu_count() or 1  # CPU threads for torch (a Ray actor gets its own share)
         if warmup:
@@ -102,12 +142,38 @@ class Detector:
 
     @classmethod
     def load(cls, model: ModelSettings | None = None, *, warmup: bool = True, threads: int | None = None) -> Detector:
-        """Resolve a model version (see :func:`detector.hub.resolve_weights`) and load it on ``model.device``."""
+        """Resolve a model version (see :func:`detector.hub.resolve_weights`) and load it on ``model.device`` with
+        ``model.runtime`` (:func:`choose_runtime`).
+
+        An exported runtime that auto chose but cannot run here (package missing, files unreachable or refused,
+        loading failed) falls back to torch with one logged line; one asked for by name raises instead."""
         model = model or ModelSettings()
-        return cls(resolve_weights(model), device=model.device, warmup=warmup, threads=threads)
+        weights = resolve_weights(model)
+        device = select_device(model.device)
+        name = choose_runtime(model.runtime, weights.version, device)
+        if name == "torch":
+            return cls(weights, device=device, warmup=warmup, threads=threads)
+        try:
+            why = runtime_unavailable(name, weights.version)
+            if why:
+                raise DetectorError(f"{why}.")
+            if device != "cpu":
+                logger.warning(
+                    "Runtime %s runs on the CPU, not on %s (use --runtime torch for %s).", name, device, device
+                )
+            runtime = resolve_runtime(name, weights, model)
+            return cls(weights, device="cpu", warmup=warmup, threads=threads, runtime=runtime)
+        except DetectorError as exc:
+            if model.runtime != "auto":
+                raise DetectorError(f"Runtime {name} asked for, but it cannot run here: {exc}") from exc
+            logger.warning("Runtime %s not available for model %s (%s); using torch.", name, weights.version.name, exc)
+        return cls(weights, device=device, warmup=warmup, threads=threads)
 
     def __repr__(self) -> str:
-        return f"Detector(version={self.info.version!r}, sha256={self.info.sha256[:12]}, device={self.device!r})"
+        return (
+            f"Detector(version={self.info.version!r}, sha256={self.info.sha256[:12]}, device={self.device!r}, "
+            f"runtime={self.runtime!r})"
+        )
 
     def _predict(self, tiles: list[np.ndarray], conf: float, iou: float) -> list:
         """Run one batch of RGB tiles; returns ultralytics Results (boxes in tile pixels)."""
@@ -188,7 +254,7 @@ class Detector:
             conf=dict(zip(self.class_names, thresholds.tolist(), strict=True)),
             photo_scale=scale.value,
             scale_source=scale.source,
-            runtime="torch",
+            runtime=self.runtime,
             warnings=tuple(scale_warnings(scale, len(found), (width, height))),
         )
 

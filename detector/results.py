@@ -26,6 +26,8 @@ class ModelInfo:
     ground_scale: float = 1.0  # photo scale the model was trained at (1.0 = native survey resolution)
     class_conf: Mapping[str, float] = field(default_factory=dict)  # the version's calibrated count thresholds
     greyscale_input: bool = False  # photos are counted as their greyscale copy
+    runtime: str = "torch"  # what runs the network: "torch" or an exported runtime ("openvino", ...)
+    runtime_path: str | None = None  # the exported model loaded (None: the weights file, with torch)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
