@@ -128,27 +128,38 @@ def check_counts(
     within 1 % of torch's count or one animal. ``torch_counts`` caches torch's side between runtimes."""
     from detector.model import Detector
 
+    names = _photo_names(photos)
+
     def run(detector: Detector) -> tuple[dict[str, dict[str, int]], float]:
         counts, started = {}, time.perf_counter()
-        for photo in photos:
-            counts[Path(photo).name] = detector.count(photo).counts
+        for photo, name in zip(photos, names, strict=True):
+            counts[name] = detector.count(photo).counts
         return counts, (time.perf_counter() - started) / max(1, len(photos))
 
     if "counts" not in torch_counts:
         torch_counts["counts"], torch_counts["seconds_per_photo"] = run(Detector(weights, device="cpu"))
     reference = torch_counts["counts"]
     counts, seconds = run(Detector(weights, device="cpu", runtime=runtime))
-    worst = max(
-        (abs(counts[p][c] - reference[p][c]) for p in counts for c in counts[p]), default=0
-    )  # largest per-class difference in animals
+    worst = max((abs(counts[p][c] - reference[p][c]) for p in counts for c in counts[p]), default=0)
     return {
-        "photos": sorted(counts),
+        "photos": len(counts),
         "tolerance": f"{RUNTIME_COUNT_TOLERANCE:.0%} or 1 animal per class and photo",
         "within_tolerance": all(counts_agree(reference[p], counts[p]) for p in counts),
+        "outside_tolerance": {p: _differences(reference[p], counts[p]) for p in counts
+                              if not counts_agree(reference[p], counts[p])},
         "max_count_difference": int(worst),
         "seconds_per_photo": round(seconds, 4),
         "torch_seconds_per_photo": round(torch_counts["seconds_per_photo"], 4),
-    }
+    }  # fmt: skip
+
+
+def _photo_names(photos: Sequence[Path]) -> list[str]:
+    """Short unique names: ``folder/file`` (a raw and a dotted copy share the file name)."""
+    return [f"{Path(p).parent.name}/{Path(p).name}" for p in photos]
+
+
+def _differences(reference: Mapping[str, int], other: Mapping[str, int]) -> dict[str, str]:
+    return {c: f"{reference[c]} -> {other[c]}" for c in reference if other[c] != reference[c]}
 
 
 def export_version(
