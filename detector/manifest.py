@@ -47,6 +47,9 @@ class ExportedRuntime:
     batch: int | None = None  # the fixed batch of a static export (ultralytics splits and pads); None: dynamic
     shipped: bool = False  # its files are also under weights/ (offline fallback)
     count_check: Mapping[str, Any] = field(default_factory=dict)  # counts vs torch when it was exported
+    # OpenVINO's CPU inference precision: None, the CPU's default (bf16 on CPUs with AMX or AVX-512 BF16, else
+    # fp32: fast, and counts may move a little); "f32" runs fp32 everywhere (counts as torch's)
+    inference_precision: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"format": self.format, "path": self.path, "precision": self.precision}
@@ -54,6 +57,8 @@ class ExportedRuntime:
             data["batch"] = int(self.batch)
         if self.shipped:
             data["shipped"] = True
+        if self.inference_precision:
+            data["inference_precision"] = self.inference_precision
         data["files"] = {str(k): str(v) for k, v in self.files.items()}
         if self.count_check:
             data["count_check"] = dict(self.count_check)
@@ -75,6 +80,7 @@ class ExportedRuntime:
             name=name, format=fmt, path=str(data["path"]), files=pins, precision=str(data.get("precision", "fp16")),
             batch=int(data["batch"]) if data.get("batch") else None, shipped=bool(data.get("shipped", False)),
             count_check=dict(data.get("count_check") or {}),
+            inference_precision=data.get("inference_precision") or None,
         )  # fmt: skip
 
 

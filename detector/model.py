@@ -135,8 +135,11 @@ class Detector:
             runtime_path=str(runtime.path) if runtime is not None else None,
         )
         self._threads = threads or os.cpu_count() or 1  # CPU threads for torch (a Ray actor gets its own share)
-        if warmup:
+        precision = runtime.runtime.inference_precision if runtime is not None else None
+        if warmup or precision:  # the first prediction sets up ultralytics' predictor (and its OpenVINO backend)
             self._predict([np.zeros((self.imgsz, self.imgsz, 3), dtype=np.uint8)], DEFAULT_CONF, DEFAULT_IOU)
+        if precision:
+            self._set_inference_precision(runtime)
         torch.set_num_threads(self._threads)
         self.load_ms = (time.perf_counter() - started) * 1000
 
@@ -173,6 +176,24 @@ class Detector:
         return (
             f"Detector(version={self.info.version!r}, sha256={self.info.sha256[:12]}, device={self.device!r}, "
             f"runtime={self.runtime!r})"
+        )
+
+    def _set_inference_precision(self, runtime: ResolvedRuntime) -> None:
+        """Compile the OpenVINO model again with the export's inference precision (e.g. fp32 on a CPU whose default
+        is bf16). Ultralytics' OpenVINO backend takes no compile options, so this reaches into it: its
+        ``compile_model`` (also used when it recompiles for a new input shape) gets the hint, and the compiled model
+        is replaced. Everything else (pre-processing, inference, NMS) stays ultralytics'."""
+        import functools
+
+        backend = getattr(getattr(self._yolo.predictor, "model", None), "backend", None)
+        if runtime.runtime.format != "openvino" or not hasattr(backend, "compile_model"):
+            raise DetectorError(f"Cannot set the inference precision of {runtime.path}: not an OpenVINO model.")
+        xml = runtime.path if runtime.path.is_file() else next(runtime.path.glob("*.xml"))
+        hint = {"INFERENCE_PRECISION_HINT": runtime.runtime.inference_precision}
+        backend.compile_model = functools.partial(backend.compile_model, config={"PERFORMANCE_HINT": "LATENCY", **hint})
+        core = backend.ov.Core()
+        backend.ov_compiled_model = backend.compile_model(
+            core.read_model(model=str(xml), weights=xml.with_suffix(".bin"))
         )
 
     def _predict(self, tiles: list[np.ndarray], conf: float, iou: float) -> list:

@@ -29,7 +29,7 @@ DEFAULT_SLICING: Slicing = "auto"  # tile a photo larger than one tile
 DEFAULT_HUB_TIMEOUT_S = 3.0
 # What runs the network: "auto" picks the version's exported CPU runtime on a CPU (when its package is installed),
 # torch on CUDA/MPS; the others ask for one (see docs/models.md, "Runtimes").
-RUNTIME_CHOICES: tuple[str, ...] = ("auto", "torch", "openvino", "openvino-int8", "onnx")
+RUNTIME_CHOICES: tuple[str, ...] = ("auto", "torch", "openvino", "openvino-f32", "openvino-int8", "onnx")
 DEFAULT_RUNTIME = "auto"
 
 # The environment variables an entry point reads (and nothing else does).

@@ -167,17 +167,22 @@ def export_version(
 ) -> ModelVersion:
     """Export a version for each of ``exports`` into ``folder`` (the revision's files), check each against torch,
     and return the version with its ``runtimes`` and ``cpu_runtime`` (the fastest export whose counts held; with
-    no photos to check, the first one that is not int8)."""
+    no photos to check, the first one that is not int8). An OpenVINO export is listed twice: ``openvino`` runs at
+    the CPU's default precision (bf16 where the CPU has it), ``openvino-f32`` the same files in fp32."""
     version = weights.version
     imgsz = int(version.imgsz or DEFAULT_IMGSZ)
     runtimes = dict(version.runtimes)
     torch_side: dict[str, Any] = {}
     for options in exports:
         record = export_runtime(weights.path, imgsz, folder, options)
-        if check_photos:
-            resolved = ResolvedRuntime(folder / record.path, "local", record)
-            record = replace(record, count_check=check_counts(weights, resolved, check_photos, torch_side))
-        runtimes[record.name] = record
+        records = [record]
+        if options.format == "openvino" and not options.int8:  # the same files, run in fp32 on every CPU
+            records.append(replace(record, name=f"{record.name}-f32", inference_precision="f32"))
+        for one in records:
+            if check_photos:
+                resolved = ResolvedRuntime(folder / one.path, "local", one)
+                one = replace(one, count_check=check_counts(weights, resolved, check_photos, torch_side))
+            runtimes[one.name] = one
     checked = [r for r in runtimes.values() if r.count_check.get("within_tolerance")]
     if checked:
         cpu_runtime = min(checked, key=lambda r: r.count_check["seconds_per_photo"]).name
@@ -187,17 +192,20 @@ def export_version(
 
 
 def ship_runtimes(version: ModelVersion, folder: Path, weights_dir: Path, names: Sequence[str]) -> ModelVersion:
-    """Copy the files of runtimes ``names`` from ``folder`` into ``weights_dir`` and mark them shipped."""
+    """Copy the files of runtimes ``names`` from ``folder`` into ``weights_dir`` and mark them (and the runtimes
+    that run the same files, e.g. ``openvino`` and ``openvino-f32``) shipped."""
     runtimes = dict(version.runtimes)
-    for name in names:
-        runtime = runtimes[name]
-        target = weights_dir / runtime.path
+    paths = {runtimes[name].path for name in names}
+    for path in paths:
+        target = weights_dir / path
         if target.is_dir():
             shutil.rmtree(target)
-        for path in runtime.files:
-            (weights_dir / path).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(folder / path, weights_dir / path)
-        runtimes[name] = replace(runtime, shipped=True)
+    for name, runtime in version.runtimes.items():
+        if runtime.path in paths:
+            for file in runtime.files:
+                (weights_dir / file).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(folder / file, weights_dir / file)
+            runtimes[name] = replace(runtime, shipped=True)
     return replace(version, runtimes=runtimes)
 
 
@@ -293,7 +301,8 @@ def export_and_publish(
             )
             card = updated_card(Path(card_path).read_text(), exported)
             commit = add_to_hub_revision(folder, version.repo_id, version.revision, message, endpoint, token, card)
-        if ship and exported.cpu_runtime in {o.runtime for o in exports}:  # what auto runs works offline
+        cpu = exported.runtimes.get(exported.cpu_runtime or "")
+        if ship and cpu and all((folder / file).is_file() for file in cpu.files):  # what auto runs works offline
             exported = ship_runtimes(exported, folder, listed.weights_dir, [exported.cpu_runtime])
     final = replace(exported, commit=commit)
     add_version(manifest, final, make_default=listed.default == version.name)
