@@ -43,6 +43,7 @@ PACKAGES = (
     "gradio",
     "gradio_client",
     "psutil",
+    "openvino",
 )
 
 
