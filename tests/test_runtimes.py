@@ -68,6 +68,27 @@ def test_both_runtimes_count_alike_and_say_which_ran(tiny_export):
     assert b.model.runtime_path == str(exported.path) and b.to_dict()["model"]["runtime"] == "openvino"
 
 
+def test_an_onnx_export_counts_alike_through_onnxruntime(tiny_models, tmp_path):
+    """The other export format: one .onnx file (fp32, static batch), run by ultralytics with onnxruntime."""
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from training.export import ExportOptions, export_runtime
+
+    weights = tmp_path / "model.pt"
+    shutil.copy2(tiny_models["v1"], weights)
+    runtime = export_runtime(weights, 320, tmp_path / "out", ExportOptions("onnx"))
+    assert (runtime.path, list(runtime.files), runtime.precision) == ("model.onnx", ["model.onnx"], "fp32")
+    version = ModelVersion(
+        name="tiny", repo_id="", revision="", commit="", filename="model.pt", sha256=sha256_of(weights),
+        class_names=tuple(SEA_LION_CLASSES), imgsz=320, runtimes={"onnx": runtime},
+    )  # fmt: skip
+    resolved = ResolvedWeights(weights, version.sha256, "local", version)
+    a = Detector(resolved, device="cpu").count(EXAMPLES[0], conf=LOW_CONF, photo_scale=0.25, batch_size=5)
+    onnx = Detector(resolved, runtime=ResolvedRuntime(tmp_path / "out" / runtime.path, "local", runtime))
+    b = onnx.count(EXAMPLES[0], conf=LOW_CONF, photo_scale=0.25, batch_size=5)
+    assert b.runtime == "onnx" and a.total > 100 and counts_agree(a.counts, b.counts), (a.counts, b.counts)
+
+
 def test_auto_picks_the_cpu_runtime_on_a_cpu_and_torch_elsewhere(tiny_export):
     version = tiny_export[0].version
     assert choose_runtime("auto", version, "cpu") == "openvino"
