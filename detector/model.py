@@ -191,10 +191,11 @@ class Detector:
         xml = runtime.path if runtime.path.is_file() else next(runtime.path.glob("*.xml"))
         hint = {"INFERENCE_PRECISION_HINT": runtime.runtime.inference_precision}
         backend.compile_model = functools.partial(backend.compile_model, config={"PERFORMANCE_HINT": "LATENCY", **hint})
-        core = backend.ov.Core()
-        backend.ov_compiled_model = backend.compile_model(
-            core.read_model(model=str(xml), weights=xml.with_suffix(".bin"))
-        )
+        try:
+            model = backend.ov.Core().read_model(model=str(xml), weights=xml.with_suffix(".bin"))
+            backend.ov_compiled_model = backend.compile_model(model)
+        except Exception as exc:  # OpenVINO raises RuntimeError for an unsupported hint or a bad model
+            raise DetectorError(f"Cannot compile {runtime.path} with {hint}: {type(exc).__name__}: {exc}") from exc
 
     def _predict(self, tiles: list[np.ndarray], conf: float, iou: float) -> list:
         """Run one batch of RGB tiles; returns ultralytics Results (boxes in tile pixels)."""
