@@ -134,12 +134,13 @@ class Detector:
             runtime=self.runtime,
             runtime_path=str(runtime.path) if runtime is not None else None,
         )
-        self._threads = threads or os.cpu_count() or 1  # CPU threads for torch (a Ray actor gets its own share)
-        precision = runtime.runtime.inference_precision if runtime is not None else None
-        if warmup or precision:  # the first prediction sets up ultralytics' predictor (and its OpenVINO backend)
+        self._threads = threads or os.cpu_count() or 1  # CPU threads (a Ray actor gets its own share)
+        configure = runtime is not None and runtime.runtime.format == "openvino"
+        configure = configure and bool(runtime.runtime.inference_precision or threads)
+        if warmup or configure:  # the first prediction sets up ultralytics' predictor (and its OpenVINO backend)
             self._predict([np.zeros((self.imgsz, self.imgsz, 3), dtype=np.uint8)], DEFAULT_CONF, DEFAULT_IOU)
-        if precision:
-            self._set_inference_precision(runtime)
+        if configure:
+            self._configure_openvino(runtime, threads)
         torch.set_num_threads(self._threads)
         self.load_ms = (time.perf_counter() - started) * 1000
 
@@ -178,24 +179,29 @@ class Detector:
             f"runtime={self.runtime!r})"
         )
 
-    def _set_inference_precision(self, runtime: ResolvedRuntime) -> None:
-        """Compile the OpenVINO model again with the export's inference precision (e.g. fp32 on a CPU whose default
-        is bf16). Ultralytics' OpenVINO backend takes no compile options, so this reaches into it: its
-        ``compile_model`` (also used when it recompiles for a new input shape) gets the hint, and the compiled model
-        is replaced. Everything else (pre-processing, inference, NMS) stays ultralytics'."""
+    def _configure_openvino(self, runtime: ResolvedRuntime, threads: int | None) -> None:
+        """Compile the OpenVINO model again with what ultralytics' OpenVINO backend has no option for: the export's
+        inference precision (e.g. fp32 on a CPU whose default is bf16) and an explicit thread count (a Ray actor's
+        share). This reaches into the backend: its ``compile_model`` (also used when it recompiles for a new input
+        shape) gets the settings, and the compiled model is replaced. Everything else (pre-processing, inference,
+        NMS) stays ultralytics'."""
         import functools
 
         backend = getattr(getattr(self._yolo.predictor, "model", None), "backend", None)
-        if runtime.runtime.format != "openvino" or not hasattr(backend, "compile_model"):
-            raise DetectorError(f"Cannot set the inference precision of {runtime.path}: not an OpenVINO model.")
+        if not hasattr(backend, "compile_model") or not hasattr(backend, "ov"):
+            raise DetectorError(f"Cannot configure {runtime.path}: not loaded by ultralytics' OpenVINO backend.")
+        config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
+        if runtime.runtime.inference_precision:
+            config["INFERENCE_PRECISION_HINT"] = runtime.runtime.inference_precision
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = int(threads)
         xml = runtime.path if runtime.path.is_file() else next(runtime.path.glob("*.xml"))
-        hint = {"INFERENCE_PRECISION_HINT": runtime.runtime.inference_precision}
-        backend.compile_model = functools.partial(backend.compile_model, config={"PERFORMANCE_HINT": "LATENCY", **hint})
+        backend.compile_model = functools.partial(backend.compile_model, config=config)
         try:
             model = backend.ov.Core().read_model(model=str(xml), weights=xml.with_suffix(".bin"))
             backend.ov_compiled_model = backend.compile_model(model)
-        except Exception as exc:  # OpenVINO raises RuntimeError for an unsupported hint or a bad model
-            raise DetectorError(f"Cannot compile {runtime.path} with {hint}: {type(exc).__name__}: {exc}") from exc
+        except Exception as exc:  # OpenVINO raises RuntimeError for an unsupported setting or a bad model
+            raise DetectorError(f"Cannot compile {runtime.path} with {config}: {type(exc).__name__}: {exc}") from exc
 
     def _predict(self, tiles: list[np.ndarray], conf: float, iou: float) -> list:
         """Run one batch of RGB tiles; returns ultralytics Results (boxes in tile pixels)."""

@@ -68,6 +68,18 @@ def test_both_runtimes_count_alike_and_say_which_ran(tiny_export):
     assert b.model.runtime_path == str(exported.path) and b.to_dict()["model"]["runtime"] == "openvino"
 
 
+def test_the_openvino_model_takes_a_thread_count_and_a_precision(tiny_export):
+    """What ultralytics' OpenVINO backend has no option for (a Ray actor's thread share, fp32 on a bf16 CPU)."""
+    weights, folder = tiny_export
+    export = replace(weights.version.runtimes["openvino"], name="openvino-f32", inference_precision="f32")
+    detector = Detector(weights, runtime=ResolvedRuntime(folder / export.path, "local", export), threads=1)
+    compiled = detector._yolo.predictor.model.backend.ov_compiled_model
+    assert compiled.get_property("INFERENCE_NUM_THREADS") == 1
+    assert str(compiled.get_property("INFERENCE_PRECISION_HINT")) in {"<Type: 'float32'>", "f32"}
+    reference = Detector(weights, device="cpu").count(EXAMPLES[1], conf=LOW_CONF, photo_scale=0.25)
+    assert counts_agree(reference.counts, detector.count(EXAMPLES[1], conf=LOW_CONF, photo_scale=0.25).counts)
+
+
 def test_an_onnx_export_counts_alike_through_onnxruntime(tiny_models, tmp_path):
     """The other export format: one .onnx file (fp32, static batch), run by ultralytics with onnxruntime."""
     pytest.importorskip("onnx")
