@@ -154,6 +154,21 @@ def card_body(meta: Mapping[str, Any], version: str) -> str:
             "| --- | --- |",
             *[f"| {k} | {v:.2f} |" for k, v in meta["class_conf"].items()],
         ]
+    if meta.get("runtimes"):
+        lines += [
+            "",
+            "## CPU runtimes",
+            "",
+            "Exports in this revision (files and sha256 in the metadata); the detector runs "
+            f"`{meta.get('cpu_runtime') or 'torch'}` on a CPU unless told otherwise (`--runtime`):",
+            "",
+            "| runtime | format | weights | counts vs torch |",
+            "| --- | --- | --- | --- |",
+            *[
+                f"| {name} | {r['format']} | {r['precision']} | {_check_text(r.get('count_check') or {})} |"
+                for name, r in meta["runtimes"].items()
+            ],
+        ]
     lines += [
         "",
         "## Use",
@@ -167,6 +182,13 @@ def card_body(meta: Mapping[str, Any], version: str) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _check_text(check: Mapping[str, Any]) -> str:
+    if not check:
+        return "not checked"
+    verdict = "within" if check.get("within_tolerance") else "outside"
+    return f"{verdict} {check.get('tolerance', '1 %')} on {check.get('photos')} photos"
 
 
 def _init_text(init: Mapping[str, Any] | None) -> str:
