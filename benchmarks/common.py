@@ -42,6 +42,7 @@ PACKAGES = (
     "gradio",
     "gradio_client",
     "psutil",
+    "openvino",
 )
 
 

@@ -150,6 +150,34 @@ def threads(data: dict[str, Any]) -> str:
     return f"{table}\n\n{Path(s['photo']).name}, photo scale {s['photo_scale']}.\n\n{_machine(data)}"
 
 
+def runtimes(data: dict[str, Any]) -> str:
+    names = list(data["summary"])
+    rows = []
+    for r in data["photos"]:
+        torch_counts = r["counts"]["torch"]
+        cells = []
+        for name in names[1:]:
+            moved = [
+                f"{c} {r['counts'][name][c] - v:+d}/{v}" for c, v in torch_counts.items() if r["counts"][name][c] != v
+            ]
+            cells.append((", ".join(moved) or "same") + ("" if r["within_tolerance"][name] else " (outside)"))
+        rows.append([r["photo"], r["tiles"], *[f"{r['seconds'][n]['median']:.3f}" for n in names], *cells])
+    per_photo = format_table(
+        ["photo", "tiles", *[f"{n} s" for n in names], *[f"{n}: counts vs torch" for n in names[1:]]], rows
+    )
+    total = len(data["photos"])
+    summary_rows = [
+        [n, f"{s['mean_of_median_seconds_per_photo']:.3f}", f"{s['speedup_over_torch']:.2f}x",
+         f"{s['photos_within_tolerance']}/{total}", s["max_count_difference"], s["total_animals"]]
+        for n, s in data["summary"].items()
+    ]  # fmt: skip
+    summary_table = format_table(
+        ["runtime", "s/photo (mean of medians)", "vs torch", "photos within 1 % / ±1", "max diff", "animals"],
+        summary_rows,
+    )
+    return f"{summary_table}\n\n{per_photo}\n\n{_machine(data)}"
+
+
 SECTIONS = {
     "sliced_vs_sahi": ("Sliced inference vs SAHI", sliced_vs_sahi),
     "sliced_vs_sahi_threads1": ("Sliced inference vs SAHI, both at 1 torch thread", sliced_vs_sahi),
@@ -160,6 +188,7 @@ SECTIONS = {
     "load_queue64_arena2": ("Load, app with --queue-size 64 and MALLOC_ARENA_MAX=2", load),
     "threads": ("CPU threads and OpenMP wait policy", threads),
     "gpu": ("GPU", gpu),
+    "runtimes": ("Runtimes: torch vs exported (OpenVINO)", runtimes),
 }
 
 

@@ -21,7 +21,9 @@ from detector.settings import (
     ENV_HUB_REVISION,
     ENV_MODEL_VERSION,
     ENV_REFRESH,
+    ENV_RUNTIME,
     ENV_WEIGHTS,
+    RUNTIME_CHOICES,
     SLICING_CHOICES,
     CountOptions,
     Settings,
@@ -105,6 +107,11 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """Which model to load; each option overrides its environment variable (:class:`detector.settings.Settings`)."""
     parser.add_argument("--device", default=None, help=f"auto (default), cpu, cuda, cuda:N or mps [{ENV_DEVICE}]")
     parser.add_argument(
+        "--runtime", choices=RUNTIME_CHOICES, default=None,
+        help="what runs the network: auto (default: the version's exported CPU runtime on a CPU when its package is "
+        f"installed, else torch), torch, or an export the version has [{ENV_RUNTIME}]",
+    )  # fmt: skip
+    parser.add_argument(
         "--model-version", default=None, help=f"model version from weights/manifest.yaml [{ENV_MODEL_VERSION}]"
     )
     parser.add_argument("--weights", type=Path, default=None, help=f"explicit local weights file [{ENV_WEIGHTS}]")
@@ -125,7 +132,7 @@ def settings_from(args: argparse.Namespace, environ: dict[str, str] | None = Non
     settings = Settings.from_env(environ)
     model = settings.model.with_options(
         version=args.model_version, weights=args.weights, ground_scale=args.ground_scale, repo_id=args.hub_repo,
-        revision=args.revision, refresh=args.refresh, device=args.device,
+        revision=args.revision, refresh=args.refresh, device=args.device, runtime=args.runtime,
     )  # fmt: skip
     return Settings(model=model, max_pixels=settings.max_pixels)
 
@@ -173,7 +180,7 @@ def run_count(args: argparse.Namespace) -> int:
     detector = Detector.load(settings.model)
     print(
         f"model {detector.info.version} ({detector.info.source}, sha256 {detector.info.sha256[:12]}) on "
-        f"{detector.device}",
+        f"{detector.device} with {detector.runtime}",
         file=sys.stderr,
     )
     photos, missing = find_photos(args.paths, args.recursive)

@@ -22,7 +22,7 @@ from huggingface_hub.errors import (
 )
 
 from detector.errors import ModelResolutionError, WeightsIntegrityError
-from detector.manifest import Manifest, ModelVersion, load_manifest
+from detector.manifest import ExportedRuntime, Manifest, ModelVersion, load_manifest
 from detector.settings import ENV_HUB_REPO, ENV_WEIGHTS, HubSettings, ModelSettings
 
 logger = logging.getLogger(__name__)
@@ -36,6 +36,19 @@ class ResolvedWeights:
     sha256: str
     source: str  # "local" | "cache" | "hub" | "shipped"
     version: ModelVersion
+
+
+@dataclass(frozen=True)
+class ResolvedRuntime:
+    """An exported runtime of a version on disk, every file of it sha256-checked: what ultralytics loads."""
+
+    path: Path  # the OpenVINO folder or the .onnx file
+    source: str  # "cache" | "hub" | "shipped"
+    runtime: ExportedRuntime
+
+    @property
+    def name(self) -> str:
+        return self.runtime.name
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
@@ -231,3 +244,62 @@ def _resolve_local(
         verify_sha256(path, listed.sha256)
     version = listed or ModelVersion.unlisted(path.name, actual, ground_scale=ground_scale)
     return ResolvedWeights(path, actual, "local", version)
+
+
+def resolve_runtime(
+    name: str, weights: ResolvedWeights, model: ModelSettings | None = None, manifest: Manifest | None = None
+) -> ResolvedRuntime:
+    """Find and verify the files of a version's exported runtime ``name``, in the order of :func:`resolve_weights`.
+
+    The files live in the version's pinned hub revision (``training.export`` publishes them there): the local HF
+    cache → the copy shipped in ``weights/`` (a manifest version whose runtime says ``shipped``) → the hub. All
+    files of one runtime come from the same place, so an OpenVINO folder stays together; each is checked against
+    its pinned sha256 (:class:`WeightsIntegrityError` when one differs). ``model.refresh`` asks the hub first.
+    """
+    model = model or ModelSettings()
+    version = weights.version
+    runtime = version.runtimes.get(name)
+    if runtime is None:
+        have = ", ".join(version.runtimes) or "none"
+        raise ModelResolutionError(f"Model version {version.name} has no {name} export (exports: {have}).")
+    manifest = manifest or load_manifest(model.manifest)
+    listed = manifest.versions.get(version.name)
+    shipped_dir = manifest.weights_dir if runtime.shipped and listed and listed.sha256 == version.sha256 else None
+    rev, hub = version.pinned_revision, model.hub
+    pins = [replace(version, filename=path, sha256=sha, shipped_file=path) for path, sha in runtime.files.items()]
+
+    def every(find) -> list[ResolvedWeights] | None:
+        found = []
+        for pin in pins:
+            one = find(pin)
+            if one is None:
+                return None
+            found.append(one)
+        return found
+
+    def local() -> list[ResolvedWeights] | None:
+        cached = every(lambda pin: _from_cache(pin, rev, hub)) if version.repo_id else None
+        if cached is None and shipped_dir is not None:
+            cached = every(lambda pin: _from_shipped(pin, shipped_dir))
+        return cached
+
+    found = None if model.refresh else local()
+    if found is None:
+        if not version.repo_id:
+            raise ModelResolutionError(f"Model version {version.name} has no hub repo to fetch its {name} export from.")
+        try:
+            found = [_from_hub(pin, rev, hub) for pin in pins]
+        except ModelResolutionError as exc:
+            found = local()
+            if found is None:
+                raise
+            logger.warning("%s Using the verified local copy.", exc)
+    roots = {_repo_root(item.path, item.version.filename) for item in found}
+    if len(roots) != 1:
+        raise ModelResolutionError(f"The files of the {name} export of {version.name} are not in one folder: {roots}.")
+    return ResolvedRuntime(roots.pop() / runtime.path, found[0].source, runtime)
+
+
+def _repo_root(path: Path, repo_path: str) -> Path:
+    """The folder that holds ``repo_path`` at ``path`` (a snapshot of the repo, or ``weights/``)."""
+    return path.parents[len(Path(repo_path).parts) - 1]

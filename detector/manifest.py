@@ -27,6 +27,71 @@ WEIGHTS_DIR = _shipped_weights_dir()
 DEFAULT_MANIFEST = WEIGHTS_DIR / "manifest.yaml"
 
 
+RUNTIME_FORMATS = ("openvino", "onnx")  # ultralytics export formats the detector loads (AutoBackend)
+
+
+@dataclass(frozen=True)
+class ExportedRuntime:
+    """A version's network exported for another runtime, published in the same hub revision as its weights.
+
+    ``path`` is what ultralytics loads: an OpenVINO folder (``*_openvino_model/`` with .xml, .bin and
+    metadata.yaml) or an ``.onnx`` file, relative to the repo root (and to ``weights/`` when ``shipped``).
+    ``files`` pins every file of it, by path in the repo, to its sha256.
+    """
+
+    name: str  # "openvino", "openvino-int8", "onnx": what a result's ``runtime`` says
+    format: str  # one of RUNTIME_FORMATS
+    path: str
+    files: Mapping[str, str]  # repo path -> sha256
+    precision: str = "fp16"  # of the stored weights: "fp32", "fp16" (run as fp32/bf16 by the CPU) or "int8"
+    batch: int | None = None  # the fixed batch of a static export (ultralytics splits and pads); None: dynamic
+    shipped: bool = False  # its files are also under weights/ (offline fallback)
+    count_check: Mapping[str, Any] = field(default_factory=dict)  # counts vs torch when it was exported
+    # OpenVINO's CPU inference precision: None, the CPU's default (bf16 on CPUs with AMX or AVX-512 BF16, else
+    # fp32: fast, and counts may move a little); "f32" runs fp32 everywhere (counts as torch's)
+    inference_precision: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"format": self.format, "path": self.path, "precision": self.precision}
+        if self.batch:
+            data["batch"] = int(self.batch)
+        if self.shipped:
+            data["shipped"] = True
+        if self.inference_precision:
+            data["inference_precision"] = self.inference_precision
+        data["files"] = {str(k): str(v) for k, v in self.files.items()}
+        if self.count_check:
+            data["count_check"] = dict(self.count_check)
+        return data
+
+    @classmethod
+    def from_dict(cls, name: str, data: Mapping[str, Any], where: str) -> ExportedRuntime:
+        files = data.get("files") if isinstance(data, Mapping) else None
+        if not isinstance(files, Mapping) or not files or not data.get("path"):
+            raise ModelResolutionError(f"{where}: runtime {name!r} needs a path and files (repo path: sha256).")
+        fmt = str(data.get("format") or name.split("-")[0])
+        if fmt not in RUNTIME_FORMATS:
+            raise ModelResolutionError(f"{where}: runtime {name!r} has format {fmt!r}; known: {RUNTIME_FORMATS}.")
+        pins = {str(k): str(v).lower() for k, v in files.items()}
+        bad = [k for k, v in pins.items() if not re.fullmatch(r"[0-9a-f]{64}", v)]
+        if bad:
+            raise ModelResolutionError(f"{where}: runtime {name!r}: sha256 of {bad} must be 64 hex characters.")
+        return cls(
+            name=name, format=fmt, path=str(data["path"]), files=pins, precision=str(data.get("precision", "fp16")),
+            batch=int(data["batch"]) if data.get("batch") else None, shipped=bool(data.get("shipped", False)),
+            count_check=dict(data.get("count_check") or {}),
+            inference_precision=data.get("inference_precision") or None,
+        )  # fmt: skip
+
+
+def _runtimes(data: Any, where: str) -> dict[str, ExportedRuntime]:
+    if not data:
+        return {}
+    if not isinstance(data, Mapping):
+        raise ModelResolutionError(f"{where}: runtimes must map runtime names to their files.")
+    return {str(k): ExportedRuntime.from_dict(str(k), v, where) for k, v in data.items()}
+
+
 @dataclass(frozen=True)
 class ModelVersion:
     """One published model version, pinned by commit and sha256."""
@@ -45,6 +110,15 @@ class ModelVersion:
     description: str = ""
     class_conf: Mapping[str, float] = field(default_factory=dict)  # calibrated count threshold per class
     greyscale_input: bool = False  # the detector counts every photo as its greyscale copy (colour-blind)
+    runtimes: Mapping[str, ExportedRuntime] = field(default_factory=dict)  # exports in the same revision
+    cpu_runtime: str | None = None  # the runtime "auto" picks on a CPU (one of ``runtimes``); None: torch
+
+    def __post_init__(self) -> None:
+        if self.cpu_runtime and self.cpu_runtime not in self.runtimes:
+            raise ModelResolutionError(
+                f"Model version {self.name!r}: cpu_runtime {self.cpu_runtime!r} is not one of its runtimes "
+                f"({', '.join(self.runtimes) or 'none'})."
+            )
 
     @property
     def pinned_revision(self) -> str:
@@ -75,6 +149,10 @@ class ModelVersion:
             meta["class_conf"] = {k: float(v) for k, v in self.class_conf.items()}
         if self.greyscale_input:
             meta["greyscale_input"] = True
+        if self.runtimes:
+            meta["runtimes"] = {name: runtime.to_dict() for name, runtime in self.runtimes.items()}
+        if self.cpu_runtime:
+            meta["cpu_runtime"] = self.cpu_runtime
         return meta
 
     @classmethod
@@ -99,6 +177,8 @@ class ModelVersion:
             metrics=meta.get("metrics") or {},
             class_conf={str(k): float(v) for k, v in (meta.get("class_conf") or {}).items()},
             greyscale_input=bool(meta.get("greyscale_input", False)),
+            runtimes=_runtimes(meta.get("runtimes"), f"The model card of {repo_id}@{revision}"),
+            cpu_runtime=meta.get("cpu_runtime") or None,
         )
 
 
@@ -147,6 +227,8 @@ def _version_from_dict(name: str, data: Mapping[str, Any]) -> ModelVersion:
         description=str(data.get("description", "")),
         class_conf=_class_conf(name, data.get("class_conf"), tuple(data["class_names"])),
         greyscale_input=bool(data.get("greyscale_input", False)),
+        runtimes=_runtimes(data.get("runtimes"), f"Manifest entry {name!r}"),
+        cpu_runtime=data.get("cpu_runtime") or None,
     )
 
 
@@ -197,6 +279,10 @@ def version_to_dict(version: ModelVersion) -> dict[str, Any]:
         data["class_conf"] = {k: float(v) for k, v in version.class_conf.items()}
     if version.greyscale_input:
         data["greyscale_input"] = True
+    if version.runtimes:
+        data["runtimes"] = {name: runtime.to_dict() for name, runtime in version.runtimes.items()}
+    if version.cpu_runtime:
+        data["cpu_runtime"] = version.cpu_runtime
     if version.description:
         data["description"] = version.description
     return data

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import logging
 import os
 import threading
 import time
@@ -14,12 +16,14 @@ import numpy as np
 
 from detector.detections import Detections
 from detector.errors import DetectorError
-from detector.hub import ResolvedWeights, resolve_weights
+from detector.hub import ResolvedRuntime, ResolvedWeights, resolve_runtime, resolve_weights
 from detector.images import ImageInput, greyscale, header_size, load_image, resize_to
 from detector.results import CountResult, ModelInfo
 from detector.scale import PhotoScale, choose_photo_scale, scale_warnings
 from detector.settings import DEFAULT_CONF, DEFAULT_IMGSZ, DEFAULT_IOU, CountOptions, ModelSettings
 from detector.slicing import tile_grid
+
+logger = logging.getLogger(__name__)
 
 MAX_DETECTIONS_PER_TILE = 1000  # ultralytics' default 300 can cap a dense rookery tile at a low threshold
 # The work one photo may cost, checked before any of it is done: the photo as the model sees it (after rescaling)
@@ -28,6 +32,9 @@ MAX_DETECTIONS_PER_TILE = 1000  # ultralytics' default 300 can cap a dense rooke
 # (overlaps and small tiles letterboxed up to the input size). About 30 s of CPU at the budget's edge.
 WORK_BUDGET_PIXELS = 64_000_000
 TILE_BUDGET_FACTOR = 4
+# The package ultralytics needs to run each export format (checked before loading: ultralytics would try to
+# pip-install a missing one).
+RUNTIME_PACKAGES = {"openvino": "openvino", "onnx": "onnxruntime"}
 
 
 def select_device(requested: str | None = None) -> str:
@@ -65,24 +72,55 @@ class Prepared:
     preprocess_ms: float
 
 
+def choose_runtime(requested: str, version: Any, device: str) -> str:
+    """The runtime to run a version with: ``requested`` unless "auto"; auto is torch on CUDA/MPS, and on a CPU the
+    version's ``cpu_runtime`` (its exported runtime whose counts were checked against torch's), else torch."""
+    if requested != "auto":
+        return requested
+    if device != "cpu":
+        return "torch"
+    return version.cpu_runtime or "torch"
+
+
+def runtime_unavailable(name: str, version: Any) -> str | None:
+    """Why ``version`` cannot run with exported runtime ``name`` here (no such export, package missing), else None."""
+    export = version.runtimes.get(name)
+    if export is None:
+        return f"model version {version.name} has no {name} export (exports: {', '.join(version.runtimes) or 'none'})"
+    package = RUNTIME_PACKAGES[export.format]
+    if importlib.util.find_spec(package) is None:
+        return f"the {package} package is not installed (pip install {package})"
+    return None
+
+
 class Detector:
-    """A loaded model version. Thread-safe: calls to :meth:`count` share one model, locked one tile batch at a time."""
+    """A loaded model version. Thread-safe: calls to :meth:`count` share one model, locked one tile batch at a time.
+
+    ``runtime`` None runs the weights with torch; else the exported model (OpenVINO, ONNX) through ultralytics'
+    own loading of exported models (AutoBackend), on the CPU."""
 
     def __init__(
-        self, weights: ResolvedWeights, device: str | None = None, warmup: bool = True, threads: int | None = None
+        self,
+        weights: ResolvedWeights,
+        device: str | None = None,
+        warmup: bool = True,
+        threads: int | None = None,
+        runtime: ResolvedRuntime | None = None,
     ) -> None:
         import torch
         from ultralytics import YOLO
 
         started = time.perf_counter()
         self.weights = weights
-        self.device = select_device(device)
+        self.device = "cpu" if runtime is not None else select_device(device)
+        self.runtime = runtime.name if runtime is not None else "torch"
         self.half = self.device.startswith("cuda")
         self._lock = threading.Lock()
+        model_path = runtime.path if runtime is not None else weights.path
         try:
-            self._yolo = YOLO(str(weights.path), task="detect")
-        except Exception as exc:  # ultralytics raises many types for a bad checkpoint
-            raise DetectorError(f"Cannot load weights {weights.path}: {type(exc).__name__}: {exc}") from exc
+            self._yolo = YOLO(str(model_path), task="detect")
+        except Exception as exc:  # ultralytics raises many types for a bad checkpoint or export
+            raise DetectorError(f"Cannot load {self.runtime} model {model_path}: {type(exc).__name__}: {exc}") from exc
         names = self._yolo.names
         self.class_names: tuple[str, ...] = tuple(names[i] for i in sorted(names))
         version = weights.version
@@ -107,21 +145,77 @@ class Detector:
             ground_scale=self.ground_scale,
             class_conf=dict(version.class_conf),
             greyscale_input=bool(version.greyscale_input),
+            runtime=self.runtime,
+            runtime_path=str(runtime.path) if runtime is not None else None,
         )
-        self._threads = threads or os.cpu_count() or 1  # CPU threads for torch (a Ray actor gets its own share)
-        if warmup:
+        self._threads = threads or os.cpu_count() or 1  # CPU threads (a Ray actor gets its own share)
+        configure = runtime is not None and runtime.runtime.format == "openvino"
+        configure = configure and bool(runtime.runtime.inference_precision or threads)
+        if warmup or configure:  # the first prediction sets up ultralytics' predictor (and its OpenVINO backend)
             self._predict([np.zeros((self.imgsz, self.imgsz, 3), dtype=np.uint8)], DEFAULT_CONF, DEFAULT_IOU)
+        if configure:
+            self._configure_openvino(runtime, threads)
         torch.set_num_threads(self._threads)
         self.load_ms = (time.perf_counter() - started) * 1000
 
     @classmethod
     def load(cls, model: ModelSettings | None = None, *, warmup: bool = True, threads: int | None = None) -> Detector:
-        """Resolve a model version (see :func:`detector.hub.resolve_weights`) and load it on ``model.device``."""
+        """Resolve a model version (see :func:`detector.hub.resolve_weights`) and load it on ``model.device`` with
+        ``model.runtime`` (:func:`choose_runtime`).
+
+        An exported runtime that auto chose but cannot run here (package missing, files unreachable or refused,
+        loading failed) falls back to torch with one logged line; one asked for by name raises instead."""
         model = model or ModelSettings()
-        return cls(resolve_weights(model), device=model.device, warmup=warmup, threads=threads)
+        weights = resolve_weights(model)
+        device = select_device(model.device)
+        name = choose_runtime(model.runtime, weights.version, device)
+        if name == "torch":
+            return cls(weights, device=device, warmup=warmup, threads=threads)
+        try:
+            why = runtime_unavailable(name, weights.version)
+            if why:
+                raise DetectorError(f"{why}.")
+            if device != "cpu":
+                logger.warning(
+                    "Runtime %s runs on the CPU, not on %s (use --runtime torch for %s).", name, device, device
+                )
+            runtime = resolve_runtime(name, weights, model)
+            return cls(weights, device="cpu", warmup=warmup, threads=threads, runtime=runtime)
+        except DetectorError as exc:
+            if model.runtime != "auto":
+                raise DetectorError(f"Runtime {name} asked for, but it cannot run here: {exc}") from exc
+            logger.warning("Runtime %s not available for model %s (%s); using torch.", name, weights.version.name, exc)
+        return cls(weights, device=device, warmup=warmup, threads=threads)
 
     def __repr__(self) -> str:
-        return f"Detector(version={self.info.version!r}, sha256={self.info.sha256[:12]}, device={self.device!r})"
+        return (
+            f"Detector(version={self.info.version!r}, sha256={self.info.sha256[:12]}, device={self.device!r}, "
+            f"runtime={self.runtime!r})"
+        )
+
+    def _configure_openvino(self, runtime: ResolvedRuntime, threads: int | None) -> None:
+        """Compile the OpenVINO model again with what ultralytics' OpenVINO backend has no option for: the export's
+        inference precision (e.g. fp32 on a CPU whose default is bf16) and an explicit thread count (a Ray actor's
+        share). This reaches into the backend: its ``compile_model`` (also used when it recompiles for a new input
+        shape) gets the settings, and the compiled model is replaced. Everything else (pre-processing, inference,
+        NMS) stays ultralytics'."""
+        import functools
+
+        backend = getattr(getattr(self._yolo.predictor, "model", None), "backend", None)
+        if not hasattr(backend, "compile_model") or not hasattr(backend, "ov"):
+            raise DetectorError(f"Cannot configure {runtime.path}: not loaded by ultralytics' OpenVINO backend.")
+        config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
+        if runtime.runtime.inference_precision:
+            config["INFERENCE_PRECISION_HINT"] = runtime.runtime.inference_precision
+        if threads:
+            config["INFERENCE_NUM_THREADS"] = int(threads)
+        xml = runtime.path if runtime.path.is_file() else next(runtime.path.glob("*.xml"))
+        backend.compile_model = functools.partial(backend.compile_model, config=config)
+        try:
+            model = backend.ov.Core().read_model(model=str(xml), weights=xml.with_suffix(".bin"))
+            backend.ov_compiled_model = backend.compile_model(model)
+        except Exception as exc:  # OpenVINO raises RuntimeError for an unsupported setting or a bad model
+            raise DetectorError(f"Cannot compile {runtime.path} with {config}: {type(exc).__name__}: {exc}") from exc
 
     def _predict(self, tiles: list[np.ndarray], conf: float, iou: float) -> list:
         """Run one batch of RGB tiles; returns ultralytics Results (boxes in tile pixels)."""
@@ -213,7 +307,7 @@ class Detector:
             conf=dict(zip(self.class_names, thresholds.tolist(), strict=True)),
             photo_scale=scale.value,
             scale_source=scale.source,
-            runtime="torch",
+            runtime=self.runtime,
             warnings=tuple(scale_warnings(scale, len(found), (width, height))),
         )
 

@@ -9,6 +9,15 @@ from typing import Any
 
 import numpy as np
 
+RUNTIME_COUNT_TOLERANCE = 0.01  # an exported runtime's per-class counts: within 1 % of torch's, or one animal
+
+
+def counts_agree(
+    reference: Mapping[str, int], other: Mapping[str, int], tolerance: float = RUNTIME_COUNT_TOLERANCE
+) -> bool:
+    """Whether ``other``'s per-class counts are within ``tolerance`` of ``reference``'s (at least one animal)."""
+    return all(abs(other.get(name, 0) - count) <= max(1, tolerance * count) for name, count in reference.items())
+
 
 @dataclass(frozen=True)
 class ModelInfo:
@@ -26,6 +35,8 @@ class ModelInfo:
     ground_scale: float = 1.0  # photo scale the model was trained at (1.0 = native survey resolution)
     class_conf: Mapping[str, float] = field(default_factory=dict)  # the version's calibrated count thresholds
     greyscale_input: bool = False  # photos are counted as their greyscale copy
+    runtime: str = "torch"  # what runs the network: "torch" or an exported runtime ("openvino", ...)
+    runtime_path: str | None = None  # the exported model loaded (None: the weights file, with torch)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

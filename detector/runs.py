@@ -214,7 +214,7 @@ def run_settings(detector: Any, options: CountOptions) -> dict[str, Any]:
     thresholds = detector.thresholds(options.conf, options.class_conf)
     return {
         "model": {"version": info.version, "sha256": info.sha256},
-        "runtime": "torch",
+        "runtime": getattr(detector, "runtime", "torch"),
         "greyscale_input": bool(info.greyscale_input),
         "conf": {name: round(float(value), 4) for name, value in zip(detector.class_names, thresholds, strict=True)},
         "iou": float(options.iou),

@@ -27,6 +27,10 @@ Slicing = Literal["auto", "on", "off"]
 SLICING_CHOICES: tuple[str, ...] = get_args(Slicing)
 DEFAULT_SLICING: Slicing = "auto"  # tile a photo larger than one tile
 DEFAULT_HUB_TIMEOUT_S = 3.0
+# What runs the network: "auto" picks the version's exported CPU runtime on a CPU (when its package is installed),
+# torch on CUDA/MPS; the others ask for one (see docs/models.md, "Runtimes").
+RUNTIME_CHOICES: tuple[str, ...] = ("auto", "torch", "openvino", "openvino-f32", "openvino-int8", "onnx")
+DEFAULT_RUNTIME = "auto"
 
 # The environment variables an entry point reads (and nothing else does).
 ENV_MODEL_VERSION = "SEALION_MODEL_VERSION"
@@ -40,6 +44,7 @@ ENV_MANIFEST = "SEALION_MANIFEST"
 ENV_GROUND_SCALE = "SEALION_GROUND_SCALE"
 ENV_MAX_PIXELS = "SEALION_MAX_PIXELS"
 ENV_HUB_TIMEOUT = "SEALION_HUB_TIMEOUT"
+ENV_RUNTIME = "SEALION_RUNTIME"
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 
 
@@ -119,6 +124,11 @@ class ModelSettings:
     manifest: Path | None = None  # None: the shipped weights/manifest.yaml
     ground_scale: float | None = None  # of an unlisted local weights file (a listed one knows its own)
     hub: HubSettings = field(default_factory=HubSettings)
+    runtime: str = DEFAULT_RUNTIME  # one of RUNTIME_CHOICES (see detector.model.choose_runtime)
+
+    def __post_init__(self) -> None:
+        if self.runtime not in RUNTIME_CHOICES:
+            raise DetectorError(f"runtime must be one of {', '.join(RUNTIME_CHOICES)}, got {self.runtime!r}.")
 
     def with_options(self, **values: Any) -> ModelSettings:
         """A copy where the given values that are not None replace this one's (command-line options over env)."""
@@ -161,6 +171,9 @@ class Settings:
 
         weights = text(ENV_WEIGHTS)
         manifest = text(ENV_MANIFEST)
+        runtime = (text(ENV_RUNTIME) or DEFAULT_RUNTIME).lower()
+        if runtime not in RUNTIME_CHOICES:
+            raise DetectorError(f"{ENV_RUNTIME} must be one of {', '.join(RUNTIME_CHOICES)}, got {runtime!r}.")
         hub = HubSettings(
             endpoint=text("HF_ENDPOINT"),
             cache_dir=text("HF_HUB_CACHE"),
@@ -178,5 +191,6 @@ class Settings:
             manifest=Path(manifest) if manifest else None,
             ground_scale=number(ENV_GROUND_SCALE),
             hub=hub,
+            runtime=runtime,
         )
         return cls(model=model, max_pixels=number(ENV_MAX_PIXELS, int))

@@ -135,8 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(
         f"Sea lion counter ready at {local_url} in {time.perf_counter() - _STARTED:.1f} s "
-        f"(model {info.version}, sha256 {info.sha256[:12]}, {info.source}, device {registry.default.device}); "
-        f"reviews are saved in {args.reviews_dir}",
+        f"(model {info.version}, sha256 {info.sha256[:12]}, {info.source}, device {registry.default.device}, "
+        f"runtime {info.runtime}); reviews are saved in {args.reviews_dir}",
         flush=True,
     )
     with contextlib.suppress(KeyboardInterrupt):

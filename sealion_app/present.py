@@ -153,6 +153,9 @@ def public_model(model: dict[str, Any] | None) -> dict[str, Any] | None:
     data = dict(model)
     path = data.pop("path", None)
     data["weights_file"] = Path(path).name if path else None
+    if "runtime_path" in data:  # an exported runtime's folder or file, by name only too
+        runtime_path = data.pop("runtime_path")
+        data["runtime_file"] = Path(runtime_path).name if runtime_path else None
     return data
 
 
@@ -199,6 +202,7 @@ def model_markdown(data: dict[str, Any]) -> str:
         f"| weights sha256 | `{data['sha256']}` |",
         f"| loaded from | {data['source']}: {_SOURCES.get(data['source'], '')} |",
         f"| device | `{data['device']}` |",
+        f"| runtime | `{data.get('runtime') or 'torch'}` |",
         f"| input size / trained photo scale | {data['imgsz']} px / {data['ground_scale']} |",
     ]
     if data.get("greyscale_input"):

@@ -192,3 +192,17 @@ def test_survey_run_smoke(tmp_path, capsys):
     (local,) = data["results"]
     assert (local["engine"], local["photos"]) == ("local", 2) and local["photos_per_second"] > 0
     assert "photos/s" in capsys.readouterr().out
+
+
+def test_runtimes_smoke(tiny_photo, tmp_path, capsys):
+    from benchmarks import runtimes
+
+    out = tmp_path / "runtimes.json"
+    runtimes.main([str(tiny_photo), "--runtime", "openvino", "--repeats", "1", "--out", str(out)])
+    data = read(out)
+    check_environment(data)
+    (photo,) = data["photos"]
+    assert set(photo["seconds"]) == set(data["summary"]) >= {"torch"}
+    assert all(stats["n"] == 1 and stats["median"] > 0 for stats in photo["seconds"].values())
+    assert photo["within_tolerance"]["torch"] is True
+    assert "x torch" in capsys.readouterr().out

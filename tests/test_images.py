@@ -141,11 +141,12 @@ def test_a_jpeg_decodes_at_the_size_it_will_be_used(tmp_path):
 
 def test_counts_from_a_survey_jpeg_decoded_small_match_a_full_decode():
     """The shipped model on a survey-size JPEG: decoded at half size (its working scale) vs decoded in full and
-    shrunk — the per-class counts agree within 1 % or one animal."""
+    shrunk — the per-class counts agree within 1 % or one animal. With torch, so the decoding alone is compared:
+    the bf16 of the default CPU runtime adds its own rounding (tests/test_runtimes.py holds that to torch)."""
     from detector import Detector
     from tests.helpers import REPO_ROOT
 
-    detector = Detector.load(ModelSettings(device="cpu"))
+    detector = Detector.load(ModelSettings(device="cpu", runtime="torch"))
     with Image.open(REPO_ROOT / "examples" / "noaa_train_0.jpg") as small:
         survey = small.resize((small.width * 4, small.height * 4))  # 5616x3744: a survey original's size
     buffer = io.BytesIO()

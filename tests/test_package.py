@@ -80,6 +80,7 @@ def test_sealion_count_runs_from_another_directory_with_the_packaged_model(insta
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "(shipped," in done.stderr  # the default model, from inside the installed package
+    assert "with openvino" in done.stderr  # and its shipped CPU export (package data: weights/*_openvino_model/)
     (row,) = list(csv.DictReader((tmp_path / "counts.csv").open()))
     assert all(row[name].isdigit() for name in SEA_LION_CLASSES) and int(row["total"]) > 0
     assert (row["scale_source"], row["photo_scale"]) == ("auto", "0.25")  # a 4x copy, recognised from its size

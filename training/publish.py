@@ -28,9 +28,10 @@ from typing import Any
 from huggingface_hub import HfApi, ModelCard, ModelCardData
 
 from detector.classes import CLASS_COLORS, SEA_LION_CLASSES
-from detector.hub import sha256_file
+from detector.hub import ResolvedWeights, sha256_file
 from detector.manifest import DEFAULT_MANIFEST, ModelVersion, add_version, load_manifest
 from detector.settings import DEFAULT_CONF
+from training.export import EXPORT_CHOICES, ExportOptions, default_check_photos, export_version, ship_runtimes
 from training.io import DatasetRecord, TrainingError
 
 DEFAULT_REPO_ID = "sealion-counter/steller-sealions-yolov5"
@@ -153,6 +154,21 @@ def card_body(meta: Mapping[str, Any], version: str) -> str:
             "| --- | --- |",
             *[f"| {k} | {v:.2f} |" for k, v in meta["class_conf"].items()],
         ]
+    if meta.get("runtimes"):
+        lines += [
+            "",
+            "## CPU runtimes",
+            "",
+            "Exports in this revision (files and sha256 in the metadata); the detector runs "
+            f"`{meta.get('cpu_runtime') or 'torch'}` on a CPU unless told otherwise (`--runtime`):",
+            "",
+            "| runtime | format | weights | counts vs torch |",
+            "| --- | --- | --- | --- |",
+            *[
+                f"| {name} | {r['format']} | {r['precision']} | {_check_text(r.get('count_check') or {})} |"
+                for name, r in meta["runtimes"].items()
+            ],
+        ]
     lines += [
         "",
         "## Use",
@@ -166,6 +182,13 @@ def card_body(meta: Mapping[str, Any], version: str) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _check_text(check: Mapping[str, Any]) -> str:
+    if not check:
+        return "not checked"
+    verdict = "within" if check.get("within_tolerance") else "outside"
+    return f"{verdict} {check.get('tolerance', '1 %')} on {check.get('photos')} photos"
 
 
 def _init_text(init: Mapping[str, Any] | None) -> str:
@@ -200,7 +223,10 @@ def publish_to_git(folder: Path, repo_dir: Path, repo_id: str, tag: str, message
     elif tag in _git(repo_dir, "tag", "--list", tag).split():
         raise PublishError(f"tag {tag!r} already exists in {repo_dir}; publish a new version name")
     for item in folder.iterdir():
-        shutil.copy2(item, repo_dir / item.name)
+        if item.is_dir():  # an exported runtime (OpenVINO folder)
+            shutil.copytree(item, repo_dir / item.name, dirs_exist_ok=True)
+        else:
+            shutil.copy2(item, repo_dir / item.name)
         _git(repo_dir, "add", item.name)
     _git(repo_dir, "commit", "-q", "--allow-empty", "-m", message)
     _git(repo_dir, "tag", "-a", tag, "-m", message)
@@ -240,8 +266,11 @@ def publish(
     manifest: Path | None = DEFAULT_MANIFEST,
     ship: bool = False,
     make_default: bool = False,
+    exports: Sequence[ExportOptions] = (),
+    check_photos: Sequence[Path] = (),
 ) -> Published:
-    """Card + fp16 weights + metrics → a tagged revision (git repo or hub) → an entry in the manifest."""
+    """Card + fp16 weights (+ their CPU exports, :mod:`training.export`) + metrics → a tagged revision (git repo or
+    hub) → an entry in the manifest."""
     if manifest is not None and Path(manifest).is_file() and version in load_manifest(manifest).versions:
         raise PublishError(f"version {version!r} is already in {manifest}; choose a new name")
     if git_repo is None and endpoint is None:
@@ -266,6 +295,9 @@ def publish(
             class_conf=dict(class_conf or {}),
             greyscale_input=greyscale_input,
         )
+        if exports:  # in the same revision; each checked against torch on check_photos
+            verified = ResolvedWeights(folder / filename, record.sha256, "local", record)
+            record = export_version(verified, folder, exports, check_photos)
         meta = {
             "library_name": "ultralytics",
             "tags": ["yolov5", "object-detection", "sea-lions", "counting"],
@@ -290,6 +322,8 @@ def publish(
         if ship and manifest is not None:
             shipped_file = filename
             shutil.copy2(folder / filename, Path(manifest).parent / filename)
+            if record.cpu_runtime:  # the export auto runs on a CPU works offline too
+                record = ship_runtimes(record, folder, Path(manifest).parent, [record.cpu_runtime])
     if manifest is not None:
         add_version(manifest, replace(record, commit=commit, shipped_file=shipped_file), make_default=make_default)
     return Published(repo_id, version, commit, filename, record.sha256, where)
@@ -335,6 +369,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST)
     parser.add_argument("--ship", action="store_true", help="also copy the weights next to the manifest")
     parser.add_argument("--default", action="store_true", help="make this version the manifest default")
+    parser.add_argument(
+        "--runtime", action="append", choices=EXPORT_CHOICES, default=None,
+        help="also export for this CPU runtime into the same revision (repeatable; see python -m training.export)",
+    )  # fmt: skip
+    parser.add_argument("--int8-calibration", type=Path, help="openvino-int8: calibration chips (default: --dataset)")
     args = parser.parse_args(argv)
     record = json.loads((args.run / "training_record.json").read_text())
     try:
@@ -366,8 +405,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             manifest=args.manifest,
             ship=args.ship,
             make_default=args.default,
+            exports=[
+                ExportOptions(runtime=name, calibration=args.int8_calibration or args.dataset)
+                for name in args.runtime or ()
+            ],
+            check_photos=default_check_photos() if args.runtime else (),
         )
-    except PublishError as exc:
+    except (PublishError, TrainingError) as exc:
         raise SystemExit(f"publish: {exc}") from None
     print(json.dumps(published.__dict__, indent=2))
     return 0
