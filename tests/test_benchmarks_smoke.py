@@ -108,8 +108,9 @@ def test_api_overhead_smoke(tiny_models, tiny_photo, tmp_path):
         "detector_in_process": 1,
         "service_in_process": 1,
         "api": 1,
+        "lean_api": 1,
     }
-    assert data["ratio_over_detector"]["api"]["median"] > 0
+    assert data["ratio_over_detector"]["api"]["median"] > 0 and data["ratio_over_detector"]["lean_api"]["median"] > 0
     check_environment(data)
 
 
