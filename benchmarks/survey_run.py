@@ -1,7 +1,7 @@
 """Photos per second of a survey run (``sealion-count --run``): one photo after the other, the pipelined local
 engine (decoder threads ahead of the network, the default), and Ray Data, on this machine.
 
-    python -m benchmarks.survey_run [--photos 100] [--workers 2] [--engines sequential local ray]
+    python -m benchmarks.survey_run [--photos 100] [--workers 2] [--engines torch-sequential sequential local ray]
 
 Builds a folder of survey-size photos (copies of the full-resolution NOAA photos in ``../shared``, each saved
 again so every file is distinct; without the sample, the shipped examples enlarged 4x), then times the real
@@ -48,13 +48,17 @@ def build_photos(folder: Path, count: int) -> list[Path]:
     return made
 
 
-ENGINES = ("sequential", "local", "ray")  # sequential: the local engine with --decoders 0 (before pipelining)
+# torch-sequential: the CLI as it was (torch, one photo after the other); sequential: the default runtime, one photo
+# after the other (--decoders 0); local: the default (runtime and pipelined decoding); ray: Ray Data actors.
+ENGINES = ("torch-sequential", "sequential", "local", "ray")
 
 
 def run_engine(engine: str, photos: Path, run: Path, workers: int) -> tuple[float, int, int]:
     command = [sys.executable, "-m", "detector", "count", str(photos), "--run", str(run), "--quiet"]
-    if engine == "sequential":
+    if engine in ("sequential", "torch-sequential"):
         command += ["--decoders", "0"]
+    if engine == "torch-sequential":
+        command += ["--runtime", "torch"]
     if engine == "ray":
         command += ["--engine", "ray", "--workers", str(workers)]
     started = time.perf_counter()
