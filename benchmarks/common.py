@@ -255,12 +255,15 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="JSON results file (default: benchmarks/results/<name>.json)")
 
 
-def load_detector(args: argparse.Namespace, device: str = "cpu", threads: int | None = None):
-    """The product's Detector for ``--weights`` / ``--version`` (imported lazily: torch is heavy)."""
+def load_detector(
+    args: argparse.Namespace, device: str = "cpu", threads: int | None = None, runtime: str | None = None
+):
+    """The product's Detector for ``--weights`` / ``--version`` / ``--runtime`` (imported lazily: torch is heavy)."""
     from detector import Detector
     from detector.settings import ModelSettings
 
     model = ModelSettings(version=args.version, weights=Path(args.weights) if args.weights else None, device=device)
+    model = model.with_options(runtime=runtime or getattr(args, "runtime", None))
     return Detector.load(model, threads=threads)
 
 

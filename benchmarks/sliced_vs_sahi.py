@@ -67,6 +67,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH, help="tiles per pass (ours, SAHI matched)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads for both (default: all cores)")
     parser.add_argument("--profile", action="store_true", help="cProfile one run of each on the first photo")
+    parser.add_argument(
+        "--runtime", default=None,
+        help="ours: auto (default: the version's CPU runtime), torch, openvino, openvino-f32, ...; ours with torch "
+        "is measured too when this is not torch",
+    )  # fmt: skip
     add_model_args(parser)
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.warmup < 0:
@@ -152,6 +157,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if not photos:
         raise SystemExit("No photos: the shared full-resolution photos are missing and none were given.")
     official = official_counts()
+    torch_det = load_detector(args, threads=threads, runtime="torch") if det.runtime != "torch" else det
     matched = sahi_model(det.info.path, args.conf, det.imgsz, args.iou)
     defaults = sahi_model(det.info.path, args.conf, det.imgsz, None)
 
@@ -165,6 +171,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             photo_scale=det.ground_scale,  # already resized: factor 1
             batch_size=args.batch_size,
         )
+
+    def run_ours_torch(work: np.ndarray):
+        """Ours with torch, as SAHI runs the network: what the exported runtime gains on its own."""
+        return torch_det.count(
+            work, conf=args.conf, iou=args.iou, tile_size=tile, overlap=args.overlap,
+            photo_scale=torch_det.ground_scale, batch_size=args.batch_size,
+        )  # fmt: skip
 
     def run_sahi_matched(work: np.ndarray):
         return get_sliced_prediction(
@@ -203,6 +216,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     methods = {
         "ours": run_ours,
+        **({"ours_torch": run_ours_torch} if det.runtime != "torch" else {}),
         "sahi_matched": run_sahi_matched,
         "sahi_defaults": run_sahi_defaults,
         "ours_sahi_grid": run_ours_sahi_grid,
@@ -237,6 +251,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         stats = {name: summarize(values) for name, values in times.items()}
         passes = {
             "ours": len(our_tiles),
+            "ours_torch": len(our_tiles),
             "sahi_matched": len(sahi_tiles),
             "sahi_defaults": len(sahi_tiles) + 1,
             "ours_sahi_grid": len(sahi_tiles),
@@ -252,13 +267,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "same_tile_grid": same_grid,
             "seconds": stats,
             "forward_passes": passes,
+            "runtime": det.runtime,
             "tiles_per_s": {name: round(passes[name] / stats[name]["median"], 2) for name in methods},
             "ratio_sahi_over_ours": {
                 name: {
                     "of_medians": round(stats[name]["median"] / stats["ours"]["median"], 3),
                     "median_per_round": round(float(np.median(np.array(times[name]) / np.array(times["ours"]))), 3),
                 }
-                for name in ("sahi_matched", "sahi_defaults")
+                for name in ("sahi_matched", "sahi_defaults", "ours_torch")
+                if name in methods
             },
             "counts": counts,
             "agreement": {
