@@ -18,10 +18,7 @@ from typing import Any
 
 import numpy as np
 
-import detector  # noqa: F401 - its runtime defaults (OpenMP wait policy) must apply before torch loads
-from detector.environment import set_offline_defaults
-
-set_offline_defaults()  # ultralytics never reaches for the network; no telemetry
+import detector  # noqa: F401 - its process defaults (offline, OpenMP wait policy) must apply before torch loads
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"

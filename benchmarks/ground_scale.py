@@ -17,11 +17,11 @@ from benchmarks.common import (
     SHARED_DATA,
     Environment,
     describe_load,
+    finish,
     format_table,
     log,
     summarize,
     timed,
-    write_results,
 )
 from detector.settings import default_of
 from training.dataset import ChipOptions
@@ -66,11 +66,12 @@ def main(argv: list[str] | None = None) -> int:
             results.append({"ground_scale": scale, "weights": weights, "photo": photo.name, "tiles": result.tiles,
                             "seconds": stats, "total": result.total})  # fmt: skip
     headers = ["ground scale", "photo", "size", "tiles", "median s", "min s", "animals"]
-    print(format_table(headers, rows))
-    env = environment.finish()
-    print(describe_load(env))
-    path = write_results(NAME, {"environment": env, "results": results}, args.out)
-    print(f"wrote {path}")
+
+    def report(result: dict) -> None:
+        print(format_table(headers, rows))
+        print(describe_load(result["environment"]))
+
+    finish(NAME, {"results": results}, args.out, environment, report)
     return 0
 
 

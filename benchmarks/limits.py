@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.app_server import AppServer
-from benchmarks.common import REPO_ROOT, Environment, describe_load, format_table, log, write_results
+from benchmarks.common import REPO_ROOT, Environment, describe_load, finish, format_table, log
 
 NAME = "limits"
 NORMAL = REPO_ROOT / "examples" / "noaa_train_6.jpg"
@@ -143,11 +143,9 @@ def main(argv: list[str] | None = None) -> int:
              [f"{args.idle:.0f} s idle", memory["rss_idle_mb"], memory["temp_idle_mb"]]],
         ))  # fmt: skip
         print(f"RSS growth after the first round: {memory['growth_after_first_round']:+.1%} (goal ≤ +10 %)")
-    env = environment.finish()
-    print(describe_load(env))
     settings = {**vars(args), "out": str(args.out) if args.out else None}
-    path = write_results(NAME, {"environment": env, "stall": stalls, "rounds": memory, "settings": settings}, args.out)
-    print(f"wrote {path}")
+    result = {"stall": stalls, "rounds": memory, "settings": settings}
+    finish(NAME, result, args.out, environment, lambda done: print(describe_load(done["environment"])))
     return 0
 
 

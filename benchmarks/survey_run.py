@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import REPO_ROOT, SHARED_DATA, Environment, describe_load, format_table, log, write_results
+from benchmarks.common import REPO_ROOT, SHARED_DATA, Environment, describe_load, finish, format_table, log
 
 NAME = "survey_run"
 
@@ -92,11 +92,12 @@ def main(argv: list[str] | None = None) -> int:
             rows.append([engine, workers, counted, round(seconds, 1), round(per_second, 3), animals])
             results.append({"engine": engine, "workers": workers, "photos": counted, "seconds": seconds,
                             "photos_per_second": per_second, "animals": animals})  # fmt: skip
-    print(format_table(["engine", "workers", "photos", "seconds", "photos/s", "animals"], rows))
-    env = environment.finish()
-    print(describe_load(env))
-    path = write_results(NAME, {"environment": env, "results": results}, args.out)
-    print(f"wrote {path}")
+
+    def report(result: dict) -> None:
+        print(format_table(["engine", "workers", "photos", "seconds", "photos/s", "animals"], rows))
+        print(describe_load(result["environment"]))
+
+    finish(NAME, {"results": results}, args.out, environment, report)
     return 0
 
 

@@ -8,13 +8,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from detector.environment import check_torch_pair, set_offline_defaults
+from detector.environment import check_torch_pair
 from detector.errors import DetectorError
 from detector.results import CountResult
-from detector.runs import DEFAULT_DECODERS
 from detector.scale import ADULT_FEMALE_LENGTH_PX, scale_from_female_length
 from detector.settings import (
     DEFAULT_CONF,
+    DEFAULT_DECODERS,
     ENV_DEVICE,
     ENV_GROUND_SCALE,
     ENV_HUB_REPO,
@@ -244,7 +244,6 @@ def _print_table(results: list[CountResult]) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    set_offline_defaults()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     try:
         check_torch_pair()

@@ -136,6 +136,19 @@ class ModelVersion:
             ground_scale=ground_scale or 1.0,
         )  # fmt: skip
 
+    def _counting_options(self) -> dict[str, Any]:
+        """What the version sets beyond its weights (card and manifest alike): thresholds, greyscale, runtimes."""
+        data: dict[str, Any] = {}
+        if self.class_conf:
+            data["class_conf"] = {k: float(v) for k, v in self.class_conf.items()}
+        if self.greyscale_input:
+            data["greyscale_input"] = True
+        if self.runtimes:
+            data["runtimes"] = {name: runtime.to_dict() for name, runtime in self.runtimes.items()}
+        if self.cpu_runtime:
+            data["cpu_runtime"] = self.cpu_runtime
+        return data
+
     def to_card(self) -> dict[str, Any]:
         """The model card metadata that describes this version (``training.publish`` adds what it knows more)."""
         meta: dict[str, Any] = {
@@ -145,15 +158,7 @@ class ModelVersion:
             "ground_scale": float(self.ground_scale),
             "metrics": dict(self.metrics),
         }
-        if self.class_conf:
-            meta["class_conf"] = {k: float(v) for k, v in self.class_conf.items()}
-        if self.greyscale_input:
-            meta["greyscale_input"] = True
-        if self.runtimes:
-            meta["runtimes"] = {name: runtime.to_dict() for name, runtime in self.runtimes.items()}
-        if self.cpu_runtime:
-            meta["cpu_runtime"] = self.cpu_runtime
-        return meta
+        return {**meta, **self._counting_options()}
 
     @classmethod
     def from_card(cls, meta: Mapping[str, Any], repo_id: str, revision: str, name: str | None = None) -> ModelVersion:
@@ -275,14 +280,7 @@ def version_to_dict(version: ModelVersion) -> dict[str, Any]:
         data["shipped_file"] = version.shipped_file
     if version.metrics:
         data["metrics"] = dict(version.metrics)
-    if version.class_conf:
-        data["class_conf"] = {k: float(v) for k, v in version.class_conf.items()}
-    if version.greyscale_input:
-        data["greyscale_input"] = True
-    if version.runtimes:
-        data["runtimes"] = {name: runtime.to_dict() for name, runtime in version.runtimes.items()}
-    if version.cpu_runtime:
-        data["cpu_runtime"] = version.cpu_runtime
+    data.update(version._counting_options())
     if version.description:
         data["description"] = version.description
     return data

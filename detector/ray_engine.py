@@ -36,11 +36,9 @@ class CountActor:
     """One loaded model per Ray actor; counts a batch of photo paths into record (or failure) JSON lines."""
 
     def __init__(self, model: ModelSettings, options: CountOptions) -> None:
-        from detector.environment import set_offline_defaults
-        from detector.model import Detector
-
-        set_offline_defaults()
         import ray
+
+        from detector.model import Detector  # importing detector sets the offline defaults in this worker too
 
         cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
         self.detector = Detector.load(model, threads=max(1, int(cpus)))  # its share, not every core

@@ -28,7 +28,7 @@ from detector.errors import DetectorError
 from detector.hub import sha256_file
 from detector.images import SUPPORTED_SUFFIXES
 from detector.records import Failure, PhotoRecord, write_counts_csv, write_summary_csv
-from detector.settings import CountOptions
+from detector.settings import DEFAULT_DECODERS, CountOptions
 
 RUN_SETTINGS = "run.json"
 RESULTS = "results.jsonl"
@@ -287,9 +287,6 @@ def count_file(
 ) -> PhotoRecord | Failure:
     """Count one photo file into a record, or a failure that names the file; never raises for a bad photo."""
     return finish_file(detector, load_file(detector, photo, options), options, annotated_dir)
-
-
-DEFAULT_DECODERS = 2  # photos decoded ahead of the network; the window is twice that, so memory stays bounded
 
 
 def count_photos(

@@ -21,10 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import detector  # noqa: E402, F401 - importing the package sets the offline defaults
 from benchmarks.app_server import AppServer  # noqa: E402
-from detector.environment import set_offline_defaults  # noqa: E402
-
-set_offline_defaults()  # ultralytics never reaches for the network; no telemetry
 
 
 def start(log_dir: Path, extra: list[str]) -> tuple[AppServer, str, float]:

@@ -82,9 +82,9 @@ def limit_malloc_arenas(arenas: int = 2) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     limit_malloc_arenas()  # before any thread exists
-    from detector.environment import check_torch_pair, set_offline_defaults
+    # parse_args imported detector, which set the offline defaults before gradio, ultralytics or the hub load
+    from detector.environment import check_torch_pair
 
-    set_offline_defaults()  # before gradio, ultralytics and huggingface_hub are imported
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's own readiness probes
     from detector.errors import DetectorError

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from detector.environment import set_offline_defaults
 from detector.settings import HubSettings, ModelSettings
 from tests.helpers import (
     NO_SHARED_DATA,
@@ -20,8 +19,6 @@ from tests.helpers import (
     model_card,
     sha256_of,
 )
-
-set_offline_defaults()  # ultralytics never reaches for the network; no telemetry
 
 HUB_REPO = "sealion-tests/tiny-yolov5"
 WEIGHTS_NAME = "model.pt"

@@ -397,9 +397,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None = None) -> int:
-    from detector.environment import set_offline_defaults
-
-    set_offline_defaults()
     parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", type=Path, required=True, help="folder written by python -m training.dataset")
     parser.add_argument("--weights", type=Path, help="model to evaluate (without --cv)")

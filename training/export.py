@@ -310,9 +310,6 @@ def export_and_publish(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from detector.environment import set_offline_defaults
-
-    set_offline_defaults()
     parser = argparse.ArgumentParser(prog="python -m training.export", description=__doc__.splitlines()[0])
     parser.add_argument("--version", required=True, help="a version in the manifest, e.g. v2")
     parser.add_argument(
