@@ -121,16 +121,20 @@ class Detector:
             self._yolo = YOLO(str(model_path), task="detect")
         except Exception as exc:  # ultralytics raises many types for a bad checkpoint or export
             raise DetectorError(f"Cannot load {self.runtime} model {model_path}: {type(exc).__name__}: {exc}") from exc
+        version = weights.version
+        trained_at = (getattr(self._yolo, "ckpt", None) or {}).get("train_args", {}).get("imgsz")
+        self.imgsz = int(version.imgsz or trained_at or DEFAULT_IMGSZ)  # the manifest's, else the checkpoint's own
+        self._threads = threads or os.cpu_count() or 1  # CPU threads (a Ray actor gets its own share)
+        blank = [np.zeros((self.imgsz, self.imgsz, 3), dtype=np.uint8)]
+        if runtime is not None:  # an export knows its class names only once loaded: load it for real, once (asking
+            self._predict(blank, DEFAULT_CONF, DEFAULT_IOU)  # ultralytics for names first loads a throwaway copy)
         names = self._yolo.names
         self.class_names: tuple[str, ...] = tuple(names[i] for i in sorted(names))
-        version = weights.version
         if version.class_names and tuple(version.class_names) != self.class_names:
             raise DetectorError(
                 f"Weights {weights.path} have classes {self.class_names}, but version {version.name} "
                 f"lists {tuple(version.class_names)}; fix the manifest or the model card."
             )
-        trained_at = (getattr(self._yolo, "ckpt", None) or {}).get("train_args", {}).get("imgsz")
-        self.imgsz = int(version.imgsz or trained_at or DEFAULT_IMGSZ)  # the manifest's, else the checkpoint's own
         self.ground_scale = float(version.ground_scale or 1.0)
         self.info = ModelInfo(
             version=version.name,
@@ -148,11 +152,10 @@ class Detector:
             runtime=self.runtime,
             runtime_path=str(runtime.path) if runtime is not None else None,
         )
-        self._threads = threads or os.cpu_count() or 1  # CPU threads (a Ray actor gets its own share)
         configure = runtime is not None and runtime.runtime.format == "openvino"
         configure = configure and bool(runtime.runtime.inference_precision or threads)
-        if warmup or configure:  # the first prediction sets up ultralytics' predictor (and its OpenVINO backend)
-            self._predict([np.zeros((self.imgsz, self.imgsz, 3), dtype=np.uint8)], DEFAULT_CONF, DEFAULT_IOU)
+        if warmup and runtime is None:  # an export ran its first prediction above (its predictor is set up)
+            self._predict(blank, DEFAULT_CONF, DEFAULT_IOU)
         if configure:
             self._configure_openvino(runtime, threads)
         torch.set_num_threads(self._threads)
