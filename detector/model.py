@@ -7,11 +7,12 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from detector.detections import Detections
@@ -220,14 +221,14 @@ class Detector:
         except Exception as exc:  # OpenVINO raises RuntimeError for an unsupported setting or a bad model
             raise DetectorError(f"Cannot compile {runtime.path} with {config}: {type(exc).__name__}: {exc}") from exc
 
-    def _predict(self, tiles: list[np.ndarray], conf: float, iou: float) -> list:
-        """Run one batch of RGB tiles; returns ultralytics Results (boxes in tile pixels)."""
+    def _predict(self, bgr_tiles: list[np.ndarray], conf: float, iou: float) -> list:
+        """Run one batch of BGR tiles (ultralytics' order for arrays); returns ultralytics Results (boxes in tile
+        pixels)."""
         import torch
 
-        bgr = [np.ascontiguousarray(tile[:, :, ::-1]) for tile in tiles]
         options = {"half": True} if self.half else {}  # passing half at all warns on ultralytics 8.4 CPU
         results = self._yolo.predict(
-            bgr, imgsz=self.imgsz, conf=conf, iou=iou, device=self.device, verbose=False,
+            bgr_tiles, imgsz=self.imgsz, conf=conf, iou=iou, device=self.device, verbose=False,
             max_det=MAX_DETECTIONS_PER_TILE, **options,
         )  # fmt: skip
         torch.set_num_threads(self._threads)  # ultralytics caps CPU threads at cores-1 when it selects a device
@@ -281,21 +282,38 @@ class Detector:
 
     def count_prepared(self, prepared: Prepared, options: CountOptions | None = None) -> CountResult:
         """The network half of :meth:`count`: tiles → detections → seam merge → the result in photo pixels."""
+        return self.count_prepared_many([prepared], options)[0]
+
+    def count_prepared_many(
+        self, prepared: Sequence[Prepared], options: CountOptions | None = None
+    ) -> list[CountResult]:
+        """:meth:`count_prepared` for several photos at once, their tiles filling the network's batches across
+        photo boundaries (a survey run: a static-batch export then pads one short batch per group, not per photo).
+        Each result's inference time is the group's, shared by tile count."""
         options = options or CountOptions()
         thresholds = self.thresholds(options.conf, options.class_conf)
-        work, (width, height), scale, factor = prepared.work, prepared.size, prepared.scale, prepared.factor
-        work_h, work_w = work.shape[:2]
-        timings = {"preprocess": prepared.preprocess_ms}
         started = time.perf_counter()
-        tiles = self._tiles(work_w, work_h, prepared.tile_size, options)
-        found = self.detect(work, tiles, options)
-        timings["inference"] = (time.perf_counter() - started) * 1000
+        grids = [self._tiles(p.work.shape[1], p.work.shape[0], p.tile_size, options) for p in prepared]
+        found = self.detect_many([(p.work, grid) for p, grid in zip(prepared, grids, strict=True)], options)
+        inference_ms = (time.perf_counter() - started) * 1000
+        all_tiles = max(1, sum(len(grid) for grid in grids))
+        return [
+            self._result(one, detections, len(grid), inference_ms * len(grid) / all_tiles, thresholds)
+            for one, grid, detections in zip(prepared, grids, found, strict=True)
+        ]
 
-        t0 = time.perf_counter()
+    def _result(
+        self, prepared: Prepared, found: Detections, tiles: int, inference_ms: float, thresholds: np.ndarray
+    ) -> CountResult:
+        """Merge a photo's tile detections across seams and map them to the photo's own pixels."""
+        work_h, work_w = prepared.work.shape[:2]
+        width, height = prepared.size
+        timings = {"preprocess": prepared.preprocess_ms, "inference": inference_ms}
+        started = time.perf_counter()
         resized = (work_w, work_h) != (width, height)
-        found = found.merge_tiles().rescaled(factor if resized else 1, (width, height))
-        timings["merge"] = (time.perf_counter() - t0) * 1000
-        timings["total"] = prepared.preprocess_ms + (time.perf_counter() - started) * 1000
+        found = found.merge_tiles().rescaled(prepared.factor if resized else 1, (width, height))
+        timings["merge"] = (time.perf_counter() - started) * 1000
+        timings["total"] = prepared.preprocess_ms + inference_ms + timings["merge"]
         return CountResult(
             xyxy=found.xyxy,
             class_id=found.class_id,
@@ -305,13 +323,13 @@ class Detector:
             model=self.info,
             device=self.device,
             timings_ms=timings,
-            tiles=len(tiles),
+            tiles=tiles,
             source=prepared.source,
             conf=dict(zip(self.class_names, thresholds.tolist(), strict=True)),
-            photo_scale=scale.value,
-            scale_source=scale.source,
+            photo_scale=prepared.scale.value,
+            scale_source=prepared.scale.source,
             runtime=self.runtime,
-            warnings=tuple(scale_warnings(scale, len(found), (width, height))),
+            warnings=tuple(scale_warnings(prepared.scale, len(found), (width, height))),
         )
 
     @staticmethod
@@ -323,23 +341,33 @@ class Detector:
     def detect(self, work: np.ndarray, tiles: np.ndarray, options: CountOptions | None = None) -> Detections:
         """Run the network on ``tiles`` of an image already at the model's scale, a batch at a time: detections in
         that image's pixels, each class held to its threshold, seam duplicates not yet merged."""
+        return self.detect_many([(work, tiles)], options)[0]
+
+    def detect_many(
+        self, images: Sequence[tuple[np.ndarray, np.ndarray]], options: CountOptions | None = None
+    ) -> list[Detections]:
+        """:meth:`detect` for several (image, tiles) pairs, one stream of tiles cut into batches of
+        ``options.batch_size`` that run on across images: each image's detections, in its own pixels."""
         options = options or CountOptions()
         thresholds = self.thresholds(options.conf, options.class_conf)
         floor = float(thresholds.min())  # one predict call for every class; each is then held to its own threshold
-        size = (work.shape[1], work.shape[0])
-        parts = []
-        for start in range(0, len(tiles), options.batch_size):
-            chunk = tiles[start : start + options.batch_size]
-            crops = [work[y1:y2, x1:x2] for x1, y1, x2, y2 in chunk]
+        # ultralytics takes arrays in BGR order: one conversion per image, and each tile is then a view of it
+        bgr = [cv2.cvtColor(np.ascontiguousarray(work), cv2.COLOR_RGB2BGR) for work, _ in images]
+        stream = [(index, number, tile) for index, (_, tiles) in enumerate(images) for number, tile in enumerate(tiles)]
+        parts: list[list[Detections]] = [[] for _ in images]
+        for start in range(0, len(stream), options.batch_size):
+            chunk = stream[start : start + options.batch_size]
+            crops = [bgr[index][y1:y2, x1:x2] for index, _, (x1, y1, x2, y2) in chunk]
             # One batch of tiles at a time holds the model: concurrent photos interleave batch by batch, so a
             # large photo delays a small one by one batch, not by its whole count.
             with self._lock:
                 results = self._predict(crops, floor, options.iou)
-            for offset, (tile, result) in enumerate(zip(chunk, results, strict=True)):
+            for (index, number, tile), result in zip(chunk, results, strict=True):
                 kept = Detections.from_ultralytics(result).above(thresholds)
                 if len(kept):
-                    parts.append(kept.from_tile(tile, start + offset, size))
-        return Detections.merge(parts)
+                    work = images[index][0]
+                    parts[index].append(kept.from_tile(tile, number, (work.shape[1], work.shape[0])))
+        return [Detections.merge(found) for found in parts]
 
     def _check_budget(
         self,

@@ -28,7 +28,7 @@ from detector.errors import DetectorError
 from detector.hub import sha256_file
 from detector.images import SUPPORTED_SUFFIXES
 from detector.records import Failure, PhotoRecord, write_counts_csv, write_summary_csv
-from detector.settings import DEFAULT_DECODERS, CountOptions
+from detector.settings import DEFAULT_DECODERS, DEFAULT_GROUP, CountOptions
 
 RUN_SETTINGS = "run.json"
 RESULTS = "results.jsonl"
@@ -248,9 +248,14 @@ def load_file(detector: Any, photo: PhotoFile, options: CountOptions) -> LoadedP
 
 
 def finish_file(
-    detector: Any, loaded: LoadedPhoto | Failure, options: CountOptions, annotated_dir: Path | None = None
+    detector: Any,
+    loaded: LoadedPhoto | Failure,
+    options: CountOptions,
+    annotated_dir: Path | None = None,
+    result: Any = None,
 ) -> PhotoRecord | Failure:
-    """Count a loaded photo into a record (the network half), or pass its failure on; never raises for a bad photo."""
+    """Count a loaded photo into a record (the network half; ``result``: its count, already made with others), or
+    pass its failure on; never raises for a bad photo."""
     from detector.images import load_image
     from detector.metadata import read_metadata
     from detector.records import sha256_bytes
@@ -259,7 +264,8 @@ def finish_file(
         return loaded
     photo, data = loaded.photo, loaded.data
     try:
-        result = detector.count_prepared(loaded.prepared, options)
+        if result is None:
+            result = detector.count_prepared(loaded.prepared, options)
         if annotated_dir is not None:
             from PIL import Image
 
@@ -289,29 +295,50 @@ def count_file(
     return finish_file(detector, load_file(detector, photo, options), options, annotated_dir)
 
 
+def finish_group(
+    detector: Any, group: Sequence[LoadedPhoto | Failure], options: CountOptions, annotated_dir: Path | None = None
+) -> list[PhotoRecord | Failure]:
+    """Count decoded photos together (:meth:`Detector.count_prepared_many`: their tiles share the network's
+    batches), in order; a group that fails is counted again one photo at a time, so a failure names its file."""
+    loaded = [one for one in group if isinstance(one, LoadedPhoto)]
+    counted: dict[int, Any] = {}
+    if len(loaded) > 1 and hasattr(detector, "count_prepared_many"):
+        try:
+            results = detector.count_prepared_many([one.prepared for one in loaded], options)
+            counted = {id(one): result for one, result in zip(loaded, results, strict=True)}
+        except DetectorError:
+            counted = {}
+    return [finish_file(detector, one, options, annotated_dir, counted.get(id(one))) for one in group]
+
+
 def count_photos(
     detector: Any,
     photos: Sequence[PhotoFile],
     options: CountOptions,
     annotated_dir: Path | None = None,
     decoders: int = DEFAULT_DECODERS,
+    group: int = DEFAULT_GROUP,
 ) -> Iterator[PhotoRecord | Failure]:
     """Count photos in order, pipelined: ``decoders`` threads read and decode the next photos while the network
-    counts the current one, so it never waits for the JPEG decoder (``decoders`` 0: one after the other)."""
+    counts the current ``group`` of photos, their tiles batched together (``decoders`` 0: one after the other)."""
     if decoders < 1:
         for photo in photos:
             yield count_file(detector, photo, options, annotated_dir)
         return
     from concurrent.futures import ThreadPoolExecutor
 
-    window = 2 * decoders
+    group = max(1, group)
+    window = group + 2 * decoders  # decoded ahead: the next group is ready when the network finishes this one
     with ThreadPoolExecutor(max_workers=decoders, thread_name_prefix="decode") as pool:
         pending = [pool.submit(load_file, detector, photo, options) for photo in photos[:window]]
-        for index in range(len(photos)):
-            loaded = pending.pop(0).result()
-            if index + window < len(photos):
-                pending.append(pool.submit(load_file, detector, photos[index + window], options))
-            yield finish_file(detector, loaded, options, annotated_dir)
+        submitted = len(pending)
+        while pending:
+            batch, pending = pending[:group], pending[group:]
+            loaded = [future.result() for future in batch]
+            more = photos[submitted : submitted + len(batch)]
+            pending += [pool.submit(load_file, detector, photo, options) for photo in more]
+            submitted += len(more)
+            yield from finish_group(detector, loaded, options, annotated_dir)
 
 
 def count_into_run(

@@ -29,6 +29,9 @@ DEFAULT_SLICING: Slicing = "auto"  # tile a photo larger than one tile
 DEFAULT_HUB_TIMEOUT_S = 3.0
 # Photos a survey run decodes ahead of the network, in as many threads; the window is twice that (bounded memory).
 DEFAULT_DECODERS = 2
+# Photos a survey run counts together, their tiles sharing the network's batches (a static-batch export pads one
+# short batch per group instead of one per photo).
+DEFAULT_GROUP = 4
 # What runs the network: "auto" picks the version's exported CPU runtime on a CPU (when its package is installed),
 # torch on CUDA/MPS; the others ask for one (see docs/models.md, "Runtimes").
 RUNTIME_CHOICES: tuple[str, ...] = ("auto", "torch", "openvino", "openvino-f32", "openvino-int8", "onnx")
