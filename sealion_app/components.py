@@ -74,3 +74,23 @@ class PhotoInput(gr.Image):
         path = folder / f"inline-image{suffix}"
         path.write_bytes(data)
         return path
+
+
+class Blocks(gr.Blocks):
+    """gr.Blocks whose events take API calls that leave out trailing inputs marked ``api_optional``.
+
+    An input added to an endpoint after scripts were written for it (e.g. ``runtime``) goes last and is marked
+    with :func:`api_optional`: a raw HTTP call that sends the older, shorter list gets None for it (the handler's
+    default) instead of Gradio's "didn't receive enough input values". gradio_client fills in defaults itself."""
+
+    async def preprocess_data(self, block_fn: Any, inputs: list[Any], state: Any, explicit_call: bool = False):
+        missing = block_fn.inputs[len(inputs) :]
+        if missing and all(getattr(block, "api_optional", False) for block in missing):
+            inputs = [*inputs, *(None for _ in missing)]
+        return await super().preprocess_data(block_fn, inputs, state, explicit_call)
+
+
+def api_optional(component: gr.components.Component) -> gr.components.Component:
+    """Mark an input that API callers may leave out when it is an event's last (see :class:`Blocks`)."""
+    component.api_optional = True
+    return component

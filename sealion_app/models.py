@@ -1,27 +1,30 @@
-"""The app's model versions: the startup detector, plus other manifest versions loaded lazily and cached."""
+"""The app's model versions and runtimes: the startup detector, plus others loaded lazily and cached."""
 
 from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from detector.errors import DetectorError
 from detector.manifest import Manifest, load_manifest
-from detector.settings import ModelSettings
+from detector.settings import DEFAULT_RUNTIME, ModelSettings
 
 if TYPE_CHECKING:
     from detector.model import Detector
 
 logger = logging.getLogger(__name__)
 
+STARTUP = ""  # the runtime key of a version's default detector: the startup one's, or auto for another version
+
 
 class ModelRegistry:
-    """One shared :class:`Detector` per model version, created once and reused by every request.
+    """One shared :class:`Detector` per model version and runtime, created once and reused by every request.
 
-    The startup detector is loaded eagerly; other versions listed in ``weights/manifest.yaml`` load on first use
-    (hub cache → hub → shipped file, sha256-checked by the detector). ``Detector.count`` is itself lock-protected,
-    so sharing one instance across request threads is safe.
+    The startup detector is loaded eagerly; other versions listed in ``weights/manifest.yaml``, and other runtimes
+    of any version, load on first use (hub cache → hub → shipped file, sha256-checked by the detector).
+    ``Detector.count`` is itself lock-protected, so sharing one instance across request threads is safe.
     """
 
     def __init__(self, default: Detector, manifest: Manifest | None, settings: ModelSettings | None = None) -> None:
@@ -29,7 +32,10 @@ class ModelRegistry:
         self.manifest = manifest
         self.settings = settings or ModelSettings(device=default.device)
         self.default_label = default.info.version
-        self._loaded: dict[str, Detector] = {self.default_label: default}
+        self._loaded: dict[tuple[str, str], Detector] = {
+            (self.default_label, STARTUP): default,
+            (self.default_label, default.runtime): default,
+        }
         self._lock = threading.Lock()
 
     @classmethod
@@ -56,24 +62,62 @@ class ModelRegistry:
             names += [name for name in self.manifest.versions if name != self.default_label]
         return names
 
-    def is_loaded(self, label: str | None) -> bool:
-        return (label or self.default_label) in self._loaded
-
-    def get(self, label: str | None = None) -> Detector:
-        """The detector of a version label (the startup model for ``None``/empty), loading it on first use."""
+    def runtime_choices(self, label: str | None = None) -> list[str]:
+        """The runtimes a version offers: auto, torch, then its exports (from the manifest; nothing is loaded)."""
         label = label or self.default_label
-        detector = self._loaded.get(label)
+        if label == self.default_label:
+            exports = self.default.weights.version.runtimes  # the startup weights' own (a model card's too)
+        elif self.manifest and label in self.manifest.versions:
+            exports = self.manifest.get(label).runtimes
+        else:
+            exports = {}
+        return [DEFAULT_RUNTIME, "torch", *(name for name in exports if name not in (DEFAULT_RUNTIME, "torch"))]
+
+    def is_loaded(self, label: str | None, runtime: str | None = None) -> bool:
+        return self._key(label, runtime) in self._loaded
+
+    def get(self, label: str | None = None, runtime: str | None = None) -> Detector:
+        """The detector of a version label (the startup model for ``None``/empty) with a runtime, loaded on first use.
+
+        ``runtime`` None, empty or "auto": the startup detector for the startup version, auto for another; a named
+        runtime the version lacks, or one that cannot run here, raises :class:`DetectorError`."""
+        key = self._key(label, runtime)
+        detector = self._loaded.get(key)
         if detector is not None:
             return detector
+        label, runtime = key
         if label not in self.choices():
             known = ", ".join(self.choices())
             raise DetectorError(f"Unknown model version {label!r}; choose one of: {known}.")
+        offered = self.runtime_choices(label)
+        if runtime != STARTUP and runtime not in offered:
+            raise DetectorError(
+                f"Model version {label} has no runtime {runtime!r}; choose one of: {', '.join(offered)}."
+            )
         with self._lock:  # one load at a time; a second caller waits and then reuses the result
-            detector = self._loaded.get(label)
+            detector = self._loaded.get(key)
             if detector is None:
-                from detector.model import Detector
-
-                logger.info("Loading model version %s on first use", label)
-                detector = Detector.load(self.settings.for_version(label))
-                self._loaded[label] = detector
+                detector = self._load(label, runtime, offered)
+                self._loaded[key] = detector
+                self._loaded.setdefault((label, detector.runtime), detector)  # what it runs, asked for by name
         return detector
+
+    def _key(self, label: str | None, runtime: str | None) -> tuple[str, str]:
+        runtime = (runtime or "").strip().lower()
+        return label or self.default_label, STARTUP if runtime in (STARTUP, DEFAULT_RUNTIME) else runtime
+
+    def _load(self, label: str, runtime: str, offered: list[str]) -> Detector:
+        """Load ``label`` with ``runtime`` (STARTUP: auto): the startup version keeps its startup settings (its
+        weights, as pinned), another resolves from the manifest (:meth:`ModelSettings.for_version`)."""
+        from detector.model import Detector
+
+        settings = self.settings if label == self.default_label else self.settings.for_version(label)
+        if runtime == STARTUP:
+            logger.info("Loading model version %s on first use", label)
+            return Detector.load(settings)
+        logger.info("Loading model version %s with runtime %s on first use", label, runtime)
+        try:
+            return Detector.load(replace(settings, runtime=runtime))
+        except DetectorError as exc:
+            reason = str(exc).rstrip(". ")
+            raise DetectorError(f"Model version {label}: {reason}. Its runtimes: {', '.join(offered)}.") from exc

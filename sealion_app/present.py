@@ -89,8 +89,8 @@ def threshold_text(result: CountResult) -> str:
     return "threshold per class"
 
 
-def settings_text(options: Any, detector: Detector, version: str | None = None) -> str:
-    """What the Batch tab will use: the Count tab's settings, in words."""
+def settings_text(options: Any, detector: Detector, version: str | None = None, runtime: str | None = None) -> str:
+    """What the Batch tab will use: the Count tab's settings, in words (``runtime`` None: the detector's)."""
     if options.photo_scale is None:
         scale = "auto for each photo, from its size (the table and CSV show what each photo got)"
     else:
@@ -98,7 +98,8 @@ def settings_text(options: Any, detector: Detector, version: str | None = None) 
     conf = "the model's calibrated threshold per class" if options.conf is None else f"{options.conf:.2f} for all"
     tiles = f"{options.tile_size} px" if options.tile_size else f"the model's input ({detector.imgsz} px)"
     return (
-        f"**Settings (from the Count tab):** model **{version or detector.info.version}** · scale: {scale} · "
+        f"**Settings (from the Count tab):** model **{version or detector.info.version}** "
+        f"({runtime or detector.runtime}) · scale: {scale} · "
         f"confidence: {conf} · IoU {options.iou:.2f} · tiles: {tiles}, slicing {options.slicing}"
     )
 

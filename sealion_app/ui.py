@@ -19,9 +19,9 @@ import gradio as gr
 
 from detector.errors import DetectorError
 from detector.scale import ADULT_FEMALE_LENGTH_PX, scale_from_female_length
-from detector.settings import DEFAULT_IOU, DEFAULT_SLICING, SLICING_CHOICES, CountOptions
+from detector.settings import DEFAULT_IOU, DEFAULT_RUNTIME, DEFAULT_SLICING, SLICING_CHOICES, CountOptions
 from sealion_app import present
-from sealion_app.components import PhotoInput
+from sealion_app.components import Blocks, PhotoInput, api_optional
 from sealion_app.models import ModelRegistry
 from sealion_app.review_tab import build_review_tab
 from sealion_app.service import count_batch, count_to_file, photo_jpeg, prune_old_batches
@@ -69,6 +69,12 @@ counts (`counts.csv`). The shipped model was trained on these photos, and the ex
 the examples are in-sample; the Model tab gives the cross-validated error. Adult females and pups dominate; adult
 and subadult males are rare, so the model sees far fewer examples of them.
 """
+
+RUNTIME_INFO = (
+    "auto: the version's checked CPU export on a CPU, torch on a GPU · torch: the PyTorch weights · openvino-f32: "
+    "OpenVINO in fp32, counts as torch's · openvino: the CPU's fastest precision (bf16 where it has it), counts "
+    "may move by an animal or two. Other runtimes load on first use."
+)
 
 
 def _safe(message: str) -> str:
@@ -132,6 +138,7 @@ def build_demo(registry: ModelRegistry, count_workers: int = 2, reviews_dir: Pat
         tile_size: float = 0,
         female_length_px: float = 0,
         model_version: str = "",
+        runtime: str = "",
     ):
         """Count sea lions in one photo: annotated JPEG, per-class counts table, JSON result, status line.
 
@@ -139,7 +146,7 @@ def build_demo(registry: ModelRegistry, count_workers: int = 2, reviews_dir: Pat
         """
         if not image:
             raise gr.Error("Upload a photo (or pick an example) first.", print_exception=False)
-        detector = registry.get(model_version or None)
+        detector = registry.get(model_version, runtime)
         path = Path(image)
         options = _options(conf, iou, slicing, tile_size, female_length_px)
         prune_old_batches(batch_dir)
@@ -164,6 +171,7 @@ def build_demo(registry: ModelRegistry, count_workers: int = 2, reviews_dir: Pat
         tile_size: float = 0,
         female_length_px: float = 0,
         model_version: str = "",
+        runtime: str = "",
     ) -> dict:
         """Counts and boxes only, no annotated photo: the lean API path for scripts (``/count_data``).
 
@@ -171,7 +179,7 @@ def build_demo(registry: ModelRegistry, count_workers: int = 2, reviews_dir: Pat
         """
         if not image:
             raise gr.Error("Send a photo.", print_exception=False)
-        detector = registry.get(model_version or None)
+        detector = registry.get(model_version, runtime)
         path = Path(image)
         result = detector.count(path, _options(conf, iou, slicing, tile_size, female_length_px), source=path.name)
         return present.result_dict(result)
@@ -192,12 +200,13 @@ def build_demo(registry: ModelRegistry, count_workers: int = 2, reviews_dir: Pat
         tile_size: float = 0,
         female_length_px: float = 0,
         model_version: str = "",
+        runtime: str = "",
         progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's documented way to receive a tracker
     ):
         """Count every photo in the uploaded files and .zip archives; bad files are listed with their reason."""
         if not files:
             raise gr.Error("Upload photos or a .zip of photos first.", print_exception=False)
-        detector = registry.get(model_version or None)
+        detector = registry.get(model_version, runtime)
         started = time.perf_counter()
 
         def report(done: int, total: int, name: str) -> None:
@@ -211,7 +220,7 @@ def build_demo(registry: ModelRegistry, count_workers: int = 2, reviews_dir: Pat
         elapsed = time.perf_counter() - started
         summary = (
             f"Counted **{len(outcome.results)}** photo(s), **{len(outcome.failures)}** file(s) failed · "
-            f"{elapsed:.1f} s on **{detector.device}** · model **{detector.info.version}**"
+            f"{elapsed:.1f} s on **{detector.device}** · model **{detector.info.version}** ({detector.runtime})"
         )
         doubtful = sum(1 for result in outcome.results if result.warnings)
         if doubtful:
@@ -222,13 +231,14 @@ def build_demo(registry: ModelRegistry, count_workers: int = 2, reviews_dir: Pat
         return table, failures, csv_path, outcome.thumbnails, outcome.summary(), summary
 
     @human_errors
-    def model_info(model_version: str = "") -> dict:
-        """The loaded model version: tag, commit sha, sha256, source, classes and colours, device, metrics."""
-        return present.model_info(registry.get(model_version or None))
+    def model_info(model_version: str = "", runtime: str = "") -> dict:
+        """The model version as loaded with a runtime: tag, commit sha, sha256, source, classes and colours, device,
+        runtime, metrics."""
+        return present.model_info(registry.get(model_version, runtime))
 
     @human_errors
-    def show_model(model_version: str):
-        data = present.model_info(registry.get(model_version or None))
+    def show_model(model_version: str, runtime: str = ""):
+        data = present.model_info(registry.get(model_version, runtime))
         return (
             present.model_markdown(data),
             present.classes_html(data["class_names"]),
@@ -239,18 +249,35 @@ def build_demo(registry: ModelRegistry, count_workers: int = 2, reviews_dir: Pat
     examples = sorted(EXAMPLES_DIR.glob("*.jpg"))
     distribution = present.class_distribution()
 
-    with gr.Blocks(title="Sea lion counter", analytics_enabled=False, delete_cache=(3600, 24 * 3600)) as demo:
+    def runtime_choices(model_version: str, runtime: str) -> gr.Dropdown:
+        """The runtime chooser for another version: its runtimes, the current choice kept when it has it."""
+        offered = registry.runtime_choices(model_version)
+        return gr.Dropdown(choices=offered, value=runtime if runtime in offered else DEFAULT_RUNTIME)
+
+    with Blocks(title="Sea lion counter", analytics_enabled=False, delete_cache=(3600, 24 * 3600)) as demo:
         gr.Markdown(
             "# Steller sea lion counter\nCount adult males, subadult males, adult females, juveniles and pups "
             "in aerial survey photos."
         )
-        model_version = gr.Dropdown(
-            registry.choices(),
-            value=registry.default_label,
-            label="Model version",
-            info="From weights/manifest.yaml; other versions load on first use.",
-            interactive=True,
-        )
+        with gr.Row():
+            model_version = gr.Dropdown(
+                registry.choices(),
+                value=registry.default_label,
+                label="Model version",
+                info="From weights/manifest.yaml; other versions load on first use.",
+                interactive=True,
+            )
+            runtime = api_optional(
+                gr.Dropdown(
+                    registry.runtime_choices(),
+                    value=DEFAULT_RUNTIME,
+                    label="Runtime",
+                    info=RUNTIME_INFO,
+                    interactive=True,
+                    allow_custom_value=True,  # API callers' unknown names get the registry's clear error
+                    elem_id="runtime",
+                )
+            )
         with gr.Tabs():
             with gr.Tab("Count", id="count"):
                 with gr.Row():
@@ -331,7 +358,7 @@ def build_demo(registry: ModelRegistry, count_workers: int = 2, reviews_dir: Pat
                             result_json = gr.JSON(label="Result")
                 count_button.click(
                     count,
-                    inputs=[image, conf, iou, slicing, tile_size, female_length, model_version],
+                    inputs=[image, conf, iou, slicing, tile_size, female_length, model_version, runtime],
                     outputs=[annotated, counts, result_json, status],
                     api_name="count",
                     concurrency_id="count",
@@ -341,7 +368,7 @@ def build_demo(registry: ModelRegistry, count_workers: int = 2, reviews_dir: Pat
                 data_only = gr.JSON(visible=False)
                 gr.Button(visible=False).click(
                     count_data,
-                    inputs=[image, conf, iou, slicing, tile_size, female_length, model_version],
+                    inputs=[image, conf, iou, slicing, tile_size, female_length, model_version, runtime],
                     outputs=data_only,
                     api_name="count_data",
                     concurrency_id="count",
@@ -376,23 +403,24 @@ def build_demo(registry: ModelRegistry, count_workers: int = 2, reviews_dir: Pat
                     batch_json = gr.JSON(label="Batch result")
                 batch_button.click(
                     count_many,
-                    inputs=[files, conf, iou, slicing, tile_size, female_length, model_version],
+                    inputs=[files, conf, iou, slicing, tile_size, female_length, model_version, runtime],
                     outputs=[batch_table, batch_errors, batch_csv, gallery, batch_json, batch_status],
                     api_name="count_batch",
                     concurrency_id="batch",
                     concurrency_limit=1,
                 )
 
-                settings_inputs = [conf, iou, slicing, tile_size, female_length, model_version]
+                settings_inputs = [conf, iou, slicing, tile_size, female_length, model_version, runtime]
 
-                def show_settings(conf, iou, slicing, tile_size, female_length_px, model_version):
+                def show_settings(conf, iou, slicing, tile_size, female_length_px, model_version, runtime):
                     try:
                         options = _options(conf, iou, slicing, tile_size, female_length_px)
                     except (gr.Error, ValueError):
                         return "Settings: the adult female length must be 0 (auto) or a positive number of pixels."
                     label = model_version or registry.default_label
-                    shown = registry.get(label) if registry.is_loaded(label) else None
-                    return present.settings_text(options, shown or default, version=label)
+                    shown = registry.get(label, runtime) if registry.is_loaded(label, runtime) else None
+                    chosen = shown.runtime if shown else runtime or DEFAULT_RUNTIME
+                    return present.settings_text(options, shown or default, version=label, runtime=chosen)
 
                 for setting in settings_inputs:
                     setting.change(
@@ -413,13 +441,18 @@ def build_demo(registry: ModelRegistry, count_workers: int = 2, reviews_dir: Pat
                     )
                 with gr.Accordion("Raw model info", open=False):
                     info_json = gr.JSON(default_info)
+                show_chosen: dict[str, Any] = {
+                    "fn": show_model,
+                    "inputs": [model_version, runtime],
+                    "outputs": [model_md, classes, metrics, info_json],
+                    "api_visibility": "private",
+                    "concurrency_id": "model_load",
+                }
+                # Another version: its runtimes first (the choice reset to auto if it has no such one), then its info.
                 model_version.change(
-                    show_model,
-                    inputs=model_version,
-                    outputs=[model_md, classes, metrics, info_json],
-                    api_visibility="private",
-                    concurrency_id="model_load",
-                )
+                    runtime_choices, inputs=[model_version, runtime], outputs=runtime, api_visibility="private"
+                ).then(**show_chosen)
+                runtime.input(**show_chosen)
 
             with gr.Tab("About / data", id="about"):
                 gr.Markdown(ABOUT_MD)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from detector.results import counts_agree
 from tests.app_process import answers, start_app
 from tests.helpers import REPO_ROOT, SEA_LION_CLASSES, free_port
 
@@ -45,7 +46,7 @@ def test_api_lists_the_named_endpoints(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert {"/count", "/count_data", "/count_batch", "/model_info"} <= set(endpoints)
     names = [p["parameter_name"] for p in endpoints["/count"]["parameters"]]
-    assert names == ["image", "conf", "iou", "slicing", "tile_size", "female_length_px", "model_version"]
+    assert names == ["image", "conf", "iou", "slicing", "tile_size", "female_length_px", "model_version", "runtime"]
 
 
 def test_count_on_a_shipped_example(client):
@@ -102,6 +103,36 @@ def test_model_info_reports_version_and_sha(app, client):
     assert set(info["class_colors"]) == set(SEA_LION_CLASSES)
     assert info["device"]
     assert "path" not in info  # no server paths in API answers
+
+
+def test_the_runtime_is_chosen_per_request(app, client):
+    """``runtime`` (last, optional): torch runs the weights; openvino-f32 runs the export and counts as torch does."""
+    example = handle_file(str(EXAMPLES[1]))
+    _, _, torch_result, status = client.predict(
+        example, 0, 0.45, "auto", 0, EXAMPLE_FEMALE_PX, app.expected_version, "torch", api_name="/count"
+    )
+    assert torch_result["runtime"] == "torch" and "torch)" in status
+    exported = client.predict(
+        example, female_length_px=EXAMPLE_FEMALE_PX, runtime="openvino-f32", api_name="/count_data"
+    )
+    assert exported["runtime"] == "openvino-f32"
+    assert counts_agree(torch_result["counts"], exported["counts"]), (torch_result["counts"], exported["counts"])
+    assert client.predict(app.expected_version, "torch", api_name="/model_info")["runtime"] == "torch"
+    assert client.predict(runtime="openvino-f32", api_name="/model_info")["runtime"] == "openvino-f32"
+
+
+def test_a_runtime_the_version_lacks_is_refused_by_name(app, client):
+    """Refused with the version's runtimes named; the app keeps serving."""
+    example = handle_file(str(EXAMPLES[1]))
+    lacks = rf"{app.expected_version} has no runtime 'onnx'; choose one of: auto, torch, .*openvino-f32"
+    with pytest.raises(AppError, match=lacks):
+        client.predict(example, female_length_px=EXAMPLE_FEMALE_PX, runtime="onnx", api_name="/count")
+    with pytest.raises(AppError, match="has no runtime 'nonsense'"):
+        client.predict(example, runtime="nonsense", api_name="/count_data")
+    with pytest.raises(AppError, match=r"v1 has no runtime 'openvino'; choose one of: auto, torch\."):
+        client.predict("v1", "openvino", api_name="/model_info")
+    result = client.predict(example, female_length_px=EXAMPLE_FEMALE_PX, api_name="/count_data")
+    assert list(result["counts"]) == SEA_LION_CLASSES
 
 
 def test_count_batch_with_one_broken_file(client, tmp_path):

@@ -138,6 +138,9 @@ def test_batch_tab_counts_and_lists_bad_files(browser, app, tmp_path):
 def test_other_tabs_render(browser, app):
     page = browser.new_page(viewport={"width": 1300, "height": 1000})
     page.goto(app.url, wait_until="domcontentloaded")
+    runtime = page.locator("#runtime input")  # the Runtime chooser, beside the model version
+    runtime.wait_for(timeout=30_000)
+    assert runtime.input_value() == "auto"
     page.get_by_role("tab", name="Model").click()
     page.get_by_text("weights sha256").wait_for(timeout=30_000)
     assert app.expected_sha256 in page.content()
