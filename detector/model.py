@@ -354,6 +354,7 @@ class Detector:
         # ultralytics takes arrays in BGR order: one conversion per image, and each tile is then a view of it
         bgr = [cv2.cvtColor(np.ascontiguousarray(work), cv2.COLOR_RGB2BGR) for work, _ in images]
         stream = [(index, number, tile) for index, (_, tiles) in enumerate(images) for number, tile in enumerate(tiles)]
+        sizes = [(work.shape[1], work.shape[0]) for work, _ in images]
         parts: list[list[Detections]] = [[] for _ in images]
         for start in range(0, len(stream), options.batch_size):
             chunk = stream[start : start + options.batch_size]
@@ -365,8 +366,7 @@ class Detector:
             for (index, number, tile), result in zip(chunk, results, strict=True):
                 kept = Detections.from_ultralytics(result).above(thresholds)
                 if len(kept):
-                    work = images[index][0]
-                    parts[index].append(kept.from_tile(tile, number, (work.shape[1], work.shape[0])))
+                    parts[index].append(kept.from_tile(tile, number, sizes[index]))
         return [Detections.merge(found) for found in parts]
 
     def _check_budget(

@@ -302,12 +302,12 @@ def finish_group(
     batches), in order; a group that fails is counted again one photo at a time, so a failure names its file."""
     loaded = [one for one in group if isinstance(one, LoadedPhoto)]
     counted: dict[int, Any] = {}
-    if len(loaded) > 1 and hasattr(detector, "count_prepared_many"):
+    if len(loaded) > 1:
         try:
             results = detector.count_prepared_many([one.prepared for one in loaded], options)
             counted = {id(one): result for one, result in zip(loaded, results, strict=True)}
         except DetectorError:
-            counted = {}
+            pass  # finish_file counts each photo of the group again, alone
     return [finish_file(detector, one, options, annotated_dir, counted.get(id(one))) for one in group]
 
 

@@ -27,7 +27,8 @@ Slicing = Literal["auto", "on", "off"]
 SLICING_CHOICES: tuple[str, ...] = get_args(Slicing)
 DEFAULT_SLICING: Slicing = "auto"  # tile a photo larger than one tile
 DEFAULT_HUB_TIMEOUT_S = 3.0
-# Photos a survey run decodes ahead of the network, in as many threads; the window is twice that (bounded memory).
+# Threads a survey run decodes photos in, ahead of the network; it holds at most a group plus twice that many
+# decoded photos (bounded memory).
 DEFAULT_DECODERS = 2
 # Photos a survey run counts together, their tiles sharing the network's batches (a static-batch export pads one
 # short batch per group instead of one per photo).
