@@ -165,6 +165,24 @@ def test_guarded_calibration_keeps_a_threshold_only_where_it_held_up_on_other_fo
     assert list(guarded[1:4]) == [0.25, 0.25, 0.25]  # no detections, no animals: nothing gained, default kept
 
 
+def test_guarded_calibration_on_a_single_fold_leaves_one_photo_out():
+    """A 2-fold CV chooses each fold's honest thresholds on the one other fold: the guard then leaves one photo
+    out. True adult males score 0.6 and false ones 0.3 on every photo (a threshold above 0.3 holds on every photo
+    left out); one photo's pups score 0.1 and the others have false pups at 0.12 (fitted to one photo: dropped)."""
+    from training.evaluate import guarded_thresholds
+
+    truth, found = {}, {}
+    for k in range(4):
+        photo, pups = f"p{k}", 30 if k == 0 else 0
+        pup_scores = np.full(30, 0.1) if pups else np.full(5, 0.12)
+        truth[photo] = np.array([8 + k, 0, 0, 0, pups])
+        classes = np.r_[np.zeros(8 + k + 6, int), np.full(len(pup_scores), 4)]
+        found[photo] = (classes, np.r_[np.full(8 + k, 0.6), np.full(6, 0.3), pup_scores])
+    guarded, unguarded = guarded_thresholds({"fold1": list(truth)}, truth, found, default=0.25)
+    assert 0.3 < guarded[0] <= 0.6 and guarded[0] == unguarded[0]
+    assert guarded[4] == 0.25 and unguarded[4] != 0.25
+
+
 def test_table_dots_turn_with_a_dotted_copy_that_was_rotated(tmp_path):
     """The dotted copy is the raw photo turned 180 degrees: the table's positions (marked on the dotted copy)
     end up on the same animals of the raw training image."""

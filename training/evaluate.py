@@ -243,8 +243,11 @@ def guarded_thresholds(
     on held-out folds (leave one fold out, inside ``folds``); returns (guarded, unguarded) thresholds.
 
     With a handful of photos a per-class threshold can fit two busy photos and miss the rest: a class keeps its
-    calibrated threshold only when that held up on photos it was not chosen on.
+    calibrated threshold only when that held up on photos it was not chosen on. Given a single fold (the other
+    fold of a 2-fold CV), the guard leaves one photo out instead.
     """
+    if len(folds) == 1:
+        folds = {photo: [photo] for photos in folds.values() for photo in photos}
     names = list(folds)
     photos = [p for name in names for p in folds[name]]
 
