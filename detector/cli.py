@@ -8,10 +8,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from detector.counting.results import CountResult
+from detector.counting.scale import ADULT_FEMALE_LENGTH_PX, scale_from_female_length
 from detector.environment import check_torch_pair
 from detector.errors import DetectorError
-from detector.results import CountResult
-from detector.scale import ADULT_FEMALE_LENGTH_PX, scale_from_female_length
 from detector.settings import (
     DEFAULT_CONF,
     DEFAULT_DECODERS,
@@ -157,9 +157,9 @@ def build_count_parser() -> argparse.ArgumentParser:
 def run_count(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from detector.model import Detector
-    from detector.records import PhotoRecord, write_counts
-    from detector.runs import RunDirectory, count_into_run, count_photos, find_photos, run_settings
+    from detector.counting.model import Detector
+    from detector.counting.records import PhotoRecord, write_counts
+    from detector.survey.runs import RunDirectory, count_into_run, count_photos, find_photos, run_settings
 
     photo_scale = args.photo_scale
     if args.female_length is not None:
@@ -169,7 +169,7 @@ def run_count(args: argparse.Namespace) -> int:
             raise DetectorError(f"--female-length: {exc}.") from None
     if args.engine == "ray" and not args.run:
         raise DetectorError("--engine ray writes into a run directory: add --run DIR.")
-    from detector.images import set_max_pixels
+    from detector.counting.images import set_max_pixels
 
     settings = settings_from(args)
     set_max_pixels(settings.max_pixels)
@@ -207,7 +207,7 @@ def run_count(args: argparse.Namespace) -> int:
 
     with bar:
         if run and args.engine == "ray":
-            from detector.ray_engine import count_into_run_with_ray
+            from detector.survey.ray_engine import count_into_run_with_ray
 
             count_into_run_with_ray(todo, run, settings.model, options, args.ray_address, args.workers, report)
         elif run:

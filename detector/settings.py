@@ -60,7 +60,7 @@ class CountOptions:
 
     ``conf`` None: the model version's calibrated per-class thresholds (``class_conf`` replaces them).
     ``tile_size`` None: the model's input size. ``photo_scale`` None: auto from each photo's size
-    (:mod:`detector.scale`).
+    (:mod:`detector.counting.scale`).
     """
 
     conf: float | None = None
@@ -118,7 +118,7 @@ class HubSettings:
 
 @dataclass(frozen=True)
 class ModelSettings:
-    """Which model version to load, from where, and on which device (see :func:`detector.hub.resolve_weights`)."""
+    """Which model version to load, from where, and on which device (:func:`~detector.versions.hub.resolve_weights`)."""
 
     version: str | None = None  # a manifest version name; None: the manifest's default
     weights: Path | None = None  # an explicit local weights file
@@ -130,7 +130,7 @@ class ModelSettings:
     manifest: Path | None = None  # None: the shipped weights/manifest.yaml
     ground_scale: float | None = None  # of an unlisted local weights file (a listed one knows its own)
     hub: HubSettings = field(default_factory=HubSettings)
-    runtime: str = DEFAULT_RUNTIME  # one of RUNTIME_CHOICES (see detector.model.choose_runtime)
+    runtime: str = DEFAULT_RUNTIME  # one of RUNTIME_CHOICES (see detector.counting.model.choose_runtime)
 
     def __post_init__(self) -> None:
         if self.runtime not in RUNTIME_CHOICES:

@@ -96,9 +96,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     from detector.cli import settings_from
-    from detector.images import set_max_pixels
+    from detector.counting.images import set_max_pixels
     from sealion_app.models import ModelRegistry
-    from sealion_app.ui import build_demo
+    from sealion_app.ui.demo import build_demo
 
     try:
         settings = settings_from(args)

@@ -1,7 +1,7 @@
-"""Saved reviews and their exported files (I/O over :mod:`detector.annotations`).
+"""Saved reviews and their exported files (I/O over :mod:`detector.review.annotations`).
 
 Layout of a reviews directory: one folder per photo, ``<photo stem>-<sha256[:12]>/``, holding for every save a pair
-``<UTC time>.count.json`` (the model's original :class:`~detector.results.CountResult` JSON) and
+``<UTC time>.count.json`` (the model's original :class:`~detector.counting.results.CountResult` JSON) and
 ``<UTC time>.review.json`` (:meth:`Review.to_dict`, which embeds the original too). Files are written to a temporary
 name and renamed, and a save never replaces an earlier one: a saved review is never lost or half written.
 
@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from detector.annotations import (
+from detector.classes import SEA_LION_CLASSES
+from detector.review.annotations import (
     PhotoAnnotations,
     Review,
     dots_csv,
@@ -28,7 +29,6 @@ from detector.annotations import (
     to_coco,
     to_viame_csv,
 )
-from detector.classes import SEA_LION_CLASSES
 
 REVIEW_SUFFIX = ".review.json"
 COUNT_SUFFIX = ".count.json"

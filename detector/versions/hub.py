@@ -22,8 +22,8 @@ from huggingface_hub.errors import (
 )
 
 from detector.errors import ModelResolutionError, WeightsIntegrityError
-from detector.manifest import ExportedRuntime, Manifest, ModelVersion, load_manifest
 from detector.settings import ENV_HUB_REPO, ENV_WEIGHTS, HubSettings, ModelSettings
+from detector.versions.manifest import ExportedRuntime, Manifest, ModelVersion, load_manifest
 
 logger = logging.getLogger(__name__)
 
