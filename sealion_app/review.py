@@ -15,8 +15,8 @@ from PIL import Image
 
 from detector.classes import class_color
 from detector.counting.metadata import read_metadata
-from detector.counting.records import sha256_bytes
 from detector.counting.results import CountResult
+from detector.files import sha256_bytes
 from detector.review.annotations import Edits, PhotoAnnotations, Review, result_from_json
 from detector.review.store import ExportFiles, SavedReview, read_annotations, save_review, write_exports
 from sealion_app.present import pretty

@@ -19,9 +19,10 @@ from PIL import Image
 from detector.counting.images import load_image
 from detector.counting.metadata import read_metadata
 from detector.counting.overlay import draw_overlay
-from detector.counting.records import Failure, PhotoRecord, sha256_bytes, write_counts_csv
+from detector.counting.records import Failure, PhotoRecord, write_counts_csv
 from detector.counting.results import CountResult
 from detector.errors import DetectorError
+from detector.files import sha256_bytes
 from detector.settings import CountOptions
 from sealion_app.present import fit_for_jpeg, result_dict, thumbnail
 from sealion_app.uploads import MemberTooLarge, Photo, Rejected, expand_uploads

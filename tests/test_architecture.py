@@ -181,7 +181,6 @@ ENVIRONMENT_READERS = {
     "detector/settings.py",  # Settings.from_env: the one reader of SEALION_* and the hub's HF_* variables
     "detector/environment.py",  # set_offline_defaults (setdefault, so a user's own value wins)
     "detector/__init__.py",  # OMP_WAIT_POLICY=PASSIVE before torch loads (setdefault)
-    "detector/cli.py",  # an edge: sealion-count
     "sealion_app/main.py",  # an edge: sealion-app (GRADIO_* options, MALLOC_ARENA_MAX)
 }
 EDGE_FUNCTIONS = {"main", "_main", "build_parser"}  # the training commands read their options here only

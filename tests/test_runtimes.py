@@ -110,7 +110,8 @@ def test_auto_picks_the_cpu_runtime_on_a_cpu_and_torch_elsewhere(tiny_export):
 
 
 def test_the_runtime_comes_from_the_environment_and_the_command_line(monkeypatch):
-    from detector.cli import build_count_parser, settings_from
+    from detector.arguments import settings_from
+    from detector.cli import build_count_parser
 
     assert Settings.from_env({}).model.runtime == "auto"
     assert Settings.from_env({"SEALION_RUNTIME": "OpenVINO"}).model.runtime == "openvino"

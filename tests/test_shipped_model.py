@@ -12,8 +12,8 @@ import pytest
 
 from detector import Detector
 from detector.counting.slicing import tile_grid
+from detector.files import sha256_file
 from detector.settings import ModelSettings
-from detector.versions.hub import sha256_file
 from detector.versions.manifest import load_manifest
 from tests.helpers import REPO_ROOT, SEA_LION_CLASSES
 

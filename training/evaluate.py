@@ -25,8 +25,9 @@ from typing import Any
 import numpy as np
 
 from detector.classes import SEA_LION_CLASSES
+from detector.files import sha256_file
 from detector.settings import DEFAULT_CONF
-from detector.versions.hub import ResolvedWeights, sha256_file
+from detector.versions.hub import ResolvedWeights
 from detector.versions.manifest import ModelVersion
 from training.io import DatasetRecord, PhotoEntry, TrainingError
 

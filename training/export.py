@@ -32,8 +32,9 @@ from typing import Any
 
 from detector.counting.results import RUNTIME_COUNT_TOLERANCE, counts_agree
 from detector.errors import DetectorError
+from detector.files import sha256_file
 from detector.settings import DEFAULT_BATCH, DEFAULT_IMGSZ, ModelSettings
-from detector.versions.hub import ResolvedRuntime, ResolvedWeights, resolve_weights, sha256_file
+from detector.versions.hub import ResolvedRuntime, ResolvedWeights, resolve_weights
 from detector.versions.manifest import DEFAULT_MANIFEST, ExportedRuntime, ModelVersion, add_version, load_manifest
 from training.io import TrainingError
 

@@ -149,7 +149,7 @@ def transfer_weights(model: Any, path: str | Path) -> InitReport:
 
     Hand-written because ultralytics' ``model.load`` logs only a count, not which layers stayed random.
     """
-    from detector.versions.hub import sha256_file
+    from detector.files import sha256_file
 
     source = read_init_state_dict(path)
     target = model.state_dict()

@@ -7,7 +7,6 @@ sha256, size, modification time) and what its EXIF says; a :class:`Failure` is a
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -16,10 +15,6 @@ from typing import Any
 
 from detector.counting.metadata import PhotoMetadata
 from detector.counting.results import CountResult
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -11,14 +11,13 @@ Exports (:func:`write_exports`): the corrected-counts CSV, the dots table, COCO 
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from detector.classes import SEA_LION_CLASSES
+from detector.files import write_atomic
 from detector.review.annotations import (
     PhotoAnnotations,
     Review,
@@ -32,22 +31,6 @@ from detector.review.annotations import (
 
 REVIEW_SUFFIX = ".review.json"
 COUNT_SUFFIX = ".count.json"
-
-
-def write_atomic(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, partial = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(partial, path)
-    except BaseException:
-        Path(partial).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def photo_folder(reviews_dir: Path, review: Review) -> Path:

@@ -27,8 +27,8 @@ from typing import Any
 from detector.counting.images import SUPPORTED_SUFFIXES
 from detector.counting.records import Failure, PhotoRecord, write_counts_csv, write_summary_csv
 from detector.errors import DetectorError
+from detector.files import atomic_path, sha256_bytes, sha256_file
 from detector.settings import DEFAULT_DECODERS, DEFAULT_GROUP, CountOptions
-from detector.versions.hub import sha256_file
 
 RUN_SETTINGS = "run.json"
 RESULTS = "results.jsonl"
@@ -196,13 +196,10 @@ class RunDirectory:
     def export(self, records: Sequence[PhotoRecord], failures: Sequence[Failure]) -> tuple[Path, Path]:
         """Write ``counts.csv`` and ``summary.csv`` from :meth:`outcome` (atomically: a reader never sees half a
         file)."""
-        written = []
         for name, writer in ((COUNTS_CSV, write_counts_csv), (SUMMARY_CSV, write_summary_csv)):
-            partial = self.folder / f".{name}.partial"
-            writer(partial, records, failures)
-            os.replace(partial, self.folder / name)
-            written.append(self.folder / name)
-        return written[0], written[1]
+            with atomic_path(self.folder / name) as partial:
+                writer(partial, records, failures)
+        return self.folder / COUNTS_CSV, self.folder / SUMMARY_CSV
 
 
 ProgressCallback = Callable[[PhotoRecord | Failure], None]
@@ -258,7 +255,6 @@ def finish_file(
     pass its failure on; never raises for a bad photo."""
     from detector.counting.images import load_image
     from detector.counting.metadata import read_metadata
-    from detector.counting.records import sha256_bytes
 
     if isinstance(loaded, Failure):
         return loaded
