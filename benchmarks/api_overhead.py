@@ -30,7 +30,7 @@ from benchmarks.common import (
     summarize,
     timed,
 )
-from detector.scale import ADULT_FEMALE_LENGTH_PX
+from detector.counting.scale import ADULT_FEMALE_LENGTH_PX
 from detector.settings import DEFAULT_CONF, DEFAULT_IOU, DEFAULT_SLICING, CountOptions
 
 NAME = "api_overhead"

@@ -68,8 +68,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     import torch
     from ultralytics import YOLO
 
-    from detector.images import load_image
-    from detector.slicing import tile_grid
+    from detector.counting.images import load_image
+    from detector.counting.slicing import tile_grid
 
     photo = args.photo or next(iter(default_photos()), None)
     if photo is None:

@@ -32,7 +32,7 @@ from benchmarks.common import (
     log,
     summarize,
 )
-from detector.scale import ADULT_FEMALE_LENGTH_PX
+from detector.counting.scale import ADULT_FEMALE_LENGTH_PX
 from detector.settings import DEFAULT_CONF, DEFAULT_IOU
 
 NAME = "load"

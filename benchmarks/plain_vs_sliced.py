@@ -29,7 +29,7 @@ from benchmarks.common import (
     summarize,
     timed,
 )
-from detector.detections import Detections
+from detector.counting.detections import Detections
 from detector.settings import DEFAULT_CONF, DEFAULT_IOU, DEFAULT_OVERLAP
 
 NAME = "plain_vs_sliced"
@@ -70,8 +70,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     from ultralytics import YOLO
 
-    from detector.images import load_image, rescale
-    from detector.slicing import tile_grid
+    from detector.counting.images import load_image, rescale
+    from detector.counting.slicing import tile_grid
 
     environment = Environment()
     threads = set_threads(None)

@@ -6,7 +6,7 @@ Every full-resolution photo of ``../shared`` (fullres-raw and fullres-dotted) is
 do (decode, rescale to the version's ground scale, tiles, network, merge), by one ``Detector`` per runtime of the
 version (default: torch and every export the manifest lists). Runs are interleaved round by round, so the ratio of
 a photo comes from the same stretch of machine load. Counts are compared per class with torch's: an exported
-runtime passes when every photo is within 1 % or one animal (``detector.results.counts_agree``), the issue's
+runtime passes when every photo is within 1 % or one animal (``detector.counting.results.counts_agree``), the issue's
 bar for the default.
 """
 
@@ -28,7 +28,7 @@ from benchmarks.common import (
     summarize,
     timed,
 )
-from detector.results import RUNTIME_COUNT_TOLERANCE, counts_agree
+from detector.counting.results import RUNTIME_COUNT_TOLERANCE, counts_agree
 
 NAME = "runtimes"
 
@@ -59,8 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from detector import Detector
     from detector.errors import DetectorError
-    from detector.hub import ResolvedRuntime
     from detector.settings import ModelSettings
+    from detector.versions.hub import ResolvedRuntime
 
     photos = args.photos or default_photos()
     if not photos:

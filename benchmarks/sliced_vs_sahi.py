@@ -47,7 +47,7 @@ PROFILE_BUCKETS = {
     "model forward (torch)": ("ultralytics/nn/autobackend.py", "forward"),
     "ultralytics preprocess": ("ultralytics/engine/predictor.py", "preprocess"),
     "ultralytics postprocess (NMS, Results)": ("ultralytics/models/yolo/detect/predict.py", "postprocess"),
-    "ours: seam merge": ("detector/slicing.py", "merge_tile_detections"),
+    "ours: seam merge": ("detector/counting/slicing.py", "merge_tile_detections"),
     "sahi: to ObjectPrediction": ("sahi/models/base.py", "convert_original_predictions"),
     "sahi: postprocess (merge)": ("sahi/postprocess/combine.py", "__call__"),
 }
@@ -145,8 +145,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from sahi.predict import get_sliced_prediction
     from sahi.slicing import get_slice_bboxes
 
-    from detector.images import load_image, rescale
-    from detector.slicing import tile_grid
+    from detector.counting.images import load_image, rescale
+    from detector.counting.slicing import tile_grid
 
     environment = Environment()
     threads = set_threads(args.threads)

@@ -17,6 +17,7 @@ import os
 # Set before torch loads; an explicit OMP_WAIT_POLICY in the environment wins (ACTIVE for dedicated cores).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from detector.counting.results import CountResult, ModelInfo
 from detector.environment import set_offline_defaults
 from detector.errors import (
     DetectorError,
@@ -24,8 +25,7 @@ from detector.errors import (
     ModelResolutionError,
     WeightsIntegrityError,
 )
-from detector.manifest import Manifest, ModelVersion, load_manifest
-from detector.results import CountResult, ModelInfo
+from detector.versions.manifest import Manifest, ModelVersion, load_manifest
 
 set_offline_defaults()  # ultralytics never reaches for the network, no telemetry: library users included
 
@@ -46,7 +46,7 @@ __all__ = [
 def __getattr__(name: str):
     # Detector pulls in torch/ultralytics; import it lazily so light users (CSV tools, the client) stay fast.
     if name == "Detector":
-        from detector.model import Detector
+        from detector.counting.model import Detector
 
         return Detector
     raise AttributeError(name)

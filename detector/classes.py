@@ -17,7 +17,7 @@ CLASS_COLORS: dict[str, tuple[int, int, int]] = {  # RGB
 }
 
 # Typical body length at full survey resolution (data README). Training boxes are squares of this side at the
-# ground scale; the photo scale is expressed as the adult female's length in a photo (detector.scale).
+# ground scale; the photo scale is expressed as the adult female's length in a photo (detector.counting.scale).
 BODY_LENGTH_PX: dict[str, int] = {
     "adult_males": 120,
     "subadult_males": 100,

@@ -8,27 +8,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from detector.arguments import add_model_arguments, settings_from
+from detector.counting.results import CountResult
+from detector.counting.scale import ADULT_FEMALE_LENGTH_PX, scale_from_female_length
 from detector.environment import check_torch_pair
 from detector.errors import DetectorError
-from detector.results import CountResult
-from detector.scale import ADULT_FEMALE_LENGTH_PX, scale_from_female_length
-from detector.settings import (
-    DEFAULT_CONF,
-    DEFAULT_DECODERS,
-    ENV_DEVICE,
-    ENV_GROUND_SCALE,
-    ENV_HUB_REPO,
-    ENV_HUB_REVISION,
-    ENV_MODEL_VERSION,
-    ENV_REFRESH,
-    ENV_RUNTIME,
-    ENV_WEIGHTS,
-    RUNTIME_CHOICES,
-    SLICING_CHOICES,
-    CountOptions,
-    Settings,
-    default_of,
-)
+from detector.settings import DEFAULT_CONF, DEFAULT_DECODERS, SLICING_CHOICES, CountOptions, default_of
 
 
 def photo_scale_arg(text: str) -> float | None:
@@ -103,40 +88,6 @@ def add_count_arguments(count: argparse.ArgumentParser) -> None:
     count.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
 
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """Which model to load; each option overrides its environment variable (:class:`detector.settings.Settings`)."""
-    parser.add_argument("--device", default=None, help=f"auto (default), cpu, cuda, cuda:N or mps [{ENV_DEVICE}]")
-    parser.add_argument(
-        "--runtime", choices=RUNTIME_CHOICES, default=None,
-        help="what runs the network: auto (default: the version's exported CPU runtime on a CPU when its package is "
-        f"installed, else torch), torch, or an export the version has [{ENV_RUNTIME}]",
-    )  # fmt: skip
-    parser.add_argument(
-        "--model-version", default=None, help=f"model version from weights/manifest.yaml [{ENV_MODEL_VERSION}]"
-    )
-    parser.add_argument("--weights", type=Path, default=None, help=f"explicit local weights file [{ENV_WEIGHTS}]")
-    parser.add_argument(
-        "--ground-scale", type=float, default=None,
-        help=f"the ground scale an unlisted --weights file was trained at (default 1.0) [{ENV_GROUND_SCALE}]",
-    )  # fmt: skip
-    parser.add_argument("--hub-repo", default=None, help=f"hub repo id to pull from [{ENV_HUB_REPO}]")
-    parser.add_argument("--revision", default=None, help=f"hub tag, branch or commit sha [{ENV_HUB_REVISION}]")
-    parser.add_argument(
-        "--refresh", action="store_true", default=None,
-        help=f"ask the hub for the version even when a verified local copy exists [{ENV_REFRESH}=1]",
-    )  # fmt: skip
-
-
-def settings_from(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Settings:
-    """The environment's settings with the command line's model options over them (the one place both meet)."""
-    settings = Settings.from_env(environ)
-    model = settings.model.with_options(
-        version=args.model_version, weights=args.weights, ground_scale=args.ground_scale, repo_id=args.hub_repo,
-        revision=args.revision, refresh=args.refresh, device=args.device, runtime=args.runtime,
-    )  # fmt: skip
-    return Settings(model=model, max_pixels=settings.max_pixels)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m detector", description="Count sea lions in photos.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -157,9 +108,9 @@ def build_count_parser() -> argparse.ArgumentParser:
 def run_count(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from detector.model import Detector
-    from detector.records import PhotoRecord, write_counts
-    from detector.runs import RunDirectory, count_into_run, count_photos, find_photos, run_settings
+    from detector.counting.model import Detector
+    from detector.counting.records import PhotoRecord, write_counts
+    from detector.survey.runs import RunDirectory, count_into_run, count_photos, find_photos, run_settings
 
     photo_scale = args.photo_scale
     if args.female_length is not None:
@@ -169,7 +120,7 @@ def run_count(args: argparse.Namespace) -> int:
             raise DetectorError(f"--female-length: {exc}.") from None
     if args.engine == "ray" and not args.run:
         raise DetectorError("--engine ray writes into a run directory: add --run DIR.")
-    from detector.images import set_max_pixels
+    from detector.counting.images import set_max_pixels
 
     settings = settings_from(args)
     set_max_pixels(settings.max_pixels)
@@ -207,7 +158,7 @@ def run_count(args: argparse.Namespace) -> int:
 
     with bar:
         if run and args.engine == "ray":
-            from detector.ray_engine import count_into_run_with_ray
+            from detector.survey.ray_engine import count_into_run_with_ray
 
             count_into_run_with_ray(todo, run, settings.model, options, args.ray_address, args.workers, report)
         elif run:

@@ -51,6 +51,7 @@ ENV_GROUND_SCALE = "SEALION_GROUND_SCALE"
 ENV_MAX_PIXELS = "SEALION_MAX_PIXELS"
 ENV_HUB_TIMEOUT = "SEALION_HUB_TIMEOUT"
 ENV_RUNTIME = "SEALION_RUNTIME"
+ENV_REVIEWS_DIR = "SEALION_REVIEWS_DIR"
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 
 
@@ -60,7 +61,7 @@ class CountOptions:
 
     ``conf`` None: the model version's calibrated per-class thresholds (``class_conf`` replaces them).
     ``tile_size`` None: the model's input size. ``photo_scale`` None: auto from each photo's size
-    (:mod:`detector.scale`).
+    (:mod:`detector.counting.scale`).
     """
 
     conf: float | None = None
@@ -118,7 +119,7 @@ class HubSettings:
 
 @dataclass(frozen=True)
 class ModelSettings:
-    """Which model version to load, from where, and on which device (see :func:`detector.hub.resolve_weights`)."""
+    """Which model version to load, from where, and on which device (:func:`~detector.versions.hub.resolve_weights`)."""
 
     version: str | None = None  # a manifest version name; None: the manifest's default
     weights: Path | None = None  # an explicit local weights file
@@ -130,7 +131,7 @@ class ModelSettings:
     manifest: Path | None = None  # None: the shipped weights/manifest.yaml
     ground_scale: float | None = None  # of an unlisted local weights file (a listed one knows its own)
     hub: HubSettings = field(default_factory=HubSettings)
-    runtime: str = DEFAULT_RUNTIME  # one of RUNTIME_CHOICES (see detector.model.choose_runtime)
+    runtime: str = DEFAULT_RUNTIME  # one of RUNTIME_CHOICES (see detector.counting.model.choose_runtime)
 
     def __post_init__(self) -> None:
         if self.runtime not in RUNTIME_CHOICES:
@@ -155,16 +156,23 @@ class ModelSettings:
         )  # fmt: skip
 
 
+def _reviews_dir(data_home: str | None = None) -> Path:
+    """``$XDG_DATA_HOME/sealion-counter/reviews`` (``~/.local/share`` when unset): saved reviews outlive the app."""
+    return Path(data_home or Path.home() / ".local" / "share") / "sealion-counter" / "reviews"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything an entry point takes from the environment."""
 
     model: ModelSettings = field(default_factory=ModelSettings)
     max_pixels: int | None = None  # largest photo decoded; None: Pillow's decompression-bomb limit
+    reviews_dir: Path = field(default_factory=_reviews_dir)  # where the app keeps saved reviews
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read the ``SEALION_*`` (and ``HF_*`` hub) variables; a bad value raises an error naming the variable."""
+        """Read the ``SEALION_*`` (and ``HF_*`` hub, ``XDG_DATA_HOME``) variables; a bad value raises an error naming
+        the variable."""
         env = os.environ if environ is None else environ
 
         def text(name: str) -> str | None:
@@ -206,4 +214,9 @@ class Settings:
             hub=hub,
             runtime=runtime,
         )
-        return cls(model=model, max_pixels=number(ENV_MAX_PIXELS, int))
+        reviews_dir = text(ENV_REVIEWS_DIR)
+        return cls(
+            model=model,
+            max_pixels=number(ENV_MAX_PIXELS, int),
+            reviews_dir=Path(reviews_dir) if reviews_dir else _reviews_dir(text("XDG_DATA_HOME")),
+        )

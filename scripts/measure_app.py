@@ -70,9 +70,9 @@ def main() -> int:
         photo = handle_file(str(args.photo))
         options = {"female_length_px": args.photo_scale * 80}  # the app takes the adult female length
 
-        from detector.images import load_image
-        from detector.model import Detector
-        from detector.overlay import draw_overlay
+        from detector.counting.images import load_image
+        from detector.counting.model import Detector
+        from detector.counting.overlay import draw_overlay
         from detector.settings import ModelSettings
 
         detector = Detector.load(ModelSettings(weights=args.weights))

@@ -23,8 +23,8 @@ DEFAULT_QUEUE_SIZE = 64  # a burst of 32 users (benchmarks.load) fits; still bou
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from detector.cli import add_model_arguments
-    from detector.settings import TRUE_WORDS
+    from detector.arguments import add_model_arguments
+    from detector.settings import ENV_REVIEWS_DIR, TRUE_WORDS
 
     env = os.environ
     parser = argparse.ArgumentParser(prog="sealion-app", description="Sea lion counter web app (Gradio).")
@@ -59,12 +59,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="single photos counted at the same time, taking turns on the model one tile batch each; batches run "
         "one at a time on their own queue (default %(default)s)",
     )
-    data_home = Path(env.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
     parser.add_argument(
         "--reviews-dir",
         type=Path,
-        default=Path(env.get("SEALION_REVIEWS_DIR") or data_home / "sealion-counter" / "reviews"),
-        help="where saved reviews are kept; they outlive the app (default %(default)s) [SEALION_REVIEWS_DIR]",
+        default=None,
+        help="where saved reviews are kept; they outlive the app (default: $XDG_DATA_HOME/sealion-counter/reviews, "
+        f"XDG_DATA_HOME defaulting to ~/.local/share) [{ENV_REVIEWS_DIR}]",
     )
     return parser.parse_args(argv)
 
@@ -95,10 +95,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
-    from detector.cli import settings_from
-    from detector.images import set_max_pixels
+    from detector.arguments import settings_from
+    from detector.counting.images import set_max_pixels
     from sealion_app.models import ModelRegistry
-    from sealion_app.ui import build_demo
+    from sealion_app.ui.demo import build_demo
 
     try:
         settings = settings_from(args)
@@ -108,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: cannot load the model: {exc}", file=sys.stderr)
         return 2
     info = registry.default.info
-    demo = build_demo(registry, count_workers=args.concurrency, reviews_dir=args.reviews_dir)
+    reviews_dir = args.reviews_dir or settings.reviews_dir
+    demo = build_demo(registry, count_workers=args.concurrency, reviews_dir=reviews_dir)
     demo.queue(max_size=args.queue_size)
     try:
         _, local_url, share_url = demo.launch(
@@ -136,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"Sea lion counter ready at {local_url} in {time.perf_counter() - _STARTED:.1f} s "
         f"(model {info.version}, sha256 {info.sha256[:12]}, {info.source}, device {registry.default.device}, "
-        f"runtime {info.runtime}); reviews are saved in {args.reviews_dir}",
+        f"runtime {info.runtime}); reviews are saved in {reviews_dir}",
         flush=True,
     )
     with contextlib.suppress(KeyboardInterrupt):

@@ -8,11 +8,11 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from detector.errors import DetectorError
-from detector.manifest import Manifest, load_manifest
 from detector.settings import DEFAULT_RUNTIME, ModelSettings
+from detector.versions.manifest import Manifest, load_manifest
 
 if TYPE_CHECKING:
-    from detector.model import Detector
+    from detector.counting.model import Detector
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class ModelRegistry:
 
         Versions picked later in the UI resolve from the manifest alone: nothing pinned for the first (an explicit
         weights file, hub repo or revision) carries over to them."""
-        from detector.model import Detector
+        from detector.counting.model import Detector
 
         settings = settings or ModelSettings()
         default = Detector.load(settings)
@@ -109,7 +109,7 @@ class ModelRegistry:
     def _load(self, label: str, runtime: str, offered: list[str]) -> Detector:
         """Load ``label`` with ``runtime`` (STARTUP: auto): the startup version keeps its startup settings (its
         weights, as pinned), another resolves from the manifest (:meth:`ModelSettings.for_version`)."""
-        from detector.model import Detector
+        from detector.counting.model import Detector
 
         settings = self.settings if label == self.default_label else self.settings.for_version(label)
         if runtime == STARTUP:

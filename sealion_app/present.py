@@ -13,12 +13,12 @@ import numpy as np
 import pandas as pd
 
 from detector.classes import class_color
-from detector.records import Failure
-from detector.results import CountResult
-from detector.scale import ADULT_FEMALE_LENGTH_PX
+from detector.counting.records import Failure
+from detector.counting.results import CountResult
+from detector.counting.scale import ADULT_FEMALE_LENGTH_PX
 
 if TYPE_CHECKING:
-    from detector.model import Detector
+    from detector.counting.model import Detector
 
 SAMPLE_COUNTS_CSV = Path(__file__).resolve().parent / "data" / "noaa_sample_counts.csv"
 COUNT_COLUMNS = ["class", "count", "typical error"]

@@ -1,5 +1,5 @@
 """What the Review tab and the ``/review`` endpoint do, without Gradio: the annotator's value for a count, the live
-table of counts and edits, and saving a review with its exports (:mod:`detector.annotations`, ``review_store``)."""
+table of counts and edits, and saving a review with its exports (:mod:`detector.review`)."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ from typing import Any
 import pandas as pd
 from PIL import Image
 
-from detector.annotations import Edits, PhotoAnnotations, Review, result_from_json
 from detector.classes import class_color
-from detector.metadata import read_metadata
-from detector.records import sha256_bytes
-from detector.results import CountResult
-from detector.review_store import ExportFiles, SavedReview, read_annotations, save_review, write_exports
+from detector.counting.metadata import read_metadata
+from detector.counting.results import CountResult
+from detector.files import sha256_bytes
+from detector.review.annotations import Edits, PhotoAnnotations, Review, result_from_json
+from detector.review.store import ExportFiles, SavedReview, read_annotations, save_review, write_exports
 from sealion_app.present import pretty
 
 REVIEW_COLUMNS = ["class", "model", "reviewed", "added", "removed", "reclassified"]

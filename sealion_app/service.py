@@ -16,18 +16,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
+from detector.counting.images import load_image
+from detector.counting.metadata import read_metadata
+from detector.counting.overlay import draw_overlay
+from detector.counting.records import Failure, PhotoRecord, write_counts_csv
+from detector.counting.results import CountResult
 from detector.errors import DetectorError
-from detector.images import load_image
-from detector.metadata import read_metadata
-from detector.overlay import draw_overlay
-from detector.records import Failure, PhotoRecord, sha256_bytes, write_counts_csv
-from detector.results import CountResult
+from detector.files import sha256_bytes
 from detector.settings import CountOptions
 from sealion_app.present import fit_for_jpeg, result_dict, thumbnail
 from sealion_app.uploads import MemberTooLarge, Photo, Rejected, expand_uploads
 
 if TYPE_CHECKING:
-    from detector.model import Detector
+    from detector.counting.model import Detector
 
 logger = logging.getLogger(__name__)
 

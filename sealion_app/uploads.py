@@ -15,7 +15,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from detector.images import SUPPORTED_SUFFIXES
+from detector.counting.images import SUPPORTED_SUFFIXES
 
 # Limits for one request: enough for a survey day's photos, far below what would exhaust the server.
 MAX_ZIP_MEMBERS = 1000

@@ -32,7 +32,7 @@ class AppProcess(AppServer):
 
 def default_model() -> tuple[str, str]:
     """The product default the app must start with: the manifest's default version and its pinned sha256."""
-    from detector.manifest import load_manifest
+    from detector.versions.manifest import load_manifest
 
     version = load_manifest(REPO_ROOT / "weights" / "manifest.yaml").get()
     return version.sha256, version.name

@@ -1,4 +1,4 @@
-"""Reviews and their formats (detector.annotations, detector.review_store): edits, COCO and VIAME CSV round trips,
+"""Reviews and their formats (detector.review): edits, COCO and VIAME CSV round trips,
 and a reviewed photo's dots table read by training.dataset as training labels at the reviewed positions."""
 
 from __future__ import annotations
@@ -12,7 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from detector.annotations import (
+from detector.classes import SEA_LION_CLASSES
+from detector.counting.records import counts_header
+from detector.counting.results import CountResult, ModelInfo
+from detector.review.annotations import (
     DOTS_COLUMNS,
     MATCH_IOU,
     Edits,
@@ -28,10 +31,7 @@ from detector.annotations import (
     to_coco,
     to_viame_csv,
 )
-from detector.classes import SEA_LION_CLASSES
-from detector.records import counts_header
-from detector.results import CountResult, ModelInfo
-from detector.review_store import load_reviews, read_annotations, save_review, write_exports
+from detector.review.store import load_reviews, read_annotations, save_review, write_exports
 from tests.helpers import REPO_ROOT
 
 PHOTO = REPO_ROOT / "examples" / "noaa_train_6.jpg"  # 1248x832: a survey original downsampled 4x

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from detector.results import counts_agree
+from detector.counting.results import counts_agree
 from tests.app_process import answers, start_app
 from tests.helpers import REPO_ROOT, SEA_LION_CLASSES, free_port
 
@@ -307,7 +307,7 @@ def test_version_chooser_loads_another_version_on_first_use(tmp_path):
 
     import yaml
 
-    from detector.manifest import load_manifest
+    from detector.versions.manifest import load_manifest
     from tests.helpers import build_untrained_model, sha256_of
 
     manifest = load_manifest(REPO_ROOT / "weights" / "manifest.yaml")

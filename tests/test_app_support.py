@@ -108,7 +108,7 @@ def test_registry_offers_each_versions_runtimes_and_loads_one_detector_per_choic
 
     # the app built on it: another version's chooser keeps a runtime it offers, else resets to auto; the Model tab
     # shows the detector of the chosen runtime
-    from sealion_app.ui import build_demo
+    from sealion_app.ui.demo import build_demo
 
     handlers = {f.name: f.fn for f in build_demo(registry).fns.values()}
     kept, reset = handlers["runtime_choices"]("v2", "torch"), handlers["runtime_choices"]("v1", "openvino-f32")
@@ -225,7 +225,7 @@ def test_class_distribution_is_the_official_counts():
 def test_counts_table_lists_all_classes_and_total():
     import numpy as np
 
-    from detector.results import CountResult
+    from detector.counting.results import CountResult
 
     result = CountResult(np.zeros((3, 4)), np.array([4, 4, 0]), np.ones(3), tuple(SEA_LION_CLASSES), (10, 10))
     table = present.counts_table(result)

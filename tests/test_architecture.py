@@ -1,5 +1,6 @@
-"""The layering of docs/architecture.md: detector imports neither the app nor training, and every module imports
-on its own (no import loop hidden by import order)."""
+"""The layering of docs/architecture.md: detector imports neither the app nor training, its parts (counting,
+versions, survey, review) import only downwards, Gradio stays in sealion_app/ui/, and every module imports on its
+own (no import loop hidden by import order). Every check walks the packages' subfolders."""
 
 from __future__ import annotations
 
@@ -13,12 +14,25 @@ import pytest
 from tests.helpers import REPO_ROOT
 
 PACKAGES = ("detector", "sealion_app", "training")
-MODULES = sorted(
-    ".".join(path.relative_to(REPO_ROOT).with_suffix("").parts)
-    for package in PACKAGES
-    for path in (REPO_ROOT / package).glob("*.py")
-    if path.name != "__main__.py"
-)
+
+
+def _sources(package: str) -> list[Path]:
+    """Every Python file of a package, its subpackages included."""
+    return sorted((REPO_ROOT / package).rglob("*.py"))
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(REPO_ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = sorted(_module_name(path) for package in PACKAGES for path in _sources(package) if path.name != "__main__.py")
+
+
+def test_the_checks_see_the_subpackages():
+    """A move into a subfolder must not take a module out of these checks (a glob of the top level would)."""
+    for expected in ("detector.counting.model", "detector.versions.hub", "detector.survey.runs", "sealion_app.ui"):
+        assert expected in MODULES
 
 
 def _imported(path: Path) -> set[str]:
@@ -38,7 +52,7 @@ def _imported(path: Path) -> set[str]:
      ("sealion_app", {"training", "benchmarks", "tests", "app"})],
 )  # fmt: skip
 def test_dependencies_point_down_only(package, forbidden):
-    for path in (REPO_ROOT / package).glob("*.py"):
+    for path in _sources(package):
         wrong = _imported(path) & forbidden
         assert not wrong, f"{path.relative_to(REPO_ROOT)} imports {sorted(wrong)}"
 
@@ -56,7 +70,13 @@ def test_every_module_imports_on_its_own():
 
 
 def test_the_light_modules_do_not_pull_in_torch():
-    light = ["detector", "detector.results", "detector.records", "detector.scale", "detector.slicing"]
+    light = [
+        "detector",
+        "detector.counting.results",
+        "detector.counting.records",
+        "detector.counting.scale",
+        "detector.counting.slicing",
+    ]
     code = "import sys, importlib\n" + "".join(f"importlib.import_module({m!r})\n" for m in light)
     code += "print('torch' in sys.modules, 'ultralytics' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
@@ -77,12 +97,69 @@ def _module_imports(path: Path, package_modules: set[str]) -> set[str]:
     return found
 
 
+def _path_of(module: str) -> Path:
+    path = REPO_ROOT / Path(*module.split("."))
+    return path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+
+
+# detector's parts, lowest first: each may import its own part and the parts below it, never one above or beside it.
+DETECTOR_PARTS = {
+    "base": set(),  # detector/*.py below the edges: classes, errors, settings, environment, files
+    "versions": {"base"},  # which model: the manifest, the hub, the runtimes
+    "counting": {"base", "versions"},  # one photo: load, scale, tile, network, merge, result
+    "survey": {"base", "versions", "counting"},  # many photos into a run directory
+    "review": {"base", "versions", "counting"},  # a person's corrections and their formats
+    "edge": {"base", "versions", "counting", "survey", "review"},  # the command line and the package's face
+}
+DETECTOR_EDGES = {"detector", "detector.cli", "detector.arguments"}
+
+
+def _detector_part(module: str) -> str:
+    parts = module.split(".")
+    if module in DETECTOR_EDGES:
+        return "edge"
+    if len(parts) > 2 and parts[1] in DETECTOR_PARTS:
+        return parts[1]
+    return "base"
+
+
+def test_detector_parts_import_only_downwards():
+    detector_modules = {module for module in MODULES if module.split(".")[0] == "detector"}
+    wrong = []
+    for module in sorted(detector_modules):
+        part = _detector_part(module)
+        for target in _module_imports(_path_of(module), detector_modules | {"detector"}) - {module}:
+            target_part = _detector_part(target)
+            if target_part != part and target_part not in DETECTOR_PARTS[part]:
+                wrong.append(f"{module} ({part}) imports {target} ({target_part})")
+    assert not wrong, wrong
+
+
+GRADIO = {"gradio", "gradio_client", "gradio_image_annotation"}
+
+
+def test_gradio_stays_in_the_ui():
+    """Only sealion_app/ui/ imports Gradio; the rest of the app (service, review, uploads, present, models) is
+    plain Python that a test or a script can use without it. Only the entry point (main.py) imports the ui."""
+    wrong = []
+    for package in PACKAGES:
+        for path in _sources(package):
+            relative = path.relative_to(REPO_ROOT)
+            if relative.parts[:2] == ("sealion_app", "ui"):
+                continue
+            if _imported(path) & GRADIO:  # ast.walk: function-level imports too
+                wrong.append(f"{relative} imports Gradio")
+            ui_users = _module_imports(
+                path, {"sealion_app.ui", *(m for m in MODULES if m.startswith("sealion_app.ui"))}
+            )
+            if ui_users and relative.as_posix() != "sealion_app/main.py":
+                wrong.append(f"{relative} imports {sorted(ui_users)}")
+    assert not wrong, wrong
+
+
 def test_the_import_graph_has_no_loop():
     """Imports inside functions count too: a loop there (dataset <-> dots) only waits for the wrong call order."""
-    graph = {
-        module: _module_imports(REPO_ROOT / Path(*module.split(".")).with_suffix(".py"), set(MODULES)) - {module}
-        for module in MODULES
-    }
+    graph = {module: _module_imports(_path_of(module), set(MODULES)) - {module} for module in MODULES}
     state: dict[str, str] = {}
 
     def visit(module: str, trail: list[str]) -> None:
@@ -104,7 +181,6 @@ ENVIRONMENT_READERS = {
     "detector/settings.py",  # Settings.from_env: the one reader of SEALION_* and the hub's HF_* variables
     "detector/environment.py",  # set_offline_defaults (setdefault, so a user's own value wins)
     "detector/__init__.py",  # OMP_WAIT_POLICY=PASSIVE before torch loads (setdefault)
-    "detector/cli.py",  # an edge: sealion-count
     "sealion_app/main.py",  # an edge: sealion-app (GRADIO_* options, MALLOC_ARENA_MAX)
 }
 EDGE_FUNCTIONS = {"main", "_main", "build_parser"}  # the training commands read their options here only
@@ -133,7 +209,7 @@ def _environment_uses(path: Path) -> list[tuple[int, str]]:
 def test_the_environment_is_read_only_at_the_edges():
     wrong = []
     for package in PACKAGES:
-        for path in sorted((REPO_ROOT / package).glob("*.py")):
+        for path in _sources(package):
             relative = path.relative_to(REPO_ROOT).as_posix()
             if relative in ENVIRONMENT_READERS:
                 continue
@@ -159,8 +235,8 @@ def test_count_defaults_are_typed_once():
 
     wrong = []
     for package in (*PACKAGES, "benchmarks"):
-        for path in sorted((REPO_ROOT / package).glob("*.py")):
-            if path.name == "settings.py":
+        for path in _sources(package):
+            if path.relative_to(REPO_ROOT).as_posix() == "detector/settings.py":
                 continue
             for node in ast.walk(ast.parse(path.read_text())):
                 where = f"{path.relative_to(REPO_ROOT)}:{getattr(node, 'lineno', '?')}"

@@ -189,7 +189,7 @@ def test_dockerfile_installs_cpu_torch_by_default_and_dependencies_before_source
 def test_dockerignore_keeps_weights_and_app_but_not_tests_or_git():
     sync_space = load_script("sync_space")
     patterns = sync_space.read_dockerignore(REPO_ROOT / ".dockerignore")
-    for kept in ("app.py", "weights/manifest.yaml", "detector/model.py", "requirements.txt", "examples/a.jpg"):
+    for kept in ("app.py", "weights/manifest.yaml", "detector/counting/model.py", "requirements.txt", "examples/a.jpg"):
         assert not sync_space.dockerignored(kept, patterns), kept
     for dropped in (".git/HEAD", "tests/test_x.py", ".venv/bin/python", "detector/__pycache__/m.pyc", "runs/x"):
         assert sync_space.dockerignored(dropped, patterns), dropped

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from detector.errors import ModelResolutionError, WeightsIntegrityError
-from detector.hub import resolve_weights, sha256_file
-from detector.manifest import load_manifest
+from detector.files import sha256_file
 from detector.settings import Settings
+from detector.versions.hub import resolve_weights
+from detector.versions.manifest import load_manifest
 from tests.helpers import free_port
 
 

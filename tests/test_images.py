@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from detector.counting.images import load_image
 from detector.errors import ImageLoadError
-from detector.images import load_image
 from detector.settings import ModelSettings
 
 
@@ -122,7 +122,7 @@ def test_unsupported_array_types_are_refused():
 
 
 def test_a_jpeg_decodes_at_the_size_it_will_be_used(tmp_path):
-    from detector.images import header_size
+    from detector.counting.images import header_size
 
     pixels = np.random.default_rng(3).integers(0, 255, (800, 1200, 3), np.uint8)
     jpeg, png = tmp_path / "a.jpg", tmp_path / "a.png"

@@ -15,8 +15,8 @@ import pytest
 from PIL import Image
 
 from detector import Detector
+from detector.counting.images import load_image
 from detector.errors import DetectorError
-from detector.images import load_image
 from detector.settings import ModelSettings
 from tests.app_process import start_app
 from tests.helpers import REPO_ROOT, SEA_LION_CLASSES
@@ -54,7 +54,7 @@ def test_a_huge_16_bit_png_decodes_without_full_size_float_copies(tmp_path):
     path = tmp_path / "big16.png"
     Image.fromarray(np.full((9400, 9400), 40000, np.uint16)).save(path)  # ~170 KB on disk, 88 MP
     code = (  # VmHWM: this process's own peak (ru_maxrss would carry the forking pytest's peak across exec)
-        "from detector.images import load_image;"
+        "from detector.counting.images import load_image;"
         f"rgb = load_image({str(path)!r}); assert rgb.shape == (9400, 9400, 3) and rgb[0, 0, 0] == 156;"
         "peak = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1];"
         "print(int(peak) // 1024)"

@@ -11,12 +11,12 @@ from PIL import Image
 
 from detector import Detector
 from detector.classes import SEA_LION_CLASSES
+from detector.counting.model import select_device
+from detector.counting.slicing import tile_grid
 from detector.errors import DetectorError
-from detector.hub import resolve_weights
-from detector.manifest import load_manifest
-from detector.model import select_device
 from detector.settings import ModelSettings
-from detector.slicing import tile_grid
+from detector.versions.hub import resolve_weights
+from detector.versions.manifest import load_manifest
 
 
 @pytest.fixture(scope="module")

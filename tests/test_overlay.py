@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from detector.classes import CLASS_COLORS, SEA_LION_CLASSES
-from detector.overlay import draw_overlay
-from detector.results import CountResult
+from detector.counting.overlay import draw_overlay
+from detector.counting.results import CountResult
 
 
 @pytest.mark.parametrize("width", [1000, 5000])

@@ -84,7 +84,7 @@ def test_sealion_count_runs_from_another_directory_with_the_packaged_model(insta
     (row,) = list(csv.DictReader((tmp_path / "counts.csv").open()))
     assert all(row[name].isdigit() for name in SEA_LION_CLASSES) and int(row["total"]) > 0
     assert (row["scale_source"], row["photo_scale"]) == ("auto", "0.25")  # a 4x copy, recognised from its size
-    code = "import detector, detector.manifest as m; print(detector.__file__, m.WEIGHTS_DIR)"
+    code = "import detector, detector.versions.manifest as m; print(detector.__file__, m.WEIGHTS_DIR)"
     where = subprocess.run(
         [str(installed / "python"), "-c", code],
         cwd=tmp_path, env=_clean_env(), capture_output=True, text=True, check=True,
@@ -95,7 +95,7 @@ def test_sealion_count_runs_from_another_directory_with_the_packaged_model(insta
 
 
 def test_the_installed_app_finds_its_examples(installed, tmp_path):
-    code = "from sealion_app import ui; print(len(list(ui.EXAMPLES_DIR.glob('*.jpg'))), ui.EXAMPLES_DIR)"
+    code = "from sealion_app.ui import demo as ui; print(len(list(ui.EXAMPLES_DIR.glob('*.jpg'))), ui.EXAMPLES_DIR)"
     out = subprocess.run(
         [str(installed / "python"), "-c", code], cwd=tmp_path, env=_clean_env(), capture_output=True, text=True
     )

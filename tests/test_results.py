@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from detector.results import CountResult, ModelInfo
+from detector.counting.results import CountResult, ModelInfo
 from tests.helpers import SEA_LION_CLASSES
 
 

@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from detector.annotations import PhotoAnnotations, to_coco, to_viame_csv
 from detector.classes import SEA_LION_CLASSES
-from detector.review_store import load_reviews
+from detector.review.annotations import PhotoAnnotations, to_coco, to_viame_csv
+from detector.review.store import load_reviews
 from sealion_app import review as service
 from sealion_app.service import photo_jpeg
 from tests.test_annotations import PHOTO, model_count

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from detector.metadata import PhotoMetadata, read_metadata
+from detector.counting.metadata import PhotoMetadata, read_metadata
 from tests.helpers import REPO_ROOT, SEA_LION_CLASSES
 
 PHOTOS = 30
@@ -186,9 +186,9 @@ def test_pipelined_decoding_counts_exactly_as_one_photo_after_another(survey, ti
     """count_photos with decoder threads: the same records, in the same order, as without; a broken file keeps its
     place as a failure that names it."""
     from detector import Detector
-    from detector.records import Failure
-    from detector.runs import count_photos, find_photos
+    from detector.counting.records import Failure
     from detector.settings import CountOptions, ModelSettings
+    from detector.survey.runs import count_photos, find_photos
 
     broken = survey / "site-B" / "IMG_0025.jpg"
     copy = tmp_path / "survey"

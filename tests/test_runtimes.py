@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from detector.counting.model import Detector, choose_runtime
+from detector.counting.results import counts_agree
 from detector.errors import DetectorError, WeightsIntegrityError
-from detector.hub import ResolvedRuntime, ResolvedWeights, resolve_runtime, resolve_weights
-from detector.manifest import ModelVersion, add_version, load_manifest, version_to_dict
-from detector.model import Detector, choose_runtime
-from detector.results import counts_agree
 from detector.settings import HubSettings, ModelSettings, Settings
+from detector.versions.hub import ResolvedRuntime, ResolvedWeights, resolve_runtime, resolve_weights
+from detector.versions.manifest import ModelVersion, add_version, load_manifest, version_to_dict
 from tests.helpers import REPO_ROOT, SEA_LION_CLASSES, free_port, sha256_of
 
 pytest.importorskip("openvino")
@@ -110,7 +110,8 @@ def test_auto_picks_the_cpu_runtime_on_a_cpu_and_torch_elsewhere(tiny_export):
 
 
 def test_the_runtime_comes_from_the_environment_and_the_command_line(monkeypatch):
-    from detector.cli import build_count_parser, settings_from
+    from detector.arguments import settings_from
+    from detector.cli import build_count_parser
 
     assert Settings.from_env({}).model.runtime == "auto"
     assert Settings.from_env({"SEALION_RUNTIME": "OpenVINO"}).model.runtime == "openvino"
@@ -169,7 +170,7 @@ def test_the_shipped_copy_resolves_offline_and_a_tampered_one_is_refused(tiny_ex
     xml.write_text(xml.read_text().replace("<layers>", "<layers> ", 1))  # one byte more
     with pytest.raises(WeightsIntegrityError, match="sha256"):
         resolve_runtime("openvino", weights, settings)
-    with caplog.at_level(logging.WARNING, logger="detector.model"):
+    with caplog.at_level(logging.WARNING, logger="detector.counting.model"):
         fallback = Detector.load(settings, warmup=False)  # auto: torch, with one line saying why
     assert fallback.runtime == "torch"
     notices = [r.getMessage() for r in caplog.records if "using torch" in r.getMessage()]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from detector.scale import (
+from detector.counting.scale import (
     ADULT_FEMALE_LENGTH_PX,
     auto_photo_scale,
     choose_photo_scale,

@@ -34,6 +34,14 @@ def test_the_environment_becomes_typed_settings():
     assert Settings.from_env({}) == Settings()  # nothing set: the defaults
 
 
+def test_the_reviews_folder_comes_from_the_environment_too():
+    """sealion-app's --reviews-dir default: SEALION_REVIEWS_DIR, else the XDG data home (read here, not in main)."""
+    assert Settings.from_env({"SEALION_REVIEWS_DIR": "/data/reviews"}).reviews_dir == Path("/data/reviews")
+    xdg = Settings.from_env({"XDG_DATA_HOME": "/xdg"}).reviews_dir
+    assert xdg == Path("/xdg/sealion-counter/reviews")
+    assert Settings.from_env({}).reviews_dir == Path.home() / ".local" / "share" / "sealion-counter" / "reviews"
+
+
 @pytest.mark.parametrize(
     ("environ", "message"),
     [

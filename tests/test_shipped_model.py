@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from detector import Detector
-from detector.hub import sha256_file
-from detector.manifest import load_manifest
+from detector.counting.slicing import tile_grid
+from detector.files import sha256_file
 from detector.settings import ModelSettings
-from detector.slicing import tile_grid
+from detector.versions.manifest import load_manifest
 from tests.helpers import REPO_ROOT, SEA_LION_CLASSES
 
 EXAMPLE = REPO_ROOT / "examples" / "noaa_train_0.jpg"  # the busiest sample photo, downsampled 4x
@@ -55,7 +55,7 @@ def intersection_over_smaller(a: np.ndarray, b: np.ndarray) -> float:
 
 def test_animals_on_tile_seams_are_counted_once(shipped):
     """Run each tile alone, find the animals two tiles both saw, and check the sliced count keeps one of each."""
-    from detector.images import load_image, rescale
+    from detector.counting.images import load_image, rescale
 
     scale = shipped.ground_scale  # work in the model's own pixels: each tile reaches the network unscaled
     photo = rescale(load_image(SPARSE_EXAMPLE), scale / 0.25)  # a dense colony blurs which box is which animal
@@ -128,7 +128,7 @@ def test_cli_counts_a_full_resolution_survey_photo(tmp_path, shared_data):
 @pytest.fixture(scope="module")
 def crop(shipped) -> np.ndarray:
     """One model tile of a dense example photo at the model's ground scale (no rescaling, no seam merge)."""
-    from detector.images import load_image, rescale
+    from detector.counting.images import load_image, rescale
 
     rgb = rescale(load_image(EXAMPLE), shipped.ground_scale / 0.25)
     side = shipped.imgsz
@@ -166,7 +166,7 @@ def test_the_versions_calibrated_thresholds_are_the_default(shipped, crop):
     from dataclasses import replace
 
     from detector.errors import DetectorError
-    from detector.hub import ResolvedWeights
+    from detector.versions.hub import ResolvedWeights
 
     scale = shipped.ground_scale
     assert shipped.count(crop, photo_scale=scale).conf == pytest.approx(
@@ -215,7 +215,7 @@ def test_a_colour_blind_version_counts_a_photo_and_its_greyscale_copy_alike(ship
 
     from PIL import Image
 
-    from detector.hub import ResolvedWeights
+    from detector.versions.hub import ResolvedWeights
 
     version = replace(shipped.weights.version, greyscale_input=True)
     blind = Detector(ResolvedWeights(shipped.weights.path, shipped.weights.sha256, "local", version), device="cpu")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from detector.slicing import merge_tile_detections, scale_boxes, shift_boxes, tile_grid, truncated_by_tile
+from detector.counting.slicing import merge_tile_detections, scale_boxes, shift_boxes, tile_grid, truncated_by_tile
 
 
 def covered(tiles: np.ndarray, width: int, height: int) -> np.ndarray:

@@ -43,7 +43,7 @@ def test_plan_sends_what_the_docker_build_uses_and_nothing_else(sync_space, tmp_
             "Dockerfile": "FROM x\n",
             ".dockerignore": "tests\n**/__pycache__\ndocs\n!docs/keep.md\n",
             "app.py": "print()\n",
-            "detector/model.py": "x = 1\n",
+            "detector/counting/model.py": "x = 1\n",
             "detector/__pycache__/model.cpython-311.pyc": "",
             "weights/manifest.yaml": "default: v1\n",
             "tests/test_app.py": "def test(): pass\n",
@@ -58,7 +58,7 @@ def test_plan_sends_what_the_docker_build_uses_and_nothing_else(sync_space, tmp_
         ".dockerignore",
         "Dockerfile",
         "app.py",
-        "detector/model.py",
+        "detector/counting/model.py",
         "docs/keep.md",
         "weights/manifest.yaml",
     ]

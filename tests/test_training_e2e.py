@@ -15,9 +15,10 @@ from huggingface_hub import ModelCard
 from ultralytics.utils.instance import Instances
 
 from detector.classes import CLASS_COLORS, SEA_LION_CLASSES
-from detector.hub import sha256_file, version_from_card
-from detector.manifest import load_manifest
+from detector.files import sha256_file
 from detector.settings import Settings
+from detector.versions.hub import version_from_card
+from detector.versions.manifest import load_manifest
 from tests.helpers import OlahServer
 from training.dataset import BuildOptions, ChipOptions, build_dataset
 from training.evaluate import evaluate_model

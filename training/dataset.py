@@ -28,9 +28,9 @@ import numpy as np
 import yaml
 
 from detector.classes import BODY_LENGTH_PX, SEA_LION_CLASSES
-from detector.images import rescale
+from detector.counting.images import rescale
+from detector.counting.slicing import tile_grid
 from detector.settings import default_of
-from detector.slicing import tile_grid
 from training.dots import (
     PairMismatchError,
     align_pair,

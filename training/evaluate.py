@@ -25,9 +25,10 @@ from typing import Any
 import numpy as np
 
 from detector.classes import SEA_LION_CLASSES
-from detector.hub import ResolvedWeights, sha256_file
-from detector.manifest import ModelVersion
+from detector.files import sha256_file
 from detector.settings import DEFAULT_CONF
+from detector.versions.hub import ResolvedWeights
+from detector.versions.manifest import ModelVersion
 from training.io import DatasetRecord, PhotoEntry, TrainingError
 
 logger = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ def load_detector(
     weights: Path, imgsz: int, ground_scale: float, device: str | None = None, greyscale_input: bool = False
 ):
     """The product's Detector on a local weights file, with the imgsz and ground scale it was trained at."""
-    from detector.model import Detector
+    from detector.counting.model import Detector
 
     weights = Path(weights)
     version = replace(

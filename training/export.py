@@ -30,11 +30,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from detector.counting.results import RUNTIME_COUNT_TOLERANCE, counts_agree
 from detector.errors import DetectorError
-from detector.hub import ResolvedRuntime, ResolvedWeights, resolve_weights, sha256_file
-from detector.manifest import DEFAULT_MANIFEST, ExportedRuntime, ModelVersion, add_version, load_manifest
-from detector.results import RUNTIME_COUNT_TOLERANCE, counts_agree
+from detector.files import sha256_file
 from detector.settings import DEFAULT_BATCH, DEFAULT_IMGSZ, ModelSettings
+from detector.versions.hub import ResolvedRuntime, ResolvedWeights, resolve_weights
+from detector.versions.manifest import DEFAULT_MANIFEST, ExportedRuntime, ModelVersion, add_version, load_manifest
 from training.io import TrainingError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -126,7 +127,7 @@ def check_counts(
 ) -> dict[str, Any]:
     """Count ``photos`` with torch and with the exported runtime; per photo and class, the difference must stay
     within 1 % of torch's count or one animal. ``torch_counts`` caches torch's side between runtimes."""
-    from detector.model import Detector
+    from detector.counting.model import Detector
 
     names = _photo_names(photos)
 

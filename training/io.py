@@ -27,8 +27,8 @@ class TrainingError(RuntimeError):
 
 def read_rgb(path: Path) -> np.ndarray:
     """A photo as RGB uint8, decoded exactly as the detector decodes it (EXIF rotation, 16-bit, any format)."""
+    from detector.counting.images import load_image
     from detector.errors import ImageLoadError
-    from detector.images import load_image
 
     try:
         return load_image(Path(path))

@@ -28,9 +28,10 @@ from typing import Any
 from huggingface_hub import HfApi, ModelCard, ModelCardData
 
 from detector.classes import CLASS_COLORS, SEA_LION_CLASSES
-from detector.hub import ResolvedWeights, sha256_file
-from detector.manifest import DEFAULT_MANIFEST, ModelVersion, add_version, load_manifest
+from detector.files import sha256_file
 from detector.settings import DEFAULT_CONF
+from detector.versions.hub import ResolvedWeights
+from detector.versions.manifest import DEFAULT_MANIFEST, ModelVersion, add_version, load_manifest
 from training.export import EXPORT_CHOICES, ExportOptions, default_check_photos, export_version, ship_runtimes
 from training.io import DatasetRecord, TrainingError
 

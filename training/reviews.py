@@ -19,8 +19,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from detector.annotations import PhotoAnnotations, Review, dots_csv
-from detector.review_store import load_reviews, read_annotations, write_atomic
+from detector.files import write_atomic
+from detector.review.annotations import PhotoAnnotations, Review, dots_csv
+from detector.review.store import load_reviews, read_annotations
 
 
 def collect(sources: Sequence[Path], photo_scale: float = 1.0) -> list[Review | tuple[PhotoAnnotations, float]]:

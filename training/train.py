@@ -35,7 +35,7 @@ set_offline_defaults()  # before ultralytics loads: it must never reach for the 
 from ultralytics.models.yolo.detect import DetectionTrainer  # noqa: E402
 
 from detector.classes import SEA_LION_CLASSES  # noqa: E402
-from detector.images import greyscale  # noqa: E402
+from detector.counting.images import greyscale  # noqa: E402
 from detector.settings import DEFAULT_IMGSZ  # noqa: E402
 from training.io import DATASET_RECORD, DatasetRecord, TrainingError  # noqa: E402
 
@@ -149,7 +149,7 @@ def transfer_weights(model: Any, path: str | Path) -> InitReport:
 
     Hand-written because ultralytics' ``model.load`` logs only a count, not which layers stayed random.
     """
-    from detector.hub import sha256_file
+    from detector.files import sha256_file
 
     source = read_init_state_dict(path)
     target = model.state_dict()

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from detector.classes import class_color
-from detector.results import CountResult
+from detector.counting.results import CountResult
 
 
 def draw_overlay(image: np.ndarray, result: CountResult, legend: bool = True) -> np.ndarray:

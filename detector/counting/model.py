@@ -15,14 +15,14 @@ from typing import Any
 import cv2
 import numpy as np
 
-from detector.detections import Detections
+from detector.counting.detections import Detections
+from detector.counting.images import ImageInput, greyscale, header_size, load_image, resize_to
+from detector.counting.results import CountResult, ModelInfo
+from detector.counting.scale import PhotoScale, choose_photo_scale, scale_warnings
+from detector.counting.slicing import tile_grid
 from detector.errors import DetectorError
-from detector.hub import ResolvedRuntime, ResolvedWeights, resolve_runtime, resolve_weights
-from detector.images import ImageInput, greyscale, header_size, load_image, resize_to
-from detector.results import CountResult, ModelInfo
-from detector.scale import PhotoScale, choose_photo_scale, scale_warnings
 from detector.settings import DEFAULT_CONF, DEFAULT_IMGSZ, DEFAULT_IOU, CountOptions, ModelSettings
-from detector.slicing import tile_grid
+from detector.versions.hub import ResolvedRuntime, ResolvedWeights, resolve_runtime, resolve_weights
 
 logger = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ class Detector:
 
     @classmethod
     def load(cls, model: ModelSettings | None = None, *, warmup: bool = True, threads: int | None = None) -> Detector:
-        """Resolve a model version (see :func:`detector.hub.resolve_weights`) and load it on ``model.device`` with
+        """Resolve a model version (:func:`~detector.versions.hub.resolve_weights`) and load it on ``model.device`` with
         ``model.runtime`` (:func:`choose_runtime`).
 
         An exported runtime that auto chose but cannot run here (package missing, files unreachable or refused,
@@ -244,7 +244,7 @@ class Detector:
         ``DEFAULT_CONF``. The thresholds applied are recorded in the result (``result.conf``).
 
         ``photo_scale`` is the photo's resolution relative to a survey original (0.25 for a photo downsampled
-        4x; see :mod:`detector.scale`); None (auto) derives it from the photo's size, assuming a whole survey
+        4x; see :mod:`detector.counting.scale`); None (auto) derives it from the photo's size, assuming a whole survey
         frame. The photo is resized by ``ground_scale / photo_scale`` to match the model. The scale used, and
         warnings when it looks wrong, are recorded in the result.
         ``slicing``: "auto" tiles photos larger than a tile, "on" always tiles, "off" runs the whole photo

@@ -1,4 +1,4 @@
-"""The Ray Data engine of survey runs: the same :class:`~detector.model.Detector` in a pool of actors.
+"""The Ray Data engine of survey runs: the same :class:`~detector.counting.model.Detector` in a pool of actors.
 
 ``sealion-count SOURCES --run DIR --engine ray [--ray-address ADDR] [--workers N]``: the driver lists the photos,
 skips what the run directory already holds, and streams the rest through ``map_batches`` (one model per actor,
@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from detector.counting.records import Failure, PhotoRecord
 from detector.errors import DetectorError
-from detector.records import Failure, PhotoRecord
-from detector.runs import PhotoFile, ProgressCallback, RunDirectory, count_file
 from detector.settings import CountOptions, ModelSettings
+from detector.survey.runs import PhotoFile, ProgressCallback, RunDirectory, count_file
 
 
 def _import_ray() -> Any:
@@ -38,7 +38,7 @@ class CountActor:
     def __init__(self, model: ModelSettings, options: CountOptions) -> None:
         import ray
 
-        from detector.model import Detector  # importing detector sets the offline defaults in this worker too
+        from detector.counting.model import Detector  # importing detector sets the offline defaults in this worker too
 
         cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
         self.detector = Detector.load(model, threads=max(1, int(cpus)))  # its share, not every core

@@ -17,20 +17,20 @@ from typing import Any
 
 import gradio as gr
 
+from detector.counting.scale import ADULT_FEMALE_LENGTH_PX, scale_from_female_length
 from detector.errors import DetectorError
-from detector.scale import ADULT_FEMALE_LENGTH_PX, scale_from_female_length
 from detector.settings import DEFAULT_IOU, DEFAULT_RUNTIME, DEFAULT_SLICING, SLICING_CHOICES, CountOptions
 from sealion_app import present
-from sealion_app.components import Blocks, PhotoInput, api_optional
 from sealion_app.models import ModelRegistry
-from sealion_app.review_tab import build_review_tab
 from sealion_app.service import count_batch, count_to_file, photo_jpeg, prune_old_batches
+from sealion_app.ui.components import Blocks, PhotoInput, api_optional
+from sealion_app.ui.review_tab import build_review_tab
 
 logger = logging.getLogger("sealion_app")
 
-EXAMPLES_DIR = Path(__file__).resolve().parent / "examples"  # installed: the package copy
+EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"  # installed: the package copy
 if not EXAMPLES_DIR.is_dir():
-    EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"  # a checkout: examples/ at the top
+    EXAMPLES_DIR = Path(__file__).resolve().parents[2] / "examples"  # a checkout: examples/ at the top
 
 ABOUT_MD = """
 ## What it does

@@ -4,7 +4,7 @@ A run directory holds:
 
 - ``run.json`` — the settings that decide the counts (model version and sha256, runtime, thresholds, IoU, tiles,
   photo scale); a rerun with other settings is refused unless it asks for a new run;
-- ``results.jsonl`` — one :class:`~detector.records.PhotoRecord` per line, appended and flushed to disk as each
+- ``results.jsonl`` — one :class:`~detector.counting.records.PhotoRecord` per line, appended and flushed to disk as each
   photo finishes (a killed process loses at most the line it was writing, which the next run drops);
 - ``failures.jsonl`` — the files that could not be counted, with the reason;
 - ``counts.csv`` and ``summary.csv`` — written at the end of every run (and of every resumed run) from the lines.
@@ -24,10 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from detector.counting.images import SUPPORTED_SUFFIXES
+from detector.counting.records import Failure, PhotoRecord, write_counts_csv, write_summary_csv
 from detector.errors import DetectorError
-from detector.hub import sha256_file
-from detector.images import SUPPORTED_SUFFIXES
-from detector.records import Failure, PhotoRecord, write_counts_csv, write_summary_csv
+from detector.files import atomic_path, sha256_bytes, sha256_file
 from detector.settings import DEFAULT_DECODERS, DEFAULT_GROUP, CountOptions
 
 RUN_SETTINGS = "run.json"
@@ -196,13 +196,10 @@ class RunDirectory:
     def export(self, records: Sequence[PhotoRecord], failures: Sequence[Failure]) -> tuple[Path, Path]:
         """Write ``counts.csv`` and ``summary.csv`` from :meth:`outcome` (atomically: a reader never sees half a
         file)."""
-        written = []
         for name, writer in ((COUNTS_CSV, write_counts_csv), (SUMMARY_CSV, write_summary_csv)):
-            partial = self.folder / f".{name}.partial"
-            writer(partial, records, failures)
-            os.replace(partial, self.folder / name)
-            written.append(self.folder / name)
-        return written[0], written[1]
+            with atomic_path(self.folder / name) as partial:
+                writer(partial, records, failures)
+        return self.folder / COUNTS_CSV, self.folder / SUMMARY_CSV
 
 
 ProgressCallback = Callable[[PhotoRecord | Failure], None]
@@ -231,7 +228,7 @@ class LoadedPhoto:
 
     photo: PhotoFile
     data: bytes
-    prepared: Any  # detector.model.Prepared
+    prepared: Any  # detector.counting.model.Prepared
 
 
 def load_file(detector: Any, photo: PhotoFile, options: CountOptions) -> LoadedPhoto | Failure:
@@ -256,9 +253,8 @@ def finish_file(
 ) -> PhotoRecord | Failure:
     """Count a loaded photo into a record (the network half; ``result``: its count, already made with others), or
     pass its failure on; never raises for a bad photo."""
-    from detector.images import load_image
-    from detector.metadata import read_metadata
-    from detector.records import sha256_bytes
+    from detector.counting.images import load_image
+    from detector.counting.metadata import read_metadata
 
     if isinstance(loaded, Failure):
         return loaded
@@ -269,7 +265,7 @@ def finish_file(
         if annotated_dir is not None:
             from PIL import Image
 
-            from detector.overlay import draw_overlay
+            from detector.counting.overlay import draw_overlay
 
             rgb = load_image(data, label=str(photo.path))
             annotated_dir.mkdir(parents=True, exist_ok=True)

@@ -18,9 +18,9 @@ from detector.settings import DEFAULT_IMGSZ, ENV_MANIFEST
 
 def _shipped_weights_dir() -> Path:
     """``weights/`` of a checkout, or its copy inside the installed package (``pip install .``)."""
-    here = Path(__file__).resolve().parent
-    installed = here / "weights"
-    return installed if (installed / "manifest.yaml").is_file() else here.parent / "weights"
+    package = Path(__file__).resolve().parent.parent  # detector/
+    installed = package / "weights"
+    return installed if (installed / "manifest.yaml").is_file() else package.parent / "weights"
 
 
 WEIGHTS_DIR = _shipped_weights_dir()

@@ -2,7 +2,7 @@
 
 The photo's detections become editable boxes in ``gradio_image_annotation``'s annotator (draw, move, resize,
 relabel, delete; scroll to zoom, drag to pan). The work is in :mod:`sealion_app.review`; this module is the wiring,
-called by :func:`sealion_app.ui.build_demo` inside its tabs.
+called by :func:`sealion_app.ui.demo.build_demo` inside its tabs.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from gradio_image_annotation import image_annotator
 from detector.classes import SEA_LION_CLASSES, class_color
 from detector.settings import CountOptions
 from sealion_app import review as service
-from sealion_app.components import PhotoInput
 from sealion_app.models import ModelRegistry
 from sealion_app.service import photo_jpeg, prune_old_batches
+from sealion_app.ui.components import PhotoInput
 
 REVIEW_HINT = (
     "Count a photo in the **Count** tab, then correct its boxes here. **Delete** a false detection: click it, press "
@@ -47,7 +47,7 @@ def build_review_tab(
 ) -> gr.Tab:
     """The Review tab, fed by the Count tab's photo (``image``) and result (``result_json``), and ``/review``.
 
-    ``guard`` maps unexpected failures to one-line gr.Errors (``sealion_app.ui.human_errors``).
+    ``guard`` maps unexpected failures to one-line gr.Errors (``sealion_app.ui.demo.human_errors``).
     """
     class_names = list(registry.default.class_names or SEA_LION_CLASSES)
     colors = [class_color(name, i) for i, name in enumerate(class_names)]

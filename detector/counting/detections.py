@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from detector.slicing import merge_tile_detections, scale_boxes, shift_boxes, truncated_by_tile
+from detector.counting.slicing import merge_tile_detections, scale_boxes, shift_boxes, truncated_by_tile
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ class Detections:
         return Detections(xyxy, self.confidence, self.class_id, np.full(len(self), tile_id), cut)
 
     def merge_tiles(self) -> Detections:
-        """One detection per animal across tile seams (:func:`detector.slicing.merge_tile_detections`)."""
+        """One detection per animal across tile seams (:func:`detector.counting.slicing.merge_tile_detections`)."""
         if len(np.unique(self.tile_id)) < 2:
             return self
         return self[merge_tile_detections(self.xyxy, self.confidence, self.class_id, self.tile_id, self.truncated)]

@@ -5,7 +5,6 @@ Every file is checked against its pinned sha256 before anything loads it.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from dataclasses import dataclass, replace
@@ -22,8 +21,9 @@ from huggingface_hub.errors import (
 )
 
 from detector.errors import ModelResolutionError, WeightsIntegrityError
-from detector.manifest import ExportedRuntime, Manifest, ModelVersion, load_manifest
+from detector.files import sha256_file
 from detector.settings import ENV_HUB_REPO, ENV_WEIGHTS, HubSettings, ModelSettings
+from detector.versions.manifest import ExportedRuntime, Manifest, ModelVersion, load_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -49,14 +49,6 @@ class ResolvedRuntime:
     @property
     def name(self) -> str:
         return self.runtime.name
-
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def verify_sha256(path: str | os.PathLike[str], expected: str) -> str:

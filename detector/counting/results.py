@@ -64,7 +64,7 @@ class CountResult:
     tiles: int = 1
     source: str | None = None  # file name or label of the input
     conf: Mapping[str, float] = field(default_factory=dict)  # the confidence threshold applied, per class
-    photo_scale: float | None = None  # photo resolution relative to a survey original (detector.scale)
+    photo_scale: float | None = None  # photo resolution relative to a survey original (detector.counting.scale)
     scale_source: str | None = None  # "auto" (from the photo's size) or "manual"
     runtime: str = "torch"  # what ran the network
     warnings: tuple[str, ...] = ()  # plain-language doubts about this count (e.g. the photo scale)
@@ -116,7 +116,7 @@ class CountResult:
     @property
     def adult_female_px(self) -> float | None:
         """Typical adult female length in this photo (pixels) at the photo scale used."""
-        from detector.scale import ADULT_FEMALE_LENGTH_PX
+        from detector.counting.scale import ADULT_FEMALE_LENGTH_PX
 
         return None if self.photo_scale is None else self.photo_scale * ADULT_FEMALE_LENGTH_PX
 

@@ -1,7 +1,7 @@
-"""Saved reviews and their exported files (I/O over :mod:`detector.annotations`).
+"""Saved reviews and their exported files (I/O over :mod:`detector.review.annotations`).
 
 Layout of a reviews directory: one folder per photo, ``<photo stem>-<sha256[:12]>/``, holding for every save a pair
-``<UTC time>.count.json`` (the model's original :class:`~detector.results.CountResult` JSON) and
+``<UTC time>.count.json`` (the model's original :class:`~detector.counting.results.CountResult` JSON) and
 ``<UTC time>.review.json`` (:meth:`Review.to_dict`, which embeds the original too). Files are written to a temporary
 name and renamed, and a save never replaces an earlier one: a saved review is never lost or half written.
 
@@ -11,14 +11,14 @@ Exports (:func:`write_exports`): the corrected-counts CSV, the dots table, COCO 
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from detector.annotations import (
+from detector.classes import SEA_LION_CLASSES
+from detector.files import write_atomic
+from detector.review.annotations import (
     PhotoAnnotations,
     Review,
     dots_csv,
@@ -28,26 +28,9 @@ from detector.annotations import (
     to_coco,
     to_viame_csv,
 )
-from detector.classes import SEA_LION_CLASSES
 
 REVIEW_SUFFIX = ".review.json"
 COUNT_SUFFIX = ".count.json"
-
-
-def write_atomic(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, partial = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(partial, path)
-    except BaseException:
-        Path(partial).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def photo_folder(reviews_dir: Path, review: Review) -> Path:

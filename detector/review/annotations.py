@@ -7,9 +7,9 @@
   highest IoU first. Unpaired reviewed boxes were **added**, unpaired detections **removed**, and a pair whose class
   differs was **reclassified** (counted under the model's class). A box dragged so far that it overlaps its old
   place by less than 0.5 counts as one removed and one added.
-* :class:`Review`: the reviewed annotations next to the original :class:`~detector.results.CountResult`, with who,
+* :class:`Review`: the reviewed annotations next to the original :class:`~.CountResult`, with who,
   when, the model version and the edits; its corrected-counts CSV row has the batch CSV's columns
-  (:func:`detector.records.counts_header`) plus :data:`review_columns`.
+  (:func:`detector.counting.records.counts_header`) plus :data:`review_columns`.
 * Formats: a dots table (:func:`dots_csv`, what ``training.dataset.read_dots_table`` reads), COCO detection JSON
   (:func:`to_coco` / :func:`from_coco`) and VIAME CSV, the format of VIAME and its DIVE annotator
   (:func:`to_viame_csv` / :func:`from_viame_csv`). Coordinates are kept to 0.01 px, so export → import is exact.
@@ -28,9 +28,9 @@ from typing import Any
 import numpy as np
 
 from detector.classes import SEA_LION_CLASSES
-from detector.metadata import PhotoMetadata
-from detector.records import counts_header
-from detector.results import CountResult, ModelInfo
+from detector.counting.metadata import PhotoMetadata
+from detector.counting.records import counts_header
+from detector.counting.results import CountResult, ModelInfo
 
 MATCH_IOU = 0.5  # an original detection and a reviewed box are the same animal at IoU >= this
 DECIMALS = 2  # boxes are kept to 0.01 px: exact through every format
@@ -284,7 +284,7 @@ class Edits:
 
 
 def review_columns(class_names: Sequence[str]) -> list[str]:
-    """Columns a corrected-counts CSV adds to the batch CSV's (:func:`detector.records.counts_header`)."""
+    """Columns a corrected-counts CSV adds to the batch CSV's (:func:`detector.counting.records.counts_header`)."""
     return [
         "reviewed",
         "reviewer",

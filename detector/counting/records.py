@@ -1,25 +1,20 @@
 """Per-photo records and the one writer of count tables: CLI ``--out``, survey runs, the app's batch CSV.
 
-A :class:`PhotoRecord` is a :class:`~detector.results.CountResult` plus where the photo came from (path, folder,
+A :class:`PhotoRecord` is a :class:`~.results.CountResult` plus where the photo came from (path, folder,
 sha256, size, modification time) and what its EXIF says; a :class:`Failure` is a file that was not counted.
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from detector.metadata import PhotoMetadata
-from detector.results import CountResult
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+from detector.counting.metadata import PhotoMetadata
+from detector.counting.results import CountResult
 
 
 @dataclass(frozen=True)

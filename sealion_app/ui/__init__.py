@@ -1,0 +1,1 @@
+"""The Gradio interface: everything in the app that imports Gradio."""
