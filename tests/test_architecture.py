@@ -112,15 +112,23 @@ DETECTOR_PARTS = {
     "edge": {"base", "versions", "counting", "survey", "review"},  # the command line and the package's face
 }
 DETECTOR_EDGES = {"detector", "detector.cli", "detector.arguments"}
+# The runtimes' names, which settings validates against: part of versions, but a leaf that base may import.
+VOCABULARY = "detector.versions.runtimes"
 
 
 def _detector_part(module: str) -> str:
     parts = module.split(".")
     if module in DETECTOR_EDGES:
         return "edge"
+    if module == VOCABULARY:
+        return "base"
     if len(parts) > 2 and parts[1] in DETECTOR_PARTS:
         return parts[1]
     return "base"
+
+
+def test_the_runtime_vocabulary_is_a_leaf():
+    assert not _module_imports(_path_of(VOCABULARY), set(MODULES))
 
 
 def test_detector_parts_import_only_downwards():

@@ -30,17 +30,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from detector.counting.results import RUNTIME_COUNT_TOLERANCE, counts_agree
 from detector.errors import DetectorError
 from detector.files import sha256_file
 from detector.settings import DEFAULT_BATCH, DEFAULT_IMGSZ, ModelSettings
 from detector.versions.hub import ResolvedRuntime, ResolvedWeights, resolve_weights
 from detector.versions.manifest import DEFAULT_MANIFEST, ExportedRuntime, ModelVersion, add_version, load_manifest
+from detector.versions.runtimes import COUNT_TOLERANCE, EXPORT_CHOICES, counts_agree, is_int8, runtime_format
 from training.io import TrainingError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO_ROOT / "examples"
-EXPORT_CHOICES = ("openvino", "openvino-int8", "onnx")
 
 
 @dataclass(frozen=True)
@@ -61,11 +60,11 @@ class ExportOptions:
 
     @property
     def format(self) -> str:
-        return self.runtime.split("-")[0]
+        return runtime_format(self.runtime)
 
     @property
     def int8(self) -> bool:
-        return self.runtime.endswith("-int8")
+        return is_int8(self.runtime)
 
 
 def calibration_yaml(calibration: Path) -> Path:
@@ -144,7 +143,7 @@ def check_counts(
     worst = max((abs(counts[p][c] - reference[p][c]) for p in counts for c in counts[p]), default=0)
     return {
         "photos": len(counts),
-        "tolerance": f"{RUNTIME_COUNT_TOLERANCE:.0%} or 1 animal per class and photo",
+        "tolerance": f"{COUNT_TOLERANCE:.0%} or 1 animal per class and photo",
         "within_tolerance": all(counts_agree(reference[p], counts[p]) for p in counts),
         "outside_tolerance": {p: _differences(reference[p], counts[p]) for p in counts
                               if not counts_agree(reference[p], counts[p])},

@@ -32,7 +32,8 @@ from detector.files import sha256_file
 from detector.settings import DEFAULT_CONF
 from detector.versions.hub import ResolvedWeights
 from detector.versions.manifest import DEFAULT_MANIFEST, ModelVersion, add_version, load_manifest
-from training.export import EXPORT_CHOICES, ExportOptions, default_check_photos, export_version, ship_runtimes
+from detector.versions.runtimes import EXPORT_CHOICES
+from training.export import ExportOptions, default_check_photos, export_version, ship_runtimes
 from training.io import DatasetRecord, TrainingError
 
 DEFAULT_REPO_ID = "sealion-counter/steller-sealions-yolov5"

@@ -9,15 +9,6 @@ from typing import Any
 
 import numpy as np
 
-RUNTIME_COUNT_TOLERANCE = 0.01  # an exported runtime's per-class counts: within 1 % of torch's, or one animal
-
-
-def counts_agree(
-    reference: Mapping[str, int], other: Mapping[str, int], tolerance: float = RUNTIME_COUNT_TOLERANCE
-) -> bool:
-    """Whether ``other``'s per-class counts are within ``tolerance`` of ``reference``'s (at least one animal)."""
-    return all(abs(other.get(name, 0) - count) <= max(1, tolerance * count) for name, count in reference.items())
-
 
 @dataclass(frozen=True)
 class ModelInfo:

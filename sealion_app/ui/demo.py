@@ -19,7 +19,8 @@ import gradio as gr
 
 from detector.counting.scale import ADULT_FEMALE_LENGTH_PX, scale_from_female_length
 from detector.errors import DetectorError
-from detector.settings import DEFAULT_IOU, DEFAULT_RUNTIME, DEFAULT_SLICING, SLICING_CHOICES, CountOptions
+from detector.settings import DEFAULT_IOU, DEFAULT_SLICING, SLICING_CHOICES, CountOptions
+from detector.versions.runtimes import DEFAULT_RUNTIME
 from sealion_app import present
 from sealion_app.models import ModelRegistry
 from sealion_app.service import count_batch, count_to_file, photo_jpeg, prune_old_batches
