@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from detector.counting.images import SUPPORTED_SUFFIXES
 from detector.counting.records import Failure, PhotoRecord, write_counts_csv, write_summary_csv
@@ -337,15 +337,36 @@ def count_photos(
             yield from finish_group(detector, loaded, options, annotated_dir)
 
 
-def count_into_run(
-    detector: Any,
-    photos: Sequence[PhotoFile],
-    run: RunDirectory,
-    options: CountOptions,
-    annotated_dir: Path | None = None,
-    on_done: ProgressCallback | None = None,
-    decoders: int = DEFAULT_DECODERS,
-) -> None:
-    """The local engine: count the photos (pipelined, :func:`count_photos`) and append each line as it is done."""
-    for outcome in count_photos(detector, photos, options, annotated_dir, decoders):
-        run.record(outcome, on_done)
+class Engine(Protocol):
+    """What counts a run's photos into its directory. Every engine takes these same arguments; where it runs (this
+    process, a Ray cluster) is set up when it is made."""
+
+    def count_into_run(
+        self,
+        photos: Sequence[PhotoFile],
+        run: RunDirectory,
+        options: CountOptions,
+        annotated_dir: Path | None = None,
+        on_done: ProgressCallback | None = None,
+    ) -> None:
+        """Count ``photos``, append each record or failure to ``run`` as it is done (then tell ``on_done``), and
+        save each annotated photo into ``annotated_dir`` when one is given."""
+
+
+@dataclass(frozen=True)
+class LocalEngine:
+    """The local engine: this process's detector, ``decoders`` threads decoding ahead (:func:`count_photos`)."""
+
+    detector: Any
+    decoders: int = DEFAULT_DECODERS
+
+    def count_into_run(
+        self,
+        photos: Sequence[PhotoFile],
+        run: RunDirectory,
+        options: CountOptions,
+        annotated_dir: Path | None = None,
+        on_done: ProgressCallback | None = None,
+    ) -> None:
+        for outcome in count_photos(self.detector, photos, options, annotated_dir, self.decoders):
+            run.record(outcome, on_done)
