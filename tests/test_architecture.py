@@ -165,6 +165,19 @@ def test_gradio_stays_in_the_ui():
     assert not wrong, wrong
 
 
+def test_the_app_below_the_ui_loads_without_gradio():
+    """The app's work (counting, batches, reviews, uploads, text) imports without Gradio: a script or a test can
+    use it alone."""
+    plain = [
+        m for m in MODULES if m.startswith("sealion_app.") and not m.startswith(("sealion_app.ui", "sealion_app.main"))
+    ]
+    assert {"sealion_app.service", "sealion_app.review", "sealion_app.present", "sealion_app.uploads"} <= set(plain)
+    code = "import sys, importlib\n" + "".join(f"importlib.import_module({m!r})\n" for m in plain)
+    code += "print(sorted(name for name in sys.modules if name.split('.')[0] in " + repr(sorted(GRADIO)) + "))"
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
 def test_the_import_graph_has_no_loop():
     """Imports inside functions count too: a loop there (dataset <-> dots) only waits for the wrong call order."""
     graph = {module: _module_imports(_path_of(module), set(MODULES)) - {module} for module in MODULES}
