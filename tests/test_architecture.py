@@ -206,7 +206,6 @@ ENVIRONMENT_READERS = {
 }
 EDGE_FUNCTIONS = {"main", "_main", "build_parser"}  # the training commands read their options here only
 PASS_THROUGH = {
-    ("training/publish.py", "_git"): "hands the whole environment to the git subprocess",
     ("training/train.py", "_enable_mlflow"): "configures ultralytics' MLflow callback, which reads only variables",
 }
 
