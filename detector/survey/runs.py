@@ -56,6 +56,33 @@ class PhotoFile:
         info = path.stat()
         return cls(path, folder, info.st_size, info.st_mtime_ns)
 
+    @property
+    def file(self) -> str:
+        return str(self.path)
+
+    @property
+    def stem(self) -> str:
+        return self.path.stem
+
+    def read_bytes(self) -> bytes:
+        return self.path.read_bytes()
+
+
+class PhotoSource(Protocol):
+    """What the counting pipeline (:func:`count_photos`) takes: a photo file here, or an upload in the app. ``file``
+    names it in its record; ``read_bytes`` raises OSError (or a DetectorError) for a photo that cannot be read."""
+
+    folder: str
+    mtime_ns: int
+
+    @property
+    def file(self) -> str: ...
+
+    @property
+    def stem(self) -> str: ...
+
+    def read_bytes(self) -> bytes: ...
+
 
 def find_photos(sources: Sequence[str | Path], recursive: bool) -> tuple[list[PhotoFile], list[Failure]]:
     """Photo files named or inside the named folders (each once, in a stable order), and the paths that are not.
@@ -226,21 +253,23 @@ def run_settings(detector: Any, options: CountOptions) -> dict[str, Any]:
 class LoadedPhoto:
     """A photo file read and decoded at the model's scale: the half of a count that needs no model."""
 
-    photo: PhotoFile
+    photo: PhotoSource
     data: bytes
     prepared: Any  # detector.counting.model.Prepared
 
 
-def load_file(detector: Any, photo: PhotoFile, options: CountOptions) -> LoadedPhoto | Failure:
-    """Read and decode one photo file (thread-safe: the model is not used); a failure names the file."""
+def load_file(detector: Any, photo: PhotoSource, options: CountOptions) -> LoadedPhoto | Failure:
+    """Read and decode one photo (thread-safe: the model is not used); a failure names the file."""
     try:
-        data = photo.path.read_bytes()
+        data = photo.read_bytes()
     except OSError as exc:
-        return Failure(str(photo.path), f"{photo.path}: cannot read the file ({exc.strerror or exc}).", photo.folder)
-    try:
-        prepared = detector.prepare(data, options, source=str(photo.path))  # the bytes, decoded at working size
+        return Failure(photo.file, f"{photo.file}: cannot read the file ({exc.strerror or exc}).", photo.folder)
     except DetectorError as exc:
-        return Failure(str(photo.path), str(exc), photo.folder)
+        return Failure(photo.file, str(exc), photo.folder)
+    try:
+        prepared = detector.prepare(data, options, source=photo.file)  # the bytes, decoded at working size
+    except DetectorError as exc:
+        return Failure(photo.file, str(exc), photo.folder)
     return LoadedPhoto(photo, data, prepared)
 
 
@@ -267,14 +296,14 @@ def finish_file(
 
             from detector.counting.overlay import draw_overlay
 
-            rgb = load_image(data, label=str(photo.path))
+            rgb = load_image(data, label=photo.file)
             annotated_dir.mkdir(parents=True, exist_ok=True)
             annotated = Image.fromarray(draw_overlay(rgb, result))
-            annotated.save(annotated_dir / f"{photo.path.stem}.annotated.jpg", quality=90)
+            annotated.save(annotated_dir / f"{photo.stem}.annotated.jpg", quality=90)
     except DetectorError as exc:
-        return Failure(str(photo.path), str(exc), photo.folder)
+        return Failure(photo.file, str(exc), photo.folder)
     return PhotoRecord(
-        file=str(photo.path),
+        file=photo.file,
         result=result,
         folder=photo.folder,
         sha256=sha256_bytes(data),
@@ -285,7 +314,7 @@ def finish_file(
 
 
 def count_file(
-    detector: Any, photo: PhotoFile, options: CountOptions, annotated_dir: Path | None = None
+    detector: Any, photo: PhotoSource, options: CountOptions, annotated_dir: Path | None = None
 ) -> PhotoRecord | Failure:
     """Count one photo file into a record, or a failure that names the file; never raises for a bad photo."""
     return finish_file(detector, load_file(detector, photo, options), options, annotated_dir)
@@ -309,7 +338,7 @@ def finish_group(
 
 def count_photos(
     detector: Any,
-    photos: Sequence[PhotoFile],
+    photos: Sequence[PhotoSource],
     options: CountOptions,
     annotated_dir: Path | None = None,
     decoders: int = DEFAULT_DECODERS,
