@@ -6,7 +6,7 @@ Every full-resolution photo of ``../shared`` (fullres-raw and fullres-dotted) is
 do (decode, rescale to the version's ground scale, tiles, network, merge), by one ``Detector`` per runtime of the
 version (default: torch and every export the manifest lists). Runs are interleaved round by round, so the ratio of
 a photo comes from the same stretch of machine load. Counts are compared per class with torch's: an exported
-runtime passes when every photo is within 1 % or one animal (``detector.counting.results.counts_agree``), the issue's
+runtime passes when every photo is within 1 % or one animal (``detector.versions.runtimes.counts_agree``), the issue's
 bar for the default.
 """
 
@@ -28,7 +28,7 @@ from benchmarks.common import (
     summarize,
     timed,
 )
-from detector.counting.results import RUNTIME_COUNT_TOLERANCE, counts_agree
+from detector.versions.runtimes import COUNT_TOLERANCE, counts_agree
 
 NAME = "runtimes"
 
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         "settings": {
             "repeats": args.repeats,
             "count_options": "defaults (calibrated per-class thresholds, photo scale auto)",
-            "tolerance": f"{RUNTIME_COUNT_TOLERANCE:.0%} or 1 animal per class and photo",
+            "tolerance": f"{COUNT_TOLERANCE:.0%} or 1 animal per class and photo",
         },
         "summary": summary,
         "photos": per_photo,

@@ -2,9 +2,10 @@
 
 Public API::
 
-    from detector import Detector
+    from detector import CountOptions, Detector
     detector = Detector.load()                 # default model version, best device
     result = detector.count("photo.jpg")       # CountResult
+    result = detector.count("photo.jpg", CountOptions(conf=0.3))
     result.counts                              # {"adult_males": 3, ..., "pups": 0}
 """
 
@@ -25,11 +26,13 @@ from detector.errors import (
     ModelResolutionError,
     WeightsIntegrityError,
 )
+from detector.settings import CountOptions
 from detector.versions.manifest import Manifest, ModelVersion, load_manifest
 
 set_offline_defaults()  # ultralytics never reaches for the network, no telemetry: library users included
 
 __all__ = [
+    "CountOptions",
     "CountResult",
     "Detector",
     "DetectorError",

@@ -17,9 +17,9 @@ from detector.settings import (
     ENV_REFRESH,
     ENV_RUNTIME,
     ENV_WEIGHTS,
-    RUNTIME_CHOICES,
     Settings,
 )
+from detector.versions.runtimes import RUNTIME_CHOICES
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:

@@ -110,7 +110,7 @@ def run_count(args: argparse.Namespace) -> int:
 
     from detector.counting.model import Detector
     from detector.counting.records import PhotoRecord, write_counts
-    from detector.survey.runs import RunDirectory, count_into_run, count_photos, find_photos, run_settings
+    from detector.survey.runs import LocalEngine, RunDirectory, count_photos, find_photos, run_settings
 
     photo_scale = args.photo_scale
     if args.female_length is not None:
@@ -157,12 +157,14 @@ def run_count(args: argparse.Namespace) -> int:
             tqdm.write(f"skipped {outcome.file}: {outcome.error}", file=sys.stderr)
 
     with bar:
-        if run and args.engine == "ray":
-            from detector.survey.ray_engine import count_into_run_with_ray
+        if run:
+            if args.engine == "ray":
+                from detector.survey.ray_engine import RayEngine
 
-            count_into_run_with_ray(todo, run, settings.model, options, args.ray_address, args.workers, report)
-        elif run:
-            count_into_run(detector, todo, run, options, args.save_annotated, report, args.decoders)
+                engine = RayEngine(settings.model, args.ray_address, args.workers)
+            else:
+                engine = LocalEngine(detector, args.decoders)
+            engine.count_into_run(todo, run, options, args.save_annotated, report)
         else:
             for outcome in count_photos(detector, todo, options, args.save_annotated, args.decoders):
                 report(outcome)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from detector.errors import DetectorError
+from detector.versions.runtimes import DEFAULT_RUNTIME, RUNTIME_CHOICES
 
 # Count defaults: what a count uses unless the user or the model version says otherwise.
 DEFAULT_CONF = 0.25  # the confidence threshold of a class the model version has no calibrated threshold for
@@ -33,10 +34,6 @@ DEFAULT_DECODERS = 2
 # Photos a survey run counts together, their tiles sharing the network's batches (a static-batch export pads one
 # short batch per group instead of one per photo).
 DEFAULT_GROUP = 4
-# What runs the network: "auto" picks the version's exported CPU runtime on a CPU (when its package is installed),
-# torch on CUDA/MPS; the others ask for one (see docs/models.md, "Runtimes").
-RUNTIME_CHOICES: tuple[str, ...] = ("auto", "torch", "openvino", "openvino-f32", "openvino-int8", "onnx")
-DEFAULT_RUNTIME = "auto"
 
 # The environment variables an entry point reads (and nothing else does).
 ENV_MODEL_VERSION = "SEALION_MODEL_VERSION"
@@ -131,7 +128,7 @@ class ModelSettings:
     manifest: Path | None = None  # None: the shipped weights/manifest.yaml
     ground_scale: float | None = None  # of an unlisted local weights file (a listed one knows its own)
     hub: HubSettings = field(default_factory=HubSettings)
-    runtime: str = DEFAULT_RUNTIME  # one of RUNTIME_CHOICES (see detector.counting.model.choose_runtime)
+    runtime: str = DEFAULT_RUNTIME  # one of RUNTIME_CHOICES (see detector.versions.runtimes)
 
     def __post_init__(self) -> None:
         if self.runtime not in RUNTIME_CHOICES:

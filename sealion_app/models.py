@@ -8,8 +8,9 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from detector.errors import DetectorError
-from detector.settings import DEFAULT_RUNTIME, ModelSettings
-from detector.versions.manifest import Manifest, load_manifest
+from detector.settings import ModelSettings
+from detector.versions.manifest import Manifest
+from detector.versions.runtimes import DEFAULT_RUNTIME, offered_runtimes
 
 if TYPE_CHECKING:
     from detector.counting.model import Detector
@@ -48,12 +49,7 @@ class ModelRegistry:
 
         settings = settings or ModelSettings()
         default = Detector.load(settings)
-        try:
-            manifest = load_manifest(settings.manifest)
-        except DetectorError as exc:
-            logger.warning("No model manifest (%s); only the startup model is available.", exc)
-            manifest = None
-        return cls(default, manifest, settings)
+        return cls(default, default.weights.manifest, settings)  # the manifest the load read, not a second read
 
     def choices(self) -> list[str]:
         """Version labels for the chooser: the startup model first, then the other manifest versions."""
@@ -71,7 +67,7 @@ class ModelRegistry:
             exports = self.manifest.get(label).runtimes
         else:
             exports = {}
-        return [DEFAULT_RUNTIME, "torch", *(name for name in exports if name not in (DEFAULT_RUNTIME, "torch"))]
+        return offered_runtimes(exports)
 
     def is_loaded(self, label: str | None, runtime: str | None = None) -> bool:
         return self._key(label, runtime) in self._loaded

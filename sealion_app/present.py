@@ -144,26 +144,10 @@ def failures_table(failures: Sequence[Failure]) -> pd.DataFrame:
     return pd.DataFrame([[f.file, f.error] for f in failures], columns=["file", "error"])
 
 
-def public_model(model: dict[str, Any] | None) -> dict[str, Any] | None:
-    """A model dict fit for API answers: the server's weights path becomes the file name only.
-
-    (A ``"path"`` key would also make gradio_client treat the dict as a file to download.)
-    """
-    if model is None:
-        return None
-    data = dict(model)
-    path = data.pop("path", None)
-    data["weights_file"] = Path(path).name if path else None
-    if "runtime_path" in data:  # an exported runtime's folder or file, by name only too
-        runtime_path = data.pop("runtime_path")
-        data["runtime_file"] = Path(runtime_path).name if runtime_path else None
-    return data
-
-
 def result_dict(result: CountResult, include_boxes: bool = True) -> dict[str, Any]:
-    """:meth:`CountResult.to_dict` with :func:`public_model` applied."""
+    """:meth:`CountResult.to_dict` with the model's public form (:meth:`ModelInfo.public_dict`: file names only)."""
     data = result.to_dict(include_boxes=include_boxes)
-    data["model"] = public_model(data.get("model"))
+    data["model"] = result.model.public_dict() if result.model else None
     return data
 
 
@@ -172,7 +156,7 @@ def model_info(detector: Detector) -> dict[str, Any]:
     info = detector.info
     version = detector.weights.version
     return {
-        **public_model(info.to_dict()),
+        **info.public_dict(),
         "device": detector.device,
         "class_colors": {name: hex_color(class_color(name, i)) for i, name in enumerate(info.class_names)},
         "metrics": dict(version.metrics),

@@ -17,7 +17,7 @@ from detector.classes import class_color
 from detector.counting.metadata import read_metadata
 from detector.counting.results import CountResult
 from detector.files import sha256_bytes
-from detector.review.annotations import Edits, PhotoAnnotations, Review, result_from_json
+from detector.review.record import Edits, PhotoAnnotations, Review
 from detector.review.store import ExportFiles, SavedReview, read_annotations, save_review, write_exports
 from sealion_app.present import pretty
 
@@ -103,7 +103,7 @@ def original_from_json(data: Any) -> CountResult:
     if not isinstance(data, Mapping) or "class_names" not in data or "image_size" not in data:
         raise ValueError("original: expected the JSON result of /count (with class_names, image_size, detections)")
     try:
-        return result_from_json(data)
+        return CountResult.from_dict(data)
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"original: not a count result ({type(exc).__name__}: {exc})") from None
 

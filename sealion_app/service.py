@@ -1,4 +1,5 @@
-"""What the app's endpoints do, without Gradio: count one photo, count a batch of uploads."""
+"""What the app's endpoints do, without Gradio: count one photo, count a batch of uploads (through the survey
+pipeline, :func:`detector.survey.runs.count_photos`)."""
 
 from __future__ import annotations
 
@@ -17,13 +18,12 @@ import numpy as np
 from PIL import Image
 
 from detector.counting.images import load_image
-from detector.counting.metadata import read_metadata
 from detector.counting.overlay import draw_overlay
 from detector.counting.records import Failure, PhotoRecord, write_counts_csv
 from detector.counting.results import CountResult
 from detector.errors import DetectorError
-from detector.files import sha256_bytes
 from detector.settings import CountOptions
+from detector.survey.runs import count_photos
 from sealion_app.present import fit_for_jpeg, result_dict, thumbnail
 from sealion_app.uploads import MemberTooLarge, Photo, Rejected, expand_uploads
 
@@ -84,6 +84,34 @@ class BatchOutcome:
         }
 
 
+@dataclass(frozen=True)
+class UploadedPhoto:
+    """An uploaded photo (a file or a zip member) as the survey pipeline counts it (:class:`PhotoSource`): named as
+    uploaded, with no folder or modification time."""
+
+    photo: Photo
+    folder: str = ""
+    mtime_ns: int = 0
+
+    @property
+    def file(self) -> str:
+        return self.photo.name
+
+    @property
+    def stem(self) -> str:
+        return Path(self.photo.name).stem
+
+    def read_bytes(self) -> bytes:
+        """The photo's bytes; a member that inflates too far is a DetectorError, corrupt zip data an OSError."""
+        try:
+            source = self.photo.read()
+            return source.read_bytes() if isinstance(source, Path) else source
+        except MemberTooLarge as exc:
+            raise DetectorError(str(exc)) from None
+        except UNREADABLE_MEMBER as exc:
+            raise OSError(str(exc)) from exc
+
+
 ProgressCallback = Callable[[int, int, str], None]
 MAX_GALLERY = 200  # thumbnails shown; every photo is still counted and in the table and CSV
 UNREADABLE_MEMBER = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)  # corrupt data inside a zip
@@ -126,30 +154,26 @@ def count_batch(
     outcome = BatchOutcome()
     folder = Path(tempfile.mkdtemp(prefix="sealion-batch-", dir=out_dir))
     items = expand_uploads(uploads, workdir=folder)
-    photos = [item for item in items if isinstance(item, Photo)]
+    photos = [UploadedPhoto(item) for item in items if isinstance(item, Photo)]
     for item in items:
         if isinstance(item, Rejected):
             outcome.failures.append(Failure(item.name, f"{item.name}: {item.reason}"))
-    for index, photo in enumerate(photos):
-        if progress:
-            progress(index, len(photos), photo.name)
-        try:
-            source = photo.read()
-            data = source.read_bytes() if isinstance(source, Path) else source
-            annotated, result = count_photo(detector, data, photo.name, options)
-        except (DetectorError, MemberTooLarge) as exc:
-            outcome.failures.append(Failure(photo.name, str(exc)))
-            continue
-        except UNREADABLE_MEMBER as exc:
-            outcome.failures.append(Failure(photo.name, f"{photo.name}: cannot read the file ({exc})."))
-            continue
-        outcome.records.append(
-            PhotoRecord(photo.name, result, sha256=sha256_bytes(data), size=len(data), metadata=read_metadata(data))
-        )
-        if len(outcome.thumbnails) < MAX_GALLERY:
-            path = folder / f"{len(outcome.thumbnails):04d}.jpg"
-            Image.fromarray(thumbnail(annotated)).save(path, quality=85)
-            outcome.thumbnails.append((str(path), f"{photo.name}: {result.total}"))
+    if progress and photos:
+        progress(0, len(photos), photos[0].file)
+    # The survey pipeline (the same grouping, records and failures as ``sealion-count --run``), one outcome per
+    # photo in order.
+    for done, (photo, counted) in enumerate(zip(photos, count_photos(detector, photos, options), strict=True), 1):
+        if isinstance(counted, Failure):
+            outcome.failures.append(counted)
+        else:
+            outcome.records.append(counted)
+            if len(outcome.thumbnails) < MAX_GALLERY:
+                annotated = draw_overlay(load_image(photo.read_bytes(), label=photo.file), counted.result)
+                path = folder / f"{len(outcome.thumbnails):04d}.jpg"
+                Image.fromarray(thumbnail(annotated)).save(path, quality=85)
+                outcome.thumbnails.append((str(path), f"{photo.file}: {counted.result.total}"))
+        if progress and done < len(photos):
+            progress(done, len(photos), photos[done].file)
     if progress:
         progress(len(photos), len(photos), "done")
     if outcome.records or outcome.failures:

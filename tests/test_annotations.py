@@ -7,6 +7,8 @@ import csv
 import io
 import json
 import shutil
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,21 +17,22 @@ from PIL import Image
 from detector.classes import SEA_LION_CLASSES
 from detector.counting.records import counts_header
 from detector.counting.results import CountResult, ModelInfo
-from detector.review.annotations import (
+from detector.review.formats import (
     DOTS_COLUMNS,
+    dots_csv,
+    from_coco,
+    from_viame_csv,
+    reviewed_counts_csv,
+    to_coco,
+    to_viame_csv,
+)
+from detector.review.record import (
     MATCH_IOU,
     Edits,
     PhotoAnnotations,
     Review,
-    dots_csv,
-    from_coco,
-    from_viame_csv,
     match_boxes,
-    result_from_json,
     review_columns,
-    reviewed_counts_csv,
-    to_coco,
-    to_viame_csv,
 )
 from detector.review.store import load_reviews, read_annotations, save_review, write_exports
 from tests.helpers import REPO_ROOT
@@ -130,8 +133,11 @@ def test_review_json_round_trip_and_api_json():
     # the /count API's JSON (weights_file instead of the server's path) is accepted as the original
     api = original.to_dict()
     api["model"] = {**{k: v for k, v in api["model"].items() if k != "path"}, "weights_file": "model.pt"}
-    assert result_from_json(api).model.version == "v2"
-    assert np.array_equal(result_from_json(api).xyxy, original.xyxy)
+    assert CountResult.from_dict(api).model.version == "v2"
+    assert np.array_equal(CountResult.from_dict(api).xyxy, original.xyxy)
+    public = {**original.to_dict(), "model": original.model.public_dict()}  # what the app's API answers
+    assert public["model"]["weights_file"] == Path(original.model.path).name and "path" not in public["model"]
+    assert CountResult.from_dict(public).model == replace(original.model, path=Path(original.model.path).name)
 
 
 def test_corrected_counts_csv_has_the_batch_columns_then_the_review_columns():

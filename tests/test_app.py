@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from detector.counting.results import counts_agree
+from detector.versions.runtimes import counts_agree
 from tests.app_process import answers, start_app
 from tests.helpers import REPO_ROOT, SEA_LION_CLASSES, free_port
 

@@ -13,6 +13,7 @@ from PIL import Image
 
 from detector.errors import DetectorError
 from detector.settings import CountOptions, Settings
+from detector.survey.runs import PhotoFile, count_photos
 from sealion_app import present, uploads
 from sealion_app.models import ModelRegistry
 from sealion_app.service import count_batch
@@ -156,6 +157,12 @@ def test_count_batch_reports_progress_and_writes_csv(offline_manifest, tmp_path)
     assert set(SEA_LION_CLASSES) <= set(rows[0])
     assert rows[0]["sha256"] == outcome.records[0].sha256 and len(rows[0]["sha256"]) == 64  # the CLI's columns
     assert rows[0]["photo_scale"] == "0.25" and rows[0]["captured_at"] == ""  # the examples carry no EXIF
+    # the batch counts through the survey pipeline: the records sealion-count --run writes for the same photos
+    files = [PhotoFile.stat(path, "") for path in (EXAMPLES[0], EXAMPLES[1])]
+    survey = list(count_photos(registry.default, files, CountOptions(photo_scale=0.25)))
+    assert [(r.result.counts, r.sha256, r.size) for r in outcome.records] == [
+        (r.result.counts, r.sha256, r.size) for r in survey
+    ]
 
 
 def _zip(path: Path, members: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED) -> Path:

@@ -112,15 +112,23 @@ DETECTOR_PARTS = {
     "edge": {"base", "versions", "counting", "survey", "review"},  # the command line and the package's face
 }
 DETECTOR_EDGES = {"detector", "detector.cli", "detector.arguments"}
+# The runtimes' names, which settings validates against: part of versions, but a leaf that base may import.
+VOCABULARY = "detector.versions.runtimes"
 
 
 def _detector_part(module: str) -> str:
     parts = module.split(".")
     if module in DETECTOR_EDGES:
         return "edge"
+    if module == VOCABULARY:
+        return "base"
     if len(parts) > 2 and parts[1] in DETECTOR_PARTS:
         return parts[1]
     return "base"
+
+
+def test_the_runtime_vocabulary_is_a_leaf():
+    assert not _module_imports(_path_of(VOCABULARY), set(MODULES))
 
 
 def test_detector_parts_import_only_downwards():
@@ -157,6 +165,19 @@ def test_gradio_stays_in_the_ui():
     assert not wrong, wrong
 
 
+def test_the_app_below_the_ui_loads_without_gradio():
+    """The app's work (counting, batches, reviews, uploads, text) imports without Gradio: a script or a test can
+    use it alone."""
+    plain = [
+        m for m in MODULES if m.startswith("sealion_app.") and not m.startswith(("sealion_app.ui", "sealion_app.main"))
+    ]
+    assert {"sealion_app.service", "sealion_app.review", "sealion_app.present", "sealion_app.uploads"} <= set(plain)
+    code = "import sys, importlib\n" + "".join(f"importlib.import_module({m!r})\n" for m in plain)
+    code += "print(sorted(name for name in sys.modules if name.split('.')[0] in " + repr(sorted(GRADIO)) + "))"
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
 def test_the_import_graph_has_no_loop():
     """Imports inside functions count too: a loop there (dataset <-> dots) only waits for the wrong call order."""
     graph = {module: _module_imports(_path_of(module), set(MODULES)) - {module} for module in MODULES}
@@ -185,7 +206,6 @@ ENVIRONMENT_READERS = {
 }
 EDGE_FUNCTIONS = {"main", "_main", "build_parser"}  # the training commands read their options here only
 PASS_THROUGH = {
-    ("training/publish.py", "_git"): "hands the whole environment to the git subprocess",
     ("training/train.py", "_enable_mlflow"): "configures ultralytics' MLflow callback, which reads only variables",
 }
 

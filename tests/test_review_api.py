@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from detector.counting.records import counts_header
-from detector.review.annotations import PhotoAnnotations, review_columns
+from detector.review.record import PhotoAnnotations, review_columns
 from detector.review.store import load_reviews, read_annotations
 from tests.app_process import start_app
 from tests.helpers import REPO_ROOT, SEA_LION_CLASSES

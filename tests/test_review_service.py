@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from detector.classes import SEA_LION_CLASSES
-from detector.review.annotations import PhotoAnnotations, to_coco, to_viame_csv
+from detector.review.formats import to_coco, to_viame_csv
+from detector.review.record import PhotoAnnotations
 from detector.review.store import load_reviews
 from sealion_app import review as service
 from sealion_app.service import photo_jpeg

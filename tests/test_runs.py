@@ -4,6 +4,7 @@ EXIF survey metadata in every row, a per-folder summary, and the Ray Data engine
 from __future__ import annotations
 
 import csv
+import inspect
 import io
 import json
 import os
@@ -170,16 +171,35 @@ def test_metadata_reader_handles_missing_and_broken_headers():
     assert read_metadata(b"not a photo") == PhotoMetadata()
 
 
+def test_both_engines_take_the_same_arguments():
+    """One engine interface: what differs (the detector and decoders, or the cluster) is given when one is made."""
+    from detector.survey.ray_engine import RayEngine
+    from detector.survey.runs import Engine, LocalEngine
+
+    expected = inspect.signature(Engine.count_into_run)
+    assert list(expected.parameters) == ["self", "photos", "run", "options", "annotated_dir", "on_done"]
+    for engine in (LocalEngine, RayEngine):
+        assert inspect.signature(engine.count_into_run) == expected, engine
+
+
 def test_the_ray_engine_counts_the_same_as_the_local_engine(survey, uninterrupted, tiny_models, tmp_path):
+    """... and saves the annotated photos that --save-annotated asks for (it used to drop the option)."""
     pytest.importorskip("ray.data", reason='the Ray engine is optional: pip install "ray[data]"')
-    run = tmp_path / "ray"
+    run, annotated = tmp_path / "ray", tmp_path / "annotated"
     done = run_cli(
-        str(survey), "--run", str(run), *COUNT_OPTIONS, "--engine", "ray", "--workers", "2", weights=tiny_models["v1"]
-    )
+        str(survey), "--run", str(run), *COUNT_OPTIONS, "--engine", "ray", "--workers", "2",
+        "--save-annotated", str(annotated), weights=tiny_models["v1"],
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
     assert _counts(run) == _counts(uninterrupted)
     lines = (run / "results.jsonl").read_text().splitlines()
     assert len(lines) == PHOTOS
+    photos = {Path(row["file"]).stem: Path(row["file"]) for row in _rows(run)}
+    saved = {path.name.removesuffix(".annotated.jpg"): path for path in annotated.glob("*.annotated.jpg")}
+    assert set(saved) == set(photos)
+    for stem, path in saved.items():
+        with Image.open(path) as image, Image.open(photos[stem]) as photo:
+            assert image.format == "JPEG" and image.size == photo.size
 
 
 def test_pipelined_decoding_counts_exactly_as_one_photo_after_another(survey, tiny_models, tmp_path):

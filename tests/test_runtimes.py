@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from detector.counting.model import Detector, choose_runtime
-from detector.counting.results import counts_agree
+from detector.counting.model import Detector
 from detector.errors import DetectorError, WeightsIntegrityError
 from detector.settings import HubSettings, ModelSettings, Settings
 from detector.versions.hub import ResolvedRuntime, ResolvedWeights, resolve_runtime, resolve_weights
 from detector.versions.manifest import ModelVersion, add_version, load_manifest, version_to_dict
+from detector.versions.runtimes import choose_runtime, counts_agree
 from tests.helpers import REPO_ROOT, SEA_LION_CLASSES, free_port, sha256_of
 
 pytest.importorskip("openvino")
@@ -274,3 +274,24 @@ def test_the_shipped_model_counts_every_full_resolution_photo_alike(shared_data,
         if not counts_agree(a.counts, b.counts):
             outside[f"{photo.parent.name}/{photo.name}"] = (a.counts, b.counts)
     assert not outside
+
+
+def test_a_model_load_reads_the_manifest_once(monkeypatch):
+    """Resolving the weights, choosing and resolving the runtime (auto: the version's CPU export), and the app's
+    registry of versions all use one read of weights/manifest.yaml."""
+    from sealion_app.models import ModelRegistry
+
+    reads = []
+    read_text = Path.read_text
+
+    def counted(self, *args, **kwargs):
+        if self.name == "manifest.yaml":
+            reads.append(self)
+        return read_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", counted)
+    registry = ModelRegistry.start(ModelSettings(device="cpu"))
+    assert len(reads) == 1, reads
+    version = registry.default.weights.version
+    assert registry.default.runtime == choose_runtime("auto", version, "cpu")  # the shipped version's CPU export
+    assert registry.choices()[0] == version.name and registry.runtime_choices()[2:] == list(version.runtimes)

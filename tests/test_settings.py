@@ -75,3 +75,10 @@ def test_count_options_are_validated_and_give_the_command_line_its_defaults():
         with pytest.raises(DetectorError, match=name):
             CountOptions(**bad)
     assert CountOptions(conf=0.3).changed(iou=0.5) == CountOptions(conf=0.3, iou=0.5)
+
+
+def test_the_package_face_hands_on_the_count_types():
+    import detector
+
+    assert detector.CountOptions is CountOptions and "CountOptions" in detector.__all__
+    from detector import CountResult, Detector  # noqa: F401 - Detector is imported lazily (torch)

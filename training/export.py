@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -30,17 +29,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from detector.counting.results import RUNTIME_COUNT_TOLERANCE, counts_agree
 from detector.errors import DetectorError
 from detector.files import sha256_file
 from detector.settings import DEFAULT_BATCH, DEFAULT_IMGSZ, ModelSettings
 from detector.versions.hub import ResolvedRuntime, ResolvedWeights, resolve_weights
 from detector.versions.manifest import DEFAULT_MANIFEST, ExportedRuntime, ModelVersion, add_version, load_manifest
+from detector.versions.runtimes import COUNT_TOLERANCE, EXPORT_CHOICES, counts_agree, is_int8, runtime_format
 from training.io import TrainingError
+from training.revision import add_to_git_revision, show
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO_ROOT / "examples"
-EXPORT_CHOICES = ("openvino", "openvino-int8", "onnx")
 
 
 @dataclass(frozen=True)
@@ -61,11 +60,11 @@ class ExportOptions:
 
     @property
     def format(self) -> str:
-        return self.runtime.split("-")[0]
+        return runtime_format(self.runtime)
 
     @property
     def int8(self) -> bool:
-        return self.runtime.endswith("-int8")
+        return is_int8(self.runtime)
 
 
 def calibration_yaml(calibration: Path) -> Path:
@@ -144,7 +143,7 @@ def check_counts(
     worst = max((abs(counts[p][c] - reference[p][c]) for p in counts for c in counts[p]), default=0)
     return {
         "photos": len(counts),
-        "tolerance": f"{RUNTIME_COUNT_TOLERANCE:.0%} or 1 animal per class and photo",
+        "tolerance": f"{COUNT_TOLERANCE:.0%} or 1 animal per class and photo",
         "within_tolerance": all(counts_agree(reference[p], counts[p]) for p in counts),
         "outside_tolerance": {p: _differences(reference[p], counts[p]) for p in counts
                               if not counts_agree(reference[p], counts[p])},
@@ -210,36 +209,6 @@ def ship_runtimes(version: ModelVersion, folder: Path, weights_dir: Path, names:
     return replace(version, runtimes=runtimes)
 
 
-def _git(repo: Path, *args: str) -> str:
-    """git with a fixed committer (on the command line: the environment is not read below the edges)."""
-    identity = ["-c", "user.name=sealion-counter training", "-c", "user.email=training@sealion-counter.invalid"]
-    done = subprocess.run(["git", *identity, *args], cwd=repo, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise TrainingError(f"git {' '.join(args)} failed in {repo}: {done.stderr.strip()}")
-    return done.stdout.strip()
-
-
-def add_to_git_revision(folder: Path, repo_dir: Path, tag: str, message: str, card: str | None = None) -> str:
-    """Commit ``folder``'s files (and the new model card) on top of ``tag`` in a local git model repo and move
-    the tag there; returns the new commit sha. The branch the repo has checked out is left alone."""
-    if tag not in _git(repo_dir, "tag", "--list", tag).split():
-        raise TrainingError(f"{repo_dir} has no tag {tag!r}; publish the version first (python -m training.publish).")
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp) / "revision"
-        _git(repo_dir, "worktree", "add", "-q", "--detach", str(work), tag)
-        try:
-            shutil.copytree(folder, work, dirs_exist_ok=True)
-            if card is not None:
-                (work / "README.md").write_text(card)
-            _git(work, "add", "-A")
-            _git(work, "commit", "-q", "--allow-empty", "-m", message)
-            commit = _git(work, "rev-parse", "HEAD")
-        finally:
-            _git(repo_dir, "worktree", "remove", "--force", str(work))
-    _git(repo_dir, "tag", "-f", "-a", tag, "-m", message, commit)
-    return commit
-
-
 def add_to_hub_revision(
     folder: Path, repo_id: str, tag: str, message: str, endpoint: str | None, token: str | None, card: str | None
 ) -> str:
@@ -291,7 +260,7 @@ def export_and_publish(
         message = f"sea lion counter {version.name}: {', '.join(o.runtime for o in exports)} export"
         commit = version.commit
         if git_repo is not None:
-            card = _git(Path(git_repo), "show", f"{version.revision}:README.md") if version.revision else None
+            card = show(Path(git_repo), version.revision, "README.md") if version.revision else None
             card = updated_card(card, exported) if card else None
             commit = add_to_git_revision(folder, Path(git_repo), version.revision, message, card)
         elif endpoint is not None:

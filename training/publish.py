@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -32,14 +31,12 @@ from detector.files import sha256_file
 from detector.settings import DEFAULT_CONF
 from detector.versions.hub import ResolvedWeights
 from detector.versions.manifest import DEFAULT_MANIFEST, ModelVersion, add_version, load_manifest
-from training.export import EXPORT_CHOICES, ExportOptions, default_check_photos, export_version, ship_runtimes
+from detector.versions.runtimes import EXPORT_CHOICES
+from training.export import ExportOptions, default_check_photos, export_version, ship_runtimes
 from training.io import DatasetRecord, TrainingError
+from training.revision import PublishError, publish_to_git
 
 DEFAULT_REPO_ID = "sealion-counter/steller-sealions-yolov5"
-
-
-class PublishError(RuntimeError):
-    """Publishing cannot go on (tag exists, repo unusable, ...); the message says why."""
 
 
 @dataclass(frozen=True)
@@ -199,39 +196,6 @@ def _init_text(init: Mapping[str, Any] | None) -> str:
         f"initialised from `{Path(init['source']).name}` (sha256 `{init['sha256'][:12]}…`, "
         f"{init['matched']}/{init['total']} tensors copied)"
     )
-
-
-def _git(repo: Path, *args: str) -> str:
-    env = dict(os.environ)
-    env.setdefault("GIT_AUTHOR_NAME", "sealion-counter training")
-    env.setdefault("GIT_AUTHOR_EMAIL", "training@sealion-counter.invalid")
-    env.setdefault("GIT_COMMITTER_NAME", env["GIT_AUTHOR_NAME"])
-    env.setdefault("GIT_COMMITTER_EMAIL", env["GIT_AUTHOR_EMAIL"])
-    done = subprocess.run(["git", *args], cwd=repo, env=env, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise PublishError(f"git {' '.join(args)} failed in {repo}: {done.stderr.strip()}")
-    return done.stdout.strip()
-
-
-def publish_to_git(folder: Path, repo_dir: Path, repo_id: str, tag: str, message: str) -> str:
-    """Commit the files of ``folder`` to a local git model repo (created if missing) and tag it; returns the sha.
-
-    Uses the git command line: olah serves plain git repos, and no Python git library is a dependency here.
-    """
-    repo_dir.mkdir(parents=True, exist_ok=True)
-    if not (repo_dir / ".git").exists():
-        _git(repo_dir, "init", "-q", "-b", "main")
-    elif tag in _git(repo_dir, "tag", "--list", tag).split():
-        raise PublishError(f"tag {tag!r} already exists in {repo_dir}; publish a new version name")
-    for item in folder.iterdir():
-        if item.is_dir():  # an exported runtime (OpenVINO folder)
-            shutil.copytree(item, repo_dir / item.name, dirs_exist_ok=True)
-        else:
-            shutil.copy2(item, repo_dir / item.name)
-        _git(repo_dir, "add", item.name)
-    _git(repo_dir, "commit", "-q", "--allow-empty", "-m", message)
-    _git(repo_dir, "tag", "-a", tag, "-m", message)
-    return _git(repo_dir, "rev-parse", "HEAD")
 
 
 def publish_to_hub(folder: Path, repo_id: str, tag: str, message: str, endpoint: str | None, token: str | None) -> str:

@@ -20,7 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from detector.files import write_atomic
-from detector.review.annotations import PhotoAnnotations, Review, dots_csv
+from detector.review.formats import dots_csv
+from detector.review.record import PhotoAnnotations, Review
 from detector.review.store import load_reviews, read_annotations
 
 

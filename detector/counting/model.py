@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import threading
@@ -23,6 +22,7 @@ from detector.counting.slicing import tile_grid
 from detector.errors import DetectorError
 from detector.settings import DEFAULT_CONF, DEFAULT_IMGSZ, DEFAULT_IOU, CountOptions, ModelSettings
 from detector.versions.hub import ResolvedRuntime, ResolvedWeights, resolve_runtime, resolve_weights
+from detector.versions.runtimes import choose_runtime, runtime_unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -33,9 +33,6 @@ MAX_DETECTIONS_PER_TILE = 1000  # ultralytics' default 300 can cap a dense rooke
 # (overlaps and small tiles letterboxed up to the input size). About 30 s of CPU at the budget's edge.
 WORK_BUDGET_PIXELS = 64_000_000
 TILE_BUDGET_FACTOR = 4
-# The package ultralytics needs to run each export format (checked before loading: ultralytics would try to
-# pip-install a missing one).
-RUNTIME_PACKAGES = {"openvino": "openvino", "onnx": "onnxruntime"}
 
 
 def select_device(requested: str | None = None) -> str:
@@ -71,27 +68,6 @@ class Prepared:
     tile_size: int
     source: str | None
     preprocess_ms: float
-
-
-def choose_runtime(requested: str, version: Any, device: str) -> str:
-    """The runtime to run a version with: ``requested`` unless "auto"; auto is torch on CUDA/MPS, and on a CPU the
-    version's ``cpu_runtime`` (its exported runtime whose counts were checked against torch's), else torch."""
-    if requested != "auto":
-        return requested
-    if device != "cpu":
-        return "torch"
-    return version.cpu_runtime or "torch"
-
-
-def runtime_unavailable(name: str, version: Any) -> str | None:
-    """Why ``version`` cannot run with exported runtime ``name`` here (no such export, package missing), else None."""
-    export = version.runtimes.get(name)
-    if export is None:
-        return f"model version {version.name} has no {name} export (exports: {', '.join(version.runtimes) or 'none'})"
-    package = RUNTIME_PACKAGES[export.format]
-    if importlib.util.find_spec(package) is None:
-        return f"the {package} package is not installed (pip install {package})"
-    return None
 
 
 class Detector:
@@ -165,7 +141,7 @@ class Detector:
     @classmethod
     def load(cls, model: ModelSettings | None = None, *, warmup: bool = True, threads: int | None = None) -> Detector:
         """Resolve a model version (:func:`~detector.versions.hub.resolve_weights`) and load it on ``model.device`` with
-        ``model.runtime`` (:func:`choose_runtime`).
+        ``model.runtime`` (:func:`~detector.versions.runtimes.choose_runtime`).
 
         An exported runtime that auto chose but cannot run here (package missing, files unreachable or refused,
         loading failed) falls back to torch with one logged line; one asked for by name raises instead."""

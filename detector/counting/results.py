@@ -5,18 +5,10 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-RUNTIME_COUNT_TOLERANCE = 0.01  # an exported runtime's per-class counts: within 1 % of torch's, or one animal
-
-
-def counts_agree(
-    reference: Mapping[str, int], other: Mapping[str, int], tolerance: float = RUNTIME_COUNT_TOLERANCE
-) -> bool:
-    """Whether ``other``'s per-class counts are within ``tolerance`` of ``reference``'s (at least one animal)."""
-    return all(abs(other.get(name, 0) - count) <= max(1, tolerance * count) for name, count in reference.items())
 
 
 @dataclass(frozen=True)
@@ -43,6 +35,26 @@ class ModelInfo:
         data["class_names"] = list(self.class_names)
         data["class_conf"] = dict(self.class_conf)
         return data
+
+    def public_dict(self) -> dict[str, Any]:
+        """:meth:`to_dict` fit for API answers: the server's paths become file names (``weights_file``,
+        ``runtime_file``). (A ``"path"`` key would also make gradio_client treat the dict as a file to download.)"""
+        data = self.to_dict()
+        path, runtime_path = data.pop("path"), data.pop("runtime_path")
+        data["weights_file"] = Path(path).name if path else None
+        data["runtime_file"] = Path(runtime_path).name if runtime_path else None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ModelInfo:
+        """From :meth:`to_dict` or :meth:`public_dict` output (an API answer names the files only)."""
+        data = dict(data)
+        weights_file, runtime_file = data.pop("weights_file", None), data.pop("runtime_file", None)
+        data.setdefault("path", weights_file or "")
+        data.setdefault("runtime_path", runtime_file)
+        data["class_names"] = tuple(data.get("class_names", ()))
+        data["class_conf"] = dict(data.get("class_conf") or {})
+        return cls(**{name: value for name, value in data.items() if name in cls.__dataclass_fields__})
 
 
 @dataclass(frozen=True)
@@ -156,7 +168,7 @@ class CountResult:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CountResult:
-        """Rebuild a result from :meth:`to_dict` output (e.g. a JSON answer of the API)."""
+        """Rebuild a result from :meth:`to_dict` output, or from a JSON answer of the API (its public model)."""
         detections = data.get("detections", [])
         model = data.get("model")
         return cls(
@@ -165,15 +177,7 @@ class CountResult:
             confidence=np.array([d["confidence"] for d in detections], dtype=np.float32),
             class_names=tuple(data["class_names"]),
             image_size=(data["image_size"]["width"], data["image_size"]["height"]),
-            model=ModelInfo(
-                **{
-                    **model,
-                    "class_names": tuple(model.get("class_names", ())),
-                    "class_conf": dict(model.get("class_conf") or {}),
-                }
-            )
-            if model
-            else None,
+            model=ModelInfo.from_dict(model) if model else None,
             device=data.get("device", "cpu"),
             timings_ms=data.get("timings_ms", {}),
             tiles=data.get("tiles", 1),

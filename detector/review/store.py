@@ -1,4 +1,4 @@
-"""Saved reviews and their exported files (I/O over :mod:`detector.review.annotations`).
+"""Saved reviews and their exported files (I/O over :mod:`detector.review.record`).
 
 Layout of a reviews directory: one folder per photo, ``<photo stem>-<sha256[:12]>/``, holding for every save a pair
 ``<UTC time>.count.json`` (the model's original :class:`~detector.counting.results.CountResult` JSON) and
@@ -18,16 +18,8 @@ from pathlib import Path
 
 from detector.classes import SEA_LION_CLASSES
 from detector.files import write_atomic
-from detector.review.annotations import (
-    PhotoAnnotations,
-    Review,
-    dots_csv,
-    from_coco,
-    from_viame_csv,
-    reviewed_counts_csv,
-    to_coco,
-    to_viame_csv,
-)
+from detector.review.formats import dots_csv, from_coco, from_viame_csv, reviewed_counts_csv, to_coco, to_viame_csv
+from detector.review.record import PhotoAnnotations, Review
 
 REVIEW_SUFFIX = ".review.json"
 COUNT_SUFFIX = ".count.json"

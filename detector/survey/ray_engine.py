@@ -5,12 +5,14 @@ skips what the run directory already holds, and streams the rest through ``map_b
 one GPU per actor where the cluster has GPUs). Each finished photo comes back as the same record the local engine
 writes, and the driver appends it to the same run directory, so local and cluster runs resume each other.
 Every machine needs this package (``pip install sealion-counter[ray]`` or ``pip install . "ray[data]"``) and reads
-the photos at the same paths (a shared file system); the model is pinned by version and sha256.
+the photos at the same paths (a shared file system; ``--save-annotated DIR`` too: the actors write there); the model
+is pinned by version and sha256.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +37,7 @@ def _import_ray() -> Any:
 class CountActor:
     """One loaded model per Ray actor; counts a batch of photo paths into record (or failure) JSON lines."""
 
-    def __init__(self, model: ModelSettings, options: CountOptions) -> None:
+    def __init__(self, model: ModelSettings, options: CountOptions, annotated_dir: Path | None = None) -> None:
         import ray
 
         from detector.counting.model import Detector  # importing detector sets the offline defaults in this worker too
@@ -43,6 +45,7 @@ class CountActor:
         cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
         self.detector = Detector.load(model, threads=max(1, int(cpus)))  # its share, not every core
         self.options = options
+        self.annotated_dir = annotated_dir  # on the shared file system, like the photos
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
         import json
@@ -52,40 +55,47 @@ class CountActor:
             batch["path"], batch["folder"], batch["size"], batch["mtime_ns"], strict=True
         ):
             photo = PhotoFile(Path(str(path)), str(folder), int(size), int(mtime_ns))
-            outcome = count_file(self.detector, photo, self.options)
+            outcome = count_file(self.detector, photo, self.options, self.annotated_dir)
             lines.append(json.dumps(outcome.to_dict()))
             ok.append(isinstance(outcome, PhotoRecord))
         return {"line": lines, "ok": ok}
 
 
-def count_into_run_with_ray(
-    photos: Sequence[PhotoFile],
-    run: RunDirectory,
-    model: ModelSettings,
-    options: CountOptions,
-    address: str | None = None,
-    workers: int = 1,
-    on_done: ProgressCallback | None = None,
-) -> None:
-    """Count ``photos`` on a Ray cluster (``address``; None starts a local Ray) with ``workers`` actors."""
-    import json
+@dataclass(frozen=True)
+class RayEngine:
+    """The Ray engine (:class:`~detector.survey.runs.Engine`): ``workers`` actors, each loading ``model``, on the
+    cluster at ``address`` (None starts a local Ray)."""
 
-    ray = _import_ray()
-    if not photos:
-        return
-    if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    gpus = int(ray.cluster_resources().get("GPU", 0))
-    items = [{"path": str(p.path), "folder": p.folder, "size": p.size, "mtime_ns": p.mtime_ns} for p in photos]
-    dataset = ray.data.from_items(items, override_num_blocks=min(len(items), max(workers * 4, 1)))
-    counted = dataset.map_batches(
-        CountActor,
-        fn_constructor_kwargs={"model": model, "options": options},
-        batch_size=1,  # one photo per call: each line reaches the driver (and the disk) as soon as it is counted
-        concurrency=max(1, workers),
-        num_gpus=1 if gpus else 0,
-        num_cpus=1,
-    )
-    for row in counted.iter_rows():
-        data = json.loads(row["line"])
-        run.record(PhotoRecord.from_dict(data) if row["ok"] else Failure.from_dict(data), on_done)
+    model: ModelSettings
+    address: str | None = None
+    workers: int = 1
+
+    def count_into_run(
+        self,
+        photos: Sequence[PhotoFile],
+        run: RunDirectory,
+        options: CountOptions,
+        annotated_dir: Path | None = None,
+        on_done: ProgressCallback | None = None,
+    ) -> None:
+        import json
+
+        ray = _import_ray()
+        if not photos:
+            return
+        if not ray.is_initialized():
+            ray.init(address=self.address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        gpus = int(ray.cluster_resources().get("GPU", 0))
+        items = [{"path": str(p.path), "folder": p.folder, "size": p.size, "mtime_ns": p.mtime_ns} for p in photos]
+        dataset = ray.data.from_items(items, override_num_blocks=min(len(items), max(self.workers * 4, 1)))
+        counted = dataset.map_batches(
+            CountActor,
+            fn_constructor_kwargs={"model": self.model, "options": options, "annotated_dir": annotated_dir},
+            batch_size=1,  # one photo per call: each line reaches the driver (and the disk) as soon as it is counted
+            concurrency=max(1, self.workers),
+            num_gpus=1 if gpus else 0,
+            num_cpus=1,
+        )
+        for row in counted.iter_rows():
+            data = json.loads(row["line"])
+            run.record(PhotoRecord.from_dict(data) if row["ok"] else Failure.from_dict(data), on_done)

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from detector.counting.images import SUPPORTED_SUFFIXES
 from detector.counting.records import Failure, PhotoRecord, write_counts_csv, write_summary_csv
@@ -55,6 +55,33 @@ class PhotoFile:
     def stat(cls, path: Path, folder: str) -> PhotoFile:
         info = path.stat()
         return cls(path, folder, info.st_size, info.st_mtime_ns)
+
+    @property
+    def file(self) -> str:
+        return str(self.path)
+
+    @property
+    def stem(self) -> str:
+        return self.path.stem
+
+    def read_bytes(self) -> bytes:
+        return self.path.read_bytes()
+
+
+class PhotoSource(Protocol):
+    """What the counting pipeline (:func:`count_photos`) takes: a photo file here, or an upload in the app. ``file``
+    names it in its record; ``read_bytes`` raises OSError (or a DetectorError) for a photo that cannot be read."""
+
+    folder: str
+    mtime_ns: int
+
+    @property
+    def file(self) -> str: ...
+
+    @property
+    def stem(self) -> str: ...
+
+    def read_bytes(self) -> bytes: ...
 
 
 def find_photos(sources: Sequence[str | Path], recursive: bool) -> tuple[list[PhotoFile], list[Failure]]:
@@ -226,21 +253,23 @@ def run_settings(detector: Any, options: CountOptions) -> dict[str, Any]:
 class LoadedPhoto:
     """A photo file read and decoded at the model's scale: the half of a count that needs no model."""
 
-    photo: PhotoFile
+    photo: PhotoSource
     data: bytes
     prepared: Any  # detector.counting.model.Prepared
 
 
-def load_file(detector: Any, photo: PhotoFile, options: CountOptions) -> LoadedPhoto | Failure:
-    """Read and decode one photo file (thread-safe: the model is not used); a failure names the file."""
+def load_file(detector: Any, photo: PhotoSource, options: CountOptions) -> LoadedPhoto | Failure:
+    """Read and decode one photo (thread-safe: the model is not used); a failure names the file."""
     try:
-        data = photo.path.read_bytes()
+        data = photo.read_bytes()
     except OSError as exc:
-        return Failure(str(photo.path), f"{photo.path}: cannot read the file ({exc.strerror or exc}).", photo.folder)
-    try:
-        prepared = detector.prepare(data, options, source=str(photo.path))  # the bytes, decoded at working size
+        return Failure(photo.file, f"{photo.file}: cannot read the file ({exc.strerror or exc}).", photo.folder)
     except DetectorError as exc:
-        return Failure(str(photo.path), str(exc), photo.folder)
+        return Failure(photo.file, str(exc), photo.folder)
+    try:
+        prepared = detector.prepare(data, options, source=photo.file)  # the bytes, decoded at working size
+    except DetectorError as exc:
+        return Failure(photo.file, str(exc), photo.folder)
     return LoadedPhoto(photo, data, prepared)
 
 
@@ -267,14 +296,14 @@ def finish_file(
 
             from detector.counting.overlay import draw_overlay
 
-            rgb = load_image(data, label=str(photo.path))
+            rgb = load_image(data, label=photo.file)
             annotated_dir.mkdir(parents=True, exist_ok=True)
             annotated = Image.fromarray(draw_overlay(rgb, result))
-            annotated.save(annotated_dir / f"{photo.path.stem}.annotated.jpg", quality=90)
+            annotated.save(annotated_dir / f"{photo.stem}.annotated.jpg", quality=90)
     except DetectorError as exc:
-        return Failure(str(photo.path), str(exc), photo.folder)
+        return Failure(photo.file, str(exc), photo.folder)
     return PhotoRecord(
-        file=str(photo.path),
+        file=photo.file,
         result=result,
         folder=photo.folder,
         sha256=sha256_bytes(data),
@@ -285,7 +314,7 @@ def finish_file(
 
 
 def count_file(
-    detector: Any, photo: PhotoFile, options: CountOptions, annotated_dir: Path | None = None
+    detector: Any, photo: PhotoSource, options: CountOptions, annotated_dir: Path | None = None
 ) -> PhotoRecord | Failure:
     """Count one photo file into a record, or a failure that names the file; never raises for a bad photo."""
     return finish_file(detector, load_file(detector, photo, options), options, annotated_dir)
@@ -309,7 +338,7 @@ def finish_group(
 
 def count_photos(
     detector: Any,
-    photos: Sequence[PhotoFile],
+    photos: Sequence[PhotoSource],
     options: CountOptions,
     annotated_dir: Path | None = None,
     decoders: int = DEFAULT_DECODERS,
@@ -337,15 +366,36 @@ def count_photos(
             yield from finish_group(detector, loaded, options, annotated_dir)
 
 
-def count_into_run(
-    detector: Any,
-    photos: Sequence[PhotoFile],
-    run: RunDirectory,
-    options: CountOptions,
-    annotated_dir: Path | None = None,
-    on_done: ProgressCallback | None = None,
-    decoders: int = DEFAULT_DECODERS,
-) -> None:
-    """The local engine: count the photos (pipelined, :func:`count_photos`) and append each line as it is done."""
-    for outcome in count_photos(detector, photos, options, annotated_dir, decoders):
-        run.record(outcome, on_done)
+class Engine(Protocol):
+    """What counts a run's photos into its directory. Every engine takes these same arguments; where it runs (this
+    process, a Ray cluster) is set up when it is made."""
+
+    def count_into_run(
+        self,
+        photos: Sequence[PhotoFile],
+        run: RunDirectory,
+        options: CountOptions,
+        annotated_dir: Path | None = None,
+        on_done: ProgressCallback | None = None,
+    ) -> None:
+        """Count ``photos``, append each record or failure to ``run`` as it is done (then tell ``on_done``), and
+        save each annotated photo into ``annotated_dir`` when one is given."""
+
+
+@dataclass(frozen=True)
+class LocalEngine:
+    """The local engine: this process's detector, ``decoders`` threads decoding ahead (:func:`count_photos`)."""
+
+    detector: Any
+    decoders: int = DEFAULT_DECODERS
+
+    def count_into_run(
+        self,
+        photos: Sequence[PhotoFile],
+        run: RunDirectory,
+        options: CountOptions,
+        annotated_dir: Path | None = None,
+        on_done: ProgressCallback | None = None,
+    ) -> None:
+        for outcome in count_photos(self.detector, photos, options, annotated_dir, self.decoders):
+            run.record(outcome, on_done)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from huggingface_hub import HfApi, ModelCard, get_session, hf_hub_download, try_to_load_from_cache
@@ -36,6 +36,8 @@ class ResolvedWeights:
     sha256: str
     source: str  # "local" | "cache" | "hub" | "shipped"
     version: ModelVersion
+    # the manifest it was resolved against: its runtimes resolve from the same one (read once per load)
+    manifest: Manifest | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -171,7 +173,11 @@ def resolve_weights(model: ModelSettings | None = None, manifest: Manifest | Non
     clear error). ``manifest`` defaults to ``model.manifest``, else the shipped ``weights/manifest.yaml``.
     """
     model = model or ModelSettings()
-    manifest = manifest or load_manifest(model.manifest)
+    manifest = manifest or load_manifest(model.manifest)  # read once per load: resolve_runtime reuses it
+    return replace(_find_weights(model, manifest), manifest=manifest)
+
+
+def _find_weights(model: ModelSettings, manifest: Manifest) -> ResolvedWeights:
     hub = model.hub
     sha256 = (model.sha256 or "").lower() or None
     if model.weights is not None:
@@ -254,7 +260,7 @@ def resolve_runtime(
     if runtime is None:
         have = ", ".join(version.runtimes) or "none"
         raise ModelResolutionError(f"Model version {version.name} has no {name} export (exports: {have}).")
-    manifest = manifest or load_manifest(model.manifest)
+    manifest = manifest or weights.manifest or load_manifest(model.manifest)
     listed = manifest.versions.get(version.name)
     shipped_dir = manifest.weights_dir if runtime.shipped and listed and listed.sha256 == version.sha256 else None
     rev, hub = version.pinned_revision, model.hub

@@ -14,6 +14,7 @@ import yaml
 
 from detector.errors import ModelResolutionError
 from detector.settings import DEFAULT_IMGSZ, ENV_MANIFEST
+from detector.versions.runtimes import FORMATS, runtime_format
 
 
 def _shipped_weights_dir() -> Path:
@@ -27,9 +28,6 @@ WEIGHTS_DIR = _shipped_weights_dir()
 DEFAULT_MANIFEST = WEIGHTS_DIR / "manifest.yaml"
 
 
-RUNTIME_FORMATS = ("openvino", "onnx")  # ultralytics export formats the detector loads (AutoBackend)
-
-
 @dataclass(frozen=True)
 class ExportedRuntime:
     """A version's network exported for another runtime, published in the same hub revision as its weights.
@@ -40,7 +38,7 @@ class ExportedRuntime:
     """
 
     name: str  # "openvino", "openvino-int8", "onnx": what a result's ``runtime`` says
-    format: str  # one of RUNTIME_FORMATS
+    format: str  # one of runtimes.FORMATS
     path: str
     files: Mapping[str, str]  # repo path -> sha256
     precision: str = "fp16"  # of the stored weights: "fp32", "fp16" (run as fp32/bf16 by the CPU) or "int8"
@@ -69,9 +67,9 @@ class ExportedRuntime:
         files = data.get("files") if isinstance(data, Mapping) else None
         if not isinstance(files, Mapping) or not files or not data.get("path"):
             raise ModelResolutionError(f"{where}: runtime {name!r} needs a path and files (repo path: sha256).")
-        fmt = str(data.get("format") or name.split("-")[0])
-        if fmt not in RUNTIME_FORMATS:
-            raise ModelResolutionError(f"{where}: runtime {name!r} has format {fmt!r}; known: {RUNTIME_FORMATS}.")
+        fmt = str(data.get("format") or runtime_format(name))
+        if fmt not in FORMATS:
+            raise ModelResolutionError(f"{where}: runtime {name!r} has format {fmt!r}; known: {FORMATS}.")
         pins = {str(k): str(v).lower() for k, v in files.items()}
         bad = [k for k, v in pins.items() if not re.fullmatch(r"[0-9a-f]{64}", v)]
         if bad:

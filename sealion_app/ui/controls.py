@@ -1,0 +1,166 @@
+"""The count controls, typed once: the seven settings a count takes in the UI and the API (confidence, IoU,
+slicing, tile size, adult female length, model version, runtime), the components that show them, and the one
+place where they become a :class:`~detector.settings.CountOptions` and a loaded detector.
+
+A handler written as ``fn(first, settings: CountSettings, *rest)`` and wrapped with :func:`takes_count_settings`
+gets the API's named parameters (``/count``, ``/count_data``, ``/count_batch`` keep their keyword arguments), and
+``[first, *controls.inputs, ...]`` feeds it from the page.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any
+
+import gradio as gr
+
+from detector.counting.scale import ADULT_FEMALE_LENGTH_PX, scale_from_female_length
+from detector.settings import DEFAULT_IOU, DEFAULT_SLICING, SLICING_CHOICES, CountOptions
+from detector.versions.runtimes import DEFAULT_RUNTIME
+from sealion_app.models import ModelRegistry
+from sealion_app.ui.components import api_optional
+
+RUNTIME_INFO = (
+    "auto: the version's checked CPU export on a CPU, torch on a GPU · torch: the PyTorch weights · openvino-f32: "
+    "OpenVINO in fp32, counts as torch's · openvino: the CPU's fastest precision (bf16 where it has it), counts "
+    "may move by an animal or two. Other runtimes load on first use."
+)
+
+
+@dataclass(frozen=True)
+class CountSettings:
+    """What the count controls (or an API call) say; their names are the API's parameter names."""
+
+    conf: float = 0.0  # 0: the model version's calibrated per-class thresholds
+    iou: float = DEFAULT_IOU
+    slicing: str = DEFAULT_SLICING
+    tile_size: float = 0  # 0: the model's input size
+    female_length_px: float = 0  # how long an adult female is in the photo, in pixels; 0: auto from its size
+    model_version: str = ""  # "": the startup model
+    runtime: str = ""  # "" or auto: the version's automatic choice
+
+    def options(self) -> CountOptions:
+        """The :class:`CountOptions` these settings ask for; a bad female length is a one-line gr.Error."""
+        try:
+            photo_scale = scale_from_female_length(float(self.female_length_px)) if self.female_length_px else None
+        except ValueError as exc:
+            raise gr.Error(f"Adult female length: {exc} (or 0 for auto).", print_exception=False) from None
+        return CountOptions(
+            conf=float(self.conf) if self.conf else None,
+            iou=float(self.iou),
+            slicing=str(self.slicing or DEFAULT_SLICING),
+            tile_size=int(self.tile_size) if self.tile_size else None,
+            photo_scale=photo_scale,
+        )
+
+    def detector(self, registry: ModelRegistry) -> Any:
+        """The detector of the chosen version and runtime (loaded on first use)."""
+        return registry.get(self.model_version, self.runtime)
+
+
+_PARAMETERS = [
+    inspect.Parameter(item.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=item.default, annotation=item.type)
+    for item in fields(CountSettings)
+]
+
+
+def takes_count_settings(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn(first, settings, *rest)`` as a handler with ``first``, the seven named settings, then ``rest``: the
+    signature Gradio reads for the API and for the order of a click's inputs."""
+    signature = inspect.signature(fn)
+    first, _settings, *rest = signature.parameters.values()
+    handler_signature = signature.replace(parameters=[first, *_PARAMETERS, *rest])
+
+    @functools.wraps(fn)
+    def handler(*args: Any, **kwargs: Any) -> Any:
+        bound = handler_signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        values = dict(bound.arguments)
+        settings = CountSettings(**{item.name: values.pop(item.name) for item in fields(CountSettings)})
+        return fn(values.pop(first.name), settings, **values)
+
+    handler.__signature__ = handler_signature  # type: ignore[attr-defined]
+    return handler
+
+
+@dataclass(frozen=True)
+class CountControls:
+    """The components of the count settings, in :class:`CountSettings`' order (:attr:`inputs`)."""
+
+    conf: gr.Slider
+    iou: gr.Slider
+    slicing: gr.Radio
+    tile_size: gr.Slider
+    female_length: gr.Number
+    model_version: gr.Dropdown
+    runtime: gr.Dropdown
+
+    @property
+    def inputs(self) -> list[gr.components.Component]:
+        return [getattr(self, item.name) for item in fields(self)]
+
+
+def model_controls(registry: ModelRegistry) -> tuple[gr.Dropdown, gr.Dropdown]:
+    """The model version and runtime choosers (above the tabs: every tab counts with them)."""
+    model_version = gr.Dropdown(
+        registry.choices(),
+        value=registry.default_label,
+        label="Model version",
+        info="From weights/manifest.yaml; other versions load on first use.",
+        interactive=True,
+    )
+    runtime = api_optional(
+        gr.Dropdown(
+            registry.runtime_choices(),
+            value=DEFAULT_RUNTIME,
+            label="Runtime",
+            info=RUNTIME_INFO,
+            interactive=True,
+            allow_custom_value=True,  # API callers' unknown names get the registry's clear error
+            elem_id="runtime",
+        )
+    )
+    return model_version, runtime
+
+
+def detection_controls(imgsz: int, model_version: gr.Dropdown, runtime: gr.Dropdown) -> CountControls:
+    """The detection settings of the Count tab (the Batch tab counts with the same), with the model choosers."""
+    with gr.Accordion("Detection settings", open=True):
+        conf = gr.Slider(
+            0,
+            0.99,
+            value=0,
+            step=0.01,
+            label="Confidence threshold",
+            info="0 = the model's calibrated threshold per class (counts best on unseen photos)",
+        )
+        iou = gr.Slider(0.05, 0.95, value=DEFAULT_IOU, step=0.05, label="IoU threshold (NMS)")
+        slicing = gr.Radio(
+            list(SLICING_CHOICES),
+            value=DEFAULT_SLICING,
+            label="Sliced inference",
+            info="auto: tile photos larger than a tile; on: always; off: whole photo at once",
+        )
+        tile_size = gr.Slider(
+            0,
+            2048,
+            value=0,
+            step=32,
+            label="Tile size (px)",
+            info=f"0 = the model's input size ({imgsz} px)",
+        )
+        female_length = gr.Number(
+            value=0,
+            minimum=0,
+            maximum=2000,
+            step=1,
+            label="Adult female length in this photo (px)",
+            info=f"0 = auto, from the photo's size (a survey original: about "
+            f"{ADULT_FEMALE_LENGTH_PX} px, a copy downsampled 4x: about "
+            f"{ADULT_FEMALE_LENGTH_PX // 4}). Set it for crops. Resets to auto for a new photo.",
+            elem_id="female-length",
+        )
+    return CountControls(conf, iou, slicing, tile_size, female_length, model_version, runtime)

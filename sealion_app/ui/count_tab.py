@@ -1,0 +1,147 @@
+"""The Count tab and the ``/count`` and ``/count_data`` endpoints: one photo, its annotated copy, counts and JSON."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from sealion_app import present
+from sealion_app.models import ModelRegistry
+from sealion_app.service import count_to_file, photo_jpeg, prune_old_batches
+from sealion_app.ui.components import PhotoInput
+from sealion_app.ui.controls import CountControls, CountSettings, detection_controls, takes_count_settings
+
+
+@dataclass(frozen=True)
+class CountTab:
+    """What the other tabs use of the Count tab: its photo, its result, and the count controls."""
+
+    image: PhotoInput
+    result_json: gr.JSON
+    controls: CountControls
+
+
+def build_count_tab(
+    registry: ModelRegistry,
+    model_version: gr.Dropdown,
+    runtime: gr.Dropdown,
+    examples: Sequence[Path],
+    batch_dir: Path,
+    count_workers: int,
+    guard: Callable[[Callable[..., Any]], Callable[..., Any]],
+) -> CountTab:
+    """The Count tab (inside ``gr.Tabs``); ``guard`` maps failures to one-line gr.Errors."""
+
+    @guard
+    @takes_count_settings
+    def count(image: str | None, settings: CountSettings):
+        """Count sea lions in one photo: annotated JPEG, per-class counts table, JSON result, status line.
+
+        ``female_length_px``: how long an adult female is in the photo, in pixels; 0 = auto from the photo's size.
+        """
+        if not image:
+            raise gr.Error("Upload a photo (or pick an example) first.", print_exception=False)
+        detector = settings.detector(registry)
+        path = Path(image)
+        options = settings.options()
+        prune_old_batches(batch_dir)
+        # Files of our own, not arrays: Gradio rewrites an array's cache file in place (same name for the same
+        # picture), so a client downloading it while another request draws the same photo got a truncated JPEG;
+        # a file is copied into the cache once, atomically (gradio.processing_utils.save_file_to_cache).
+        annotated_jpeg, result = count_to_file(detector, path, path.name, options, batch_dir)
+        errors = present.expected_errors(detector.weights.version.metrics)
+        return (
+            str(annotated_jpeg),
+            present.counts_table(result, errors),
+            present.result_dict(result),
+            present.status_line(result),
+        )
+
+    @guard
+    @takes_count_settings
+    def count_data(image: str | None, settings: CountSettings) -> dict:
+        """Counts and boxes only, no annotated photo: the lean API path for scripts (``/count_data``).
+
+        The same inputs as ``/count``; returns its JSON result (the third output of ``/count``).
+        """
+        if not image:
+            raise gr.Error("Send a photo.", print_exception=False)
+        detector = settings.detector(registry)
+        path = Path(image)
+        return present.result_dict(detector.count(path, settings.options(), source=path.name))
+
+    @guard
+    def inspection(image: str | None, annotated_jpeg: str | None):
+        """The slider's pair, (photo, counted photo), both full size; the photo as the detector decoded it."""
+        if not image or not annotated_jpeg:
+            return None
+        return str(photo_jpeg(Path(image), batch_dir)), annotated_jpeg
+
+    with gr.Tab("Count", id="count"):
+        with gr.Row():
+            with gr.Column(scale=1):
+                image = PhotoInput(
+                    type="filepath", label="Photo", sources=["upload", "clipboard"], elem_id="photo-input"
+                )
+                controls = detection_controls(registry.default.imgsz, model_version, runtime)
+                count_button = gr.Button("Count", variant="primary")
+                if examples:
+                    gr.Examples(
+                        [[str(p)] for p in examples],
+                        inputs=[image],
+                        label="Examples: NOAA training-sample photos, downsampled 4x",
+                        cache_examples=False,
+                    )
+            with gr.Column(scale=2):
+                gr.Markdown(
+                    "Counted photo, full resolution: **scroll to zoom** (up to 15×), **drag to pan**, drag "
+                    "the bar from the left edge to compare with the photo itself.",
+                    elem_id="inspect-hint",
+                )
+                inspect = gr.ImageSlider(
+                    label="Photo | counted",
+                    show_label=False,  # a floating label would hide the top of the counts legend
+                    format="jpeg",
+                    type="filepath",
+                    interactive=False,
+                    slider_position=0,  # the counted photo first; drag right to see the photo itself
+                    max_height=900,
+                    elem_id="inspect-image",
+                )
+                annotated = gr.Image(  # the API's annotated JPEG; the slider above shows it in the UI
+                    format="jpeg", type="filepath", interactive=False, visible=False, elem_id="annotated-image"
+                )
+                status = gr.Markdown(elem_id="count-status")
+                counts = gr.Dataframe(
+                    headers=present.COUNT_COLUMNS,
+                    label="Counts per class, with the typical error on survey photos the model never saw",
+                    interactive=False,
+                    elem_id="counts-table",
+                )
+                with gr.Accordion("JSON result", open=False):
+                    result_json = gr.JSON(label="Result")
+        count_button.click(
+            count,
+            inputs=[image, *controls.inputs],
+            outputs=[annotated, counts, result_json, status],
+            api_name="count",
+            concurrency_id="count",
+            concurrency_limit=count_workers,
+        ).success(inspection, inputs=[image, annotated], outputs=inspect, api_visibility="private")
+        # The lean API path: the same inputs, the JSON result only (no overlay to draw, encode and download).
+        data_only = gr.JSON(visible=False)
+        gr.Button(visible=False).click(
+            count_data,
+            inputs=[image, *controls.inputs],
+            outputs=data_only,
+            api_name="count_data",
+            concurrency_id="count",
+            concurrency_limit=count_workers,
+        )
+        # A new photo starts at auto scale: a length typed for the previous photo must not carry over.
+        image.change(lambda: 0, outputs=controls.female_length, api_visibility="private")
+    return CountTab(image, result_json, controls)
