@@ -618,11 +618,20 @@ def train_or_resume(config: TrainConfig, command: str | None = None) -> dict[str
     state = run_state(run)
     if state == FINISHED:
         return read_record(run)
-    if state in {CUT, "unknown"}:
+    if state == CUT:
         return resume(run, hours=config.hours or config.extra.get("time"), device=config.device, command=command)
     if state == RUNNING:
         raise TrainingError(f"{run} is being trained by another process; wait for it")
+    if state == "unknown":
+        raise TrainingError(f"{run}: {UNKNOWN_RUN}")
     return train(config, command)
+
+
+UNKNOWN_RUN = (
+    f"checkpoints but no {TRAINING_RECORD}: older training code, which wrote its record only at the end, is still "
+    "training it, or was killed. Wait for it to finish, or, if no process trains it, continue it with "
+    "python -m training.train --resume RUN"
+)
 
 
 def stamp_run(run: Path, dataset: Path) -> WeightsFacts:
