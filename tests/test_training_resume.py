@@ -25,10 +25,10 @@ from detector.weights_facts import FACTS_KEY, WeightsFacts, read_weights_facts
 from tests.helpers import REPO_ROOT, build_untrained_model
 from training.dataset import BuildOptions, ChipOptions, build_dataset
 from training.evaluate import guarded_thresholds
-from training.io import TrainingError
+from training.io import DatasetRecord, TrainingError
 from training.release import Release, ReleaseOptions, make_plan, split_chips
 from training.release import main as release_main
-from training.train import TrainConfig, read_record, resume, run_state, stamp_run, train
+from training.train import TrainConfig, read_record, resume, run_state, stamp_run, train, train_or_resume
 
 TINY = Path(__file__).parent / "data" / "sealions-tiny"
 FACTS = WeightsFacts(0.25, 96, SEA_LION_CLASSES)
@@ -221,6 +221,10 @@ def test_the_release_trains_the_folds_calibrates_and_resumes_from_its_outputs(da
     again = Release(options, "test again").run(until="calibrate")  # a rerun finds every output: trains nothing
     assert again["stages"]["cv"]["status"] == "done"
     assert (work / "cv" / "fold0" / "weights" / "best.pt").stat().st_mtime_ns == trained_at
+    fold0 = DatasetRecord.read(dataset).splits["fold0"]
+    other = TrainConfig(data=fold0, hours=0.5, project=str(work / "cv"), name="fold0", extra={"val": False})
+    with pytest.raises(TrainingError, match="other settings .*0.5 hours"):  # reused only as it was asked for
+        train_or_resume(other)
 
 
 def test_the_threshold_guard_works_with_the_one_other_fold_of_a_two_fold_cv():

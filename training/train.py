@@ -28,7 +28,7 @@ import socket
 import sys
 import time
 import types
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from copy import copy
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
@@ -616,6 +616,14 @@ def train_or_resume(config: TrainConfig, command: str | None = None) -> dict[str
     """Train ``config``'s run, resume it where it was cut, or return its record where it already finished."""
     run = Path(config.project) / config.name
     state = run_state(run)
+    if state in {FINISHED, CUT}:
+        # a cut run may continue on another budget (resume's hours); a finished one is reused only as it was asked
+        differences = recipe_differences(read_record(run) or {}, config, budget=state == FINISHED)
+        if differences:
+            raise TrainingError(
+                f"{run} was trained with other settings ({'; '.join(differences)}): give another run folder, or "
+                "delete that one to train it again"
+            )
     if state == FINISHED:
         return read_record(run)
     if state == CUT:
@@ -625,6 +633,28 @@ def train_or_resume(config: TrainConfig, command: str | None = None) -> dict[str
     if state == "unknown":
         raise TrainingError(f"{run}: {UNKNOWN_RUN}")
     return train(config, command)
+
+
+def _budget(config: Mapping[str, Any]) -> str:
+    hours = config.get("hours") or (config.get("extra") or {}).get("time")
+    return f"{float(hours):.4g} hours" if hours else f"{config.get('epochs')} epochs"
+
+
+def recipe_differences(record: Mapping[str, Any], config: TrainConfig, budget: bool = True) -> list[str]:
+    """How the run a record describes was trained differently from ``config`` (what a reused run must match:
+    data, model, init, seed, augmentation, and, with ``budget``, its epochs or time budget)."""
+    trained = record.get("config") or {}
+    wanted = asdict(config)
+    found = []
+    for key in ("data", "model", "init", "seed", "rot90", "grey"):
+        a, b = trained.get(key), wanted.get(key)
+        if key in {"data", "init"} and a and b:
+            a, b = str(Path(a).resolve()), str(Path(b).resolve())
+        if key in trained and a != b:
+            found.append(f"{key} {trained.get(key)} instead of {wanted.get(key)}")
+    if budget and trained and _budget(trained) != _budget(wanted):
+        found.append(f"{_budget(trained)} instead of {_budget(wanted)}")
+    return found
 
 
 UNKNOWN_RUN = (
