@@ -35,7 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from detector.manifest import DEFAULT_MANIFEST, load_manifest
-from detector.settings import DEFAULT_CONF
+from detector.settings import DEFAULT_CONF, default_of
+from training.dataset import ChipOptions
 from training.io import DATASET_RECORD, DatasetRecord, TrainingError
 
 STATE_FILE = "release_state.json"
@@ -54,9 +55,9 @@ class ReleaseOptions:
     version: str = "v3"
     device: str = "cpu"
     folds: int | None = None  # default: 2 on the CPU, 4 on a GPU (only when the recipe builds the dataset)
-    ground_scale: float = 0.5
-    chip: int = 320
-    overlap: float = 0.25
+    ground_scale: float = 0.5  # the v2/v3 recipe (training.dataset's own default is 0.25)
+    chip: int = default_of(ChipOptions, "size")
+    overlap: float = default_of(ChipOptions, "overlap")
     empty_share: float = 0.1
     seed: int = 0
     model: str = "yolov5n.yaml"
@@ -369,28 +370,33 @@ def _jsonable(value: Any) -> Any:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The options of :class:`ReleaseOptions`, their defaults taken from it (typed once)."""
+
+    def default(name: str) -> Any:
+        return default_of(ReleaseOptions, name)
+
     parser = argparse.ArgumentParser(prog="python -m training.release", description=__doc__.splitlines()[0])
     parser.add_argument("--hours", type=float, required=True, help="training budget of the whole release, in hours")
     parser.add_argument("--data", type=Path, required=True, help="NOAA sample or Kaggle layout folder (the photos)")
     parser.add_argument("--work", type=Path, required=True, help="work folder: dataset/, final/, cv/, state file")
-    parser.add_argument("--version", default="v3", help="version name and tag (default %(default)s)")
-    parser.add_argument("--device", default="cpu", help="cpu, or 0 for the first CUDA GPU (more folds, see above)")
+    parser.add_argument("--version", default=default("version"), help="version name and tag (default %(default)s)")
+    parser.add_argument("--device", default=default("device"), help="cpu, or 0 for the first CUDA GPU (more folds)")
     parser.add_argument("--folds", type=int, default=None, help=f"CV folds (default {CPU_FOLDS}, {GPU_FOLDS} on a GPU)")
-    parser.add_argument("--ground-scale", type=float, default=0.5, help="dataset ground scale (default %(default)s)")
-    parser.add_argument("--chip", type=int, default=320, help="chip size in pixels (default %(default)s)")
-    parser.add_argument("--overlap", type=float, default=0.25)
-    parser.add_argument("--empty-share", type=float, default=0.1)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--model", default="yolov5n.yaml", help="model config (default %(default)s)")
+    parser.add_argument("--ground-scale", type=float, default=default("ground_scale"), help="default %(default)s")
+    parser.add_argument("--chip", type=int, default=default("chip"), help="chip size in pixels (default %(default)s)")
+    parser.add_argument("--overlap", type=float, default=default("overlap"), help="chip overlap (default %(default)s)")
+    parser.add_argument("--empty-share", type=float, default=default("empty_share"), help="default %(default)s")
+    parser.add_argument("--seed", type=int, default=default("seed"))
+    parser.add_argument("--model", default=default("model"), help="model config (default %(default)s)")
     parser.add_argument("--init", help="initial weights (see python -m training.train --init)")
     parser.add_argument(
-        "--epochs", type=int, default=400,
+        "--epochs", type=int, default=default("epochs"),
         help="shapes the first epoch's schedule; the time budget then fits the count (default %(default)s)",
     )  # fmt: skip
-    parser.add_argument("--conf", type=float, default=DEFAULT_CONF, help="uniform confidence the guard compares with")
+    parser.add_argument("--conf", type=float, default=default("conf"), help="uniform conf the guard compares with")
     parser.add_argument("--git-repo", type=Path, help="local git model repo to publish to (served by olah)")
     parser.add_argument("--endpoint", help="hub endpoint URL to publish to instead")
-    parser.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST)
+    parser.add_argument("--manifest", type=Path, default=default("manifest"))
     parser.add_argument("--default", action="store_true", help="make the version the manifest default")
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE",
