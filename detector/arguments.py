@@ -36,7 +36,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", type=Path, default=None, help=f"explicit local weights file [{ENV_WEIGHTS}]")
     parser.add_argument(
         "--ground-scale", type=float, default=None,
-        help=f"the ground scale an unlisted --weights file was trained at (default 1.0) [{ENV_GROUND_SCALE}]",
+        help="the ground scale an unlisted --weights file was trained at (default: what the file records; "
+        f"required for a file that records none) [{ENV_GROUND_SCALE}]",
     )  # fmt: skip
     parser.add_argument("--hub-repo", default=None, help=f"hub repo id to pull from [{ENV_HUB_REPO}]")
     parser.add_argument("--revision", default=None, help=f"hub tag, branch or commit sha [{ENV_HUB_REVISION}]")

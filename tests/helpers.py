@@ -23,10 +23,15 @@ def sha256_of(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def build_untrained_model(path: Path, class_names: list[str] | None = None, seed: int = 0) -> Path:
-    """Save a real (randomly initialised) YOLOv5n checkpoint that ultralytics loads like a trained one."""
+def build_untrained_model(
+    path: Path, class_names: list[str] | None = None, seed: int = 0, ground_scale: float | None = 1.0
+) -> Path:
+    """Save a real (randomly initialised) YOLOv5n checkpoint that ultralytics loads like a trained one; it records
+    that it was trained at ``ground_scale`` (as ``training.train`` writes it; None: records nothing)."""
     import torch
     from ultralytics.nn.tasks import DetectionModel
+
+    from detector.versions.weights_facts import FACTS_KEY, WeightsFacts
 
     names = class_names or SEA_LION_CLASSES
     torch.manual_seed(seed)
@@ -34,7 +39,10 @@ def build_untrained_model(path: Path, class_names: list[str] | None = None, seed
     model.names = dict(enumerate(names))
     model.args = {"imgsz": 320}
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"model": model.half(), "train_args": {"imgsz": 320}, "epoch": -1, "date": None}, path)
+    checkpoint = {"model": model.half(), "train_args": {"imgsz": 320}, "epoch": -1, "date": None}
+    if ground_scale is not None:
+        checkpoint[FACTS_KEY] = WeightsFacts(ground_scale, 320, tuple(names)).to_dict()
+    torch.save(checkpoint, path)
     return path
 
 

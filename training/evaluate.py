@@ -138,27 +138,28 @@ def evaluate_model(
 def cross_validate(
     dataset: Path, out: Path, epochs: int, model: str = "yolov5n.yaml", conf: float = DEFAULT_CONF, device: str = "cpu",
     folds: Sequence[str] | None = None, extra: Mapping[str, Any] | None = None, init: str | None = None,
-    grey: float = 0.1,
+    grey: float = 0.1, fold_hours: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """Train one model per fold (same recipe as the default, ``epochs`` epochs) and count on the unseen photos."""
+    """Train one model per fold (same recipe as the default, ``epochs`` epochs, or ``fold_hours[fold]`` hours) and
+    count on the unseen photos. A fold already trained in ``out`` is reused, one that was cut is resumed."""
     import yaml
 
-    from training.train import TrainConfig, train
+    from training.train import TrainConfig, train_or_resume
 
     summary = DatasetRecord.read(dataset)
     fold_names = list(folds or sorted(k for k in summary.splits if k.startswith("fold")))
     if not fold_names:
         raise TrainingError(f"{dataset} has no CV folds: rebuild it with --folds 4")
     by_id = summary.by_id
-    truth, predicted, baseline, rows, chips, timings = [], [], [], [], {}, {}
+    truth, predicted, baseline, rows, chips, timings, ran = [], [], [], [], {}, {}, {}
     for name in fold_names:
         data_yaml = Path(summary.splits[name])
         split = yaml.safe_load(data_yaml.read_text())
         started = time.perf_counter()
-        record = train(
+        record = train_or_resume(
             TrainConfig(
                 data=str(data_yaml), model=model, epochs=epochs, device=device, project=str(out), name=name,
-                extra=dict(extra or {}), init=init, grey=grey,
+                extra=dict(extra or {}), init=init, grey=grey, hours=(fold_hours or {}).get(name),
             ),
             command=f"cross-validation fold {name}",
         )  # fmt: skip
@@ -166,6 +167,7 @@ def cross_validate(
             Path(record["weights"]), dataset, split["val_photos"], split["train_photos"], conf, data_yaml, device
         )
         timings[name] = round(time.perf_counter() - started, 1)
+        ran[name] = {"epochs_run": record.get("epochs_run"), "train_wall_time_s": record.get("wall_time_s")}
         for row in result["per_photo"]:
             truth.append(row["truth"])
             predicted.append(row["predicted"])
@@ -176,7 +178,9 @@ def cross_validate(
         (out / f"{name}_metrics.json").write_text(json.dumps(result, indent=2))
     report = {
         "folds": fold_names,
-        "epochs_per_fold": epochs,
+        "epochs_per_fold": epochs_text([r["epochs_run"] for r in ran.values()]) if fold_hours else epochs,
+        "hours_per_fold": dict(fold_hours or {}),
+        "fold_training": ran,
         "train_overrides": dict(extra or {}),
         "model": model,
         "init": init,
@@ -192,6 +196,14 @@ def cross_validate(
     out.mkdir(parents=True, exist_ok=True)
     (out / "cv_metrics.json").write_text(json.dumps(report, indent=2))
     return report
+
+
+def epochs_text(epochs_run: Sequence[int | None]) -> int | str:
+    """The epochs the folds ran: one number, or "min-max" when time-bounded folds ran different counts."""
+    known = sorted(int(e) for e in epochs_run if e is not None)
+    if not known:
+        return "unknown"
+    return known[0] if known[0] == known[-1] else f"{known[0]}-{known[-1]}"
 
 
 def fold_photos(summary: DatasetRecord, fold_names: Sequence[str]) -> dict[str, list[str]]:
@@ -256,8 +268,12 @@ def guarded_thresholds(
         return choose_thresholds(np.array([truth[p] for p in ids]), [found[p] for p in ids])
 
     unguarded = fit(photos)
-    calibrated_err, default_err = np.zeros(len(SEA_LION_CLASSES)), np.zeros(len(SEA_LION_CLASSES))
     defaults = np.full(len(SEA_LION_CLASSES), default)
+    if len(names) < 2:  # one fold (the other folds of a 2-fold CV): hold out one photo at a time instead
+        folds, names = {p: [p] for p in photos}, photos
+    if len(names) < 2:  # a single photo: nothing to check a threshold on, so every class keeps the default
+        return defaults, unguarded
+    calibrated_err, default_err = np.zeros(len(SEA_LION_CLASSES)), np.zeros(len(SEA_LION_CLASSES))
     for name in names:
         inner = fit([p for other in names if other != name for p in folds[other]])
         for p in folds[name]:

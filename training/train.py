@@ -1,11 +1,19 @@
 """Train a YOLOv5 sea lion detector on a dataset from ``training.dataset`` (wraps ultralytics).
 
     python -m training.train --data /work/datasets/sealions/splits/all/data.yaml --epochs 60 --out runs/v1
+    # time-bounded (ultralytics fits the learning-rate schedule to the budget), resumable after a kill
+    python -m training.train --data DATA --hours 1.1 --project /work/train-runs --name v3
+    python -m training.train --resume /work/train-runs/v3
+    # record ground scale, chip size and classes in the weights of a run trained before they were recorded
+    python -m training.train --stamp /work/train-runs/v3 --dataset /work/datasets/gs05
 
 Starts from a model *config* (``yolov5n.yaml``/``yolov5s.yaml``; random init, nothing downloaded). Augmentation
 suits overhead photos: flips both ways plus 90-degree rotations (all 8 orientations), no perspective, no shear, and
-little scaling (class is partly told by body size at a fixed ground scale). The run folder gets ``weights/best.pt``
-(fp16, optimizer stripped) and ``training_record.json`` (command, parameters, wall time, final metrics).
+little scaling (class is partly told by body size at a fixed ground scale). The run folder gets ``weights/last.pt``
+after every epoch (what ``--resume`` continues from), ``weights/best.pt`` (fp16, optimizer stripped at the end) and
+``training_record.json``, written at the start, after every epoch and at the end: command, parameters, epochs run,
+wall time, and whether the run finished (by its epochs or its time budget), is running, or was cut. Every checkpoint
+records the ground scale, chip size and class names of its dataset (:mod:`detector.versions.weights_facts`).
 """
 
 from __future__ import annotations
@@ -16,10 +24,11 @@ import os
 import platform
 import random
 import shlex
+import socket
 import sys
 import time
 import types
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from copy import copy
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
@@ -37,6 +46,7 @@ from ultralytics.models.yolo.detect import DetectionTrainer  # noqa: E402
 from detector.classes import SEA_LION_CLASSES  # noqa: E402
 from detector.counting.images import greyscale  # noqa: E402
 from detector.settings import DEFAULT_IMGSZ  # noqa: E402
+from detector.versions.weights_facts import FACTS_KEY, TRAINING_RECORD, WeightsFacts, stamp_checkpoint  # noqa: E402
 from training.io import DATASET_RECORD, DatasetRecord, TrainingError  # noqa: E402
 
 
@@ -167,6 +177,40 @@ def _use_all_cores(trainer: DetectionTrainer) -> None:
         torch.set_num_threads(os.cpu_count() or 1)
 
 
+def _continue_the_clock(trainer: SeaLionTrainer) -> None:
+    """On the first epoch of a resumed run, count the time budget from the run's start, not from the resume.
+
+    ultralytics restarts its clock on resume (a resumed ``time=`` run would get the whole budget again) and, in time
+    mode, refits the epoch count to ``time / mean epoch time`` with the mean taken over the epochs since the resume
+    only, which it then compares with the absolute epoch. Moving the clock back by the training seconds the
+    checkpoint recorded, and counting epochs from 0, makes both hold for the whole run (and results.csv's time
+    column stays cumulative)."""
+    if trainer.resume and not trainer.clock_continued:
+        trainer.train_time_start = time.time() - trainer.prior_train_seconds
+        trainer.start_epoch = 0  # read by the loop before this callback; later only in averages, logs and retries
+        trainer.clock_continued = True
+
+
+def _checkpoint_saved(trainer: SeaLionTrainer) -> None:
+    """After ultralytics saved an epoch's checkpoints (last.pt every epoch, best.pt when it improved): record the
+    dataset's facts in the files it rewrote, and count the epoch as done (a resume starts after it)."""
+    if trainer.log is not None:
+        trainer.log.completed = int(trainer.epoch) + 1
+    if trainer.facts is None:
+        return
+    for path in (Path(trainer.last), Path(trainer.best)):
+        if path.is_file() and trainer.stamped.get(path) != path.stat().st_mtime_ns:
+            stamp_checkpoint(path, trainer.facts)
+            trainer.stamped[path] = path.stat().st_mtime_ns
+
+
+def _write_running_record(trainer: SeaLionTrainer) -> None:
+    if trainer.log is not None:
+        if trainer.init_report is not None:  # known once the model is built
+            trainer.log.base["init"] = asdict(trainer.init_report)
+        trainer.log.write(trainer, "running")
+
+
 class SeaLionTrainer(DetectionTrainer):
     """ultralytics' detection trainer plus 90-degree rotations and greyscale copies of training images, an
     optional initialisation from matching tensors of another model; MLflow only when asked."""
@@ -176,6 +220,9 @@ class SeaLionTrainer(DetectionTrainer):
     init_weights: str | None = None
     init_report: InitReport | None = None
     use_mlflow = False
+    facts: WeightsFacts | None = None  # stamped into every checkpoint
+    log: RunLog | None = None  # writes training_record.json
+    prior_train_seconds = 0.0  # a resumed run: training seconds before the resume
 
     def get_model(self, cfg=None, weights=None, verbose=True):
         model = super().get_model(cfg=cfg, weights=weights, verbose=verbose)
@@ -192,6 +239,12 @@ class SeaLionTrainer(DetectionTrainer):
         # ultralytics caps CPU threads at cores-1 whenever it selects a device (1 of 2 cores here: 2x slower);
         # every epoch starts with all cores again.
         self.add_callback("on_train_epoch_start", _use_all_cores)
+        self.clock_continued = False
+        self.stamped: dict[Path, int] = {}
+        self.add_callback("on_train_epoch_start", _continue_the_clock)
+        self.add_callback("on_model_save", _checkpoint_saved)
+        self.add_callback("on_train_start", _write_running_record)
+        self.add_callback("on_fit_epoch_end", _write_running_record)
 
         ours = set(mlflow_callbacks.callbacks.values()) if mlflow_callbacks.callbacks else set()
         for hooks in self.callbacks.values():  # ultralytics adds MLflow whenever it is installed: not by default
@@ -223,6 +276,7 @@ class TrainConfig:
     data: str
     model: str = "yolov5n.yaml"
     epochs: int = 60
+    hours: float | None = None  # time budget (ultralytics time=): the epoch count and schedule are fitted to it
     imgsz: int | None = None  # default: the dataset's chip size
     batch: int | None = None  # default: from the chip size and the number of training chips (auto_batch)
     seed: int = 0
@@ -268,6 +322,8 @@ class TrainConfig:
             "cache": "ram",
             "amp": self.device != "cpu",
         }
+        if self.hours:
+            args["time"] = float(self.hours)
         args.update(self.extra)
         return args
 
@@ -309,59 +365,329 @@ def _enable_mlflow(project: str) -> None:
     os.environ["MLFLOW_KEEP_RUN_ACTIVE"] = "1"  # we add the training record, then end the run
 
 
-def train(config: TrainConfig, command: str | None = None) -> dict[str, Any]:
-    """Train; returns the training record (also written to ``<run>/training_record.json``)."""
-    data_yaml = Path(config.data)
-    check_names(data_yaml)
-    imgsz = int(config.imgsz or chip_size_of(data_yaml) or DEFAULT_IMGSZ)
-    if config.mlflow:
-        _enable_mlflow(config.project)
-    from ultralytics import YOLO
+RUNNING, FINISHED, CUT = "running", "finished", "cut"
 
+
+def dataset_facts(data_yaml: Path) -> WeightsFacts | None:
+    """The ground scale, chip size and classes of the dataset a data.yaml belongs to (its photos.json), if any."""
+    data = yaml.safe_load(Path(data_yaml).read_text())
+    folder = Path(data.get("path", Path(data_yaml).parent))
+    if not (folder / DATASET_RECORD).is_file():
+        return None
+    return facts_of(DatasetRecord.read(folder), folder)
+
+
+def facts_of(dataset: DatasetRecord, folder: Path) -> WeightsFacts:
+    return WeightsFacts(dataset.ground_scale, dataset.chip_size, tuple(dataset.class_names), str(folder))
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+@dataclass
+class RunLog:
+    """Writes ``<run>/training_record.json``: at the start of a run, after every epoch, and at the end.
+
+    ``segments`` are the invocations that trained the run (one, plus one per ``--resume``); the record's wall time
+    is their sum, so a run that was killed and resumed still says how long it took."""
+
+    base: dict[str, Any]  # what does not change while training: command, config, photos, environment, facts
+    segments: list[dict[str, Any]] = field(default_factory=list)  # earlier invocations
+    started: float = field(default_factory=time.time)
+    started_at: str = field(default_factory=_now)
+    first_epoch: int = 0
+    completed: int = -1  # epochs whose checkpoint is saved (-1: none in this invocation yet)
+
+    def write(
+        self, trainer: DetectionTrainer, status: str, stopped_by: str | None = None, error: str | None = None
+    ) -> dict[str, Any]:
+        save_dir = Path(trainer.save_dir)
+        best, last = Path(trainer.best), Path(trainer.last)
+        done = max(self.first_epoch, self.completed)
+        seconds = time.time() - self.started
+        segment = {
+            "started_at": self.started_at, "seconds": round(seconds, 1), "from_epoch": self.first_epoch,
+            "to_epoch": done, "status": status, "pid": os.getpid(), "host": socket.gethostname(),
+        }  # fmt: skip
+        train_start = getattr(trainer, "train_time_start", None)
+        metrics = {k: float(v) for k, v in (trainer.metrics or {}).items() if isinstance(v, (int, float, np.floating))}
+        record = {
+            **self.base,
+            "status": status,
+            "stopped_by": stopped_by,
+            "error": error,
+            "updated_at": _now(),
+            "weights": str(best if best.is_file() else last),
+            "last_checkpoint": str(last),
+            "save_dir": str(save_dir),
+            "hours": trainer.args.time or None,
+            "epochs_run": done,
+            "epochs_planned": int(trainer.epochs),  # with a time budget: ultralytics' fit of epochs to the budget
+            "train_seconds": round(time.time() - train_start, 1) if train_start else None,  # the budget's clock
+            "wall_time_s": round(sum(s["seconds"] for s in self.segments) + seconds, 1),
+            "segments": [*self.segments, segment],
+            "final_val_metrics": metrics,
+        }
+        if not metrics:
+            record["final_val_metrics"] = self.base.get("final_val_metrics", {})
+        save_dir.mkdir(parents=True, exist_ok=True)
+        partial = save_dir / (TRAINING_RECORD + ".partial")
+        partial.write_text(json.dumps(record, indent=2))
+        os.replace(partial, save_dir / TRAINING_RECORD)
+        return record
+
+
+def _stopped_by(trainer: DetectionTrainer) -> str:
+    if trainer.args.time:  # time mode ends on the clock or on the epoch count it fitted to the budget
+        return "time budget"
+    return "epochs" if int(trainer.epoch) + 1 >= int(trainer.epochs) else "early stopping"
+
+
+def _configure_trainer(config: TrainConfig, facts: WeightsFacts | None, log: RunLog, init: str | None) -> None:
     SeaLionTrainer.rot90_p = config.rot90
     SeaLionTrainer.grey_p = config.grey
-    SeaLionTrainer.init_weights = config.init
+    SeaLionTrainer.init_weights = init
     SeaLionTrainer.init_report = None
     SeaLionTrainer.use_mlflow = config.mlflow
-    model = YOLO(config.model, task="detect")  # a .yaml config: random init, no download
-    started = time.perf_counter()
-    model.train(trainer=SeaLionTrainer, **config.ultralytics_args(imgsz))
-    wall = time.perf_counter() - started
+    SeaLionTrainer.facts = facts
+    SeaLionTrainer.log = log
+    SeaLionTrainer.prior_train_seconds = 0.0
+
+
+def _run(model: Any, log: RunLog, config: TrainConfig, **arguments: Any) -> dict[str, Any]:
+    """``model.train(**arguments)`` with our trainer; the record says cut if it raises, finished when it returns."""
+    try:
+        model.train(trainer=SeaLionTrainer, **arguments)
+    except BaseException as exc:  # a failure or Ctrl-C: the record says the run was cut (a kill leaves "running")
+        trainer = getattr(model, "trainer", None)
+        if trainer is not None and hasattr(trainer, "save_dir"):
+            log.write(trainer, CUT, error=f"{type(exc).__name__}: {exc}")
+        raise
     trainer = model.trainer
-    save_dir = Path(trainer.save_dir)
-    best = Path(trainer.best) if Path(trainer.best).is_file() else Path(trainer.last)
-    metrics = {k: float(v) for k, v in (trainer.metrics or {}).items() if isinstance(v, (int, float, np.floating))}
-    data = yaml.safe_load(data_yaml.read_text())
-    record = {
-        "command": command or "",
-        "config": asdict(config),
-        "ultralytics_args": config.ultralytics_args(imgsz),
-        "imgsz": imgsz,
-        "base_config": config.model,
-        "init": asdict(SeaLionTrainer.init_report) if SeaLionTrainer.init_report else None,
-        "weights": str(best),
-        "save_dir": str(save_dir),
-        "wall_time_s": round(wall, 1),
-        "epochs_run": int(trainer.epoch) + 1,
-        "final_val_metrics": metrics,
-        "train_photos": data.get("train_photos"),
-        "val_photos": data.get("val_photos"),
-        "environment": {
-            "python": platform.python_version(),
-            "ultralytics": __import__("ultralytics").__version__,
-            "torch": __import__("torch").__version__,
-            "device": config.device,
-        },
-    }
-    (save_dir / "training_record.json").write_text(json.dumps(record, indent=2))
+    record = log.write(trainer, FINISHED, stopped_by=_stopped_by(trainer))
     if config.mlflow:
         import mlflow
 
         if mlflow.active_run() is not None:  # params, metrics and weights were logged by ultralytics' integration
             record["mlflow_run_id"] = mlflow.active_run().info.run_id
-            mlflow.log_artifact(str(save_dir / "training_record.json"))
+            mlflow.log_artifact(str(Path(trainer.save_dir) / TRAINING_RECORD))
             mlflow.end_run()
     return record
+
+
+def train(config: TrainConfig, command: str | None = None) -> dict[str, Any]:
+    """Train; returns the training record (also written to ``<run>/training_record.json``, from the start on)."""
+    data_yaml = Path(config.data)
+    check_names(data_yaml)
+    imgsz = int(config.imgsz or chip_size_of(data_yaml) or DEFAULT_IMGSZ)
+    facts = dataset_facts(data_yaml)
+    if facts is None:
+        print(f"warning: {data_yaml} has no dataset record ({DATASET_RECORD}): the weights will not record their "
+              "ground scale, and counting them will need --ground-scale", file=sys.stderr)  # fmt: skip
+    if config.mlflow:
+        _enable_mlflow(config.project)
+    from ultralytics import YOLO
+
+    data = yaml.safe_load(data_yaml.read_text())
+    base = {
+        "command": command or "",
+        "config": asdict(config),
+        "ultralytics_args": config.ultralytics_args(imgsz),
+        "imgsz": imgsz,
+        "base_config": config.model,
+        "init": None,
+        "train_photos": data.get("train_photos"),
+        "val_photos": data.get("val_photos"),
+        "environment": _environment(config.device),
+        FACTS_KEY: facts.to_dict() if facts else None,
+    }
+    log = RunLog(base)
+    _configure_trainer(config, facts, log, config.init)
+    model = YOLO(config.model, task="detect")  # a .yaml config: random init, no download
+    return _run(model, log, config, **config.ultralytics_args(imgsz))
+
+
+def _environment(device: str) -> dict[str, str]:
+    return {
+        "python": platform.python_version(),
+        "ultralytics": __import__("ultralytics").__version__,
+        "torch": __import__("torch").__version__,
+        "device": device,
+    }
+
+
+def read_record(run: Path) -> dict[str, Any] | None:
+    """A run's training record, or None where it has none yet."""
+    path = Path(run) / TRAINING_RECORD
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _alive(pid: int, host: str) -> bool:
+    if host != socket.gethostname():
+        return True  # another machine's process: cannot tell, assume it still runs
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def run_state(run: Path) -> str:
+    """``finished``, ``running`` (its process is alive), ``cut`` (killed or failed: resume it) or ``none``.
+
+    A record without a status was written by the training code of before issue 21, which wrote it only when a run
+    finished. A run folder with checkpoints but no record is ``unknown``: older code still training it, or killed."""
+    record = read_record(run)
+    if record is None:
+        return "unknown" if (Path(run) / "weights" / "last.pt").is_file() else "none"
+    status = record.get("status", FINISHED)
+    if status == RUNNING:
+        segment = (record.get("segments") or [{}])[-1]
+        return RUNNING if _alive(int(segment.get("pid", -1)), str(segment.get("host", ""))) else CUT
+    return status
+
+
+def resume(run: Path, hours: float | None = None, device: str | None = None, command: str | None = None):
+    """Continue a cut run from ``<run>/weights/last.pt`` (ultralytics ``resume=``); returns the training record.
+
+    The run keeps its settings, its learning-rate schedule and its time budget: the budget counts the training
+    seconds before the cut (from the checkpoint), so a resumed ``--hours`` run ends when the whole run has used it.
+    ``hours`` changes the budget (of the whole run), ``device`` where it continues."""
+    import torch
+    from ultralytics import YOLO
+
+    run = Path(run)
+    state = run_state(run)
+    last = run / "weights" / "last.pt"
+    if state == FINISHED:
+        raise TrainingError(f"{run} finished ({TRAINING_RECORD} says so): nothing to resume")
+    if state == RUNNING:
+        raise TrainingError(f"{run} is still being trained (process {read_record(run)['segments'][-1]['pid']})")
+    if not last.is_file():
+        raise TrainingError(f"{last} not found: {run} has no checkpoint to resume from; train it again")
+    checkpoint = torch.load(last, map_location="cpu", weights_only=False)
+    if checkpoint.get("optimizer") is None or int(checkpoint.get("epoch", -1)) < 0:
+        raise TrainingError(f"{last} is a finished run's stripped checkpoint: nothing to resume")
+    train_args = dict(checkpoint.get("train_args") or {})
+    previous = read_record(run) or {}
+    known = {f.name for f in fields(TrainConfig)}
+    if previous.get("config"):
+        config = TrainConfig(**{k: v for k, v in previous["config"].items() if k in known})
+    else:  # trained by code that wrote its record only at the end: its ultralytics arguments are in the checkpoint
+        config = TrainConfig(**{k: train_args[k] for k in known & set(train_args) if k not in {"model", "imgsz"}})
+        config.model = str(train_args.get("model") or config.model)
+    config.hours = hours or train_args.get("time") or config.hours
+    if device:
+        config.device = device
+    results = checkpoint.get("train_results") or {}
+    prior_seconds = float((results.get("time") or [0.0])[-1])
+    segments = list(previous.get("segments") or [])
+    done = int(checkpoint["epoch"]) + 1
+    if not segments:  # the run's first invocation left no record of itself: its checkpoint says what it did
+        segments = [{"seconds": round(prior_seconds, 1), "from_epoch": 0, "to_epoch": done, "status": CUT}]
+    else:
+        segments[-1] = {**segments[-1], "status": CUT, "to_epoch": min(done, segments[-1].get("to_epoch", done))}
+    facts = WeightsFacts.from_dict(previous[FACTS_KEY]) if previous.get(FACTS_KEY) else None
+    facts = facts or dataset_facts(Path(train_args.get("data") or config.data))
+    base = {key: previous.get(key) for key in ("command", "init", "train_photos", "val_photos")}
+    base.update(
+        config=asdict(config), ultralytics_args=train_args, imgsz=int(train_args.get("imgsz") or DEFAULT_IMGSZ),
+        base_config=config.model, environment=_environment(config.device), resumed_by=command or "",
+        final_val_metrics=previous.get("final_val_metrics", {}), **{FACTS_KEY: facts.to_dict() if facts else None},
+    )  # fmt: skip
+    if not base["command"]:
+        base["command"] = f"python -m training.train --data {config.data} (rebuilt from {last.name} on resume)"
+    log = RunLog(base, segments=segments, first_epoch=done)
+    _configure_trainer(config, facts, log, None)  # the weights come from the checkpoint, never from --init
+    SeaLionTrainer.prior_train_seconds = prior_seconds
+    arguments: dict[str, Any] = {"resume": str(last), "save_dir": str(run.resolve()), "device": config.device}
+    if config.hours:
+        arguments["time"] = float(config.hours)
+    if config.mlflow:
+        _enable_mlflow(config.project)
+    print(f"resuming {run} after epoch {done} ({prior_seconds / 3600:.2f} h trained)", file=sys.stderr)
+    return _run(YOLO(str(last), task="detect"), log, config, **arguments)
+
+
+def train_or_resume(config: TrainConfig, command: str | None = None) -> dict[str, Any]:
+    """Train ``config``'s run, resume it where it was cut, or return its record where it already finished."""
+    run = Path(config.project) / config.name
+    state = run_state(run)
+    if state in {FINISHED, CUT}:
+        # a cut run may continue on another budget (resume's hours); a finished one is reused only as it was asked
+        differences = recipe_differences(read_record(run) or {}, config, budget=state == FINISHED)
+        if differences:
+            raise TrainingError(
+                f"{run} was trained with other settings ({'; '.join(differences)}): give another run folder, or "
+                "delete that one to train it again"
+            )
+    if state == FINISHED:
+        return read_record(run)
+    if state == CUT:
+        return resume(run, hours=config.hours or config.extra.get("time"), device=config.device, command=command)
+    if state == RUNNING:
+        raise TrainingError(f"{run} is being trained by another process; wait for it")
+    if state == "unknown":
+        raise TrainingError(f"{run}: {UNKNOWN_RUN}")
+    return train(config, command)
+
+
+def _budget(config: Mapping[str, Any]) -> str:
+    hours = config.get("hours") or (config.get("extra") or {}).get("time")
+    return f"{float(hours):.4g} hours" if hours else f"{config.get('epochs')} epochs"
+
+
+def recipe_differences(record: Mapping[str, Any], config: TrainConfig, budget: bool = True) -> list[str]:
+    """How the run a record describes was trained differently from ``config`` (what a reused run must match:
+    data, model, init, seed, augmentation, and, with ``budget``, its epochs or time budget)."""
+    trained = record.get("config") or {}
+    wanted = asdict(config)
+    found = []
+    for key in ("data", "model", "init", "seed", "rot90", "grey"):
+        a, b = trained.get(key), wanted.get(key)
+        if key in {"data", "init"} and a and b:
+            a, b = str(Path(a).resolve()), str(Path(b).resolve())
+        if key in trained and a != b:
+            found.append(f"{key} {trained.get(key)} instead of {wanted.get(key)}")
+    if budget and trained and _budget(trained) != _budget(wanted):
+        found.append(f"{_budget(trained)} instead of {_budget(wanted)}")
+    return found
+
+
+UNKNOWN_RUN = (
+    f"checkpoints but no {TRAINING_RECORD}: older training code, which wrote its record only at the end, is still "
+    "training it, or was killed. Wait for it to finish, or, if no process trains it, continue it with "
+    "python -m training.train --resume RUN"
+)
+
+
+def stamp_run(run: Path, dataset: Path) -> WeightsFacts:
+    """Record the ground scale, chip size and classes of ``dataset`` in every checkpoint of a finished run (and in
+    its training record): for runs trained before checkpoints recorded them."""
+    run = Path(run)
+    state = run_state(run)
+    if state in {RUNNING, "unknown", "none"}:
+        raise TrainingError(
+            f"{run}: {state} ({TRAINING_RECORD} missing or still being written); stamp it once training has finished"
+        )
+    facts = facts_of(DatasetRecord.read(dataset), Path(dataset))
+    record = read_record(run) or {}
+    weights = sorted((run / "weights").glob("*.pt"))
+    if not weights:
+        raise TrainingError(f"{run}/weights holds no checkpoint to stamp")
+    for path in weights:
+        import torch
+
+        trained_at = (torch.load(path, map_location="cpu", weights_only=False).get("train_args") or {}).get("imgsz")
+        if trained_at and int(trained_at) != facts.chip_size:
+            raise TrainingError(f"{path} was trained at {trained_at} px, {dataset} has {facts.chip_size} px chips")
+        stamp_checkpoint(path, facts)
+    record[FACTS_KEY] = facts.to_dict()
+    (run / TRAINING_RECORD).write_text(json.dumps(record, indent=2))
+    return facts
 
 
 HELP = {
@@ -378,6 +704,8 @@ HELP = {
     "project": "folder for runs",
     "name": "run name (subfolder of --project)",
     "mlflow": "log params, metrics and weights to a local MLflow store",
+    "hours": "time budget in hours (ultralytics time=): the epoch count and learning-rate schedule are fitted to it "
+    "after the first epoch, --epochs only shapes that first epoch",
 }
 
 
@@ -390,33 +718,55 @@ def build_parser() -> argparse.ArgumentParser:
         flag = "--" + item.name.replace("_", "-")
         if item.type in ("bool", bool):
             parser.add_argument(flag, action="store_true", help=HELP.get(item.name))
-        elif item.default is MISSING:
-            parser.add_argument(flag, required=True, help=HELP.get(item.name))
+        elif item.default is MISSING:  # required, unless --resume or --stamp (checked in main)
+            parser.add_argument(flag, help=HELP.get(item.name))
         else:
-            kind = {"int": int, "float": float}.get(str(item.type), str)
-            kind = {"int | None": int}.get(str(item.type), kind)
+            kind = {"int": int, "float": float, "int | None": int, "float | None": float}.get(str(item.type), str)
             parser.add_argument(flag, type=kind, default=item.default, help=HELP.get(item.name))
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="any other ultralytics train argument"
     )
+    parser.add_argument(
+        "--resume", type=Path, metavar="RUN",
+        help="continue the cut run in this folder from its weights/last.pt, with its own settings and time budget "
+        "(--hours changes the budget of the whole run, --device where it continues)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--stamp", type=Path, metavar="RUN",
+        help="record the ground scale, chip size and classes of --dataset in the weights of a finished run that was "
+        "trained before they were recorded",
+    )  # fmt: skip
+    parser.add_argument("--dataset", type=Path, help="with --stamp: the dataset folder (photos.json) it was trained on")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    extra = {}
-    for item in args.set:
-        key, _, value = item.partition("=")
-        extra[key] = yaml.safe_load(value)
-    values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.name != "extra"}
-    config = TrainConfig(**values, extra=extra)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     given = argv if argv is not None else sys.argv[1:]
     command = "python -m training.train " + " ".join(shlex.quote(a) for a in given)
     try:
-        record = train(config, command)
+        if args.stamp:
+            if not args.dataset:
+                parser.error("--stamp needs --dataset (the dataset folder the run was trained on)")
+            print(json.dumps(stamp_run(args.stamp, args.dataset).to_dict(), indent=2))
+            return 0
+        if args.resume:
+            device = args.device if any(a == "--device" or a.startswith("--device=") for a in given) else None
+            record = resume(args.resume, hours=args.hours, device=device, command=command)
+        else:
+            if not args.data:
+                parser.error("--data is required (or --resume RUN, or --stamp RUN)")
+            extra = {}
+            for item in args.set:
+                key, _, value = item.partition("=")
+                extra[key] = yaml.safe_load(value)
+            values = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.name != "extra"}
+            record = train(TrainConfig(**values, extra=extra), command)
     except TrainingError as exc:
         raise SystemExit(f"train: {exc}") from None
-    print(json.dumps({k: record[k] for k in ("weights", "wall_time_s", "epochs_run", "final_val_metrics")}, indent=2))
+    keys = ("weights", "status", "stopped_by", "wall_time_s", "epochs_run", "final_val_metrics")
+    print(json.dumps({k: record[k] for k in keys}, indent=2))
     return 0
 
 

@@ -22,8 +22,9 @@ from huggingface_hub.errors import (
 
 from detector.errors import ModelResolutionError, WeightsIntegrityError
 from detector.files import sha256_file
-from detector.settings import ENV_HUB_REPO, ENV_WEIGHTS, HubSettings, ModelSettings
+from detector.settings import ENV_GROUND_SCALE, ENV_HUB_REPO, ENV_WEIGHTS, HubSettings, ModelSettings
 from detector.versions.manifest import ExportedRuntime, Manifest, ModelVersion, load_manifest
+from detector.versions.weights_facts import read_weights_facts
 
 logger = logging.getLogger(__name__)
 
@@ -231,8 +232,10 @@ def _listed_version(manifest: Manifest, repo_id: str, revision: str) -> ModelVer
 def _resolve_local(
     path: Path, sha256: str | None, manifest: Manifest, version_name: str | None, ground_scale: float | None
 ) -> ResolvedWeights:
-    """An explicit file: a manifest version when its sha256 is listed, else an unlisted ``local`` version whose
-    input size the detector reads from the checkpoint and whose ground scale is the setting's (default 1.0)."""
+    """An explicit file: a manifest version when its sha256 is listed, else an unlisted ``local`` version counted at
+    the ground scale, chip size and classes the file records (:mod:`detector.versions.weights_facts`); the
+    setting's ground
+    scale overrides the recorded one, and a file that records none is refused without it."""
     if not path.is_file():
         raise ModelResolutionError(f"Weights file {path} does not exist (from --weights or {ENV_WEIGHTS}).")
     actual = verify_sha256(path, sha256) if sha256 else sha256_file(path)
@@ -240,8 +243,30 @@ def _resolve_local(
     if listed is None and version_name and version_name in manifest.versions:
         listed = manifest.versions[version_name]
         verify_sha256(path, listed.sha256)
-    version = listed or ModelVersion.unlisted(path.name, actual, ground_scale=ground_scale)
+    version = listed or _unlisted_version(path, actual, ground_scale)
     return ResolvedWeights(path, actual, "local", version)
+
+
+def _unlisted_version(path: Path, sha256: str, ground_scale: float | None) -> ModelVersion:
+    """An unlisted weights file as a ``local`` version, from the facts it records and the ground-scale setting."""
+    facts = read_weights_facts(path)
+    if facts is None and ground_scale is None:
+        raise ModelResolutionError(
+            f"Weights file {path} does not record the ground scale it was trained at (no facts in the checkpoint, "
+            f"no training record beside it), and counting at the wrong scale miscounts every class: give "
+            f"--ground-scale ({ENV_GROUND_SCALE}), e.g. 0.5 for a model trained on photos at half resolution, or "
+            "record it with python -m training.train --stamp RUN --dataset DATASET."
+        )
+    if facts is None:
+        return ModelVersion.unlisted(path.name, sha256, ground_scale=ground_scale)
+    if ground_scale is not None and ground_scale != facts.ground_scale:
+        logger.warning(
+            "Counting %s at ground scale %s (the setting), not the %s it was trained at.",
+            path, ground_scale, facts.ground_scale,
+        )  # fmt: skip
+    chosen = facts.ground_scale if ground_scale is None else ground_scale
+    version = ModelVersion.unlisted(path.name, sha256, ground_scale=chosen)
+    return replace(version, class_names=facts.class_names, imgsz=facts.chip_size)
 
 
 def resolve_runtime(
