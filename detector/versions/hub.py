@@ -234,8 +234,7 @@ def _resolve_local(
 ) -> ResolvedWeights:
     """An explicit file: a manifest version when its sha256 is listed, else an unlisted ``local`` version counted at
     the ground scale, chip size and classes the file records (:mod:`detector.versions.weights_facts`); the
-    setting's ground
-    scale overrides the recorded one, and a file that records none is refused without it."""
+    setting's ground scale overrides the recorded one, and a file that records none is refused without it."""
     if not path.is_file():
         raise ModelResolutionError(f"Weights file {path} does not exist (from --weights or {ENV_WEIGHTS}).")
     actual = verify_sha256(path, sha256) if sha256 else sha256_file(path)
