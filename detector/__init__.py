@@ -39,6 +39,8 @@ __all__ = [
     "ModelResolutionError",
     "ModelVersion",
     "WeightsIntegrityError",
+    "draw_sample",
+    "estimate_totals",
     "load_manifest",
 ]
 
@@ -49,4 +51,8 @@ def __getattr__(name: str):
         from detector.model import Detector
 
         return Detector
+    if name in ("estimate_totals", "draw_sample"):  # survey totals (detector.totals): numpy and the run files only
+        import detector.totals
+
+        return getattr(detector.totals, name)
     raise AttributeError(name)

@@ -52,8 +52,11 @@ def check_frame(sample: ReviewSample, records: Sequence[PhotoRecord], run_dir: P
     if added or gone or changed:
         what = "; ".join(
             f"{len(files)} {label} (e.g. {files[0]})"
-            for files, label in ((added, "photos counted after the sample"), (gone, "photos no longer in the run"),
-                                 (changed, "photos whose content changed"))  # fmt: skip
+            for files, label in (
+                (added, "photos counted after the sample"),
+                (gone, "photos no longer in the run"),
+                (changed, "photos whose content changed"),
+            )  # fmt: skip
             if files
         )
         raise SampleError(
@@ -108,7 +111,8 @@ def estimate_totals(
     if outside:
         notes.append(
             f"{len(outside)} reviewed photos outside the review sample not used (not drawn with a known probability; "
-            f"they would pull the total toward the photos someone chose): {', '.join(Path(f).name for f in outside[:5])}"
+            "they would pull the total toward the photos someone chose): "
+            + ", ".join(Path(f).name for f in outside[:5])
         )
     model = settings.get("model") or {}
     run_model = f"{model.get('version', '?')} ({str(model.get('sha256', ''))[:12]})"

@@ -191,7 +191,8 @@ def estimate_from_sample(
             parts = _Parts(total, [(a * s2, n - 1)], n, big_n, int(x_all.sum()))
             per_folder.setdefault((folder, name), _Parts()).add(parts)
             overall[name].add(parts)
-    rows = [_row(folder or ".", name, parts, confidence) for (folder, name), parts in sorted(per_folder.items())]
+    folders = sorted({folder for folder, _ in per_folder})
+    rows = [_row(f or ".", name, per_folder[(f, name)], confidence) for f in folders for name in names]
     rows += [_row(ALL, name, overall[name], confidence) for name in names]
     if fallbacks:
         notes.append(

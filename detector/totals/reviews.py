@@ -63,9 +63,7 @@ def read_review_source(source: Path) -> list[ReviewedPhoto]:
             reviews = load_reviews(source)
         except (ValueError, KeyError, json.JSONDecodeError) as exc:
             raise ReviewSourceError(f"{source}: a saved review cannot be read ({exc})") from None
-        return [
-            ReviewedPhoto(r.photo, r.counts, str(source), r.photo_sha256, r.model_version, True) for r in reviews
-        ]
+        return [ReviewedPhoto(r.photo, r.counts, str(source), r.photo_sha256, r.model_version, True) for r in reviews]
     if not source.is_file():
         raise ReviewSourceError(f"{source}: no such file or folder (give the app's reviews folder or an export)")
     if source.suffix.lower() == ".csv":

@@ -116,8 +116,13 @@ class ReviewSample:
                 raise SampleError(f"{path}: missing columns {', '.join(missing)}; draw the sample again")
             frame = tuple(
                 FramePhoto(
-                    row["file"], row["sha256"], row["folder"], row["stratum"], int(row["model_total"]),
-                    float(row["inclusion_probability"]), row["sampled"] == "1",
+                    row["file"],
+                    row["sha256"],
+                    row["folder"],
+                    row["stratum"],
+                    int(row["model_total"]),
+                    float(row["inclusion_probability"]),
+                    row["sampled"] == "1",
                 )  # fmt: skip
                 for row in reader
             )
