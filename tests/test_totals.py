@@ -237,3 +237,16 @@ def test_the_library_and_the_doubt_list(run_dir, tmp_path):
     totals = detector.estimate_totals(run_dir, [tmp_path / "dots.csv"])
     assert totals.estimate.row("all", "adult_females").estimate == 138
     assert totals.run_model == f"v2 ({MODEL.sha256[:12]})"
+
+
+def test_each_photo_is_drawn_as_often_as_its_inclusion_probability_says(run_dir):
+    from detector.totals import draw_sample
+
+    records = RunDirectory(run_dir).outcome()[0]
+    draws = [draw_sample(records, photos=7, seed=seed, strata=2) for seed in range(1200)]
+    # 7 of 12: site A (8 photos) gets 4 in one group (its 8 photos give 4 // 3 = 1 group), site B 3 of 4
+    expected = {p.file: p.inclusion_probability for p in draws[0].frame}
+    assert sorted(set(expected.values())) == [0.5, 0.75]
+    for file, probability in expected.items():
+        seen = sum(next(p for p in d.frame if p.file == file).sampled for d in draws) / len(draws)
+        assert abs(seen - probability) < 0.05, (file, seen, probability)
