@@ -144,14 +144,18 @@ def test_sample_then_dots_table_then_estimate(run_dir, tmp_path):
     # site A:2 (model 5, 8, 10, 20 = 43): reviewed a5, a7, a8 with differences 3, 5, 10: mean 6, s² 13.
     #   estimate 43 + 4 x 6 = 67; variance 4 x 13 / 3 = 52/3.
     # site A: 74, SE sqrt(56/3) = 4.32; Satterthwaite df (56/3)² / ((4/3)² / 2 + (52/3)² / 2) = 2.3059,
-    #   t(0.975, 2.3059) = 3.7994: interval 74 -+ 16.42 = 57.6 - 90.4.
+    #   t(0.975, 2.3059) = 3.7994: interval 74 -+ 16.42 = 57.6 - 90.4, but the reviewers counted 1 + 1 + 4 + 8 + 15
+    #   + 30 = 59 pups in site A, so it starts at 59.
     pups_a = est[("site-A", "pups")]
     assert (float(pups_a["estimate"]), float(pups_a["se"]), float(pups_a["df"])) == (74.0, 4.3, 2.3)
-    assert (float(pups_a["ci95_low"]), float(pups_a["ci95_high"])) == (57.6, 90.4)
+    assert (float(pups_a["ci95_low"]), float(pups_a["ci95_high"])) == (59.0, 90.4)
     # site B (model 1, 1, 2, 3 = 7): reviewed b2, b3, b4 with differences 2, 0, 0: mean 2/3, s² 4/3.
     #   estimate 7 + 4 x 2/3 = 9.67; variance 4 x (4/3) / 3 = 16/9, SE 1.33.
     pups_b = est[("site-B", "pups")]
     assert (float(pups_b["estimate"]), float(pups_b["se"])) == (9.7, 1.3)
+    # df 2, t 4.3027: 9.67 -+ 5.74 = 3.9 - 15.4; but the reviewers counted 3 + 2 + 3 = 8 pups, so the interval
+    # starts there.
+    assert (float(pups_b["ci95_low"]), float(pups_b["ci95_high"])) == (8.0, 15.4)
     # All: 74 + 9.67 = 83.67, variance 56/3 + 16/9 = 184/9, SE 4.52; df (184/9)² / ((4/3)²/2 + (52/3)²/2 + (16/9)²/2)
     #   = 2.7374, t = 3.3623: 83.67 -+ 15.20 = 68.5 - 98.9.
     pups = est[("all", "pups")]

@@ -11,7 +11,8 @@ have the true count ``y`` (the second phase). In stratum ``h`` (``N`` photos, mo
 
 Folders and the whole run add their strata. The 95 % interval uses Student's t with Satterthwaite's degrees of
 freedom (the strata's ``n − 1`` weighted by their variance terms); ``(1 − n/N)`` is the finite population
-correction, so a stratum reviewed completely adds no variance.
+correction, so a stratum reviewed completely adds no variance. The interval never reaches below the animals the
+reviewers counted (the total holds at least those).
 """
 
 from __future__ import annotations
@@ -81,8 +82,10 @@ class _Parts:
     reviewed: int = 0
     photos: int = 0
     raw: int = 0
+    seen: int = 0  # animals the reviewers counted: the total is at least this
 
     def add(self, other: _Parts) -> None:
+        self.seen += other.seen
         self.estimate += other.estimate
         self.variance_terms += other.variance_terms
         self.reviewed += other.reviewed
@@ -106,9 +109,10 @@ def _row(folder: str, class_name: str, parts: _Parts, confidence: float) -> Tota
         df = float(df_sum) if df_sum else float("inf")
     se = float(np.sqrt(variance))
     half = _t_quantile(confidence, df) * se if se > 0 else 0.0
+    low = max(parts.estimate - half, parts.seen)  # never below the animals the reviewers counted
     return TotalRow(
         folder, class_name, parts.photos, parts.reviewed, parts.raw, parts.estimate, se,
-        parts.estimate - half, parts.estimate + half, df,
+        low, max(parts.estimate + half, low), df,
     )  # fmt: skip
 
 
@@ -188,7 +192,7 @@ def estimate_from_sample(
             if used != method:
                 fallbacks.add(f"{stratum}/{name}")
             a = big_n**2 * (1 - n / big_n) / n
-            parts = _Parts(total, [(a * s2, n - 1)], n, big_n, int(x_all.sum()))
+            parts = _Parts(total, [(a * s2, n - 1)], n, big_n, int(x_all.sum()), int(y.sum()))
             per_folder.setdefault((folder, name), _Parts()).add(parts)
             overall[name].add(parts)
     folders = sorted({folder for folder, _ in per_folder})
