@@ -42,6 +42,8 @@ __all__ = [
     "ModelResolutionError",
     "ModelVersion",
     "WeightsIntegrityError",
+    "draw_sample",
+    "estimate_totals",
     "load_manifest",
 ]
 
@@ -52,4 +54,8 @@ def __getattr__(name: str):
         from detector.counting.model import Detector
 
         return Detector
+    if name in ("estimate_totals", "draw_sample"):  # survey totals (detector.totals): numpy and the run files only
+        import detector.totals
+
+        return getattr(detector.totals, name)
     raise AttributeError(name)

@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m detector", description="Count sea lions in photos.")
     sub = parser.add_subparsers(dest="command", required=True)
     add_count_arguments(sub.add_parser("count", help="count animals in photos or folders of photos"))
+    from detector.totals.cli import add_survey_parsers
+
+    add_survey_parsers(sub)  # sample, estimate: survey totals from a reviewed sample (detector.totals)
     return parser
 
 
@@ -198,6 +201,10 @@ def _print_table(results: list[CountResult]) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    if getattr(args, "handler", None):  # sample / estimate: no model, no torch
+        from detector.totals.cli import run
+
+        return run(args)
     try:
         check_torch_pair()
         return run_count(args)

@@ -62,7 +62,11 @@ def _clean_env() -> dict[str, str]:
 
 
 def test_console_scripts_are_installed_and_explain_themselves(installed, tmp_path):
-    for script, words in (("sealion-count", "--female-length"), ("sealion-app", "--share")):
+    for script, words in (
+        ("sealion-count", "--female-length"),
+        ("sealion-app", "--share"),
+        ("sealion-survey", "estimate"),
+    ):
         done = subprocess.run(
             [str(installed / script), "--help"], cwd=tmp_path, env=_clean_env(), capture_output=True, text=True
         )
