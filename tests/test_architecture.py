@@ -109,7 +109,8 @@ DETECTOR_PARTS = {
     "counting": {"base", "versions"},  # one photo: load, scale, tile, network, merge, result
     "survey": {"base", "versions", "counting"},  # many photos into a run directory
     "review": {"base", "versions", "counting"},  # a person's corrections and their formats
-    "edge": {"base", "versions", "counting", "survey", "review"},  # the command line and the package's face
+    "totals": {"base", "versions", "counting", "survey", "review"},  # a run plus reviews: survey totals
+    "edge": {"base", "versions", "counting", "survey", "review", "totals"},  # the command line and the package's face
 }
 DETECTOR_EDGES = {"detector", "detector.cli", "detector.arguments"}
 # The runtimes' names, which settings validates against: part of versions, but a leaf that base may import.
@@ -122,7 +123,7 @@ def _detector_part(module: str) -> str:
         return "edge"
     if module == VOCABULARY:
         return "base"
-    if len(parts) > 2 and parts[1] in DETECTOR_PARTS:
+    if len(parts) >= 2 and parts[1] in DETECTOR_PARTS:  # a part's package (its __init__) belongs to it
         return parts[1]
     return "base"
 
