@@ -23,6 +23,7 @@ from detector.overlay import draw_overlay
 from detector.records import Failure, PhotoRecord, sha256_bytes, write_counts_csv
 from detector.results import CountResult
 from detector.settings import CountOptions
+from detector.uncertainty import CountErrors
 from sealion_app.present import fit_for_jpeg, result_dict, thumbnail
 from sealion_app.uploads import MemberTooLarge, Photo, Rejected, expand_uploads
 
@@ -152,5 +153,6 @@ def count_batch(
     if progress:
         progress(len(photos), len(photos), "done")
     if outcome.records or outcome.failures:
-        outcome.csv_path = write_counts_csv(folder / BATCH_CSV, outcome.records, outcome.failures)
+        errors = CountErrors.of(detector.weights.version)
+        outcome.csv_path = write_counts_csv(folder / BATCH_CSV, outcome.records, outcome.failures, errors)
     return outcome

@@ -20,6 +20,7 @@ import gradio as gr
 from detector.errors import DetectorError
 from detector.scale import ADULT_FEMALE_LENGTH_PX, scale_from_female_length
 from detector.settings import DEFAULT_IOU, DEFAULT_RUNTIME, DEFAULT_SLICING, SLICING_CHOICES, CountOptions
+from detector.uncertainty import CountErrors
 from sealion_app import present
 from sealion_app.components import Blocks, PhotoInput, api_optional
 from sealion_app.models import ModelRegistry
@@ -215,7 +216,8 @@ def build_demo(registry: ModelRegistry, count_workers: int = 2, reviews_dir: Pat
         prune_old_batches(batch_dir)
         options = _options(conf, iou, slicing, tile_size, female_length_px)
         outcome = count_batch(detector, [str(f) for f in files], options, progress=report, out_dir=batch_dir)
-        table = present.batch_table(outcome.results, detector.class_names)
+        errors = CountErrors.of(detector.weights.version)
+        table = present.batch_table(outcome.results, detector.class_names, errors)
         failures = present.failures_table(outcome.failures)
         elapsed = time.perf_counter() - started
         summary = (
@@ -227,6 +229,7 @@ def build_demo(registry: ModelRegistry, count_workers: int = 2, reviews_dir: Pat
             summary += f" · ⚠ **{doubtful}** photo(s) with a warning about the scale (see the warnings column)"
         if len(outcome.results) > len(outcome.thumbnails):
             summary += f" · gallery shows the first {len(outcome.thumbnails)} photos (all are in the table and CSV)"
+        summary += "\n\n" + present.batch_note(errors, detector.class_names)
         csv_path = str(outcome.csv_path) if outcome.csv_path else None
         return table, failures, csv_path, outcome.thumbnails, outcome.summary(), summary
 
@@ -387,7 +390,7 @@ def build_demo(registry: ModelRegistry, count_workers: int = 2, reviews_dir: Pat
                 batch_button = gr.Button("Count all", variant="primary")
                 batch_status = gr.Markdown(elem_id="batch-status")
                 batch_table = gr.Dataframe(
-                    present.batch_table([], default.class_names),
+                    present.batch_table([], default.class_names, CountErrors.of(default.weights.version)),
                     label="Counts per photo",
                     interactive=False,
                     elem_id="batch-table",
