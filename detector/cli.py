@@ -198,7 +198,7 @@ def run_count(args: argparse.Namespace, stop: StopOnSignal | None = None) -> int
             run.add_failure(failure)
     todo, skipped = run.pending(photos) if run else (photos, 0)
     if skipped:
-        note(f"resuming {args.run}: {skipped} of {len(photos)} photos already counted")
+        print(f"resuming {args.run}: {skipped} of {len(photos)} photos already counted", file=sys.stderr)  # always
     records, failures = [], list(missing)
     bar = tqdm(total=len(todo), desc="counting", unit="photo", disable=args.quiet or len(todo) < 2, file=sys.stderr)
 

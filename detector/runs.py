@@ -5,7 +5,7 @@ A run directory holds:
 - ``run.json`` — the settings that decide the counts (model version and sha256, runtime, thresholds, IoU, tiles,
   photo scale); a rerun with other settings is refused unless it asks for a new run;
 - ``results.jsonl`` — one :class:`~detector.records.PhotoRecord` per line, appended and flushed to disk as each
-  photo finishes (a killed process loses at most the line it was writing, which the next run drops);
+  photo finishes (a killed process loses the photos in the network and at most a half-written line, dropped next run);
 - ``failures.jsonl`` — the files that could not be counted, with the reason;
 - ``counts.csv`` and ``summary.csv`` — written at the end of every run (and of every resumed run) from the lines.
 
