@@ -71,6 +71,10 @@ the examples are in-sample; the Model tab gives the cross-validated error. Adult
 and subadult males are rare, so the model sees far fewer examples of them.
 """
 
+ADVANCED_LABEL = (
+    f"Advanced (defaults: runtime {DEFAULT_RUNTIME}, IoU {DEFAULT_IOU}, slicing {DEFAULT_SLICING}, tiles of the "
+    "model's input size)"
+)
 RUNTIME_INFO = (
     "auto: the version's checked CPU export on a CPU, torch on a GPU · torch: the PyTorch weights · openvino-f32: "
     "OpenVINO in fp32, counts as torch's · openvino: the CPU's fastest precision (bf16 where it has it), counts "
@@ -270,6 +274,11 @@ def build_demo(registry: ModelRegistry, count_workers: int = 2, reviews_dir: Pat
                 info="From weights/manifest.yaml; other versions load on first use.",
                 interactive=True,
             )
+        with gr.Accordion(ADVANCED_LABEL, open=False, elem_id="advanced"):
+            gr.Markdown(
+                "Settings for experts; the defaults are what the model was checked with. They apply to the Count "
+                "and Batch tabs and the API."
+            )
             runtime = api_optional(
                 gr.Dropdown(
                     registry.runtime_choices(),
@@ -281,6 +290,16 @@ def build_demo(registry: ModelRegistry, count_workers: int = 2, reviews_dir: Pat
                     elem_id="runtime",
                 )
             )
+            iou = gr.Slider(0.05, 0.95, value=DEFAULT_IOU, step=0.05, label="IoU threshold (NMS)")
+            slicing = gr.Radio(
+                list(SLICING_CHOICES),
+                value=DEFAULT_SLICING,
+                label="Sliced inference",
+                info="auto: tile photos larger than a tile; on: always; off: whole photo at once",
+            )
+            tile_size = gr.Slider(
+                0, 2048, value=0, step=32, label="Tile size (px)", info=f"0 = the model's input ({default.imgsz} px)"
+            )
         with gr.Tabs():
             with gr.Tab("Count", id="count"):
                 with gr.Row():
@@ -288,7 +307,7 @@ def build_demo(registry: ModelRegistry, count_workers: int = 2, reviews_dir: Pat
                         image = PhotoInput(
                             type="filepath", label="Photo", sources=["upload", "clipboard"], elem_id="photo-input"
                         )
-                        with gr.Accordion("Detection settings", open=True):
+                        with gr.Accordion("Settings", open=True):
                             conf = gr.Slider(
                                 0,
                                 0.99,
@@ -296,21 +315,6 @@ def build_demo(registry: ModelRegistry, count_workers: int = 2, reviews_dir: Pat
                                 step=0.01,
                                 label="Confidence threshold",
                                 info="0 = the model's calibrated threshold per class (counts best on unseen photos)",
-                            )
-                            iou = gr.Slider(0.05, 0.95, value=DEFAULT_IOU, step=0.05, label="IoU threshold (NMS)")
-                            slicing = gr.Radio(
-                                list(SLICING_CHOICES),
-                                value=DEFAULT_SLICING,
-                                label="Sliced inference",
-                                info="auto: tile photos larger than a tile; on: always; off: whole photo at once",
-                            )
-                            tile_size = gr.Slider(
-                                0,
-                                2048,
-                                value=0,
-                                step=32,
-                                label="Tile size (px)",
-                                info=f"0 = the model's input size ({default.imgsz} px)",
                             )
                             female_length = gr.Number(
                                 value=0,
