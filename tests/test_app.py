@@ -10,15 +10,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from gradio_client import Client, handle_file  # a required dependency: a broken install fails
+from gradio_client.exceptions import AppError
 from PIL import Image
 
 from detector.results import counts_agree
 from tests.app_process import answers, start_app
 from tests.helpers import REPO_ROOT, SEA_LION_CLASSES, free_port
-
-gradio_client = pytest.importorskip("gradio_client")
-from gradio_client import Client, handle_file  # noqa: E402
-from gradio_client.exceptions import AppError  # noqa: E402
 
 EXAMPLES = sorted((REPO_ROOT / "examples").glob("*.jpg"))
 EXAMPLE_FEMALE_PX = 20  # the shipped examples are downsampled 4x: adult females about 20 px
