@@ -77,8 +77,8 @@ ADVANCED_LABEL = (
 )
 RUNTIME_INFO = (
     "auto: the version's checked CPU export on a CPU, torch on a GPU · torch: the PyTorch weights · openvino-f32: "
-    "OpenVINO in fp32, counts as torch's · openvino: the CPU's fastest precision (bf16 where it has it), counts "
-    "may move by an animal or two. Other runtimes load on first use."
+    "OpenVINO in fp32, counts within one animal of torch's · openvino: the CPU's fastest precision (bf16 where it "
+    "has it), counts may move by an animal or two. Other runtimes load on first use."
 )
 
 

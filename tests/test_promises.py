@@ -117,6 +117,7 @@ def _keep_first_lines(results: Path, keep: int) -> None:
     results.write_text("".join(lines[:keep]))
 
 
+@pytest.mark.slow  # two Ray starts: minutes on a small machine
 def test_local_and_ray_runs_resume_each_other(tiny_models, tmp_path):
     pytest.importorskip("ray.data", reason='the Ray engine is optional: pip install "ray[data]"')
     survey = tmp_path / "flight"
