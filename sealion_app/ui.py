@@ -470,7 +470,8 @@ def build_demo(registry: ModelRegistry, count_workers: int = 2, reviews_dir: Pat
                     color="class",
                     color_map=present.class_color_map(default.class_names),
                     sort=list(distribution["class"]),
-                    y_lim=[0, None],  # bars start at zero, so rare classes do not look absent
+                    # bars start at zero (rare classes do not look absent) and end above the tallest bar, whole
+                    y_lim=[0, int(distribution["animals"].max() * 1.1) + 1],
                     title=f"Animals per class in the NOAA training sample ({distribution['animals'].sum()} in total)",
                     label="Class distribution (official counts.csv)",
                 )
