@@ -127,7 +127,7 @@ def batch_table(
     photos with their range (:meth:`CountErrors.interval`)."""
     errors = errors or CountErrors()
     flagged = set(errors.worse_than_mean(class_names))
-    headers = [f"{pretty(n)} ⚠" if n in flagged else pretty(n) for n in class_names]
+    headers = [f"{n} ⚠" if n in flagged else n for n in class_names]  # the CSV's column names
     columns = ["file", *headers, "total", "width", "height", "female px", "scale", "seconds", "warnings"]
 
     def cell(name: str, count: int) -> str:

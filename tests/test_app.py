@@ -14,7 +14,9 @@ from gradio_client import Client, handle_file  # a required dependency: a broken
 from gradio_client.exceptions import AppError
 from PIL import Image
 
+from detector.manifest import load_manifest
 from detector.results import counts_agree
+from detector.uncertainty import CountErrors
 from tests.app_process import answers, start_app
 from tests.helpers import REPO_ROOT, SEA_LION_CLASSES, free_port
 
@@ -133,6 +135,10 @@ def test_a_runtime_the_version_lacks_is_refused_by_name(app, client):
     assert list(result["counts"]) == SEA_LION_CLASSES
 
 
+def rows_of(csv_file: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(Path(csv_file).read_text())))
+
+
 def test_count_batch_with_one_broken_file(client, tmp_path):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(EXAMPLES[0].read_bytes()[:300])  # a JPEG cut off after its header
@@ -147,11 +153,16 @@ def test_count_batch_with_one_broken_file(client, tmp_path):
     (failure,) = summary["failures"]
     assert failure["file"] == "broken.jpg"
     assert "broken.jpg" in failure["error"] and ("truncated" in failure["error"] or "damaged" in failure["error"])
-    assert [row[0] for row in table["data"]] == [EXAMPLES[0].name, EXAMPLES[1].name]
-    assert table["headers"][1:6] == SEA_LION_CLASSES
+    assert [row[0] for row in table["data"]] == [EXAMPLES[0].name, EXAMPLES[1].name, "all 2 photos"]
+    errors = CountErrors.of(load_manifest().get())  # the default version's own errors, flags and ranges
+    flagged = errors.worse_than_mean(SEA_LION_CLASSES)
+    assert table["headers"][1:6] == [f"{n} ⚠" if n in flagged else n for n in SEA_LION_CLASSES]
+    first = summary["results"][0]["counts"]
+    assert table["data"][0][1:6] == [f"{first[n]} ± {errors.typical[n]:.0f}" for n in SEA_LION_CLASSES]
+    assert float(rows_of(csv_file)[0]["pups_error"]) == round(errors.typical["pups"], 1)
     assert failures["data"] == [[failure["file"], failure["error"]]]
     assert len(gallery) == 2 and all(Path(item["image"]).is_file() for item in gallery)
-    rows = list(csv.DictReader(io.StringIO(Path(csv_file).read_text())))
+    rows = rows_of(csv_file)
     assert [row["file"] for row in rows] == [EXAMPLES[0].name, EXAMPLES[1].name, "broken.jpg"]
     assert rows[2]["error"] and not rows[0]["error"]
     assert int(rows[0]["total"]) == summary["results"][0]["total"]

@@ -96,8 +96,9 @@ def test_the_batch_table_shows_each_count_with_its_error_flags_and_a_total_row_w
     errors = CountErrors.from_metrics(METRICS, "vX")
     table = present.batch_table([_result([0, 0, 19, 0, 0], "x.jpg"), _result([2, 0, 0, 0, 3], "y.jpg")],
                                 SEA_LION_CLASSES, errors)  # fmt: skip
-    assert list(table.columns[1:7]) == ["adult males", "subadult males ⚠", "adult females", "juveniles ⚠", "pups ⚠",
-                                        "total"]  # fmt: skip
+    assert list(table.columns[1:7]) == [
+        "adult_males", "subadult_males ⚠", "adult_females", "juveniles ⚠", "pups ⚠", "total"
+    ]  # fmt: skip
     assert table.iloc[0, 1:6].tolist() == ["0 ± 11", "0 ± 26", "19 ± 60", "0 ± 18", "0 ± 96"]
     assert table.iloc[2, 0] == "all 2 photos" and table.iloc[2, 5] == "3 (0–196)" and table.iloc[2, 6] == 24
     note = present.batch_note(errors, SEA_LION_CLASSES)
