@@ -11,8 +11,11 @@ from pathlib import Path
 from detector.arguments import add_model_arguments, settings_from
 from detector.counting.results import CountResult
 from detector.counting.scale import ADULT_FEMALE_LENGTH_PX, scale_from_female_length
+from detector.counting.uncertainty import CountErrors
 from detector.environment import check_torch_pair
 from detector.errors import DetectorError
+from detector.interrupts import INTERRUPTED_EXIT, Interrupted, StopOnSignal
+from detector.logs import quiet_libraries
 from detector.settings import DEFAULT_CONF, DEFAULT_DECODERS, SLICING_CHOICES, CountOptions, default_of
 
 
@@ -108,12 +111,15 @@ def build_count_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run_count(args: argparse.Namespace) -> int:
+def run_count(args: argparse.Namespace, stop: StopOnSignal | None = None) -> int:
+    """Count the photos ``args`` name; ``stop``: the signal handlers (none installed when not given)."""
     from tqdm import tqdm
 
     from detector.counting.model import Detector
     from detector.counting.records import PhotoRecord, write_counts
     from detector.survey.runs import LocalEngine, RunDirectory, count_photos, find_photos, run_settings
+
+    stop = stop or StopOnSignal()
 
     photo_scale = args.photo_scale
     if args.female_length is not None:
@@ -132,11 +138,12 @@ def run_count(args: argparse.Namespace) -> int:
         photo_scale=photo_scale, batch_size=args.batch_size,
     )  # fmt: skip
     detector = Detector.load(settings.model)
-    print(
+    note = _Notes(args.quiet)
+    note(
         f"model {detector.info.version} ({detector.info.source}, sha256 {detector.info.sha256[:12]}) on "
-        f"{detector.device} with {detector.runtime}",
-        file=sys.stderr,
+        f"{detector.device} with {detector.runtime}"
     )
+    errors = CountErrors.of(detector.weights.version)
     photos, missing = find_photos(args.paths, args.recursive)
     run = RunDirectory.open(args.run, run_settings(detector, options), args.new_run) if args.run else None
     for failure in missing:
@@ -145,7 +152,7 @@ def run_count(args: argparse.Namespace) -> int:
             run.add_failure(failure)
     todo, skipped = run.pending(photos) if run else (photos, 0)
     if skipped:
-        print(f"resuming {args.run}: {skipped} of {len(photos)} photos already counted", file=sys.stderr)
+        print(f"resuming {args.run}: {skipped} of {len(photos)} photos already counted", file=sys.stderr)  # always
     records, failures = [], list(missing)
     bar = tqdm(total=len(todo), desc="counting", unit="photo", disable=args.quiet or len(todo) < 2, file=sys.stderr)
 
@@ -158,8 +165,10 @@ def run_count(args: argparse.Namespace) -> int:
         else:
             failures.append(outcome)
             tqdm.write(f"skipped {outcome.file}: {outcome.error}", file=sys.stderr)
+        stop.check()  # this photo's line is written; a signal that came while counting it stops the run here
 
-    with bar:
+    stop.counting()
+    try:
         if run:
             if args.engine == "ray":
                 from detector.survey.ray_engine import RayEngine
@@ -171,16 +180,25 @@ def run_count(args: argparse.Namespace) -> int:
         else:
             for outcome in count_photos(detector, todo, options, args.save_annotated, args.decoders):
                 report(outcome)
+    except (Interrupted, KeyboardInterrupt):
+        stop.finishing()
+        bar.leave = False  # the bar is cleared: the one line below says where it stopped
+        bar.close()
+        resume = "; rerun the same command to resume" if run else ""
+        print(f"interrupted: {skipped + len(records)} of {len(photos)} photos counted{resume}", file=sys.stderr)
+        return INTERRUPTED_EXIT
+    finally:
+        bar.close()
+    stop.finishing()
     if run:
         records, failures = run.outcome()
-        counts_csv, summary_csv = run.export(records, failures)
-        print(f"run {args.run}: {len(records)} photos counted, {len(failures)} failed; {counts_csv}, {summary_csv}",
-              file=sys.stderr)  # fmt: skip
+        counts_csv, summary_csv = run.export(records, failures, errors)
+        note(f"run {args.run}: {len(records)} photos counted, {len(failures)} failed; {counts_csv}, {summary_csv}")
     if args.out:
-        write_counts(args.out, records, failures)
-        print(f"wrote {len(records)} results to {args.out}", file=sys.stderr)
+        write_counts(args.out, records, failures, errors)
+        note(f"wrote {len(records)} results to {args.out}")
     elif not run:
-        _print_table([record.result for record in records])
+        _print_table([record.result for record in records], errors, note)
     if failures:
         print(f"{len(failures)} of {len(photos) + len(missing)} files failed", file=sys.stderr)
     if not photos:
@@ -189,11 +207,33 @@ def run_count(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
-def _print_table(results: list[CountResult]) -> None:
+class _Notes:
+    """What the command is doing, on stderr; nothing with ``--quiet`` (warnings and errors are printed anyway)."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+
+    def __call__(self, text: str) -> None:
+        if not self.quiet:
+            print(text, file=sys.stderr)
+
+
+def _print_table(results: list[CountResult], errors: CountErrors, note: _Notes) -> None:
+    """The counts as a table on stdout; a last row gives each class's typical error per photo, ``!`` marking a class
+    the version counts no better than guessing the mean (explained on stderr)."""
     if not results:
         return
-    header = ["file", *results[0].class_names, "total"]
+    names = results[0].class_names
+    header = ["file", *names, "total"]
     rows = [[Path(r.source or "").name, *map(str, r.counts.values()), str(r.total)] for r in results]
+    if errors.known:
+        flagged = errors.worse_than_mean(names)
+        cells = [f"±{errors.typical[n]:.0f}{'!' * (n in flagged)}" if n in errors.typical else "?" for n in names]
+        rows.append(["typical error", *cells, ""])
+        note(
+            f"typical error: each class's count error per photo on photos model {errors.version} never saw"
+            + (f"; ! = no better than guessing the mean ({', '.join(flagged)})" if flagged else "")
+        )
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True)))
@@ -205,12 +245,17 @@ def _run(args: argparse.Namespace) -> int:
         from detector.totals.cli import run
 
         return run(args)
+    stop = StopOnSignal().install()
     try:
         check_torch_pair()
-        return run_count(args)
+        quiet_libraries(args.quiet)
+        return run_count(args, stop)
     except DetectorError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # before counting began (loading the model): nothing was counted
+        print("interrupted before counting began", file=sys.stderr)
+        return INTERRUPTED_EXIT
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -87,6 +87,11 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's own readiness probes
+    from detector.logs import quiet_libraries
+    from sealion_app.ui.quiet import quiet_gradio
+
+    quiet_gradio()  # no line per browser request
+    quiet_libraries()  # ultralytics' loading lines off stdout
     from detector.errors import DetectorError
 
     try:

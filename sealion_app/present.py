@@ -16,6 +16,7 @@ from detector.classes import class_color
 from detector.counting.records import Failure
 from detector.counting.results import CountResult
 from detector.counting.scale import ADULT_FEMALE_LENGTH_PX
+from detector.counting.uncertainty import CountErrors
 
 if TYPE_CHECKING:
     from detector.counting.model import Detector
@@ -36,8 +37,7 @@ def pretty(name: str) -> str:
 
 def expected_errors(metrics: Mapping[str, Any]) -> dict[str, float]:
     """Each class's cross-validated count RMSE (animals per photo) from a model card's metrics; {} if unknown."""
-    per_class = metrics.get("cv_calibrated_rmse_per_class") or metrics.get("cv_rmse_per_class") or {}
-    return {str(name): float(value) for name, value in per_class.items()}
+    return dict(CountErrors.from_metrics(metrics).typical)
 
 
 def counts_table(result: CountResult, errors: Mapping[str, float] | None = None) -> pd.DataFrame:
@@ -119,13 +119,24 @@ def fit_for_jpeg(rgb: np.ndarray) -> np.ndarray:
     return thumbnail(rgb, JPEG_MAX_SIDE)
 
 
-def batch_table(results: Sequence[CountResult], class_names: Sequence[str]) -> pd.DataFrame:
-    """One row per counted photo with per-class columns."""
-    columns = ["file", *class_names, "total", "width", "height", "female px", "scale", "seconds", "warnings"]
+def batch_table(
+    results: Sequence[CountResult], class_names: Sequence[str], errors: CountErrors | None = None
+) -> pd.DataFrame:
+    """One row per counted photo with per-class columns, each count with its typical error ("37 ± 60"), a class
+    the version counts no better than guessing the mean marked ⚠ in its header; then a row of the sums over all
+    photos with their range (:meth:`CountErrors.interval`)."""
+    errors = errors or CountErrors()
+    flagged = set(errors.worse_than_mean(class_names))
+    headers = [f"{n} ⚠" if n in flagged else n for n in class_names]  # the CSV's column names
+    columns = ["file", *headers, "total", "width", "height", "female px", "scale", "seconds", "warnings"]
+
+    def cell(name: str, count: int) -> str:
+        return f"{count} ± {errors.typical[name]:.0f}" if name in errors.typical else str(count)
+
     rows = [
         [
             r.source or "",
-            *r.counts.values(),
+            *(cell(name, count) for name, count in r.counts.items()),
             r.total,
             r.image_size[0],
             r.image_size[1],
@@ -136,7 +147,32 @@ def batch_table(results: Sequence[CountResult], class_names: Sequence[str]) -> p
         ]
         for r in results
     ]
+    if results:
+        sums = {name: sum(r.counts[name] for r in results) for name in class_names}
+        cells = []
+        for name, count in sums.items():
+            ends = errors.interval(name, count, len(results))
+            cells.append(f"{count} ({ends[0]}–{ends[1]})" if ends else str(count))
+        rows.append([f"all {len(results)} photos", *cells, sum(sums.values()), "", "", "", "", "", ""])
     return pd.DataFrame(rows, columns=columns)
+
+
+def batch_note(errors: CountErrors, class_names: Sequence[str]) -> str:
+    """What the ± and ⚠ of :func:`batch_table` mean, for this model version."""
+    if not errors.known:
+        return "This model version has no cross-validated errors: its counts come without a typical error."
+    flagged = errors.worse_than_mean(class_names)
+    note = (
+        f"± is each class's typical count error per photo (model {errors.version}, on survey photos it never saw). "
+        "The last row sums all photos with a range of ± photos × that error: errors of photos from one colony do "
+        "not cancel out."
+    )
+    if flagged:
+        note += (
+            f" ⚠ {', '.join(pretty(n) for n in flagged)}: this version counts them no better than guessing the "
+            "training photos' average; treat those counts as rough and check the boxes."
+        )
+    return note
 
 
 def failures_table(failures: Sequence[Failure]) -> pd.DataFrame:
@@ -201,8 +237,8 @@ def model_markdown(data: dict[str, Any]) -> str:
 def accuracy_lines(data: dict[str, Any]) -> list[str]:
     """Expected accuracy in sentences, then per class: threshold, cross-validated count error, guess-the-mean error."""
     metrics = data.get("metrics") or {}
-    rmse = expected_errors(metrics)
-    baseline = metrics.get("baseline_rmse_per_class") or {}
+    errors = CountErrors.from_metrics(metrics)
+    rmse, baseline = errors.typical, errors.baseline
     thresholds = data.get("class_conf") or {}
     if not rmse and not thresholds:
         return []
@@ -216,8 +252,8 @@ def accuracy_lines(data: dict[str, Any]) -> list[str]:
             f"count of each class was typically off by: {typical} animals per photo (root-mean-square error; those "
             "photos hold tens to hundreds of animals of the common classes)."
         )
-        better = [pretty(n) for n in names if n in rmse and n in baseline and rmse[n] < baseline[n]]
-        worse = [pretty(n) for n in names if n in rmse and n in baseline and rmse[n] >= baseline[n]]
+        worse = [pretty(n) for n in errors.worse_than_mean(names)]
+        better = [pretty(n) for n in names if n in rmse and n in baseline and pretty(n) not in worse]
         if better or worse:
             lines += ["", "Compared with always guessing the training photos' average count of each class: "]
             if better:

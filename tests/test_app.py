@@ -10,15 +10,15 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from gradio_client import Client, handle_file  # a required dependency: a broken install fails
+from gradio_client.exceptions import AppError
 from PIL import Image
 
+from detector.counting.uncertainty import CountErrors
+from detector.versions.manifest import load_manifest
 from detector.versions.runtimes import counts_agree
 from tests.app_process import answers, start_app
 from tests.helpers import REPO_ROOT, SEA_LION_CLASSES, free_port
-
-gradio_client = pytest.importorskip("gradio_client")
-from gradio_client import Client, handle_file  # noqa: E402
-from gradio_client.exceptions import AppError  # noqa: E402
 
 EXAMPLES = sorted((REPO_ROOT / "examples").glob("*.jpg"))
 EXAMPLE_FEMALE_PX = 20  # the shipped examples are downsampled 4x: adult females about 20 px
@@ -135,6 +135,10 @@ def test_a_runtime_the_version_lacks_is_refused_by_name(app, client):
     assert list(result["counts"]) == SEA_LION_CLASSES
 
 
+def rows_of(csv_file: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(Path(csv_file).read_text())))
+
+
 def test_count_batch_with_one_broken_file(client, tmp_path):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(EXAMPLES[0].read_bytes()[:300])  # a JPEG cut off after its header
@@ -149,11 +153,16 @@ def test_count_batch_with_one_broken_file(client, tmp_path):
     (failure,) = summary["failures"]
     assert failure["file"] == "broken.jpg"
     assert "broken.jpg" in failure["error"] and ("truncated" in failure["error"] or "damaged" in failure["error"])
-    assert [row[0] for row in table["data"]] == [EXAMPLES[0].name, EXAMPLES[1].name]
-    assert table["headers"][1:6] == SEA_LION_CLASSES
+    assert [row[0] for row in table["data"]] == [EXAMPLES[0].name, EXAMPLES[1].name, "all 2 photos"]
+    errors = CountErrors.of(load_manifest().get())  # the default version's own errors, flags and ranges
+    flagged = errors.worse_than_mean(SEA_LION_CLASSES)
+    assert table["headers"][1:6] == [f"{n} ⚠" if n in flagged else n for n in SEA_LION_CLASSES]
+    first = summary["results"][0]["counts"]
+    assert table["data"][0][1:6] == [f"{first[n]} ± {errors.typical[n]:.0f}" for n in SEA_LION_CLASSES]
+    assert float(rows_of(csv_file)[0]["pups_error"]) == round(errors.typical["pups"], 1)
     assert failures["data"] == [[failure["file"], failure["error"]]]
     assert len(gallery) == 2 and all(Path(item["image"]).is_file() for item in gallery)
-    rows = list(csv.DictReader(io.StringIO(Path(csv_file).read_text())))
+    rows = rows_of(csv_file)
     assert [row["file"] for row in rows] == [EXAMPLES[0].name, EXAMPLES[1].name, "broken.jpg"]
     assert rows[2]["error"] and not rows[0]["error"]
     assert int(rows[0]["total"]) == summary["results"][0]["total"]

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from detector.versions.runtimes import counts_agree
 from tests.helpers import REPO_ROOT, SEA_LION_CLASSES
 
 LOW_CONF = "0.001"  # an untrained model's scores are tiny; this still yields detections to count and merge
@@ -205,5 +206,13 @@ def test_runtimes_smoke(tiny_photo, tmp_path, capsys):
     (photo,) = data["photos"]
     assert set(photo["seconds"]) == set(data["summary"]) >= {"torch"}
     assert all(stats["n"] == 1 and stats["median"] > 0 for stats in photo["seconds"].values())
-    assert photo["within_tolerance"]["torch"] is True
+    # each runtime's verdict is its counts against torch's, as the report prints it
+    assert set(photo["counts"]) == set(photo["within_tolerance"]) == set(data["summary"]) and list(photo["counts"]) == [
+        "torch",
+        *[n for n in photo["counts"] if n != "torch"],
+    ]
+    for name, counts in photo["counts"].items():
+        assert list(counts) == SEA_LION_CLASSES
+        assert photo["within_tolerance"][name] == counts_agree(photo["counts"]["torch"], counts)
+        assert data["summary"][name]["total_animals"] == sum(counts.values())
     assert "x torch" in capsys.readouterr().out

@@ -138,7 +138,8 @@ def test_batch_tab_counts_and_lists_bad_files(browser, app, tmp_path):
 def test_other_tabs_render(browser, app):
     page = browser.new_page(viewport={"width": 1300, "height": 1000})
     page.goto(app.url, wait_until="domcontentloaded")
-    runtime = page.locator("#runtime input")  # the Runtime chooser, beside the model version
+    page.locator("#advanced").get_by_text("Advanced").first.click()  # expert settings are folded away
+    runtime = page.locator("#runtime input")  # the Runtime chooser, under Advanced
     runtime.wait_for(timeout=30_000)
     assert runtime.input_value() == "auto"
     page.get_by_role("tab", name="Model").click()

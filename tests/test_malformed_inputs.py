@@ -12,14 +12,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
+from gradio_client import Client, handle_file  # a required dependency: a broken install fails
+from gradio_client.exceptions import AppError
 from PIL import Image
 
 from tests.app_process import start_app
 from tests.helpers import REPO_ROOT, SEA_LION_CLASSES
-
-pytest.importorskip("gradio_client")
-from gradio_client import Client, handle_file  # noqa: E402
-from gradio_client.exceptions import AppError  # noqa: E402
 
 EXAMPLE = REPO_ROOT / "examples" / "noaa_train_1.jpg"
 
@@ -121,11 +119,6 @@ def app(tmp_path_factory):
 @pytest.fixture(scope="module")
 def client(app) -> Client:
     return Client(app.url, verbose=False, download_files=str(app.log_path.parent / "downloads"))
-
-
-def test_at_least_fifteen_cases():
-    assert len(CASES) >= 15
-    assert sum(c.error is not None for c in CASES) >= 5 and sum(c.size is not None for c in CASES) >= 10
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])

@@ -9,16 +9,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from gradio_client import Client, handle_file  # a required dependency: a broken install fails
+from gradio_client.exceptions import AppError
 
 from detector.counting.records import counts_header
 from detector.review.record import PhotoAnnotations, review_columns
 from detector.review.store import load_reviews, read_annotations
 from tests.app_process import start_app
 from tests.helpers import REPO_ROOT, SEA_LION_CLASSES
-
-gradio_client = pytest.importorskip("gradio_client")
-from gradio_client import Client, handle_file  # noqa: E402
-from gradio_client.exceptions import AppError  # noqa: E402
 
 PHOTO = REPO_ROOT / "examples" / "noaa_train_6.jpg"
 

@@ -111,5 +111,9 @@ def test_every_input_is_accounted_for_exactly_once(tmp_path):
     items = expand_uploads([archive], workdir=tmp_path)
     names = [i.name for i in items]
     assert len(names) == len(set(names))  # unambiguous
-    photo_or_rejected = [i for i in items if isinstance(i, Photo | Rejected)]
-    assert len(photo_or_rejected) == len(items) == 6  # 5 listed one by one + 1 line for the hidden file
+    assert _names(items) == [  # 5 listed one by one + 1 line for the hidden file
+        ("Rejected", "mixed.zip"), ("Photo", "mixed.zip/x.jpg"), ("Photo", "mixed.zip/x.jpg (2)"),
+        ("Photo", "mixed.zip/../y.jpg"), ("Rejected", "mixed.zip/notes.txt"), ("Rejected", "mixed.zip/inner.zip"),
+    ]  # fmt: skip
+    reasons = [i.reason for i in items if isinstance(i, Rejected)]
+    assert "1 hidden" in reasons[0] and "not a photo" in reasons[1] and "inside a zip are not opened" in reasons[2]

@@ -6,7 +6,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -264,19 +264,24 @@ class Detector:
         self, prepared: Sequence[Prepared], options: CountOptions | None = None
     ) -> list[CountResult]:
         """:meth:`count_prepared` for several photos at once, their tiles filling the network's batches across
-        photo boundaries (a survey run: a static-batch export then pads one short batch per group, not per photo).
-        Each result's inference time is the group's, shared by tile count."""
+        photo boundaries (a survey run: a static-batch export then pads one short batch per group, not per photo)."""
+        return list(self.count_prepared_stream(prepared, options))
+
+    def count_prepared_stream(
+        self, prepared: Sequence[Prepared], options: CountOptions | None = None
+    ) -> Iterator[CountResult]:
+        """:meth:`count_prepared_many`, each photo's result given as soon as its last tile is through the network
+        (a survey run writes its line then). A result's inference time is the time since the previous one."""
         options = options or CountOptions()
         thresholds = self.thresholds(options.conf, options.class_conf)
-        started = time.perf_counter()
         grids = [self._tiles(p.work.shape[1], p.work.shape[0], p.tile_size, options) for p in prepared]
-        found = self.detect_many([(p.work, grid) for p, grid in zip(prepared, grids, strict=True)], options)
-        inference_ms = (time.perf_counter() - started) * 1000
-        all_tiles = max(1, sum(len(grid) for grid in grids))
-        return [
-            self._result(one, detections, len(grid), inference_ms * len(grid) / all_tiles, thresholds)
-            for one, grid, detections in zip(prepared, grids, found, strict=True)
-        ]
+        last = time.perf_counter()
+        for index, detections in self.detect_stream(
+            [(p.work, g) for p, g in zip(prepared, grids, strict=True)], options
+        ):
+            now = time.perf_counter()
+            yield self._result(prepared[index], detections, len(grids[index]), (now - last) * 1000, thresholds)
+            last = now
 
     def _result(
         self, prepared: Prepared, found: Detections, tiles: int, inference_ms: float, thresholds: np.ndarray
@@ -324,6 +329,12 @@ class Detector:
     ) -> list[Detections]:
         """:meth:`detect` for several (image, tiles) pairs, one stream of tiles cut into batches of
         ``options.batch_size`` that run on across images: each image's detections, in its own pixels."""
+        return [found for _, found in self.detect_stream(images, options)]
+
+    def detect_stream(
+        self, images: Sequence[tuple[np.ndarray, np.ndarray]], options: CountOptions | None = None
+    ) -> Iterator[tuple[int, Detections]]:
+        """:meth:`detect_many`, giving ``(index, detections)`` of each image, in order, once its last tile is done."""
         options = options or CountOptions()
         thresholds = self.thresholds(options.conf, options.class_conf)
         floor = float(thresholds.min())  # one predict call for every class; each is then held to its own threshold
@@ -332,6 +343,7 @@ class Detector:
         stream = [(index, number, tile) for index, (_, tiles) in enumerate(images) for number, tile in enumerate(tiles)]
         sizes = [(work.shape[1], work.shape[0]) for work, _ in images]
         parts: list[list[Detections]] = [[] for _ in images]
+        done = 0  # images given so far
         for start in range(0, len(stream), options.batch_size):
             chunk = stream[start : start + options.batch_size]
             crops = [bgr[index][y1:y2, x1:x2] for index, _, (x1, y1, x2, y2) in chunk]
@@ -343,7 +355,12 @@ class Detector:
                 kept = Detections.from_ultralytics(result).above(thresholds)
                 if len(kept):
                     parts[index].append(kept.from_tile(tile, number, sizes[index]))
-        return [Detections.merge(found) for found in parts]
+            finished = chunk[-1][0] + (chunk[-1][1] == len(images[chunk[-1][0]][1]) - 1)  # images now complete
+            for index in range(done, finished):
+                yield index, Detections.merge(parts[index])
+            done = finished
+        for index in range(done, len(images)):  # images without tiles
+            yield index, Detections.merge(parts[index])
 
     def _check_budget(
         self,

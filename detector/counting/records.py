@@ -15,6 +15,7 @@ from typing import Any
 
 from detector.counting.metadata import PhotoMetadata
 from detector.counting.results import CountResult
+from detector.counting.uncertainty import CountErrors
 
 
 @dataclass(frozen=True)
@@ -71,20 +72,28 @@ class Failure:
 
 
 def counts_header(class_names: Sequence[str]) -> list[str]:
-    """Columns of the counts CSV: the result's columns, the survey metadata, the file's sha256, the error."""
-    return [*CountResult.csv_header(class_names), *PhotoMetadata.csv_header(), "sha256", "error"]
+    """Columns of the counts CSV: the result's columns, each class's typical error and the classes counted worse
+    than guessing the mean (:class:`CountErrors`), the survey metadata, the file's sha256, the error."""
+    return [
+        *CountResult.csv_header(class_names), *CountErrors.photo_header(class_names), *PhotoMetadata.csv_header(),
+        "sha256", "error",
+    ]  # fmt: skip
 
 
-def write_counts_csv(path: Path, records: Sequence[PhotoRecord], failures: Sequence[Failure] = ()) -> Path:
-    """One row per counted photo, then one per failed file (its name and the error, the rest empty)."""
+def write_counts_csv(
+    path: Path, records: Sequence[PhotoRecord], failures: Sequence[Failure] = (), errors: CountErrors | None = None
+) -> Path:
+    """One row per counted photo, then one per failed file (its name and the error, the rest empty); ``errors``:
+    the model version's (empty columns when unknown)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     class_names = records[0].result.class_names if records else ()
     header = counts_header(class_names)
+    uncertainty = (errors or CountErrors()).photo_row(class_names)
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
         for record in records:
-            row = [*record.result.csv_row(), *record.metadata.csv_row(), record.sha256, ""]
+            row = [*record.result.csv_row(), *uncertainty, *record.metadata.csv_row(), record.sha256, ""]
             row[0] = record.file
             writer.writerow(row)
         for failure in failures:
@@ -92,21 +101,36 @@ def write_counts_csv(path: Path, records: Sequence[PhotoRecord], failures: Seque
     return path
 
 
-def write_counts_json(path: Path, records: Sequence[PhotoRecord], failures: Sequence[Failure] = ()) -> Path:
+def write_counts_json(
+    path: Path, records: Sequence[PhotoRecord], failures: Sequence[Failure] = (), errors: CountErrors | None = None
+) -> Path:
+    """``{"results", "failures", "uncertainty"}``: the records, the failures, the version's errors per class."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"results": [r.to_dict() for r in records], "failures": [f.to_dict() for f in failures]}
+    class_names = records[0].result.class_names if records else ()
+    payload = {
+        "results": [r.to_dict() for r in records],
+        "failures": [f.to_dict() for f in failures],
+        "uncertainty": (errors or CountErrors()).to_dict(class_names),
+    }
     path.write_text(json.dumps(payload, indent=2))
     return path
 
 
-def write_counts(path: Path, records: Sequence[PhotoRecord], failures: Sequence[Failure] = ()) -> Path:
+def write_counts(
+    path: Path, records: Sequence[PhotoRecord], failures: Sequence[Failure] = (), errors: CountErrors | None = None
+) -> Path:
     """``.json`` → :func:`write_counts_json`, anything else → :func:`write_counts_csv`."""
     writer = write_counts_json if path.suffix.lower() == ".json" else write_counts_csv
-    return writer(path, records, failures)
+    return writer(path, records, failures, errors)
 
 
-def write_summary_csv(path: Path, records: Iterable[PhotoRecord], failures: Iterable[Failure] = ()) -> Path:
-    """One row per folder (site / flight): photos counted, files failed, animals per class, total."""
+def write_summary_csv(
+    path: Path, records: Iterable[PhotoRecord], failures: Iterable[Failure] = (), errors: CountErrors | None = None
+) -> Path:
+    """One row per folder (site / flight): photos counted, files failed, animals per class, total, then each
+    class's and the total's interval (:meth:`CountErrors.folder_row`) and the classes counted worse than guessing
+    the mean."""
+    errors = errors or CountErrors()
     per_folder: dict[str, dict[str, Any]] = {}
     class_names: tuple[str, ...] = ()
     for record in records:
@@ -120,9 +144,12 @@ def write_summary_csv(path: Path, records: Iterable[PhotoRecord], failures: Iter
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["folder", "photos", "failed", *class_names, "total"])
+        writer.writerow(["folder", "photos", "failed", *class_names, "total", *CountErrors.folder_header(class_names)])
         for folder in sorted(per_folder):
             entry = per_folder[folder]
-            counts = [entry["counts"].get(name, 0) for name in class_names]
-            writer.writerow([folder or ".", entry["photos"], entry["failed"], *counts, sum(counts)])
+            counts = {name: entry["counts"].get(name, 0) for name in class_names}
+            writer.writerow(
+                [folder or ".", entry["photos"], entry["failed"], *counts.values(), sum(counts.values()),
+                 *errors.folder_row(counts, entry["photos"])]
+            )  # fmt: skip
     return path

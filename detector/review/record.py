@@ -27,6 +27,7 @@ import numpy as np
 from detector.classes import SEA_LION_CLASSES
 from detector.counting.metadata import PhotoMetadata
 from detector.counting.results import CountResult
+from detector.counting.uncertainty import CountErrors
 
 MATCH_IOU = 0.5  # an original detection and a reviewed box are the same animal at IoU >= this
 DECIMALS = 2  # boxes are kept to 0.01 px: exact through every format
@@ -407,10 +408,13 @@ class Review:
         )
 
     def csv_row(self) -> list[Any]:
-        """The batch CSV's row of the corrected count (error empty) and the :func:`review_columns`."""
+        """The batch CSV's row of the corrected count (error empty; the model's typical errors empty too: a
+        reviewed count is a person's) and the :func:`review_columns`."""
         edits, totals = self.edits, self.edits.totals
+        result = self.result()
         return [
-            *self.result().csv_row(),
+            *result.csv_row(),
+            *CountErrors().photo_row(result.class_names),
             *self.metadata.csv_row(),
             self.photo_sha256,
             "",

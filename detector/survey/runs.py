@@ -5,7 +5,7 @@ A run directory holds:
 - ``run.json`` — the settings that decide the counts (model version and sha256, runtime, thresholds, IoU, tiles,
   photo scale); a rerun with other settings is refused unless it asks for a new run;
 - ``results.jsonl`` — one :class:`~detector.counting.records.PhotoRecord` per line, appended and flushed to disk as each
-  photo finishes (a killed process loses at most the line it was writing, which the next run drops);
+  photo finishes (a killed process loses the photos in the network and at most a half-written line, dropped next run);
 - ``failures.jsonl`` — the files that could not be counted, with the reason;
 - ``counts.csv`` and ``summary.csv`` — written at the end of every run (and of every resumed run) from the lines.
 
@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from detector.counting.images import SUPPORTED_SUFFIXES
 from detector.counting.records import Failure, PhotoRecord, write_counts_csv, write_summary_csv
+from detector.counting.uncertainty import CountErrors
 from detector.errors import DetectorError
 from detector.files import atomic_path, sha256_bytes, sha256_file
 from detector.settings import DEFAULT_DECODERS, DEFAULT_GROUP, CountOptions
@@ -220,12 +221,14 @@ class RunDirectory:
                 todo.append(photo)
         return todo, skipped
 
-    def export(self, records: Sequence[PhotoRecord], failures: Sequence[Failure]) -> tuple[Path, Path]:
+    def export(
+        self, records: Sequence[PhotoRecord], failures: Sequence[Failure], errors: CountErrors | None = None
+    ) -> tuple[Path, Path]:
         """Write ``counts.csv`` and ``summary.csv`` from :meth:`outcome` (atomically: a reader never sees half a
-        file)."""
+        file), with the model version's count ``errors`` (:mod:`detector.counting.uncertainty`)."""
         for name, writer in ((COUNTS_CSV, write_counts_csv), (SUMMARY_CSV, write_summary_csv)):
             with atomic_path(self.folder / name) as partial:
-                writer(partial, records, failures)
+                writer(partial, records, failures, errors)
         return self.folder / COUNTS_CSV, self.folder / SUMMARY_CSV
 
 
@@ -322,18 +325,20 @@ def count_file(
 
 def finish_group(
     detector: Any, group: Sequence[LoadedPhoto | Failure], options: CountOptions, annotated_dir: Path | None = None
-) -> list[PhotoRecord | Failure]:
-    """Count decoded photos together (:meth:`Detector.count_prepared_many`: their tiles share the network's
-    batches), in order; a group that fails is counted again one photo at a time, so a failure names its file."""
+) -> Iterator[PhotoRecord | Failure]:
+    """Count decoded photos together (:meth:`Detector.count_prepared_stream`: their tiles share the network's
+    batches), giving each photo's record as soon as its last tile is counted, in order; after a failure the rest of
+    the group is counted one photo at a time, so a failure names its file."""
     loaded = [one for one in group if isinstance(one, LoadedPhoto)]
-    counted: dict[int, Any] = {}
-    if len(loaded) > 1:
-        try:
-            results = detector.count_prepared_many([one.prepared for one in loaded], options)
-            counted = {id(one): result for one, result in zip(loaded, results, strict=True)}
-        except DetectorError:
-            pass  # finish_file counts each photo of the group again, alone
-    return [finish_file(detector, one, options, annotated_dir, counted.get(id(one))) for one in group]
+    stream = detector.count_prepared_stream([one.prepared for one in loaded], options) if len(loaded) > 1 else None
+    for one in group:
+        result = None
+        if stream is not None and isinstance(one, LoadedPhoto):
+            try:
+                result = next(stream)
+            except DetectorError:
+                stream = None  # finish_file counts this photo and the rest of the group again, alone
+        yield finish_file(detector, one, options, annotated_dir, result)
 
 
 def count_photos(
@@ -354,7 +359,8 @@ def count_photos(
 
     group = max(1, group)
     window = group + 2 * decoders  # decoded ahead: the next group is ready when the network finishes this one
-    with ThreadPoolExecutor(max_workers=decoders, thread_name_prefix="decode") as pool:
+    pool = ThreadPoolExecutor(max_workers=decoders, thread_name_prefix="decode")
+    try:
         pending = [pool.submit(load_file, detector, photo, options) for photo in photos[:window]]
         submitted = len(pending)
         while pending:
@@ -364,6 +370,8 @@ def count_photos(
             pending += [pool.submit(load_file, detector, photo, options) for photo in more]
             submitted += len(more)
             yield from finish_group(detector, loaded, options, annotated_dir)
+    finally:  # also when the caller stops early (an interrupt): photos not yet decoded are not decoded
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 class Engine(Protocol):

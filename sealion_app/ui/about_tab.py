@@ -57,7 +57,8 @@ def build_about_tab(class_names: tuple[str, ...]) -> None:
             color="class",
             color_map=present.class_color_map(class_names),
             sort=list(distribution["class"]),
-            y_lim=[0, None],  # bars start at zero, so rare classes do not look absent
+            # bars start at zero (rare classes do not look absent) and end above the tallest bar, whole
+            y_lim=[0, int(distribution["animals"].max() * 1.1) + 1],
             title=f"Animals per class in the NOAA training sample ({distribution['animals'].sum()} in total)",
             label="Class distribution (official counts.csv)",
         )

@@ -10,6 +10,7 @@ from typing import Any
 
 import gradio as gr
 
+from detector.counting.uncertainty import CountErrors
 from detector.settings import CountOptions
 from detector.versions.runtimes import DEFAULT_RUNTIME
 from sealion_app import present
@@ -45,7 +46,8 @@ def build_batch_tab(
 
         prune_old_batches(batch_dir)
         outcome = count_batch(detector, [str(f) for f in files], settings.options(), progress=report, out_dir=batch_dir)
-        table = present.batch_table(outcome.results, detector.class_names)
+        errors = CountErrors.of(detector.weights.version)
+        table = present.batch_table(outcome.results, detector.class_names, errors)
         failures = present.failures_table(outcome.failures)
         elapsed = time.perf_counter() - started
         summary = (
@@ -57,6 +59,7 @@ def build_batch_tab(
             summary += f" · ⚠ **{doubtful}** photo(s) with a warning about the scale (see the warnings column)"
         if len(outcome.results) > len(outcome.thumbnails):
             summary += f" · gallery shows the first {len(outcome.thumbnails)} photos (all are in the table and CSV)"
+        summary += "\n\n" + present.batch_note(errors, detector.class_names)
         csv_path = str(outcome.csv_path) if outcome.csv_path else None
         return table, failures, csv_path, outcome.thumbnails, outcome.summary(), summary
 
@@ -83,7 +86,7 @@ def build_batch_tab(
         batch_button = gr.Button("Count all", variant="primary")
         batch_status = gr.Markdown(elem_id="batch-status")
         batch_table = gr.Dataframe(
-            present.batch_table([], default.class_names),
+            present.batch_table([], default.class_names, CountErrors.of(default.weights.version)),
             label="Counts per photo",
             interactive=False,
             elem_id="batch-table",

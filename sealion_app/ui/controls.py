@@ -25,8 +25,12 @@ from sealion_app.ui.components import api_optional
 
 RUNTIME_INFO = (
     "auto: the version's checked CPU export on a CPU, torch on a GPU · torch: the PyTorch weights · openvino-f32: "
-    "OpenVINO in fp32, counts as torch's · openvino: the CPU's fastest precision (bf16 where it has it), counts "
-    "may move by an animal or two. Other runtimes load on first use."
+    "OpenVINO in fp32, counts within one animal of torch's · openvino: the CPU's fastest precision (bf16 where it "
+    "has it), counts may move by an animal or two. Other runtimes load on first use."
+)
+ADVANCED_LABEL = (
+    f"Advanced (defaults: runtime {DEFAULT_RUNTIME}, IoU {DEFAULT_IOU}, slicing {DEFAULT_SLICING}, tiles of the "
+    "model's input size)"
 )
 
 
@@ -103,39 +107,44 @@ class CountControls:
         return [getattr(self, item.name) for item in fields(self)]
 
 
-def model_controls(registry: ModelRegistry) -> tuple[gr.Dropdown, gr.Dropdown]:
-    """The model version and runtime choosers (above the tabs: every tab counts with them)."""
-    model_version = gr.Dropdown(
-        registry.choices(),
-        value=registry.default_label,
-        label="Model version",
-        info="From weights/manifest.yaml; other versions load on first use.",
-        interactive=True,
-    )
-    runtime = api_optional(
-        gr.Dropdown(
-            registry.runtime_choices(),
-            value=DEFAULT_RUNTIME,
-            label="Runtime",
-            info=RUNTIME_INFO,
+@dataclass(frozen=True)
+class SharedControls:
+    """The controls above the tabs (every tab counts with them): the model version, and in the Advanced accordion
+    the runtime, IoU, slicing and tile size."""
+
+    model_version: gr.Dropdown
+    runtime: gr.Dropdown
+    iou: gr.Slider
+    slicing: gr.Radio
+    tile_size: gr.Slider
+
+
+def model_controls(registry: ModelRegistry, imgsz: int) -> SharedControls:
+    """The model version chooser, then an Advanced accordion (its title states the defaults) with the runtime, IoU,
+    slicing and tile size."""
+    with gr.Row():
+        model_version = gr.Dropdown(
+            registry.choices(),
+            value=registry.default_label,
+            label="Model version",
+            info="From weights/manifest.yaml; other versions load on first use.",
             interactive=True,
-            allow_custom_value=True,  # API callers' unknown names get the registry's clear error
-            elem_id="runtime",
         )
-    )
-    return model_version, runtime
-
-
-def detection_controls(imgsz: int, model_version: gr.Dropdown, runtime: gr.Dropdown) -> CountControls:
-    """The detection settings of the Count tab (the Batch tab counts with the same), with the model choosers."""
-    with gr.Accordion("Detection settings", open=True):
-        conf = gr.Slider(
-            0,
-            0.99,
-            value=0,
-            step=0.01,
-            label="Confidence threshold",
-            info="0 = the model's calibrated threshold per class (counts best on unseen photos)",
+    with gr.Accordion(ADVANCED_LABEL, open=False, elem_id="advanced"):
+        gr.Markdown(
+            "Settings for experts; the defaults are what the model was checked with. They apply to the Count "
+            "and Batch tabs and the API."
+        )
+        runtime = api_optional(
+            gr.Dropdown(
+                registry.runtime_choices(),
+                value=DEFAULT_RUNTIME,
+                label="Runtime",
+                info=RUNTIME_INFO,
+                interactive=True,
+                allow_custom_value=True,  # API callers' unknown names get the registry's clear error
+                elem_id="runtime",
+            )
         )
         iou = gr.Slider(0.05, 0.95, value=DEFAULT_IOU, step=0.05, label="IoU threshold (NMS)")
         slicing = gr.Radio(
@@ -145,12 +154,22 @@ def detection_controls(imgsz: int, model_version: gr.Dropdown, runtime: gr.Dropd
             info="auto: tile photos larger than a tile; on: always; off: whole photo at once",
         )
         tile_size = gr.Slider(
+            0, 2048, value=0, step=32, label="Tile size (px)", info=f"0 = the model's input ({imgsz} px)"
+        )
+    return SharedControls(model_version, runtime, iou, slicing, tile_size)
+
+
+def detection_controls(shared: SharedControls) -> CountControls:
+    """The Count tab's settings (confidence, adult female length) with the :class:`SharedControls`: the Batch tab
+    counts with the same."""
+    with gr.Accordion("Settings", open=True):
+        conf = gr.Slider(
             0,
-            2048,
+            0.99,
             value=0,
-            step=32,
-            label="Tile size (px)",
-            info=f"0 = the model's input size ({imgsz} px)",
+            step=0.01,
+            label="Confidence threshold",
+            info="0 = the model's calibrated threshold per class (counts best on unseen photos)",
         )
         female_length = gr.Number(
             value=0,
@@ -163,4 +182,6 @@ def detection_controls(imgsz: int, model_version: gr.Dropdown, runtime: gr.Dropd
             f"{ADULT_FEMALE_LENGTH_PX // 4}). Set it for crops. Resets to auto for a new photo.",
             elem_id="female-length",
         )
-    return CountControls(conf, iou, slicing, tile_size, female_length, model_version, runtime)
+    return CountControls(
+        conf, shared.iou, shared.slicing, shared.tile_size, female_length, shared.model_version, shared.runtime
+    )

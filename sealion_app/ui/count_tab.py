@@ -13,7 +13,13 @@ from sealion_app import present
 from sealion_app.models import ModelRegistry
 from sealion_app.service import count_to_file, photo_jpeg, prune_old_batches
 from sealion_app.ui.components import PhotoInput
-from sealion_app.ui.controls import CountControls, CountSettings, detection_controls, takes_count_settings
+from sealion_app.ui.controls import (
+    CountControls,
+    CountSettings,
+    SharedControls,
+    detection_controls,
+    takes_count_settings,
+)
 
 
 @dataclass(frozen=True)
@@ -27,8 +33,7 @@ class CountTab:
 
 def build_count_tab(
     registry: ModelRegistry,
-    model_version: gr.Dropdown,
-    runtime: gr.Dropdown,
+    shared: SharedControls,
     examples: Sequence[Path],
     batch_dir: Path,
     count_workers: int,
@@ -87,7 +92,7 @@ def build_count_tab(
                 image = PhotoInput(
                     type="filepath", label="Photo", sources=["upload", "clipboard"], elem_id="photo-input"
                 )
-                controls = detection_controls(registry.default.imgsz, model_version, runtime)
+                controls = detection_controls(shared)
                 count_button = gr.Button("Count", variant="primary")
                 if examples:
                     gr.Examples(

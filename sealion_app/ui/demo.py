@@ -75,15 +75,14 @@ def build_demo(registry: ModelRegistry, count_workers: int = 2, reviews_dir: Pat
             "# Steller sea lion counter\nCount adult males, subadult males, adult females, juveniles and pups "
             "in aerial survey photos."
         )
-        with gr.Row():
-            model_version, runtime = model_controls(registry)
+        shared = model_controls(registry, registry.default.imgsz)
         with gr.Tabs():
-            count = build_count_tab(registry, model_version, runtime, examples, batch_dir, count_workers, human_errors)
+            count = build_count_tab(registry, shared, examples, batch_dir, count_workers, human_errors)
             build_batch_tab(registry, count.controls, batch_dir, human_errors)
             build_review_tab(
                 registry, count.image, count.result_json, batch_dir, reviews_dir or batch_dir / "reviews", human_errors
             )
-            model_info = build_model_tab(registry, model_version, runtime, human_errors)
+            model_info = build_model_tab(registry, shared.model_version, shared.runtime, human_errors)
             build_about_tab(registry.default.class_names)
         gr.api(model_info, api_name="model_info", concurrency_id="model_load")
     return demo

@@ -1,0 +1,41 @@
+"""README.md and docs/ quote the product's numbers (commits, sha256s, the example photos' counts, tiles, runtime, CSV
+columns): each must equal what the manifest and a real count say now (``scripts/doc_numbers.py``; ``--write``
+regenerates them after a new default version)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+
+import pytest
+
+from detector.versions.manifest import load_manifest
+from tests.helpers import REPO_ROOT
+
+spec = importlib.util.spec_from_file_location("doc_numbers", REPO_ROOT / "scripts" / "doc_numbers.py")
+doc_numbers = sys.modules["doc_numbers"] = importlib.util.module_from_spec(spec)  # dataclasses look it up there
+spec.loader.exec_module(doc_numbers)
+APP_DOC = REPO_ROOT / "docs" / "app.md"
+
+
+@pytest.fixture(scope="module")
+def facts():
+    return doc_numbers.product_facts()
+
+
+def test_every_number_the_docs_quote_is_the_products(facts):
+    found = [line for path in doc_numbers.DOCS for line in doc_numbers.problems(path.read_text(), facts, path.name)]
+    assert not found, "run `python scripts/doc_numbers.py --write`:\n" + "\n".join(found)
+
+
+def test_the_check_fails_on_a_wrong_commit_or_count(facts):
+    text = APP_DOC.read_text()
+    version = load_manifest().get()
+    assert version.commit in text  # /model_info's answer is quoted
+    stale = text.replace(version.commit, "c2c53f0a437e254a2cd7a629577161345c433852")
+    assert any("c2c53f0a437e" in line for line in doc_numbers.problems(stale, facts))
+    counts = doc_numbers._python_counts(facts.counts[doc_numbers.SPARSE])
+    assert counts in text
+    wrong = text.replace(counts, counts.replace("'adult_males': ", "'adult_males': 9"))
+    assert any("counts printed for" in line for line in doc_numbers.problems(wrong, facts))
+    assert doc_numbers.rewrite(wrong, facts) == text  # and --write puts the product's numbers back
