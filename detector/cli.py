@@ -15,6 +15,7 @@ from detector.scale import ADULT_FEMALE_LENGTH_PX, scale_from_female_length
 from detector.settings import (
     DEFAULT_CONF,
     DEFAULT_DECODERS,
+    DEFAULT_GATE,
     ENV_DEVICE,
     ENV_GROUND_SCALE,
     ENV_HUB_REPO,
@@ -23,11 +24,13 @@ from detector.settings import (
     ENV_REFRESH,
     ENV_RUNTIME,
     ENV_WEIGHTS,
+    GATE_CHOICES,
     RUNTIME_CHOICES,
     SLICING_CHOICES,
     CountOptions,
     Settings,
     default_of,
+    gate_arg,
 )
 
 
@@ -80,6 +83,10 @@ def add_count_arguments(count: argparse.ArgumentParser) -> None:
     count.add_argument(
         "--batch-size", type=int, default=default_of(CountOptions, "batch_size"),
         help="tiles per forward pass (default %(default)s)",
+    )  # fmt: skip
+    count.add_argument(
+        "--gate", choices=GATE_CHOICES, default="on" if DEFAULT_GATE else "off",
+        help="skip tiles a coarse first pass finds no animal near (default %(default)s; off: every tile)",
     )  # fmt: skip
     add_model_arguments(count)
     runs = count.add_argument_group("survey runs (resumable; see README, 'Count a whole survey')")
@@ -175,7 +182,7 @@ def run_count(args: argparse.Namespace) -> int:
     set_max_pixels(settings.max_pixels)
     options = CountOptions(
         conf=args.conf, iou=args.iou, slicing=args.slicing, tile_size=args.tile_size, overlap=args.overlap,
-        photo_scale=photo_scale, batch_size=args.batch_size,
+        photo_scale=photo_scale, batch_size=args.batch_size, gate=gate_arg(args.gate),
     )  # fmt: skip
     detector = Detector.load(settings.model)
     print(
