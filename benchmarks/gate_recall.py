@@ -13,7 +13,6 @@ no tile the full pass ran. Writes ``benchmarks/results/gate_recall.json`` and a 
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +28,9 @@ DOTS_CSV = SHARED_DATA / "dot-coordinates.csv"
 
 def read_dots(path: Path = DOTS_CSV) -> dict[str, np.ndarray]:
     """The biologists' dots by photo id, (N, 2) x, y in full-resolution pixels; empty without the file."""
-    dots: dict[str, list[tuple[float, float]]] = {}
-    if path.is_file():
-        with path.open(newline="") as handle:
-            for row in csv.DictReader(handle):
-                dots.setdefault(row["train_id"], []).append((float(row["x"]), float(row["y"])))
-    return {key: np.array(value, dtype=np.float32) for key, value in dots.items()}
+    from training.io import read_dots_table
+
+    return {key: dots.xy for key, dots in read_dots_table(path).items()} if path.is_file() else {}
 
 
 def dots_outside(tiles: np.ndarray, dots: np.ndarray) -> int:
@@ -104,9 +100,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{'same' if entry['counts_gated'] == entry['counts_ungated'] else 'differs'}"
         )
     tiles = sum(p["tiles"] for p in per_photo)
-    differences = [
-        abs(p["counts_gated"][c] - p["counts_ungated"][c]) for p in per_photo for c in p["counts_ungated"]
-    ]
+    differences = [abs(p["counts_gated"][c] - p["counts_ungated"][c]) for p in per_photo for c in p["counts_ungated"]]
     held = all(p["within_tolerance"] for p in per_photo)
     summary = {
         "photos": len(per_photo),

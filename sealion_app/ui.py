@@ -19,7 +19,15 @@ import gradio as gr
 
 from detector.errors import DetectorError
 from detector.scale import ADULT_FEMALE_LENGTH_PX, scale_from_female_length
-from detector.settings import DEFAULT_IOU, DEFAULT_RUNTIME, DEFAULT_SLICING, SLICING_CHOICES, CountOptions
+from detector.settings import (
+    DEFAULT_GATE,
+    DEFAULT_IOU,
+    DEFAULT_RUNTIME,
+    DEFAULT_SLICING,
+    SLICING_CHOICES,
+    CountOptions,
+    gate_arg,
+)
 from sealion_app import present
 from sealion_app.components import Blocks, PhotoInput, api_optional
 from sealion_app.models import ModelRegistry
@@ -103,7 +111,15 @@ def human_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _options(conf: float, iou: float, slicing: str, tile_size: float | None, female_length_px: float) -> CountOptions:
+def _options(
+    conf: float,
+    iou: float,
+    slicing: str,
+    tile_size: float | None,
+    female_length_px: float,
+    gate: str | bool = DEFAULT_GATE,
+) -> CountOptions:
+    """The count settings of the UI's inputs. ``gate``: hook for the Advanced accordion's tile-gate choice (on/off)."""
     try:
         photo_scale = scale_from_female_length(float(female_length_px)) if female_length_px else None  # 0: auto
     except ValueError as exc:
@@ -114,6 +130,7 @@ def _options(conf: float, iou: float, slicing: str, tile_size: float | None, fem
         slicing=str(slicing or DEFAULT_SLICING),
         tile_size=int(tile_size) if tile_size else None,
         photo_scale=photo_scale,
+        gate=gate_arg(gate),
     )
 
 
