@@ -317,15 +317,16 @@ class Detector:
         settings: GateSettings = DEFAULT_GATE_SETTINGS,
     ) -> tuple[list[np.ndarray | None], list[int]]:  # fmt: skip
         """The tile gate (:mod:`detector.gate`): for each photo, which of its ``grids`` tiles the full pass needs
-        (None: all of them; a photo of one tile, or whose coarse view would cost as many tiles, is not gated), and
-        how many tiles the coarse pass ran. The coarse views of all photos share the network's batches."""
+        (None: all of them; a photo of one tile, one enlarged for the model, or one whose coarse view would cost as
+        many tiles, is not gated), and how many tiles the coarse pass ran. The coarse views of all photos share the
+        network's batches."""
         coarse_options = options.changed(conf=settings.conf, class_conf=None, overlap=settings.overlap, slicing="auto")
         views: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         for index, (one, grid) in enumerate(zip(prepared, grids, strict=True)):
             width, height = one.work.shape[1], one.work.shape[0]
             size = coarse_size(width, height, settings.coarse)
             coarse_tiles = self._tiles(size[0], size[1], one.tile_size, coarse_options)
-            if len(grid) > 1 and len(coarse_tiles) < len(grid):
+            if len(grid) > 1 and len(coarse_tiles) < len(grid) and one.factor <= settings.max_enlargement:
                 views[index] = (resize_to(one.work, size), coarse_tiles)
         keep: list[np.ndarray | None] = [None] * len(grids)
         counted = [0] * len(grids)

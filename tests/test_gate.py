@@ -15,9 +15,10 @@ from detector.manifest import load_manifest
 from detector.results import counts_agree
 from detector.settings import DEFAULT_GATE, CountOptions, ModelSettings, gate_arg
 from detector.slicing import tile_grid
-from tests.helpers import REPO_ROOT
+from tests.helpers import NO_SHARED_DATA, REPO_ROOT, SHARED_DATA
 
 EXAMPLES = sorted((REPO_ROOT / "examples").glob("*.jpg"))
+FULLRES = SHARED_DATA / "fullres-raw" / "44.jpg"  # a survey original: 47 animals on rock, water around
 GATE_RECALL = REPO_ROOT / "benchmarks" / "results" / "gate_recall.json"
 
 
@@ -67,22 +68,39 @@ def shipped() -> Detector:
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
 def test_gated_counts_hold_to_ungated_ones_on_the_shipped_examples(shipped, example):
+    """The examples are 4x-downsampled survey photos, enlarged 2x for the model: the gate leaves such photos alone
+    (their coarse view misses isolated animals), so gate on and off count the same."""
     prepared = shipped.prepare(example, CountOptions(photo_scale=0.25))
+    assert prepared.factor == 2  # enlarged for the model
     ungated = shipped.count_prepared(prepared, CountOptions(photo_scale=0.25, gate=False))
     gated = shipped.count_prepared(prepared, CountOptions(photo_scale=0.25, gate=True))
-    assert counts_agree(ungated.counts, gated.counts), (gated.counts, ungated.counts)
-    assert ungated.tiles_skipped == ungated.gate_tiles == 0 and ungated.tiles_run == ungated.tiles
-    assert gated.tiles == ungated.tiles and 0 < gated.gate_tiles < gated.tiles
-    assert gated.tiles_run + gated.tiles_skipped == gated.tiles
+    assert gated.counts == ungated.counts and counts_agree(ungated.counts, gated.counts)
+    assert gated.tiles == ungated.tiles == gated.tiles_run and gated.tiles_skipped == gated.gate_tiles == 0
     row = dict(zip(gated.csv_header(gated.class_names), gated.csv_row(), strict=True))
-    assert (row["tiles_run"], row["tiles_skipped"]) == (gated.tiles_run, gated.tiles_skipped)
+    assert (row["tiles_run"], row["tiles_skipped"]) == (gated.tiles, 0)
+
+
+def test_the_gate_skips_water_on_a_sparse_example_when_allowed_to(shipped):
+    """Allowed to gate the enlarged sparse example (45 animals on two rocks, water and scrub around), the coarse
+    pass keeps the tiles near the animals and skips others."""
+    prepared = shipped.prepare(REPO_ROOT / "examples" / "noaa_train_6.jpg", CountOptions(photo_scale=0.25))
+    grid = tile_grid(prepared.work.shape[1], prepared.work.shape[0], prepared.tile_size, 0.2)
+    (keep,), (coarse,) = shipped.gate([prepared], [grid], CountOptions(), GateSettings(max_enlargement=2))
+    assert 0 < keep.sum() < len(grid) and 0 < coarse < len(grid)
+    found = shipped.detect(prepared.work, grid, CountOptions())
+    dense = np.bincount(found.tile_id, minlength=len(grid)) >= 5  # the tiles over the animals' rock
+    assert dense.any() and keep[dense].all()
+
+
+@pytest.mark.skipif(not FULLRES.is_file(), reason=NO_SHARED_DATA)
+def test_the_gate_holds_counts_and_skips_tiles_on_a_full_resolution_photo(shipped):
+    prepared = shipped.prepare(FULLRES, CountOptions())
+    ungated = shipped.count_prepared(prepared, CountOptions(gate=False))
+    gated = shipped.count_prepared(prepared, CountOptions(gate=True))
+    assert counts_agree(ungated.counts, gated.counts), (gated.counts, ungated.counts)
+    assert gated.tiles_skipped > 0 and 0 < gated.gate_tiles < gated.tiles
+    assert gated.tiles_run + gated.tiles_skipped == gated.tiles == ungated.tiles_run
     assert gated.to_dict()["tiles_skipped"] == gated.tiles_skipped
-
-
-def test_the_sparse_example_skips_tiles(shipped):
-    """noaa_train_6 (45 animals, spread out on rock and water): the gate must save network work there."""
-    result = shipped.count(REPO_ROOT / "examples" / "noaa_train_6.jpg", photo_scale=0.25, gate=True)
-    assert result.tiles_skipped > 0 and result.tiles_run + result.gate_tiles < result.tiles
 
 
 def test_the_gate_is_on_by_default_only_where_the_recall_table_says_it_keeps_counts():

@@ -111,7 +111,7 @@ def test_gate_recall_runs_on_an_example(tmp_path):
     gate_recall.main([str(REPO_ROOT / "examples" / "noaa_train_6.jpg"), "--out", str(out)])
     data = json.loads(out.read_text())
     (photo,) = data["photos"]
-    assert photo["tiles_run"] + photo["tiles_skipped"] == photo["tiles"] and photo["gate_tiles"] > 0
-    assert data["summary"]["photos"] == 1 and isinstance(data["summary"]["keeps_counts"], bool)
+    assert photo["tiles_run"] == photo["tiles"] and photo["tiles_skipped"] == photo["gate_tiles"] == 0  # enlarged
+    assert photo["counts_gated"] == photo["counts_ungated"] and data["summary"]["keeps_counts"] is True
     table = (tmp_path / "gate_recall.md").read_text()
     assert "noaa_train_6.jpg" in table and "gated / ungated" in table
