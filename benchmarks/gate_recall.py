@@ -120,7 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     version = detector.weights.version
     result = {
         "model": {"version": version.name, "sha256": version.sha256, "runtime": detector.runtime},
-        "gate_settings": {k: getattr(DEFAULT_GATE_SETTINGS, k) for k in ("coarse", "conf", "margin_px", "overlap", "max_enlargement")},
+        "gate_settings": {
+            k: getattr(DEFAULT_GATE_SETTINGS, k) for k in ("coarse", "conf", "margin_px", "overlap", "max_enlargement")
+        },
         "settings": {
             "count_options": "defaults (calibrated per-class thresholds, photo scale auto), gate on vs off",
             "tolerance": f"{RUNTIME_COUNT_TOLERANCE:.0%} or 1 animal per class and photo",

@@ -86,8 +86,9 @@ def effective_precision(detector: Any) -> str:
     compiled = getattr(backend, "ov_compiled_model", None)
     if compiled is None:
         return "unknown"
-    value = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
-    return {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}.get(value, value)
+    value = compiled.get_property("INFERENCE_PRECISION_HINT")  # an openvino Type, e.g. f32 or bf16
+    name = value.get_type_name() if hasattr(value, "get_type_name") else str(value)
+    return {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}.get(name, name)
 
 
 def load_runtimes(args: argparse.Namespace) -> dict[str, Any]:
