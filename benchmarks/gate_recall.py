@@ -18,7 +18,17 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.common import RESULTS_DIR, SHARED_DATA, Environment, describe_load, finish, format_table, log, timed
+from benchmarks.common import (
+    RESULTS_DIR,
+    SHARED_DATA,
+    Environment,
+    describe_load,
+    finish,
+    format_table,
+    log,
+    timed,
+    write_docs_table,
+)
 from benchmarks.runtimes import default_photos, label
 from detector.results import RUNTIME_COUNT_TOLERANCE, counts_agree
 
@@ -80,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", help="model version from weights/manifest.yaml (default: its default)")
     parser.add_argument("--runtime", default="auto", help="what runs the network (default: auto, as users get it)")
     parser.add_argument("--out", help=f"JSON results file (default: benchmarks/results/{NAME}.json)")
+    parser.add_argument("--docs", action="store_true", help="also put the table into docs/benchmarks.md")
     args = parser.parse_args(argv)
     from detector import Detector
     from detector.gate import DEFAULT_GATE_SETTINGS
@@ -134,6 +145,8 @@ def main(argv: list[str] | None = None) -> int:
     markdown = Path(args.out).with_suffix(".md") if args.out else RESULTS_DIR / f"{NAME}.md"
     markdown.write_text(markdown_table(result) + "\n")
     print(f"wrote {markdown}")
+    if args.docs:
+        print(f"wrote the table into {write_docs_table(NAME, markdown_table(result))}")
     return 0
 
 

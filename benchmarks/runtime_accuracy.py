@@ -40,6 +40,7 @@ from benchmarks.common import (
     official_counts,
     summarize,
     timed,
+    write_docs_table,
 )
 
 NAME = "runtime_accuracy"
@@ -146,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=1, help="timed counts per photo and runtime (default 1)")
     parser.add_argument("--update-manifest", action="store_true", help="record the numbers and the choice there")
     parser.add_argument("--out", help=f"JSON results file (default: benchmarks/results/{NAME}.json)")
+    parser.add_argument("--docs", action="store_true", help="also put the table into docs/benchmarks.md")
     args = parser.parse_args(argv)
     official = official_counts()
     if not official:
@@ -215,6 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     markdown = Path(args.out).with_suffix(".md") if args.out else RESULTS_DIR / f"{NAME}.md"
     markdown.write_text(markdown_table(result) + "\n")
     print(f"wrote {markdown}")
+    if args.docs:
+        print(f"wrote the table into {write_docs_table(NAME, markdown_table(result))}")
     if args.update_manifest:
         update_manifest(result)
     return 0

@@ -116,3 +116,26 @@ def test_gate_recall_runs_on_an_example(tmp_path):
     assert photo["counts_gated"] == photo["counts_ungated"] and data["summary"]["keeps_counts"] is True
     table = (tmp_path / "gate_recall.md").read_text()
     assert "noaa_train_6.jpg" in table and "gated / ungated" in table
+
+
+def test_the_docs_show_the_committed_gate_recall_table():
+    """docs/benchmarks.md carries the table ``benchmarks.gate_recall --docs`` wrote, not a hand-typed copy."""
+    table = REPO_ROOT / "benchmarks" / "results" / "gate_recall.md"
+    if not table.is_file():
+        pytest.skip("no committed gate_recall.md: run python -m benchmarks.gate_recall --docs")
+    docs = (REPO_ROOT / "docs" / "benchmarks.md").read_text()
+    assert f"<!-- gate_recall -->\n{table.read_text().strip()}\n<!-- /gate_recall -->" in docs
+
+
+def test_the_readme_row_matches_the_committed_gate_recall_run():
+    results = REPO_ROOT / "benchmarks" / "results" / "gate_recall.json"
+    if not results.is_file():
+        pytest.skip("no committed gate_recall.json: run python -m benchmarks.gate_recall --docs")
+    data = json.loads(results.read_text())
+    s = data["summary"]
+    row = next(line for line in (REPO_ROOT / "README.md").read_text().splitlines() if "(`gate_recall`)" in line)
+    assert f"{data['model']['version']}, {s['photos']} full-resolution photos" in row
+    assert f"{s['photos_within_tolerance']} of {s['photos']} (largest difference {s['max_count_difference']} " in row
+    assert f"{s['tiles_run']} of {s['tiles']} tiles run + {s['gate_tiles']} coarse: " in row
+    share = f"{s['network_tiles_share']:.0%} of the network tiles"
+    assert f"{share}; {s['dots_in_skipped_tiles']} of {s['dots']} dots in skipped tiles" in row
