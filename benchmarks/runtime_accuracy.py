@@ -92,6 +92,32 @@ def effective_precision(detector: Any) -> str:
     return {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}.get(name, name)
 
 
+def summarize_runtimes(per_photo: list[dict[str, Any]], precision: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Each runtime's errors against the official counts and its shifts against torch, and whether it passes."""
+    truth = [p["official"] for p in per_photo]
+    summary: dict[str, dict[str, Any]] = {}
+    for name in precision:
+        counts = [p["counts"][name] for p in per_photo]
+        per_class = rmse_per_class(counts, truth)
+        shifts = [total_shift(p["counts"]["torch"], p["counts"][name]) for p in per_photo]
+        times = [p["seconds"][name] for p in per_photo if name in p.get("seconds", {})]
+        totals = [abs(sum(c.values()) - sum(o.values())) for c, o in zip(counts, truth, strict=True)]
+        summary[name] = {
+            "precision": precision[name],
+            "rmse_per_class": per_class,
+            "mean_rmse": round(float(np.mean(list(per_class.values()))), 3),
+            "total_mae": round(float(np.mean(totals)), 3),
+            "max_total_shift_vs_torch": max((a for a, _ in shifts), default=0),
+            "max_total_shift_vs_torch_relative": round(max((a / max(1, r) for a, r in shifts), default=0.0), 4),
+            "total_shifts": shifts,
+            "seconds_per_photo": round(float(np.mean(times)), 4) if times else None,
+        }
+    for one in summary.values():
+        one["rmse_vs_torch"] = round(one["mean_rmse"] / max(summary["torch"]["mean_rmse"], 1e-9), 4)
+        one["passes"] = passes(one, summary["torch"])
+    return summary
+
+
 def load_runtimes(args: argparse.Namespace) -> dict[str, Any]:
     """torch and the runtimes asked for (default: every runtime of the version, plus openvino-bf16 if none of them
     runs in bf16 on this CPU)."""
@@ -176,31 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         per_photo.append(entry)
         log(f"{entry['photo']}: " + ", ".join(f"{n} {sum(c.values())}" for n, c in entry["counts"].items()))
 
-    truth = [p["official"] for p in per_photo]
-    summary: dict[str, dict[str, Any]] = {}
-    for name in detectors:
-        counts = [p["counts"][name] for p in per_photo]
-        per_class = rmse_per_class(counts, truth)
-        shifts = [total_shift(p["counts"]["torch"], p["counts"][name]) for p in per_photo]
-        times = [p["seconds"][name] for p in per_photo if name in p.get("seconds", {})]
-        summary[name] = {
-            "precision": precision[name],
-            "rmse_per_class": per_class,
-            "mean_rmse": round(float(np.mean(list(per_class.values()))), 3),
-            "total_mae": round(
-                float(np.mean([abs(sum(c.values()) - sum(o.values())) for c, o in zip(counts, truth, strict=True)])),
-                3,
-            ),
-            "max_total_shift_vs_torch": max((a for a, _ in shifts), default=0),
-            "max_total_shift_vs_torch_relative": round(max((r for _, r in shifts), default=0.0), 4),
-            "total_shifts": [
-                (a, sum(p["counts"]["torch"].values())) for (a, _), p in zip(shifts, per_photo, strict=True)
-            ],
-            "seconds_per_photo": round(float(np.mean(times)), 4) if times else None,
-        }
-    for one in summary.values():
-        one["rmse_vs_torch"] = round(one["mean_rmse"] / max(summary["torch"]["mean_rmse"], 1e-9), 4)
-        one["passes"] = passes(one, summary["torch"])
+    summary = summarize_runtimes(per_photo, precision)
     faster = [n for n, s in summary.items() if s["passes"] and s["seconds_per_photo"] is not None]
     recommended = min(faster, key=lambda n: summary[n]["seconds_per_photo"]) if faster else "torch"
     version = detectors["torch"].weights.version

@@ -139,3 +139,21 @@ def test_the_readme_row_matches_the_committed_gate_recall_run():
     assert f"{s['tiles_run']} of {s['tiles']} tiles run + {s['gate_tiles']} coarse: " in row
     share = f"{s['network_tiles_share']:.0%} of the network tiles"
     assert f"{share}; {s['dots_in_skipped_tiles']} of {s['dots']} dots in skipped tiles" in row
+
+
+def test_runtime_summaries_and_the_rule_on_counted_photos():
+    official = {"adult_males": 10, "pups": 100}
+    per_photo = [
+        {"official": official, "seconds": {"torch": 2.0, "fast": 1.0},
+         "counts": {"torch": {"adult_males": 8, "pups": 90}, "fast": {"adult_males": 8, "pups": 95}}},
+        {"official": {"adult_males": 1, "pups": 0}, "seconds": {"torch": 2.0, "fast": 1.0},
+         "counts": {"torch": {"adult_males": 1, "pups": 0}, "fast": {"adult_males": 2, "pups": 0}}},
+    ]  # fmt: skip
+    summary = runtime_accuracy.summarize_runtimes(per_photo, {"torch": "fp32", "fast": "bf16"})
+    fast, torch = summary["fast"], summary["torch"]
+    assert torch["rmse_per_class"] == {"adult_males": round((4 / 2) ** 0.5, 3), "pups": round((100 / 2) ** 0.5, 3)}
+    assert fast["total_shifts"] == [(5, 98), (1, 1)] and fast["max_total_shift_vs_torch"] == 5
+    assert fast["max_total_shift_vs_torch_relative"] == 1.0  # one animal of one (allowed: one animal at least)
+    assert fast["mean_rmse"] < torch["mean_rmse"] and torch["passes"]
+    assert not fast["passes"]  # better against the truth, but 5 of 98 animals (5.1 %) moved on the first photo
+    assert fast["seconds_per_photo"] == 1.0 and fast["precision"] == "bf16"
