@@ -320,7 +320,9 @@ class Detector:
         (None: all of them; a photo of one tile, one enlarged for the model, or one whose coarse view would cost as
         many tiles, is not gated), and how many tiles the coarse pass ran. The coarse views of all photos share the
         network's batches."""
-        coarse_options = options.changed(conf=settings.conf, class_conf=None, overlap=settings.overlap, slicing="auto")
+        floor = float(self.thresholds(options.conf, options.class_conf).min())  # never stricter than the count
+        coarse = options.changed(conf=min(settings.conf, floor), class_conf=None, overlap=settings.overlap)
+        coarse_options = coarse.changed(slicing="auto")
         views: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         for index, (one, grid) in enumerate(zip(prepared, grids, strict=True)):
             width, height = one.work.shape[1], one.work.shape[0]
