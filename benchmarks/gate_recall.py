@@ -1,6 +1,6 @@
 """The tile gate's recall: per-class counts with the gate against counts without it, on every full-resolution photo.
 
-    python -m benchmarks.gate_recall [PHOTO ...] [--version NAME] [--runtime NAME]
+    python -m benchmarks.gate_recall [PHOTO ...] [--version NAME] [--runtime NAME] [--docs]
 
 Each photo (default: every full-resolution photo of ``../shared``, fullres-raw and fullres-dotted) is decoded once
 at the model's scale and counted twice with the product's defaults, the gate on and off (``CountOptions.gate``).

@@ -1,7 +1,7 @@
 """Each runtime of a model version against the official counts: is a faster runtime counting worse against the truth?
 
     python -m benchmarks.runtime_accuracy [--ids 42 43 5] [--runtime NAME ...] [--runtime-path NAME=PATH]
-        [--repeats 1] [--update-manifest]
+        [--repeats 1] [--update-manifest] [--docs]
 
 One photo per id of ``counts.csv`` (the competition's official per-class counts): the full-resolution raw copy where
 the sample has one, else the full-resolution dotted copy, else the downsampled raw photo (counted at photo scale
