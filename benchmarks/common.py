@@ -275,3 +275,19 @@ def set_threads(threads: int | None) -> int:
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+DOCS_BENCHMARKS = REPO_ROOT / "docs" / "benchmarks.md"
+
+
+def write_docs_table(name: str, text: str, path: Path = DOCS_BENCHMARKS) -> Path:
+    """Put a benchmark's Markdown table into the docs, between ``<!-- name -->`` and ``<!-- /name -->`` (the docs'
+    numbers then come from the product); the markers must already be there."""
+    start, end = f"<!-- {name} -->", f"<!-- /{name} -->"
+    document = path.read_text()
+    if start not in document or end not in document:
+        raise SystemExit(f"{path} has no {start} ... {end} block to fill.")
+    before, rest = document.split(start, 1)
+    after = rest.split(end, 1)[1]
+    path.write_text(f"{before}{start}\n{text.strip()}\n{end}{after}")
+    return path

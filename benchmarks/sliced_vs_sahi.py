@@ -36,6 +36,7 @@ from benchmarks.common import (
     summarize,
     timed,
 )
+from detector.errors import DetectorError
 from detector.settings import DEFAULT_BATCH, DEFAULT_CONF, DEFAULT_IOU, DEFAULT_OVERLAP, CountOptions
 
 NAME = "sliced_vs_sahi"
@@ -71,6 +72,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--runtime", default=None,
         help="ours: auto (default: the version's CPU runtime), torch, openvino, openvino-f32, ...; ours with torch "
         "is measured too when this is not torch",
+    )  # fmt: skip
+    parser.add_argument(
+        "--also-runtime", action="append", default=None, metavar="NAME",
+        help="also measure ours with this runtime (gate on; repeat; default: openvino-f32 unless ours runs it)",
     )  # fmt: skip
     add_model_args(parser)
     args = parser.parse_args(argv)
@@ -170,13 +175,28 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             overlap=args.overlap,
             photo_scale=det.ground_scale,  # already resized: factor 1
             batch_size=args.batch_size,
+            gate=True,  # the opt-in tile gate: ours_gate_off measures what it gains
         )
+
+    def run_ours_gate_off(work: np.ndarray):
+        """Ours without the tile gate: what skipping empty tiles gains on its own."""
+        return det.count(
+            work, conf=args.conf, iou=args.iou, tile_size=tile, overlap=args.overlap,
+            photo_scale=det.ground_scale, batch_size=args.batch_size, gate=False,
+        )  # fmt: skip
+
+    def ours_with(other):
+        """Ours (gate on) with another runtime: what the default runtime gains on its own."""
+        return lambda work: other.count(
+            work, conf=args.conf, iou=args.iou, tile_size=tile, overlap=args.overlap,
+            photo_scale=other.ground_scale, batch_size=args.batch_size, gate=True,
+        )  # fmt: skip
 
     def run_ours_torch(work: np.ndarray):
         """Ours with torch, as SAHI runs the network: what the exported runtime gains on its own."""
         return torch_det.count(
             work, conf=args.conf, iou=args.iou, tile_size=tile, overlap=args.overlap,
-            photo_scale=torch_det.ground_scale, batch_size=args.batch_size,
+            photo_scale=torch_det.ground_scale, batch_size=args.batch_size, gate=True,
         )  # fmt: skip
 
     def run_sahi_matched(work: np.ndarray):
@@ -214,8 +234,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         options = CountOptions(conf=args.conf, iou=args.iou, batch_size=args.batch_size)
         return det.detect(work, grid, options).merge_tiles()
 
+    also = args.also_runtime if args.also_runtime is not None else ["openvino-f32"]
+    others = {}
+    for name in also:
+        if name == det.runtime or (name == "torch" and det.runtime != "torch"):
+            continue  # measured as "ours" or "ours_torch" already
+        try:
+            others[f"ours_{name}"] = ours_with(load_detector(args, threads=threads, runtime=name))
+        except DetectorError as exc:
+            log(f"not measuring ours with {name}: {exc}")
     methods = {
         "ours": run_ours,
+        "ours_gate_off": run_ours_gate_off,
+        **others,
         **({"ours_torch": run_ours_torch} if det.runtime != "torch" else {}),
         "sahi_matched": run_sahi_matched,
         "sahi_defaults": run_sahi_defaults,
@@ -250,8 +281,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         }
         stats = {name: summarize(values) for name, values in times.items()}
         passes = {
-            "ours": len(our_tiles),
-            "ours_torch": len(our_tiles),
+            **{
+                name: last[name].tiles_run + last[name].gate_tiles
+                for name in methods
+                if name.startswith("ours") and hasattr(last[name], "tiles_run")
+            },
             "sahi_matched": len(sahi_tiles),
             "sahi_defaults": len(sahi_tiles) + 1,
             "ours_sahi_grid": len(sahi_tiles),
@@ -274,8 +308,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     "of_medians": round(stats[name]["median"] / stats["ours"]["median"], 3),
                     "median_per_round": round(float(np.median(np.array(times[name]) / np.array(times["ours"]))), 3),
                 }
-                for name in ("sahi_matched", "sahi_defaults", "ours_torch")
-                if name in methods
+                for name in methods
+                if name != "ours" and name != "ours_sahi_grid"
+            },
+            "gate": {
+                "tiles_run": last["ours"].tiles_run,
+                "tiles_skipped": last["ours"].tiles_skipped,
+                "gate_tiles": last["ours"].gate_tiles,
             },
             "counts": counts,
             "agreement": {
@@ -382,6 +421,15 @@ def print_report(result: dict[str, Any]) -> None:
     ]
     print(f"\nWall time, median of {result['settings']['repeats']} (seconds); ratio = SAHI / ours")
     print(format_table(headers, rows))
+    variants = [m for m in result["photos"][0]["seconds"] if m.startswith("ours") and m != "ours_sahi_grid"]
+    rows = [
+        [Path(r["photo"]).name, variant, r["forward_passes"][variant], r["seconds"][variant]["median"],
+         round(r["seconds"]["sahi_matched"]["median"] / r["seconds"][variant]["median"], 2)]
+        for r in result["photos"]
+        for variant in variants
+    ]  # fmt: skip
+    print("\nEach gain on its own: ours (opt-in gate on, default runtime), without the gate, with other runtimes")
+    print(format_table(["photo", "method", "network tiles", "s", "SAHI matched / it"], rows))
     names = result["model"]["class_names"]
     rows = []
     for r in result["photos"]:

@@ -49,8 +49,9 @@ def build_photos(folder: Path, count: int) -> list[Path]:
 
 
 # torch-sequential: the CLI as it was (torch, one photo after the other); sequential: the default runtime, one photo
-# after the other (--decoders 0); local: the default (runtime and pipelined decoding); ray: Ray Data actors.
-ENGINES = ("torch-sequential", "sequential", "local", "ray")
+# after the other (--decoders 0); local: the default (runtime and pipelined decoding; the tile gate is opt-in, off);
+# local-gate-on: the default with the tile gate (--gate on); ray: Ray Data actors.
+ENGINES = ("torch-sequential", "sequential", "local", "local-gate-on", "ray")
 
 
 def run_engine(engine: str, photos: Path, run: Path, workers: int) -> tuple[float, int, int]:
@@ -59,6 +60,8 @@ def run_engine(engine: str, photos: Path, run: Path, workers: int) -> tuple[floa
         command += ["--decoders", "0"]
     if engine == "torch-sequential":
         command += ["--runtime", "torch"]
+    if engine == "local-gate-on":
+        command += ["--gate", "on"]
     if engine == "ray":
         command += ["--engine", "ray", "--workers", str(workers)]
     started = time.perf_counter()

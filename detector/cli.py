@@ -16,7 +16,16 @@ from detector.environment import check_torch_pair
 from detector.errors import DetectorError
 from detector.interrupts import INTERRUPTED_EXIT, Interrupted, StopOnSignal
 from detector.logs import quiet_libraries
-from detector.settings import DEFAULT_CONF, DEFAULT_DECODERS, SLICING_CHOICES, CountOptions, default_of
+from detector.settings import (
+    DEFAULT_CONF,
+    DEFAULT_DECODERS,
+    DEFAULT_GATE,
+    GATE_CHOICES,
+    SLICING_CHOICES,
+    CountOptions,
+    default_of,
+    gate_arg,
+)
 
 
 def photo_scale_arg(text: str) -> float | None:
@@ -68,6 +77,10 @@ def add_count_arguments(count: argparse.ArgumentParser) -> None:
     count.add_argument(
         "--batch-size", type=int, default=default_of(CountOptions, "batch_size"),
         help="tiles per forward pass (default %(default)s)",
+    )  # fmt: skip
+    count.add_argument(
+        "--gate", choices=GATE_CHOICES, default="on" if DEFAULT_GATE else "off",
+        help="skip tiles a coarse first pass finds no animal near (default %(default)s; off: every tile)",
     )  # fmt: skip
     add_model_arguments(count)
     runs = count.add_argument_group("survey runs (resumable; see README, 'Count a whole survey')")
@@ -135,7 +148,7 @@ def run_count(args: argparse.Namespace, stop: StopOnSignal | None = None) -> int
     set_max_pixels(settings.max_pixels)
     options = CountOptions(
         conf=args.conf, iou=args.iou, slicing=args.slicing, tile_size=args.tile_size, overlap=args.overlap,
-        photo_scale=photo_scale, batch_size=args.batch_size,
+        photo_scale=photo_scale, batch_size=args.batch_size, gate=gate_arg(args.gate),
     )  # fmt: skip
     detector = Detector.load(settings.model)
     note = _Notes(args.quiet)

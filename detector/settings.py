@@ -34,6 +34,11 @@ DEFAULT_DECODERS = 2
 # Photos a survey run counts together, their tiles sharing the network's batches (a static-batch export pads one
 # short batch per group instead of one per photo).
 DEFAULT_GROUP = 4
+# Skip tiles a coarse first pass finds no animal near (detector.counting.gate); "off" runs the network on every tile.
+# Opt-in (off) until `python -m benchmarks.gate_recall` shows it keeps the default model version's counts: its recall
+# was measured on v2 only, not on the default v3.
+GATE_CHOICES: tuple[str, ...] = ("on", "off")
+DEFAULT_GATE = False
 
 # The environment variables an entry point reads (and nothing else does).
 ENV_MODEL_VERSION = "SEALION_MODEL_VERSION"
@@ -58,7 +63,8 @@ class CountOptions:
 
     ``conf`` None: the model version's calibrated per-class thresholds (``class_conf`` replaces them).
     ``tile_size`` None: the model's input size. ``photo_scale`` None: auto from each photo's size
-    (:mod:`detector.counting.scale`).
+    (:mod:`detector.counting.scale`). ``gate``: skip the tiles a coarse first pass finds no animal near
+    (:mod:`detector.counting.gate`); False (the default) runs the full pass on every tile.
     """
 
     conf: float | None = None
@@ -69,6 +75,7 @@ class CountOptions:
     photo_scale: float | None = None
     batch_size: int = DEFAULT_BATCH
     class_conf: Mapping[str, float] | None = None
+    gate: bool = DEFAULT_GATE
 
     def __post_init__(self) -> None:
         if self.conf is not None and not 0 <= self.conf <= 1:
@@ -85,6 +92,8 @@ class CountOptions:
             raise DetectorError(f"photo_scale must be positive, got {self.photo_scale}.")
         if self.batch_size < 1:
             raise DetectorError(f"batch_size must be at least 1, got {self.batch_size}.")
+        if not isinstance(self.gate, bool):
+            raise DetectorError(f"gate must be True or False, got {self.gate!r}.")
 
     def changed(self, **values: Any) -> CountOptions:
         """A copy with some fields changed (validated again)."""
@@ -94,6 +103,16 @@ class CountOptions:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["class_conf"] = dict(self.class_conf) if self.class_conf is not None else None
         return data
+
+
+def gate_arg(text: str) -> bool:
+    """A gate setting as the command line, the app and the API write it: ``on`` or ``off`` (True/False too)."""
+    word = str(text).strip().lower()
+    if word in ("on", "true", "1", "yes"):
+        return True
+    if word in ("off", "false", "0", "no"):
+        return False
+    raise DetectorError(f"gate must be one of {', '.join(GATE_CHOICES)}, got {text!r}.")
 
 
 def default_of(cls: type, name: str) -> Any:

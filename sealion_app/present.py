@@ -100,7 +100,8 @@ def settings_text(options: Any, detector: Detector, version: str | None = None, 
     return (
         f"**Settings (from the Count tab):** model **{version or detector.info.version}** "
         f"({runtime or detector.runtime}) · scale: {scale} · "
-        f"confidence: {conf} · IoU {options.iou:.2f} · tiles: {tiles}, slicing {options.slicing}"
+        f"confidence: {conf} · IoU {options.iou:.2f} · tiles: {tiles}, slicing {options.slicing}, "
+        f"tile gate {'on' if options.gate else 'off'}"
     )
 
 

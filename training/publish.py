@@ -166,6 +166,7 @@ def card_body(meta: Mapping[str, Any], version: str) -> str:
                 f"| {name} | {r['format']} | {r['precision']} | {_check_text(r.get('count_check') or {})} |"
                 for name, r in meta["runtimes"].items()
             ],
+            *_accuracy_lines(meta),
         ]
     lines += [
         "",
@@ -180,6 +181,31 @@ def card_body(meta: Mapping[str, Any], version: str) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _accuracy_lines(meta: Mapping[str, Any]) -> list[str]:
+    """Why the CPU default is what it is: each runtime's count error against the official counts next to torch's
+    (``benchmarks.runtime_accuracy --update-manifest`` records it in each runtime's ``count_check.accuracy``)."""
+    rows = {name: (r.get("count_check") or {}).get("accuracy") for name, r in meta["runtimes"].items()}
+    rows = {name: a for name, a in rows.items() if a}
+    if not rows:
+        return []
+    first = next(iter(rows.values()))
+    return [
+        "",
+        f"Against the official counts of {first['photos']} photos (`python -m benchmarks.runtime_accuracy`), torch's "
+        f"mean per-class RMSE is {first['torch_mean_rmse_vs_official']}. A runtime may be the CPU default when its "
+        "RMSE is within 1 % of torch's and no photo's total moves by more than 2 % (one animal at least) from "
+        f"torch's; the fastest that passes is the default (`{meta.get('cpu_runtime') or 'torch'}`):",
+        "",
+        "| runtime | runs in | mean RMSE vs official | total MAE | largest total shift vs torch | s/photo | passes |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+        *[
+            f"| {name} | {a['effective_precision']} | {a['mean_rmse_vs_official']} | {a['total_mae_vs_official']} | "
+            f"{a['max_total_shift_vs_torch']:.1%} | {a['seconds_per_photo']} | {'yes' if a['passes'] else 'no'} |"
+            for name, a in rows.items()
+        ],
+    ]
 
 
 def _check_text(check: Mapping[str, Any]) -> str:

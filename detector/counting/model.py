@@ -15,6 +15,13 @@ import cv2
 import numpy as np
 
 from detector.counting.detections import Detections
+from detector.counting.gate import (
+    DEFAULT_GATE_SETTINGS,
+    GateSettings,
+    coarse_size,
+    margin_in_work_pixels,
+    tiles_touched,
+)
 from detector.counting.images import ImageInput, greyscale, header_size, load_image, resize_to
 from detector.counting.results import CountResult, ModelInfo
 from detector.counting.scale import PhotoScale, choose_photo_scale, scale_warnings
@@ -275,26 +282,74 @@ class Detector:
         options = options or CountOptions()
         thresholds = self.thresholds(options.conf, options.class_conf)
         grids = [self._tiles(p.work.shape[1], p.work.shape[0], p.tile_size, options) for p in prepared]
+        keep, gate_tiles = ([None] * len(grids), [0] * len(grids))
+        started = time.perf_counter()
+        if options.gate:
+            keep, gate_tiles = self.gate(prepared, grids, options)
+        gate_ms = (time.perf_counter() - started) * 1000
+        all_gate = max(1, sum(gate_tiles))
+        runs = [grid if mask is None else grid[mask] for grid, mask in zip(grids, keep, strict=True)]
         last = time.perf_counter()
         for index, detections in self.detect_stream(
-            [(p.work, g) for p, g in zip(prepared, grids, strict=True)], options
+            [(p.work, run) for p, run in zip(prepared, runs, strict=True)], options
         ):
             now = time.perf_counter()
-            yield self._result(prepared[index], detections, len(grids[index]), (now - last) * 1000, thresholds)
+            grid, run, gate = grids[index], runs[index], gate_tiles[index]
+            yield self._result(
+                prepared[index], detections, (len(grid), len(grid) - len(run), gate),
+                {"gate": gate_ms * gate / all_gate, "inference": (now - last) * 1000}, thresholds,
+            )  # fmt: skip
             last = now
 
+    def gate(
+        self, prepared: Sequence[Prepared], grids: Sequence[np.ndarray], options: CountOptions,
+        settings: GateSettings = DEFAULT_GATE_SETTINGS,
+    ) -> tuple[list[np.ndarray | None], list[int]]:  # fmt: skip
+        """The tile gate (:mod:`detector.counting.gate`): for each photo, which of its ``grids`` tiles the full pass
+        needs (None: all of them; a photo of one tile, one enlarged for the model, or one whose coarse view would
+        cost as many tiles, is not gated), and how many tiles the coarse pass ran. The coarse views of all photos
+        share the network's batches."""
+        floor = float(self.thresholds(options.conf, options.class_conf).min())  # never stricter than the count
+        coarse = options.changed(conf=min(settings.conf, floor), class_conf=None, overlap=settings.overlap)
+        coarse_options = coarse.changed(slicing="auto")
+        views: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for index, (one, grid) in enumerate(zip(prepared, grids, strict=True)):
+            width, height = one.work.shape[1], one.work.shape[0]
+            size = coarse_size(width, height, settings.coarse)
+            coarse_tiles = self._tiles(size[0], size[1], one.tile_size, coarse_options)
+            if len(grid) > 1 and len(coarse_tiles) < len(grid) and one.factor <= settings.max_enlargement:
+                views[index] = (resize_to(one.work, size), coarse_tiles)
+        keep: list[np.ndarray | None] = [None] * len(grids)
+        counted = [0] * len(grids)
+        if not views:
+            return keep, counted
+        found = self.detect_many(list(views.values()), coarse_options)
+        for (index, (view, coarse_tiles)), hits in zip(views.items(), found, strict=True):
+            work_h, work_w = prepared[index].work.shape[:2]
+            to_work = np.array([work_w / view.shape[1], work_h / view.shape[0]] * 2, dtype=np.float32)
+            margin = margin_in_work_pixels(settings, self.ground_scale)
+            keep[index] = tiles_touched(grids[index], hits.xyxy * to_work, margin)
+            counted[index] = len(coarse_tiles)
+        return keep, counted
+
     def _result(
-        self, prepared: Prepared, found: Detections, tiles: int, inference_ms: float, thresholds: np.ndarray
+        self,
+        prepared: Prepared,
+        found: Detections,
+        tiles: tuple[int, int, int],
+        network_ms: dict[str, float],
+        thresholds: np.ndarray,
     ) -> CountResult:
-        """Merge a photo's tile detections across seams and map them to the photo's own pixels."""
+        """Merge a photo's tile detections across seams and map them to the photo's own pixels. ``tiles``: the
+        photo's tiles, those the gate skipped, and those the gate's coarse pass ran."""
         work_h, work_w = prepared.work.shape[:2]
         width, height = prepared.size
-        timings = {"preprocess": prepared.preprocess_ms, "inference": inference_ms}
+        timings = {"preprocess": prepared.preprocess_ms, **network_ms}
         started = time.perf_counter()
         resized = (work_w, work_h) != (width, height)
         found = found.merge_tiles().rescaled(prepared.factor if resized else 1, (width, height))
         timings["merge"] = (time.perf_counter() - started) * 1000
-        timings["total"] = prepared.preprocess_ms + inference_ms + timings["merge"]
+        timings["total"] = sum(timings.values())
         return CountResult(
             xyxy=found.xyxy,
             class_id=found.class_id,
@@ -304,7 +359,9 @@ class Detector:
             model=self.info,
             device=self.device,
             timings_ms=timings,
-            tiles=tiles,
+            tiles=tiles[0],
+            tiles_skipped=tiles[1],
+            gate_tiles=tiles[2],
             source=prepared.source,
             conf=dict(zip(self.class_names, thresholds.tolist(), strict=True)),
             photo_scale=prepared.scale.value,

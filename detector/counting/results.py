@@ -73,13 +73,17 @@ class CountResult:
     model: ModelInfo | None = None
     device: str = "cpu"
     timings_ms: Mapping[str, float] = field(default_factory=dict)
-    tiles: int = 1
+    tiles: int = 1  # the tiles the photo was cut into (the full pass ran tiles - tiles_skipped of them)
     source: str | None = None  # file name or label of the input
     conf: Mapping[str, float] = field(default_factory=dict)  # the confidence threshold applied, per class
     photo_scale: float | None = None  # photo resolution relative to a survey original (detector.counting.scale)
     scale_source: str | None = None  # "auto" (from the photo's size) or "manual"
     runtime: str = "torch"  # what ran the network
     warnings: tuple[str, ...] = ()  # plain-language doubts about this count (e.g. the photo scale)
+    tiles_skipped: int = (
+        0  # tiles the gate found no animal near (detector.counting.gate): the full pass did not run them
+    )
+    gate_tiles: int = 0  # tiles the gate's coarse pass ran (0: not gated)
 
     def __post_init__(self) -> None:
         xyxy = np.asarray(self.xyxy, dtype=np.float32).reshape(-1, 4)
@@ -126,6 +130,11 @@ class CountResult:
         return len(self)
 
     @property
+    def tiles_run(self) -> int:
+        """Tiles the full pass ran (the gate skipped the others)."""
+        return self.tiles - self.tiles_skipped
+
+    @property
     def adult_female_px(self) -> float | None:
         """Typical adult female length in this photo (pixels) at the photo scale used."""
         from detector.counting.scale import ADULT_FEMALE_LENGTH_PX
@@ -143,6 +152,9 @@ class CountResult:
             "model": self.model.to_dict() if self.model else None,
             "device": self.device,
             "tiles": self.tiles,
+            "tiles_run": self.tiles_run,
+            "tiles_skipped": self.tiles_skipped,
+            "gate_tiles": self.gate_tiles,
             "conf": {k: round(v, 4) for k, v in self.conf.items()},
             "photo_scale": None if self.photo_scale is None else round(self.photo_scale, 6),
             "scale_source": self.scale_source,
@@ -187,6 +199,8 @@ class CountResult:
             scale_source=data.get("scale_source"),
             runtime=data.get("runtime", "torch"),
             warnings=tuple(data.get("warnings") or ()),
+            tiles_skipped=data.get("tiles_skipped", 0),
+            gate_tiles=data.get("gate_tiles", 0),
         )
 
     @staticmethod
@@ -207,6 +221,8 @@ class CountResult:
             "thresholds",
             "elapsed_ms",
             "warnings",
+            "tiles_run",
+            "tiles_skipped",
         ]
 
     def csv_row(self) -> list[Any]:
@@ -226,4 +242,6 @@ class CountResult:
             " ".join(f"{name}={value:.2f}" for name, value in self.conf.items()),
             round(float(self.timings_ms.get("total", 0.0)), 1),
             " | ".join(self.warnings),
+            self.tiles_run,
+            self.tiles_skipped,
         ]

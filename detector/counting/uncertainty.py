@@ -48,7 +48,7 @@ class CountErrors:
 
     @classmethod
     def of(cls, model_version: Any) -> CountErrors:
-        """From a :class:`~detector.manifest.ModelVersion` (what a loaded detector's ``weights.version`` is)."""
+        """From a :class:`~detector.versions.manifest.ModelVersion` (a loaded detector's ``weights.version``)."""
         return cls.from_metrics(model_version.metrics or {}, model_version.name)
 
     @property

@@ -249,6 +249,7 @@ def run_settings(detector: Any, options: CountOptions) -> dict[str, Any]:
         "tile_size": int(options.tile_size or detector.imgsz),
         "overlap": float(options.overlap),
         "photo_scale": "auto" if options.photo_scale is None else float(options.photo_scale),
+        "gate": "on" if options.gate else "off",
     }
 
 

@@ -1,5 +1,5 @@
-"""The count controls, typed once: the seven settings a count takes in the UI and the API (confidence, IoU,
-slicing, tile size, adult female length, model version, runtime), the components that show them, and the one
+"""The count controls, typed once: the eight settings a count takes in the UI and the API (confidence, IoU,
+slicing, tile size, adult female length, model version, runtime, tile gate), the components that show them, and the one
 place where they become a :class:`~detector.settings.CountOptions` and a loaded detector.
 
 A handler written as ``fn(first, settings: CountSettings, *rest)`` and wrapped with :func:`takes_count_settings`
@@ -18,7 +18,15 @@ from typing import Any
 import gradio as gr
 
 from detector.counting.scale import ADULT_FEMALE_LENGTH_PX, scale_from_female_length
-from detector.settings import DEFAULT_IOU, DEFAULT_SLICING, SLICING_CHOICES, CountOptions
+from detector.settings import (
+    DEFAULT_GATE,
+    DEFAULT_IOU,
+    DEFAULT_SLICING,
+    GATE_CHOICES,
+    SLICING_CHOICES,
+    CountOptions,
+    gate_arg,
+)
 from detector.versions.runtimes import DEFAULT_RUNTIME
 from sealion_app.models import ModelRegistry
 from sealion_app.ui.components import api_optional
@@ -28,9 +36,15 @@ RUNTIME_INFO = (
     "OpenVINO in fp32, counts within one animal of torch's · openvino: the CPU's fastest precision (bf16 where it "
     "has it), counts may move by an animal or two. Other runtimes load on first use."
 )
+DEFAULT_GATE_CHOICE = "on" if DEFAULT_GATE else "off"
+GATE_INFO = (
+    "on: a coarse first pass finds where animals are and the full pass runs only on tiles near them (faster on "
+    "photos with much empty water or rock); off: every tile. Opt-in until benchmarks.gate_recall shows it keeps "
+    "the default model's counts."
+)
 ADVANCED_LABEL = (
     f"Advanced (defaults: runtime {DEFAULT_RUNTIME}, IoU {DEFAULT_IOU}, slicing {DEFAULT_SLICING}, tiles of the "
-    "model's input size)"
+    f"model's input size, tile gate {DEFAULT_GATE_CHOICE})"
 )
 
 
@@ -45,6 +59,7 @@ class CountSettings:
     female_length_px: float = 0  # how long an adult female is in the photo, in pixels; 0: auto from its size
     model_version: str = ""  # "": the startup model
     runtime: str = ""  # "" or auto: the version's automatic choice
+    gate: str = DEFAULT_GATE_CHOICE  # on/off: the tile gate (detector.counting.gate)
 
     def options(self) -> CountOptions:
         """The :class:`CountOptions` these settings ask for; a bad female length is a one-line gr.Error."""
@@ -58,6 +73,7 @@ class CountSettings:
             slicing=str(self.slicing or DEFAULT_SLICING),
             tile_size=int(self.tile_size) if self.tile_size else None,
             photo_scale=photo_scale,
+            gate=gate_arg(self.gate) if self.gate not in ("", None) else DEFAULT_GATE,
         )
 
     def detector(self, registry: ModelRegistry) -> Any:
@@ -72,7 +88,7 @@ _PARAMETERS = [
 
 
 def takes_count_settings(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``fn(first, settings, *rest)`` as a handler with ``first``, the seven named settings, then ``rest``: the
+    """``fn(first, settings, *rest)`` as a handler with ``first``, the eight named settings, then ``rest``: the
     signature Gradio reads for the API and for the order of a click's inputs."""
     signature = inspect.signature(fn)
     first, _settings, *rest = signature.parameters.values()
@@ -101,6 +117,7 @@ class CountControls:
     female_length: gr.Number
     model_version: gr.Dropdown
     runtime: gr.Dropdown
+    gate: gr.Radio
 
     @property
     def inputs(self) -> list[gr.components.Component]:
@@ -110,18 +127,19 @@ class CountControls:
 @dataclass(frozen=True)
 class SharedControls:
     """The controls above the tabs (every tab counts with them): the model version, and in the Advanced accordion
-    the runtime, IoU, slicing and tile size."""
+    the runtime, IoU, slicing, tile size and tile gate."""
 
     model_version: gr.Dropdown
     runtime: gr.Dropdown
     iou: gr.Slider
     slicing: gr.Radio
     tile_size: gr.Slider
+    gate: gr.Radio
 
 
 def model_controls(registry: ModelRegistry, imgsz: int) -> SharedControls:
     """The model version chooser, then an Advanced accordion (its title states the defaults) with the runtime, IoU,
-    slicing and tile size."""
+    slicing, tile size and tile gate."""
     with gr.Row():
         model_version = gr.Dropdown(
             registry.choices(),
@@ -156,7 +174,10 @@ def model_controls(registry: ModelRegistry, imgsz: int) -> SharedControls:
         tile_size = gr.Slider(
             0, 2048, value=0, step=32, label="Tile size (px)", info=f"0 = the model's input ({imgsz} px)"
         )
-    return SharedControls(model_version, runtime, iou, slicing, tile_size)
+        gate = api_optional(
+            gr.Radio(list(GATE_CHOICES), value=DEFAULT_GATE_CHOICE, label="Tile gate", info=GATE_INFO, elem_id="gate")
+        )
+    return SharedControls(model_version, runtime, iou, slicing, tile_size, gate)
 
 
 def detection_controls(shared: SharedControls) -> CountControls:
@@ -183,5 +204,12 @@ def detection_controls(shared: SharedControls) -> CountControls:
             elem_id="female-length",
         )
     return CountControls(
-        conf, shared.iou, shared.slicing, shared.tile_size, female_length, shared.model_version, shared.runtime
+        conf,
+        shared.iou,
+        shared.slicing,
+        shared.tile_size,
+        female_length,
+        shared.model_version,
+        shared.runtime,
+        shared.gate,
     )

@@ -1,0 +1,191 @@
+"""The tile gate's recall: per-class counts with the gate against counts without it, on every full-resolution photo.
+
+    python -m benchmarks.gate_recall [PHOTO ...] [--version NAME] [--runtime NAME] [--docs]
+
+Each photo (default: every full-resolution photo of ``../shared``, fullres-raw and fullres-dotted) is decoded once
+at the model's scale and counted twice with the product's defaults, the gate on and off (``CountOptions.gate``).
+Per photo: the tiles, how many the full pass ran and skipped, the coarse pass's tiles, per-class counts gated vs
+ungated, whether they agree within 1 % or one animal per class (``detector.versions.runtimes.counts_agree``, the bar for
+turning the gate on by default), and, where ``dot-coordinates.csv`` has the photo, the biologists' dots that fall in
+no tile the full pass ran. Writes ``benchmarks/results/gate_recall.json`` and a Markdown table beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.common import (
+    RESULTS_DIR,
+    SHARED_DATA,
+    Environment,
+    describe_load,
+    finish,
+    format_table,
+    log,
+    timed,
+    write_docs_table,
+)
+from benchmarks.runtimes import default_photos, label
+from detector.versions.runtimes import COUNT_TOLERANCE, counts_agree
+
+NAME = "gate_recall"
+DOTS_CSV = SHARED_DATA / "dot-coordinates.csv"
+
+
+def read_dots(path: Path = DOTS_CSV) -> dict[str, np.ndarray]:
+    """The biologists' dots by photo id, (N, 2) x, y in full-resolution pixels; empty without the file."""
+    from training.io import read_dots_table
+
+    return {key: dots.xy for key, dots in read_dots_table(path).items()} if path.is_file() else {}
+
+
+def dots_outside(tiles: np.ndarray, dots: np.ndarray) -> int:
+    """How many ``dots`` (N, 2) lie in none of ``tiles`` (K, 4)."""
+    if not len(dots):
+        return 0
+    x, y = dots[:, 0:1], dots[:, 1:2]
+    inside = (tiles[None, :, 0] <= x) & (x < tiles[None, :, 2]) & (tiles[None, :, 1] <= y) & (y < tiles[None, :, 3])
+    return int((~inside.any(axis=1)).sum())
+
+
+def measure(detector: Any, photo: Path, dots: np.ndarray | None) -> dict[str, Any]:
+    """Count one photo with the gate on and off (one decode); what the gate ran, skipped and changed."""
+    from detector.counting.slicing import tile_grid
+    from detector.settings import CountOptions
+
+    on, off = CountOptions(gate=True), CountOptions(gate=False)
+    prepared = detector.prepare(photo, on)
+    seconds_off, ungated = timed(lambda: detector.count_prepared(prepared, off))
+    seconds_on, gated = timed(lambda: detector.count_prepared(prepared, on))
+    entry: dict[str, Any] = {
+        "photo": label(photo),
+        "tiles": gated.tiles,
+        "tiles_run": gated.tiles_run,
+        "tiles_skipped": gated.tiles_skipped,
+        "gate_tiles": gated.gate_tiles,
+        "network_tiles_share": round((gated.tiles_run + gated.gate_tiles) / max(1, ungated.tiles_run), 3),
+        "counts_gated": gated.counts,
+        "counts_ungated": ungated.counts,
+        "within_tolerance": counts_agree(ungated.counts, gated.counts),
+        "seconds": {"gated": round(seconds_on, 4), "ungated": round(seconds_off, 4)},
+    }
+    if dots is not None and gated.tiles > 1:
+        work_h, work_w = prepared.work.shape[:2]
+        grid = tile_grid(work_w, work_h, prepared.tile_size, on.overlap)
+        keep, _ = detector.counting.gate([prepared], [grid], on)
+        run = grid if keep[0] is None else grid[keep[0]]
+        in_work = dots * (prepared.factor * prepared.scale.value)  # dots: survey-original pixels
+        entry["dots"] = len(dots)
+        entry["dots_in_skipped_tiles"] = dots_outside(run, in_work)
+    return entry
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=f"python -m benchmarks.{NAME}", description=__doc__.split("\n\n")[0])
+    parser.add_argument("photos", nargs="*", type=Path, help="default: every full-resolution photo under ../shared")
+    parser.add_argument("--version", help="model version from weights/manifest.yaml (default: its default)")
+    parser.add_argument("--runtime", default="auto", help="what runs the network (default: auto, as users get it)")
+    parser.add_argument("--out", help=f"JSON results file (default: benchmarks/results/{NAME}.json)")
+    parser.add_argument("--docs", action="store_true", help="also put the table into docs/benchmarks.md")
+    args = parser.parse_args(argv)
+    from detector import Detector
+    from detector.counting.gate import DEFAULT_GATE_SETTINGS
+    from detector.settings import DEFAULT_GATE, ModelSettings
+
+    photos = args.photos or default_photos()
+    if not photos:
+        parser.error(f"no photos given and none under {SHARED_DATA}")
+    environment = Environment()
+    detector = Detector.load(ModelSettings(version=args.version, device="cpu", runtime=args.runtime))
+    all_dots = read_dots()
+    per_photo = []
+    for photo in photos:
+        entry = measure(detector, photo, all_dots.get(photo.stem))
+        per_photo.append(entry)
+        log(
+            f"{entry['photo']}: {entry['tiles_run']}/{entry['tiles']} tiles run (+{entry['gate_tiles']} coarse), "
+            f"{'same' if entry['counts_gated'] == entry['counts_ungated'] else 'differs'}"
+        )
+    tiles = sum(p["tiles"] for p in per_photo)
+    differences = [abs(p["counts_gated"][c] - p["counts_ungated"][c]) for p in per_photo for c in p["counts_ungated"]]
+    held = all(p["within_tolerance"] for p in per_photo)
+    summary = {
+        "photos": len(per_photo),
+        "photos_within_tolerance": sum(p["within_tolerance"] for p in per_photo),
+        "keeps_counts": held,
+        "max_count_difference": int(max(differences, default=0)),
+        "tiles": tiles,
+        "tiles_run": sum(p["tiles_run"] for p in per_photo),
+        "tiles_skipped": sum(p["tiles_skipped"] for p in per_photo),
+        "gate_tiles": sum(p["gate_tiles"] for p in per_photo),
+        "network_tiles_share": round(sum(p["tiles_run"] + p["gate_tiles"] for p in per_photo) / max(1, tiles), 3),
+        "dots_in_skipped_tiles": sum(p.get("dots_in_skipped_tiles", 0) for p in per_photo),
+        "dots": sum(p.get("dots", 0) for p in per_photo),
+        "default_gate": DEFAULT_GATE,
+        "verdict": "the gate may be on by default" if held else "the gate must stay off by default",
+    }
+    version = detector.weights.version
+    result = {
+        "model": {"version": version.name, "sha256": version.sha256, "runtime": detector.runtime},
+        "gate_settings": {
+            k: getattr(DEFAULT_GATE_SETTINGS, k) for k in ("coarse", "conf", "margin_px", "overlap", "max_enlargement")
+        },
+        "settings": {
+            "count_options": "defaults (calibrated per-class thresholds, photo scale auto), gate on vs off",
+            "tolerance": f"{COUNT_TOLERANCE:.0%} or 1 animal per class and photo",
+        },
+        "summary": summary,
+        "photos": per_photo,
+    }
+    finish(NAME, result, args.out, environment, report)
+    markdown = Path(args.out).with_suffix(".md") if args.out else RESULTS_DIR / f"{NAME}.md"
+    markdown.write_text(markdown_table(result) + "\n")
+    print(f"wrote {markdown}")
+    if args.docs:
+        print(f"wrote the table into {write_docs_table(NAME, markdown_table(result))}")
+    return 0
+
+
+def markdown_table(result: dict[str, Any]) -> str:
+    """The recall table for docs/benchmarks.md: tiles and per-class counts gated vs ungated, per photo."""
+    names = list(result["photos"][0]["counts_ungated"]) if result["photos"] else []
+    short = {"adult_males": "AM", "subadult_males": "SM", "adult_females": "AF", "juveniles": "J", "pups": "P"}
+    headers = ["photo", "tiles run / all", "skipped", "coarse tiles", "network tiles vs ungated"]
+    headers += [f"{short.get(n, n)} gated / ungated" for n in names] + ["dots in skipped tiles", "within 1 % / ±1"]
+    rows = []
+    for p in result["photos"]:
+        rows.append([
+            p["photo"], f"{p['tiles_run']} / {p['tiles']}", p["tiles_skipped"], p["gate_tiles"],
+            f"{p['network_tiles_share']:.0%}",
+            *[f"{p['counts_gated'][n]} / {p['counts_ungated'][n]}" for n in names],
+            f"{p['dots_in_skipped_tiles']} of {p['dots']}" if "dots" in p else "—",
+            "yes" if p["within_tolerance"] else "**no**",
+        ])  # fmt: skip
+    s = result["summary"]
+    model = result["model"]
+    lines = [
+        f"Model {model['version']} (sha256 `{model['sha256'][:12]}…`, {model['runtime']}), gate settings "
+        + ", ".join(f"{k} {v:g}" for k, v in result["gate_settings"].items())
+        + ":",
+        "",
+        format_table(headers, rows),
+        "",
+        f"{s['photos_within_tolerance']} of {s['photos']} photos within {result['settings']['tolerance']} "
+        f"(largest difference {s['max_count_difference']}); the full pass ran {s['tiles_run']} of {s['tiles']} tiles "
+        f"and the coarse pass {s['gate_tiles']}: {s['network_tiles_share']:.0%} of the ungated network tiles; "
+        f"{s['dots_in_skipped_tiles']} of {s['dots']} dots in skipped tiles. Verdict: {s['verdict']}.",
+    ]
+    return "\n".join(lines)
+
+
+def report(result: dict[str, Any]) -> None:
+    print(markdown_table(result))
+    print(describe_load(result["environment"]))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

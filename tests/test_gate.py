@@ -1,0 +1,119 @@
+"""The tile gate: its pure geometry, its settings, and the shipped model's counts with and without it."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from detector import Detector
+from detector.cli import build_parser
+from detector.counting.gate import GateSettings, coarse_size, margin_in_work_pixels, tiles_touched
+from detector.counting.slicing import tile_grid
+from detector.errors import DetectorError
+from detector.settings import DEFAULT_GATE, CountOptions, ModelSettings, gate_arg
+from detector.versions.manifest import load_manifest
+from detector.versions.runtimes import counts_agree
+from tests.helpers import NO_SHARED_DATA, REPO_ROOT, SHARED_DATA
+
+EXAMPLES = sorted((REPO_ROOT / "examples").glob("*.jpg"))
+FULLRES = SHARED_DATA / "fullres-raw" / "44.jpg"  # a survey original: 47 animals on rock, water around
+GATE_RECALL = REPO_ROOT / "benchmarks" / "results" / "gate_recall.json"
+
+
+def test_a_box_marks_the_tiles_it_reaches_with_its_margin():
+    tiles = tile_grid(1000, 320, 320, 0.2)  # four tiles in a row, starts 0, 227, 453, 680
+    assert tiles[:, 0].tolist() == [0, 227, 453, 680]
+    box = np.array([[100, 100, 150, 150]])
+    assert tiles_touched(tiles, box, margin=0).tolist() == [True, False, False, False]
+    # a pup just beyond the box's edge would sit in the next tile: the margin reaches it
+    assert tiles_touched(tiles, box, margin=80).tolist() == [True, True, False, False]
+    seam = np.array([[440, 10, 470, 40]])  # an animal across the seam of tiles 2 and 3 keeps both
+    assert tiles_touched(tiles, seam, margin=0).tolist() == [False, True, True, False]
+    assert not tiles_touched(tiles, np.zeros((0, 4)), margin=80).any()  # nothing found: every tile skipped
+
+
+def test_a_box_that_only_touches_an_edge_does_not_mark_the_tile():
+    tiles = np.array([[0, 0, 100, 100], [100, 0, 200, 100]])
+    assert tiles_touched(tiles, np.array([[50, 10, 100, 20]]), margin=0).tolist() == [True, False]
+
+
+def test_sizes_and_margins_follow_the_model_scale():
+    assert coarse_size(2808, 1872, 0.5) == (1404, 936)
+    settings = GateSettings(margin_px=120)
+    assert margin_in_work_pixels(settings, 0.5) == 60  # a survey original's 120 px at ground scale 0.5
+
+
+@pytest.mark.parametrize("values", [{"coarse": 1.0}, {"coarse": 0}, {"conf": 1.5}, {"margin_px": -1}, {"overlap": 1.0}])
+def test_bad_gate_settings_are_refused_naming_the_setting(values):
+    with pytest.raises(DetectorError, match=next(iter(values))):
+        GateSettings(**values)
+
+
+def test_the_gate_setting_reads_on_and_off_and_refuses_the_rest():
+    assert gate_arg("on") is True and gate_arg("OFF") is False and gate_arg("true") is True
+    with pytest.raises(DetectorError, match="gate must be one of on, off"):
+        gate_arg("maybe")
+    with pytest.raises(DetectorError, match="gate must be True or False"):
+        CountOptions(gate="off")  # a string is not a setting: parse it at the edge
+    assert build_parser().parse_args(["count", "x.jpg", "--gate", "off"]).gate == "off"
+    assert build_parser().parse_args(["count", "x.jpg"]).gate == ("on" if DEFAULT_GATE else "off")
+
+
+@pytest.fixture(scope="module")
+def shipped() -> Detector:
+    return Detector.load(ModelSettings(device="cpu"))
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
+def test_gated_counts_hold_to_ungated_ones_on_the_shipped_examples(shipped, example):
+    """The examples are 4x-downsampled survey photos, enlarged 2x for the model: the gate leaves such photos alone
+    (their coarse view misses isolated animals), so gate on and off count the same."""
+    prepared = shipped.prepare(example, CountOptions(photo_scale=0.25))
+    assert prepared.factor == 2  # enlarged for the model
+    ungated = shipped.count_prepared(prepared, CountOptions(photo_scale=0.25, gate=False))
+    gated = shipped.count_prepared(prepared, CountOptions(photo_scale=0.25, gate=True))
+    assert gated.counts == ungated.counts and counts_agree(ungated.counts, gated.counts)
+    assert gated.tiles == ungated.tiles == gated.tiles_run and gated.tiles_skipped == gated.gate_tiles == 0
+    row = dict(zip(gated.csv_header(gated.class_names), gated.csv_row(), strict=True))
+    assert (row["tiles_run"], row["tiles_skipped"]) == (gated.tiles, 0)
+
+
+def test_the_gate_skips_water_on_a_sparse_example_when_allowed_to(shipped):
+    """Allowed to gate the enlarged sparse example (45 animals on two rocks, water and scrub around), the coarse
+    pass keeps the tiles near the animals and skips others."""
+    prepared = shipped.prepare(REPO_ROOT / "examples" / "noaa_train_6.jpg", CountOptions(photo_scale=0.25))
+    grid = tile_grid(prepared.work.shape[1], prepared.work.shape[0], prepared.tile_size, 0.2)
+    (keep,), (coarse,) = shipped.gate([prepared], [grid], CountOptions(), GateSettings(max_enlargement=2))
+    assert 0 < keep.sum() < len(grid) and 0 < coarse < len(grid)
+    found = shipped.detect(prepared.work, grid, CountOptions())
+    dense = np.bincount(found.tile_id, minlength=len(grid)) >= 5  # the tiles over the animals' rock
+    assert dense.any() and keep[dense].all()
+
+
+@pytest.mark.skipif(not FULLRES.is_file(), reason=NO_SHARED_DATA)
+def test_the_gate_holds_counts_and_skips_tiles_on_a_full_resolution_photo(shipped):
+    prepared = shipped.prepare(FULLRES, CountOptions())
+    ungated = shipped.count_prepared(prepared, CountOptions(gate=False))
+    gated = shipped.count_prepared(prepared, CountOptions(gate=True))
+    assert counts_agree(ungated.counts, gated.counts), (gated.counts, ungated.counts)
+    assert gated.tiles_skipped > 0 and 0 < gated.gate_tiles < gated.tiles
+    assert gated.tiles_run + gated.tiles_skipped == gated.tiles == ungated.tiles_run
+    assert gated.to_dict()["tiles_skipped"] == gated.tiles_skipped
+
+
+def test_the_gate_is_on_by_default_only_where_the_recall_table_says_it_keeps_counts():
+    """The gate is opt-in (off by default) until a committed ``benchmarks.gate_recall`` run of the default model
+    shows it keeps that model's counts (rerun ``python -m benchmarks.gate_recall`` after publishing a new default
+    model). Off by default needs no table; on by default needs the default model's table to say it keeps counts."""
+    assert CountOptions().gate is DEFAULT_GATE
+    assert build_parser().parse_args(["count", "x.jpg"]).gate == ("on" if DEFAULT_GATE else "off")
+    if not DEFAULT_GATE:
+        return  # opt-in: `--gate on` / CountOptions(gate=True) is the user's choice, whatever the table says
+    if not GATE_RECALL.is_file():
+        pytest.skip(f"{GATE_RECALL} missing: run python -m benchmarks.gate_recall (needs the NOAA sample)")
+    recall = json.loads(GATE_RECALL.read_text())
+    default = load_manifest().get()
+    assert recall["model"]["sha256"] == default.sha256, "gate_recall.json is of another model: rerun it"
+    assert recall["summary"]["keeps_counts"] is True, "the gate loses counts on the default model: keep it off"

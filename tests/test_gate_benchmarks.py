@@ -1,0 +1,159 @@
+"""``benchmarks.gate_recall`` and ``benchmarks.runtime_accuracy``: their arithmetic, the rule for a CPU default, the
+manifest and model card they feed, and one real run each (results to tmp_path, never to benchmarks/results/)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from benchmarks import gate_recall, runtime_accuracy
+from detector.versions.manifest import DEFAULT_MANIFEST, load_manifest
+from tests.helpers import NO_SHARED_DATA, REPO_ROOT, SHARED_DATA
+
+COUNTS = SHARED_DATA / "counts.csv"
+
+
+def test_dots_outside_counts_dots_in_no_tile():
+    tiles = np.array([[0, 0, 100, 100], [80, 0, 180, 100]])
+    dots = np.array([[10, 10], [90, 50], [179, 99], [180, 50], [500, 5]], dtype=np.float32)
+    assert gate_recall.dots_outside(tiles, dots) == 2  # x=180 is past the right edge; 500 is far away
+    assert gate_recall.dots_outside(tiles, np.zeros((0, 2), dtype=np.float32)) == 0
+
+
+def test_rmse_and_total_shift_arithmetic():
+    official = [{"a": 10, "b": 0}, {"a": 0, "b": 4}]
+    counts = [{"a": 13, "b": 0}, {"a": 0, "b": 0}]
+    assert runtime_accuracy.rmse_per_class(counts, official) == {"a": round((9 / 2) ** 0.5, 3), "b": round(8**0.5, 3)}
+    assert runtime_accuracy.total_shift({"a": 100, "b": 0}, {"a": 97, "b": 1}) == (2, 100)
+
+
+def summary(mean_rmse: float, shifts: list[tuple[int, int]]) -> dict:
+    return {"mean_rmse": mean_rmse, "total_shifts": shifts}
+
+
+def test_the_rule_for_a_cpu_default():
+    torch = summary(40.0, [(0, 300), (0, 2)])
+    assert runtime_accuracy.passes(summary(40.4, [(6, 300), (1, 2)]), torch)  # 1 % RMSE, 2 % of 300, one animal
+    assert not runtime_accuracy.passes(summary(40.5, [(0, 300)]), torch)  # RMSE 1.25 % worse
+    assert not runtime_accuracy.passes(summary(39.0, [(7, 300)]), torch)  # better RMSE, but a total moved 2.3 %
+    assert not runtime_accuracy.passes(summary(39.0, [(2, 2)]), torch)  # two animals on a tiny photo
+
+
+def test_each_official_id_has_one_photo_raw_first(tmp_path):
+    for folder in ("fullres-raw", "fullres-dotted", "downsampled/Train"):
+        (tmp_path / folder).mkdir(parents=True)
+    for folder, ids in {"fullres-raw": ["5"], "fullres-dotted": ["5", "3"], "downsampled/Train": ["3", "0"]}.items():
+        for photo_id in ids:
+            (tmp_path / folder / f"{photo_id}.jpg").write_bytes(b"")
+    chosen = {i: runtime_accuracy.photo_for(i, tmp_path) for i in ("5", "3", "0", "9")}
+    assert chosen["5"].parent.name == "fullres-raw" and chosen["3"].parent.name == "fullres-dotted"
+    assert chosen["0"].parent.name == "Train" and chosen["9"] is None
+
+
+def fake_result(version: str, sha256: str) -> dict:
+    rows = {
+        "torch": {"precision": "fp32", "mean_rmse": 40.0, "total_mae": 60.0, "max_total_shift_vs_torch_relative": 0.0,
+                  "seconds_per_photo": 1.0, "passes": True},
+        "openvino-f32": {"precision": "fp32", "mean_rmse": 40.1, "total_mae": 60.5,
+                         "max_total_shift_vs_torch_relative": 0.004, "seconds_per_photo": 0.8, "passes": True},
+        "openvino": {"precision": "bf16", "mean_rmse": 41.0, "total_mae": 62.0,
+                     "max_total_shift_vs_torch_relative": 0.03, "seconds_per_photo": 0.4, "passes": False},
+    }  # fmt: skip
+    return {
+        "model": {"version": version, "sha256": sha256, "cpu_runtime": "openvino-f32"},
+        "summary": rows,
+        "recommended_cpu_runtime": "openvino-f32",
+        "photos": [{"id": str(i)} for i in range(17)],
+    }
+
+
+def test_update_manifest_records_accuracy_and_the_card_shows_why(tmp_path):
+    from training.publish import card_body
+
+    manifest = tmp_path / "manifest.yaml"
+    shutil.copy(DEFAULT_MANIFEST, manifest)
+    version = load_manifest(manifest).get()
+    if "openvino-f32" not in version.runtimes:
+        pytest.skip(f"the default version {version.name} has no openvino-f32 export to record")
+    runtime_accuracy.update_manifest(fake_result(version.name, version.sha256), manifest)
+    updated = load_manifest(manifest).get(version.name)
+    accuracy = updated.runtimes["openvino-f32"].count_check["accuracy"]
+    assert accuracy["mean_rmse_vs_official"] == 40.1 and accuracy["torch_mean_rmse_vs_official"] == 40.0
+    assert accuracy["photos"] == 17 and accuracy["passes"] is True
+    assert updated.runtimes["openvino-f32"].count_check.get("photos") == version.runtimes[
+        "openvino-f32"
+    ].count_check.get("photos")  # the check against torch is kept beside it
+    assert updated.cpu_runtime == "openvino-f32"
+    training = {"base_config": "yolov5n.yaml", "training_data": {}, "training_command": "python -m training.train"}
+    body = card_body({**updated.to_card(), **training}, updated.name)
+    assert "torch's mean per-class RMSE is 40.0" in body
+    assert "| openvino | bf16 | 41.0 | 62.0 | 3.0% | 0.4 | no |" in body
+    assert "(`openvino-f32`)" in body
+
+
+@pytest.mark.skipif(not COUNTS.is_file(), reason=NO_SHARED_DATA)
+def test_runtime_accuracy_runs_on_one_photo(tmp_path, capsys):
+    out = tmp_path / "runtime_accuracy.json"
+    runtime_accuracy.main(["--ids", "50", "--runtime", "openvino-f32", "--out", str(out)])
+    data = json.loads(out.read_text())
+    assert set(data["summary"]) == {"torch", "openvino-f32"} and data["summary"]["torch"]["precision"] == "fp32"
+    (photo,) = data["photos"]
+    assert photo["photo"] == "fullres-raw/50.jpg" and photo["official"]["adult_males"] == 1
+    assert data["summary"]["openvino-f32"]["precision"] == "fp32"  # read back from the compiled model
+    assert (tmp_path / "runtime_accuracy.md").read_text().startswith("Model ")
+    assert "Recommended CPU default" in capsys.readouterr().out
+
+
+def test_gate_recall_runs_on_an_example(tmp_path):
+    out = tmp_path / "gate_recall.json"
+    gate_recall.main([str(REPO_ROOT / "examples" / "noaa_train_6.jpg"), "--out", str(out)])
+    data = json.loads(out.read_text())
+    (photo,) = data["photos"]
+    assert photo["tiles_run"] == photo["tiles"] and photo["tiles_skipped"] == photo["gate_tiles"] == 0  # enlarged
+    assert photo["counts_gated"] == photo["counts_ungated"] and data["summary"]["keeps_counts"] is True
+    table = (tmp_path / "gate_recall.md").read_text()
+    assert "noaa_train_6.jpg" in table and "gated / ungated" in table
+
+
+def test_the_docs_show_the_committed_gate_recall_table():
+    """docs/benchmarks.md carries the table ``benchmarks.gate_recall --docs`` wrote, not a hand-typed copy."""
+    table = REPO_ROOT / "benchmarks" / "results" / "gate_recall.md"
+    if not table.is_file():
+        pytest.skip("no committed gate_recall.md: run python -m benchmarks.gate_recall --docs")
+    docs = (REPO_ROOT / "docs" / "benchmarks.md").read_text()
+    assert f"<!-- gate_recall -->\n{table.read_text().strip()}\n<!-- /gate_recall -->" in docs
+
+
+def test_the_readme_row_matches_the_committed_gate_recall_run():
+    results = REPO_ROOT / "benchmarks" / "results" / "gate_recall.json"
+    if not results.is_file():
+        pytest.skip("no committed gate_recall.json: run python -m benchmarks.gate_recall --docs")
+    data = json.loads(results.read_text())
+    s = data["summary"]
+    row = next(line for line in (REPO_ROOT / "README.md").read_text().splitlines() if "(`gate_recall`)" in line)
+    assert f"{data['model']['version']}, {s['photos']} full-resolution photos" in row
+    assert f"{s['photos_within_tolerance']} of {s['photos']} (largest difference {s['max_count_difference']} " in row
+    assert f"{s['tiles_run']} of {s['tiles']} tiles run + {s['gate_tiles']} coarse: " in row
+    share = f"{s['network_tiles_share']:.0%} of the network tiles"
+    assert f"{share}; {s['dots_in_skipped_tiles']} of {s['dots']} dots in skipped tiles" in row
+
+
+def test_runtime_summaries_and_the_rule_on_counted_photos():
+    official = {"adult_males": 10, "pups": 100}
+    per_photo = [
+        {"official": official, "seconds": {"torch": 2.0, "fast": 1.0},
+         "counts": {"torch": {"adult_males": 8, "pups": 90}, "fast": {"adult_males": 8, "pups": 95}}},
+        {"official": {"adult_males": 1, "pups": 0}, "seconds": {"torch": 2.0, "fast": 1.0},
+         "counts": {"torch": {"adult_males": 1, "pups": 0}, "fast": {"adult_males": 2, "pups": 0}}},
+    ]  # fmt: skip
+    summary = runtime_accuracy.summarize_runtimes(per_photo, {"torch": "fp32", "fast": "bf16"})
+    fast, torch = summary["fast"], summary["torch"]
+    assert torch["rmse_per_class"] == {"adult_males": round((4 / 2) ** 0.5, 3), "pups": round((100 / 2) ** 0.5, 3)}
+    assert fast["total_shifts"] == [(5, 98), (1, 1)] and fast["max_total_shift_vs_torch"] == 5
+    assert fast["max_total_shift_vs_torch_relative"] == 1.0  # one animal of one (allowed: one animal at least)
+    assert fast["mean_rmse"] < torch["mean_rmse"] and torch["passes"]
+    assert not fast["passes"]  # better against the truth, but 5 of 98 animals (5.1 %) moved on the first photo
+    assert fast["seconds_per_photo"] == 1.0 and fast["precision"] == "bf16"
