@@ -46,7 +46,9 @@ def test_api_lists_the_named_endpoints(client):
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     assert {"/count", "/count_data", "/count_batch", "/model_info"} <= set(endpoints)
     names = [p["parameter_name"] for p in endpoints["/count"]["parameters"]]
-    assert names == ["image", "conf", "iou", "slicing", "tile_size", "female_length_px", "model_version", "runtime"]
+    assert names == [
+        "image", "conf", "iou", "slicing", "tile_size", "female_length_px", "model_version", "runtime", "gate"
+    ]  # fmt: skip
 
 
 def test_count_on_a_shipped_example(client):
