@@ -65,7 +65,7 @@ def count_run(root: Path, photos_dir: Path, run_dir: Path, decoders: int = 1) ->
     model (the product's survey run)."""
     from detector.counting.model import Detector
     from detector.settings import CountOptions
-    from detector.survey.runs import RunDirectory, count_into_run, find_photos, run_settings
+    from detector.survey.runs import LocalEngine, RunDirectory, find_photos, run_settings
 
     truth = official_counts(root)
     photos_dir.mkdir(parents=True, exist_ok=True)
@@ -77,7 +77,7 @@ def count_run(root: Path, photos_dir: Path, run_dir: Path, decoders: int = 1) ->
     photos, _ = find_photos([photos_dir], recursive=False)
     run = RunDirectory.open(run_dir, run_settings(detector, options))
     todo, _ = run.pending(photos)
-    count_into_run(detector, todo, run, options, decoders=decoders)
+    LocalEngine(detector, decoders).count_into_run(todo, run, options)
     return run.outcome()[0]
 
 

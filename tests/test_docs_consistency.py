@@ -39,3 +39,19 @@ def test_the_check_fails_on_a_wrong_commit_or_count(facts):
     wrong = text.replace(counts, counts.replace("'adult_males': ", "'adult_males': 9"))
     assert any("counts printed for" in line for line in doc_numbers.problems(wrong, facts))
     assert doc_numbers.rewrite(wrong, facts) == text  # and --write puts the product's numbers back
+
+
+def test_the_default_versions_cv_table_in_the_training_docs_is_its_cards():
+    """docs/training.md's cross-validation table of the default version quotes the RMSEs its card carries."""
+    version = load_manifest().get()
+    text = (REPO_ROOT / "docs" / "training.md").read_text()
+    section = text.split(f"## The default model ({version.name})", 1)
+    assert len(section) == 2, f"docs/training.md has no section for the default version {version.name}"
+    table = section[1].split("\n## ", 1)[0]
+    metrics = version.metrics
+    for name, rmse in metrics["cv_rmse_per_class"].items():
+        row = next(line for line in table.splitlines() if line.startswith(f"| {name} |"))
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        assert float(cells[2]) == pytest.approx(rmse, abs=0.006), f"{name}: docs {cells[2]}, card {rmse}"
+        assert float(cells[4]) == pytest.approx(metrics["baseline_rmse_per_class"][name], abs=0.006)
+    assert f"**{metrics['cv_competition_rmse']:.2f}**" in table
