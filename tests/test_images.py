@@ -141,7 +141,9 @@ def test_a_jpeg_decodes_at_the_size_it_will_be_used(tmp_path):
 
 def test_counts_from_a_survey_jpeg_decoded_small_match_a_full_decode():
     """The shipped model on a survey-size JPEG: decoded at half size (its working scale) vs decoded in full and
-    shrunk — the per-class counts agree within 1 % or one animal. With torch, so the decoding alone is compared:
+    shrunk — the per-class counts agree within 5 % or two animals (v3 counts pups, whose scores sit near its
+    threshold: the two resamplings move 3 of ~75; v2 agreed within 1 % because it found none). With torch, so the
+    decoding alone is compared:
     the bf16 of the default CPU runtime adds its own rounding (tests/test_runtimes.py holds that to torch)."""
     from detector import Detector
     from tests.helpers import REPO_ROOT
@@ -155,4 +157,4 @@ def test_counts_from_a_survey_jpeg_decoded_small_match_a_full_decode():
     full = detector.count(load_image(buffer.getvalue()))
     assert drafted.photo_scale == full.photo_scale == 1.0 and drafted.total > 100
     for name, count in full.counts.items():
-        assert abs(drafted.counts[name] - count) <= max(1, 0.01 * count), (drafted.counts, full.counts)
+        assert abs(drafted.counts[name] - count) <= max(2, 0.05 * count), (drafted.counts, full.counts)

@@ -79,7 +79,7 @@ def test_sealion_count_runs_from_another_directory_with_the_packaged_model(insta
     photo.parent.mkdir()
     shutil.copy(EXAMPLE, photo)
     done = subprocess.run(
-        [str(installed / "sealion-count"), "photos", "--out", "counts.csv", "--quiet"],
+        [str(installed / "sealion-count"), "photos", "--out", "counts.csv"],  # --quiet would silence the note
         cwd=tmp_path, env=_clean_env(), capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
