@@ -291,3 +291,13 @@ def write_docs_table(name: str, text: str, path: Path = DOCS_BENCHMARKS) -> Path
     after = rest.split(end, 1)[1]
     path.write_text(f"{before}{start}\n{text.strip()}\n{end}{after}")
     return path
+
+
+def write_markdown(name: str, table: str, out: str | Path | None, docs: bool) -> None:
+    """Write a benchmark's Markdown table beside its JSON (``out`` with ``.md``, else ``results/<name>.md``) and, with
+    ``docs``, into its block of docs/benchmarks.md (:func:`write_docs_table`)."""
+    markdown = Path(out).with_suffix(".md") if out else RESULTS_DIR / f"{name}.md"
+    markdown.write_text(table + "\n")
+    print(f"wrote {markdown}")
+    if docs:
+        print(f"wrote the table into {write_docs_table(name, table)}")

@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import (
-    RESULTS_DIR,
     SHARED_DATA,
     Environment,
     describe_load,
@@ -27,7 +26,7 @@ from benchmarks.common import (
     format_table,
     log,
     timed,
-    write_docs_table,
+    write_markdown,
 )
 from benchmarks.runtimes import default_photos, label
 from detector.versions.runtimes import COUNT_TOLERANCE, counts_agree
@@ -142,11 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         "photos": per_photo,
     }
     finish(NAME, result, args.out, environment, report)
-    markdown = Path(args.out).with_suffix(".md") if args.out else RESULTS_DIR / f"{NAME}.md"
-    markdown.write_text(markdown_table(result) + "\n")
-    print(f"wrote {markdown}")
-    if args.docs:
-        print(f"wrote the table into {write_docs_table(NAME, markdown_table(result))}")
+    write_markdown(NAME, markdown_table(result), args.out, args.docs)
     return 0
 
 

@@ -30,7 +30,6 @@ import numpy as np
 
 from benchmarks.common import (
     COUNTS_CSV,
-    RESULTS_DIR,
     SHARED_DATA,
     Environment,
     describe_load,
@@ -40,7 +39,7 @@ from benchmarks.common import (
     official_counts,
     summarize,
     timed,
-    write_docs_table,
+    write_markdown,
 )
 
 NAME = "runtime_accuracy"
@@ -216,11 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         "photos": per_photo,
     }
     finish(NAME, result, args.out, environment, report)
-    markdown = Path(args.out).with_suffix(".md") if args.out else RESULTS_DIR / f"{NAME}.md"
-    markdown.write_text(markdown_table(result) + "\n")
-    print(f"wrote {markdown}")
-    if args.docs:
-        print(f"wrote the table into {write_docs_table(NAME, markdown_table(result))}")
+    write_markdown(NAME, markdown_table(result), args.out, args.docs)
     if args.update_manifest:
         update_manifest(result)
     return 0
