@@ -119,14 +119,16 @@ def test_sample_then_dots_table_then_estimate(run_dir, tmp_path):
     done = cli("sample", run_dir, "--photos", 9, "--strata", 2, "--seed", 0, "--copy", tmp_path / "to-review")
     assert done.returncode == 0, done.stderr
     rows = sampled(run_dir)
-    # 9 photos: 3 per stratum at least; site A (8 photos) gets 6 and two count groups of 4 (model totals 0-8 and
-    # 15-60), site B (4 photos) gets 3 in one group: inclusion probabilities 3/4 everywhere.
+    # 9 photos: site A (8 photos) gets 6, site B (4 photos) 3. Site A's densest photo is taken for sure: with 6 - 3
+    # = 3 reviews beyond the 3 a random stratum needs, a8's model count 60 x 3 = 180 is at least site A's 158; then
+    # a7's 40 x 2 = 80 is below the 98 left. The other 7 photos of site A form one group (5 reviews // 3 = 1) with
+    # 5 reviewed, site B one group with 3 of 4.
     assert sorted({(r["stratum"], r["inclusion_probability"]) for r in rows}) == [
-        ("site-A:1", "0.75"), ("site-A:2", "0.75"), ("site-B:1", "0.75"),
+        ("site-A:1", "0.714286"), ("site-A:take-all", "1"), ("site-B:1", "0.75"),
     ]  # fmt: skip
-    assert [sum(r["stratum"] == s for r in rows) for s in ("site-A:1", "site-A:2", "site-B:1")] == [3, 3, 3]
+    assert [sum(r["stratum"] == s for r in rows) for s in ("site-A:take-all", "site-A:1", "site-B:1")] == [1, 5, 3]
     strata = {Path(r["file"]).name: r["stratum"] for r in csv.DictReader((run_dir / "review-frame.csv").open())}
-    assert [n for n, s in strata.items() if s == "site-A:1"] == ["a1.jpg", "a2.jpg", "a3.jpg", "a4.jpg"]
+    assert [n for n, s in strata.items() if s == "site-A:take-all"] == ["a8.jpg"]
     assert sorted(p.name for p in (tmp_path / "to-review").iterdir()) == sorted(Path(r["file"]).name for r in rows)
     names = sorted(Path(r["file"]).name for r in rows)
     assert names == ["a2.jpg", "a3.jpg", "a4.jpg", "a5.jpg", "a7.jpg", "a8.jpg", "b2.jpg", "b3.jpg", "b4.jpg"]
@@ -140,16 +142,14 @@ def test_sample_then_dots_table_then_estimate(run_dir, tmp_path):
     for folder, raw, value in (("site-A", 112, 120), ("site-B", 26, 18), ("all", 138, 138)):
         row = est[(folder, "adult_females")]
         assert (int(row["raw_total"]), float(row["estimate"]), float(row["se"])) == (raw, value, 0.0)
-    # Pups, site A:1 (model 0, 0, 1, 2 = 3): reviewed a2, a3, a4 with differences 1, 0, 2: mean 1, s² 1.
-    #   estimate 3 + 4 x 1 = 7; variance 4² (1 - 3/4) x 1 / 3 = 4/3.
-    # site A:2 (model 5, 8, 10, 20 = 43): reviewed a5, a7, a8 with differences 3, 5, 10: mean 6, s² 13.
-    #   estimate 43 + 4 x 6 = 67; variance 4 x 13 / 3 = 52/3.
-    # site A: 74, SE sqrt(56/3) = 4.32; Satterthwaite df (56/3)² / ((4/3)² / 2 + (52/3)² / 2) = 2.3059,
-    #   t(0.975, 2.3059) = 3.7994: interval 74 -+ 16.42 = 57.6 - 90.4, but the reviewers counted 1 + 1 + 4 + 8 + 15
-    #   + 30 = 59 pups in site A, so it starts at 59.
+    # Pups, site A:take-all: a8 reviewed, 30 pups, no variance.
+    # site A:1 (model 0, 0, 1, 2, 5, 8, 10 = 26): reviewed a2, a3, a4, a5, a7 with differences 1, 0, 2, 3, 5:
+    #   mean 2.2, s² 14.8 / 4 = 3.7; estimate 26 + 7 x 2.2 = 41.4; variance 7² (1 - 5/7) x 3.7 / 5 = 10.36.
+    # site A: 30 + 41.4 = 71.4, SE 3.22, df 4 (the one stratum with a spread), t(0.975, 4) = 2.7764:
+    #   71.4 -+ 8.94 = 62.5 - 80.3 (above the 1 + 1 + 4 + 8 + 15 + 30 = 59 pups the reviewers counted).
     pups_a = est[("site-A", "pups")]
-    assert (float(pups_a["estimate"]), float(pups_a["se"]), float(pups_a["df"])) == (74.0, 4.3, 2.3)
-    assert (float(pups_a["ci95_low"]), float(pups_a["ci95_high"])) == (59.0, 90.4)
+    assert (float(pups_a["estimate"]), float(pups_a["se"]), float(pups_a["df"])) == (71.4, 3.2, 4.0)
+    assert (float(pups_a["ci95_low"]), float(pups_a["ci95_high"])) == (62.5, 80.3)
     # site B (model 1, 1, 2, 3 = 7): reviewed b2, b3, b4 with differences 2, 0, 0: mean 2/3, s² 4/3.
     #   estimate 7 + 4 x 2/3 = 9.67; variance 4 x (4/3) / 3 = 16/9, SE 1.33.
     pups_b = est[("site-B", "pups")]
@@ -157,16 +157,16 @@ def test_sample_then_dots_table_then_estimate(run_dir, tmp_path):
     # df 2, t 4.3027: 9.67 -+ 5.74 = 3.9 - 15.4; but the reviewers counted 3 + 2 + 3 = 8 pups, so the interval
     # starts there.
     assert (float(pups_b["ci95_low"]), float(pups_b["ci95_high"])) == (8.0, 15.4)
-    # All: 74 + 9.67 = 83.67, variance 56/3 + 16/9 = 184/9, SE 4.52; df (184/9)² / ((4/3)²/2 + (52/3)²/2 + (16/9)²/2)
-    #   = 2.7374, t = 3.3623: 83.67 -+ 15.20 = 68.5 - 98.9.
+    # All: 71.4 + 9.67 = 81.07, variance 10.36 + 16/9 = 12.14, SE 3.48; df 12.14² / (10.36² / 4 + (16/9)² / 2)
+    #   = 5.19, t = 2.54: 81.07 -+ 8.85 = 72.2 - 89.9.
     pups = est[("all", "pups")]
     assert (float(pups["estimate"]), float(pups["se"]), float(pups["ci95_low"]), float(pups["ci95_high"])) == (
-        83.7, 4.5, 68.5, 98.9,
+        81.1, 3.5, 72.2, 89.9,
     )  # fmt: skip
     assert (pups["raw_total"], pups["reviewed"], pups["photos"]) == ("53", "9", "12")
-    assert est[("all", "all_classes")]["estimate"] == f"{138 + 83 + 2 / 3:.1f}"
+    assert est[("all", "all_classes")]["estimate"] == f"{138 + 71.4 + 9 + 2 / 3:.1f}"
     report = (run_dir / "estimate.md").read_text()
-    assert "| pups | 53 | 84 | 68 – 99 | 4.5 | 9 of 12 photos |" in report
+    assert "| pups | 53 | 81 | 72 – 90 | 3.5 | 9 of 12 photos |" in report
     assert (run_dir / "estimate.png").read_bytes()[:4] == b"\x89PNG"
     assert done.stdout.splitlines()[0].split() == ["folder", "class", "raw", "estimate", "95%", "interval", "reviewed"]
 
@@ -213,7 +213,7 @@ def test_reviews_from_the_app_made_on_another_model_version_are_used_and_said(ru
     assert "matched 9 reviewed photos by sha256, 1 by file name" in done.stderr  # uploads renamed: sha256 finds them
     assert "reviews were made on counts of model v1, the run is v2: allowed" in done.stderr
     assert "1 reviewed photos outside the review sample not used" in done.stderr and "a1.jpg" in done.stderr
-    assert estimate_rows(run_dir)[("all", "pups")]["estimate"] == "83.7"  # the same as from the dots table
+    assert estimate_rows(run_dir)[("all", "pups")]["estimate"] == "81.1"  # the same as from the dots table
 
 
 def test_dots_tables_cannot_list_empty_photos_unless_the_sample_was_reviewed(run_dir, tmp_path):
@@ -255,3 +255,16 @@ def test_each_photo_is_drawn_as_often_as_its_inclusion_probability_says(run_dir)
     for file, probability in expected.items():
         seen = sum(next(p for p in d.frame if p.file == file).sampled for d in draws) / len(draws)
         assert abs(seen - probability) < 0.05, (file, seen, probability)
+
+
+def test_the_take_all_rule():
+    from detector.totals.sampling import take_all
+
+    # 100 x 2 >= 103 takes photo 0; then 1 x 1 < 3 stops.
+    assert take_all([100, 1, 1, 1], reviews=2) == [0]
+    assert take_all([100, 1, 1, 1], reviews=1) == []  # 100 x 1 < 103
+    # 50 x 2 >= 90 takes photo 1; then 30 x 1 < 40 stops: a dense photo, not every large one.
+    assert take_all([10, 50, 30], reviews=2) == [1]
+    assert take_all([0, 0, 0], reviews=2) == []  # nothing counted: nothing is sure
+    assert take_all([10, 10], reviews=5) == [0]  # never every photo: the rest stays a random sample
+    assert take_all([5, 9, 7], reviews=0) == []

@@ -45,18 +45,22 @@ def tested_design(results) -> dict:
     return design
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 25 goal not met with v3 at 10 of 17 photos reviewed: adult females 86.7 %, pups 66.7 %, juveniles "
-    "99.3 % (v2 met it: its counts had smaller spread). 83 % of the pups sit in two photos; a sample that misses one "
-    "estimates low with a small spread (docs/survey.md). Strict: when a model meets it, the marker must go.",
-)
-def test_the_95_percent_interval_covers_the_true_total_90_to_97_percent_of_the_time(results):
+# Classes whose coverage the shipped default model does not bring into the band (strict: a model that does makes the
+# test pass and the entry must go). docs/survey.md says why.
+SHORT_OF_THE_BAND = {"juveniles": "v3: its juvenile errors sit in two sparse photos; a sample missing both is too sure"}
+CLASSES = ["adult_males", "subadult_males", "adult_females", "juveniles", "pups", "all_classes"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=SHORT_OF_THE_BAND[n])) if n in SHORT_OF_THE_BAND
+     else n for n in CLASSES],
+)  # fmt: skip
+def test_the_95_percent_interval_covers_the_true_total_90_to_97_percent_of_the_time(results, name):
     design = tested_design(results)
-    print(f"\n{survey_totals.table(results)}")  # the estimate-vs-raw error table (pytest -s shows it)
-    coverage = {name: round(c["coverage"], 3) for name, c in design["classes"].items()}
-    outside = {name: value for name, value in coverage.items() if not BAND[0] <= value <= BAND[1]}
-    assert not outside, f"{survey_totals.TESTED}: coverage outside {BAND}: {outside}"
+    assert list(design["classes"]) == CLASSES
+    coverage = design["classes"][name]["coverage"]
+    assert BAND[0] <= coverage <= BAND[1], f"{survey_totals.TESTED} {name}: coverage {coverage:.3f} outside {BAND}"
 
 
 def test_the_estimate_is_unbiased_and_closer_than_the_raw_total(results):

@@ -1,11 +1,14 @@
 """Draw the review sample of a survey run: a stratified probability sample, and the doubt-first list apart.
 
-Strata: each site folder is split by the model's count of all animals per photo into up to ``strata`` groups of
-near-equal size (sorted by model count, then file). The photos to review are shared between folders in proportion
-to their size, and inside a folder between its count groups by Neyman allocation on the model's counts (a group of
-dense colonies, whose counts vary most, gets more reviews); every group gets at least two (one when it holds one
-photo), so that its spread can be estimated. Each group is then a simple random sample without replacement, so a
-photo's inclusion probability is ``sampled / photos`` of its group, recorded in the sample files.
+Strata: in each site folder, the photos whose model count is so large that a sample drawn in proportion to the
+count would take them for sure (``x ≥ X / m``, applied repeatedly; :func:`take_all`) form a take-all stratum,
+reviewed completely; the rest of the folder is split by the model's count of all animals per photo into up to
+``strata`` groups of near-equal size (sorted by model count, then file). The photos to review are shared between
+folders in proportion to their size, and inside a folder between its count groups by Neyman allocation on the
+model's counts (a group of dense colonies, whose counts vary most, gets more reviews); every group gets at least
+:data:`MIN_PER_STRATUM` (all of a smaller one), so that its spread can be estimated. Each group is then a simple
+random sample without replacement, so a photo's inclusion probability is ``sampled / photos`` of its group (1 in
+the take-all stratum), recorded in the sample files.
 
 Files written into the run directory:
 
@@ -37,7 +40,8 @@ DOUBT_CSV = "review-doubt.csv"
 FRAME_COLUMNS = ("file", "sha256", "folder", "stratum", "model_total", "inclusion_probability", "sampled")
 MIN_PER_STRATUM = 3  # reviews per stratum: two give a spread of one degree of freedom, zero whenever both photos have
 # the same error (common with whole-animal counts), and intervals that cover too rarely (docs/survey.md)
-DEFAULT_STRATA = 3  # count groups per folder
+DEFAULT_STRATA = 3  # count groups per folder (besides its take-all stratum)
+TAKE_ALL = "take-all"  # the name of a folder's stratum of photos reviewed for sure (``site-A:take-all``)
 DOUBT_MARGIN = 0.15  # a detection this close above its class threshold is borderline (the doubt-first list)
 
 
@@ -147,6 +151,25 @@ def allocate(photos: int, sizes: Sequence[int], spreads: Sequence[float]) -> lis
     return counts
 
 
+def take_all(model_totals: Sequence[int], reviews: int) -> list[int]:
+    """The photos (indices into ``model_totals``) to review for sure: the standard rule for a skewed population, where
+    a few dense colonies hold most of the animals (and most of the model's error). With ``reviews`` photos left to
+    draw and a model total ``X`` over the photos not yet taken, a photo with ``x ≥ X / reviews`` would be drawn with
+    probability 1 or more by a sample in proportion to the count: it is taken, and the rule applied again to the
+    rest. Never every photo, and never a photo the model counts as empty."""
+    order = sorted(range(len(model_totals)), key=lambda i: (-model_totals[i], i))
+    taken: list[int] = []
+    left = sum(model_totals)
+    while reviews > 0 and len(taken) < len(order) - 1:
+        top = order[len(taken)]
+        if model_totals[top] <= 0 or model_totals[top] * reviews < left:
+            break
+        taken.append(top)
+        left -= model_totals[top]
+        reviews -= 1
+    return taken
+
+
 def _proportional(photos: int, sizes: Sequence[int]) -> list[int]:
     """``photos`` shared in proportion to ``sizes`` (largest remainder), at least two each (all of a smaller one)."""
     return allocate(photos, sizes, [1.0] * len(sizes))
@@ -176,6 +199,15 @@ def draw_sample(
     frame: list[FramePhoto] = []
     for folder, n_folder in zip(folders, per_folder, strict=True):
         members = sorted(by_folder[folder], key=lambda r: (r.result.total, r.file))
+        certain: set[int] = set()
+        if n_folder < len(members):  # keep MIN_PER_STRATUM reviews for the random part
+            certain = set(take_all([r.result.total for r in members], n_folder - MIN_PER_STRATUM))
+        if certain:
+            name = f"{folder or '.'}:{TAKE_ALL}"
+            frame += [FramePhoto(r.file, r.sha256, r.folder, name, r.result.total, 1.0, True)
+                      for i, r in enumerate(members) if i in certain]  # fmt: skip
+            members = [r for i, r in enumerate(members) if i not in certain]
+            n_folder -= len(certain)
         groups = max(1, min(strata, n_folder // MIN_PER_STRATUM))
         bounds = np.linspace(0, len(members), groups + 1).round().astype(int)
         parts = [members[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
