@@ -75,7 +75,7 @@ def measure(detector: Any, photo: Path, dots: np.ndarray | None) -> dict[str, An
     if dots is not None and gated.tiles > 1:
         work_h, work_w = prepared.work.shape[:2]
         grid = tile_grid(work_w, work_h, prepared.tile_size, on.overlap)
-        keep, _ = detector.counting.gate([prepared], [grid], on)
+        keep, _ = detector.gate([prepared], [grid], on)
         run = grid if keep[0] is None else grid[keep[0]]
         in_work = dots * (prepared.factor * prepared.scale.value)  # dots: survey-original pixels
         entry["dots"] = len(dots)

@@ -118,6 +118,19 @@ def test_gate_recall_runs_on_an_example(tmp_path):
     assert "noaa_train_6.jpg" in table and "gated / ungated" in table
 
 
+@pytest.mark.skipif(not (SHARED_DATA / "fullres-raw" / "44.jpg").is_file(), reason=NO_SHARED_DATA)
+def test_gate_recall_checks_the_dots_of_a_gated_full_resolution_photo():
+    """A full-resolution photo with the biologists' dots: the gate runs, and every dot is placed in or out of the
+    tiles it kept (the branch a downsampled example never reaches)."""
+    from detector import Detector
+
+    photo = SHARED_DATA / "fullres-raw" / "44.jpg"
+    dots = gate_recall.read_dots()[photo.stem]
+    entry = gate_recall.measure(Detector.load(), photo, dots)
+    assert entry["dots"] == len(dots) > 0 and 0 <= entry["dots_in_skipped_tiles"] <= len(dots)
+    assert entry["tiles_skipped"] > 0 and entry["tiles_run"] + entry["tiles_skipped"] == entry["tiles"]
+
+
 def test_the_docs_show_the_committed_gate_recall_table():
     """docs/benchmarks.md carries the table ``benchmarks.gate_recall --docs`` wrote, not a hand-typed copy."""
     table = REPO_ROOT / "benchmarks" / "results" / "gate_recall.md"
