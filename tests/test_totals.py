@@ -190,6 +190,18 @@ def test_a_stratum_with_too_few_reviews_names_it_and_how_many_more(run_dir, tmp_
     assert "b3.jpg" in done.stderr and "site-A" not in done.stderr
 
 
+def test_every_photo_of_the_take_all_stratum_must_be_reviewed(run_dir, tmp_path):
+    assert cli("sample", run_dir, "--photos", 9, "--strata", 2).returncode == 0
+    names = sorted(Path(r["file"]).name for r in sampled(run_dir))
+    done = cli("estimate", run_dir, "--reviews", write_dots(tmp_path / "dots.csv", [n for n in names if n != "a8.jpg"]))
+    assert done.returncode == 2 and not (run_dir / "estimate.csv").exists()
+    assert (
+        "stratum site-A:take-all (model counts 60-60, 1 photos, the densest: every one reviewed): 0 reviewed, "
+        "review 1 more" in done.stderr
+    )
+    assert "a8.jpg" in done.stderr and "site-B" not in done.stderr
+
+
 def test_estimate_before_a_sample_is_drawn(run_dir, tmp_path):
     done = cli("estimate", run_dir, "--reviews", write_dots(tmp_path / "dots.csv", ["a1.jpg"]))
     assert done.returncode == 2 and "no review sample drawn yet" in done.stderr

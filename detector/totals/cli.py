@@ -19,7 +19,8 @@ def add_sample_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seed", type=int, default=0, help="random seed, recorded with the sample (default %(default)s)"
     )
-    parser.add_argument("--strata", type=int, default=3, help="model-count groups per folder (default %(default)s)")
+    parser.add_argument("--strata", type=int, default=3, help="model-count groups per folder, besides its take-all "
+                        "stratum of the densest photos (default %(default)s)")  # fmt: skip
     parser.add_argument("--new", action="store_true", help="replace a sample drawn before (its reviews stay usable "
                         "only where its photos are drawn again)")  # fmt: skip
     parser.add_argument("--copy", type=Path, metavar="DIR", help="copy the sampled photos here, to upload for review")

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from detector.errors import DetectorError
-from detector.totals.sampling import MIN_PER_STRATUM, ReviewSample, photos_for_precision
+from detector.totals.sampling import MIN_PER_STRATUM, TAKE_ALL, ReviewSample, photos_for_precision
 
 METHODS = ("difference", "ratio")
 ALL = "all"  # the scope (folder column) of the whole run's rows
@@ -129,11 +129,12 @@ def _stratum(x_all: np.ndarray, x: np.ndarray, y: np.ndarray, method: str) -> tu
 
 def check_reviews(sample: ReviewSample, reviewed: Mapping[str, object]) -> None:
     """Raise :class:`TooFewReviews` naming every stratum with too few reviewed photos and how many more it needs
-    (a stratum reviewed completely needs no more)."""
+    (a stratum reviewed completely needs no more; a take-all stratum needs every photo: they were not drawn at
+    random, so the reviewed ones do not stand for the others)."""
     short = []
     for name, members in sample.strata().items():
         done = [p for p in members if p.sampled and p.file in reviewed]
-        need = min(MIN_PER_STRATUM, len(members))
+        need = len(members) if name.endswith(f":{TAKE_ALL}") else min(MIN_PER_STRATUM, len(members))
         if len(done) < need:
             todo = [p for p in members if p.sampled and p.file not in reviewed]
             more = need - len(done)
@@ -144,8 +145,8 @@ def check_reviews(sample: ReviewSample, reviewed: Mapping[str, object]) -> None:
             )
     if short:
         raise TooFewReviews(
-            f"too few reviewed photos for an estimate with a standard error ({MIN_PER_STRATUM} per stratum needed):\n  "
-            + "\n  ".join(short)
+            f"too few reviewed photos for an estimate with a standard error ({MIN_PER_STRATUM} per stratum needed, "
+            "every photo of a take-all stratum):\n  " + "\n  ".join(short)
         )
 
 

@@ -88,10 +88,11 @@ class ReviewSample:
         return groups
 
     def describe_stratum(self, name: str) -> str:
-        """``site-A:2 (model counts 14-80, 12 photos)``."""
+        """``site-A:2 (model counts 14-80, 12 photos)``; a take-all stratum says that all of it is reviewed."""
         members = self.strata()[name]
         totals = [p.model_total for p in members]
-        return f"{name} (model counts {min(totals)}-{max(totals)}, {len(members)} photos)"
+        dense = ", the densest: every one reviewed" if name.endswith(f":{TAKE_ALL}") else ""
+        return f"{name} (model counts {min(totals)}-{max(totals)}, {len(members)} photos{dense})"
 
     def write(self, run_dir: Path, info: Mapping[str, object]) -> Path:
         """``review-sample.csv``, ``review-frame.csv`` and ``review-sample.json`` in ``run_dir``."""
