@@ -38,6 +38,7 @@ from detector.settings import DEFAULT_CONF, default_of
 from detector.versions.manifest import DEFAULT_MANIFEST, load_manifest
 from training.dataset import ChipOptions
 from training.io import DATASET_RECORD, DatasetRecord, TrainingError
+from training.records import CALIBRATION, CV_REPORT, TRAINING_RECORD, CVReport, FoldTraining
 
 STATE_FILE = "release_state.json"
 STAGES = ("dataset", "final", "cv", "calibrate", "publish", "export")
@@ -177,8 +178,8 @@ class Release:
         return {
             "dataset": (o.dataset / DATASET_RECORD).is_file(),
             "final": run_state(o.final) == "finished",
-            "cv": (o.cv / "cv_metrics.json").is_file(),
-            "calibrate": (o.cv / "calibration.json").is_file(),
+            "cv": (o.cv / CV_REPORT).is_file(),
+            "calibrate": (o.cv / CALIBRATION).is_file(),
             "publish": version is not None,
             "export": version is not None and all(name in version.runtimes for name in EXPORTS),
         }
@@ -215,7 +216,7 @@ class Release:
         plan = self.plan()
         print("\n".join(plan.lines(self.options, done)), flush=True)
         for run in [self.options.final, *(self.options.cv / name for name in plan.fold_hours)]:
-            if (run / "training_record.json").is_file():
+            if (run / TRAINING_RECORD).is_file():
                 print(f"  trained: {trained_note(run)}", flush=True)
             elif run_state(run) == "unknown":
                 print(f"  {run}: {UNKNOWN_RUN}", flush=True)
@@ -303,7 +304,7 @@ class Release:
             raise TrainingError("say where to publish: --git-repo DIR (local, served by olah) or --endpoint URL")
         where = ["--git-repo", str(o.git_repo)] if o.git_repo else ["--endpoint", str(o.endpoint)]
         _call(publish.main, [
-            "--run", str(o.final), "--dataset", str(o.dataset), "--cv-metrics", str(o.cv / "cv_metrics.json"),
+            "--run", str(o.final), "--dataset", str(o.dataset), "--cv-metrics", str(o.cv / CV_REPORT),
             "--version", o.version, *where, "--manifest", str(o.manifest), "--ship",
             *(["--default"] if o.make_default else []),
         ])  # fmt: skip
@@ -324,12 +325,11 @@ def trained_note(run: Path) -> str:
     """What a training run's record says it did, in one line."""
     from training.train import read_record, run_state
 
-    record = read_record(run) or {}
-    budget = (record.get("ultralytics_args") or {}).get("time")
-    return (
-        f"{run} {run_state(run)}: {record.get('epochs_run')} epochs in {(record.get('wall_time_s') or 0) / 3600:.2f} h"
-        + (f" (budget {budget} h)" if budget else "")
-    )
+    record = read_record(run)
+    if record is None:
+        return f"{run} {run_state(run)}: no {TRAINING_RECORD}"
+    budget = f" (budget {record.budget} h)" if record.budget else ""
+    return f"{run} {run_state(run)}: {record.epochs_run} epochs in {record.wall_time_s / 3600:.2f} h{budget}"
 
 
 def describe_cv_epochs(cv_dir: Path) -> None:
@@ -338,20 +338,21 @@ def describe_cv_epochs(cv_dir: Path) -> None:
     from training.evaluate import epochs_text
     from training.train import read_record
 
-    path = Path(cv_dir) / "cv_metrics.json"
-    report = json.loads(path.read_text())
-    if report.get("fold_training"):
+    path = Path(cv_dir) / CV_REPORT
+    report = CVReport.read(path)
+    if report.fold_training:
         return
-    records = {name: read_record(Path(cv_dir) / name) or {} for name in report["folds"]}
-    report["fold_training"] = {
-        name: {"epochs_run": r.get("epochs_run"), "train_wall_time_s": r.get("wall_time_s")}
+    records = {name: read_record(Path(cv_dir) / name) for name in report.folds}  # None: a fold without a record
+    ran = {
+        name: FoldTraining(epochs_run=r.epochs_run, train_wall_time_s=r.wall_time_s) if r else FoldTraining()
         for name, r in records.items()
     }
-    hours = {name: (r.get("ultralytics_args") or {}).get("time") for name, r in records.items()}
+    changes: dict[str, Any] = {"fold_training": {name: fold.to_json() for name, fold in ran.items()}}
+    hours = {name: r.budget if r else None for name, r in records.items()}
     if any(hours.values()):
-        report["hours_per_fold"] = hours
-        report["epochs_per_fold"] = epochs_text([r.get("epochs_run") for r in records.values()])
-    path.write_text(json.dumps(report, indent=2))
+        changes["hours_per_fold"] = hours
+        changes["epochs_per_fold"] = epochs_text([fold.epochs_run for fold in ran.values()])
+    report.changed(**changes).write(path)
 
 
 def _call(main: Callable[[Sequence[str]], int], argv: list[str]) -> None:
