@@ -14,7 +14,7 @@ import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -27,6 +27,7 @@ CALIBRATION = "calibration.json"
 CALIBRATION_GREY = "calibration-grey.json"
 
 RUNNING, FINISHED, CUT = "running", "finished", "cut"
+R = TypeVar("R", bound="Record")
 
 
 class Record(BaseModel):
@@ -38,7 +39,7 @@ class Record(BaseModel):
     HOW: ClassVar[str] = ""  # how to make the file, for a missing one
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any] | str | bytes, source: str | Path = "") -> Self:
+    def from_json(cls: type[R], data: Mapping[str, Any] | str | bytes, source: str | Path = "") -> R:
         """The record of parsed JSON (or its text); ``source`` names the file in errors."""
         try:
             if isinstance(data, (str, bytes)):
@@ -52,7 +53,7 @@ class Record(BaseModel):
         return self.model_dump(mode="json", exclude_unset=True)
 
     @classmethod
-    def read(cls, path: Path) -> Self:
+    def read(cls: type[R], path: Path) -> R:
         path = Path(path)
         if not path.is_file():
             raise TrainingError(f"{path} not found" + (f": {cls.HOW}" if cls.HOW else ""))
@@ -67,7 +68,7 @@ class Record(BaseModel):
         os.replace(partial, path)
         return path
 
-    def changed(self, **changes: Any) -> Self:
+    def changed(self: R, **changes: Any) -> R:
         """A copy with ``changes`` (checked like a file's fields, and written by :meth:`to_json`)."""
         return type(self).from_json({**self.to_json(), **_plain(changes)})
 
@@ -229,6 +230,16 @@ class PaintedComparison(Record):
     raw_vs_truth: CountMetrics
     painted_vs_truth: CountMetrics
     painted_minus_raw_total: list[int]
+
+
+class RevisionMetrics(Record):
+    """``metrics.json`` of a published revision (``training.publish``): the full numbers behind the card's metrics."""
+
+    WHAT: ClassVar[str] = "revision's metrics.json"
+    FILE: ClassVar[str] = "metrics.json"
+    training: dict[str, float] = {}  # the final model's last validation metrics (ultralytics)
+    cross_validation: CVReport | None = None
+    calibration: Calibration | None = None
 
 
 # --- a training run ---------------------------------------------------------------------------------------------
