@@ -23,6 +23,7 @@ from training.records import (
     TRAINING_RECORD,
     Calibration,
     CVReport,
+    DataSplit,
     Evaluation,
     PhotoCounts,
     RevisionMetrics,
@@ -53,6 +54,10 @@ def test_the_v3_release_files_load_and_give_the_shipped_metrics():
         fold = Evaluation.read(work / "cv" / f"{name}_metrics.json")
         assert fold.model.photos == sum(row.fold == name for row in cv.per_photo)
         assert fold.chips == cv.chips_map50[name]
+        data_yaml = work / "dataset" / "splits" / name / "data.yaml"
+        split = DataSplit.read(data_yaml)
+        assert split.class_names == SEA_LION_CLASSES
+        assert split.photo_ids(data_yaml)[1] == [row.photo_id for row in cv.per_photo if row.fold == name]
     # The facts the final weights record are the dataset's (photos.json), and an old record without a status says
     # its run finished.
     dataset = DatasetRecord.read(work / "dataset")
@@ -157,3 +162,15 @@ def test_the_publish_target_is_built_once_at_the_edge(tmp_path, capsys):
         publish_main(argv)
     with pytest.raises(SystemExit, match=rf"publish: {tmp_path / 'run' / TRAINING_RECORD} not found"):
         publish_main([*argv, "--git-repo", str(tmp_path / "repo"), "--manifest", str(tmp_path / "manifest.yaml")])
+
+
+def test_a_hand_written_data_yaml_trains_but_has_no_photo_sides(tmp_path):
+    data_yaml = tmp_path / "data.yaml"
+    data_yaml.write_text("train: chips.txt\nnames: [adult_males, subadult_males, adult_females, juveniles, pups]\n")
+    split = DataSplit.read(data_yaml)
+    assert split.class_names == SEA_LION_CLASSES and split.listing(data_yaml) == tmp_path / "chips.txt"
+    with pytest.raises(TrainingError, match=rf"{data_yaml} lists no train_photos and val_photos: build the dataset"):
+        split.photo_ids(data_yaml)
+    data_yaml.write_text("names: [a]\n")
+    with pytest.raises(TrainingError, match=rf"{data_yaml} is not a valid data.yaml: train: field required"):
+        DataSplit.read(data_yaml)

@@ -37,6 +37,7 @@ from training.records import (
     ClassError,
     CountMetrics,
     CVReport,
+    DataSplit,
     Evaluation,
     FoldTraining,
     PaintedComparison,
@@ -158,8 +159,6 @@ def cross_validate(
 ) -> CVReport:  # fmt: skip
     """Train one model per fold (same recipe as the default, ``epochs`` epochs, or ``fold_hours[fold]`` hours) and
     count on the unseen photos. A fold already trained in ``out`` is reused, one that was cut is resumed."""
-    import yaml
-
     from training.train import TrainConfig, train_or_resume
 
     summary = DatasetRecord.read(dataset)
@@ -170,7 +169,7 @@ def cross_validate(
     truth, predicted, baseline, rows, chips, timings, ran = [], [], [], [], {}, {}, {}
     for name in fold_names:
         data_yaml = Path(summary.splits[name])
-        split = yaml.safe_load(data_yaml.read_text())
+        train_ids, val_ids = DataSplit.read(data_yaml).photo_ids(data_yaml)
         started = time.perf_counter()
         record = train_or_resume(
             TrainConfig(
@@ -179,16 +178,14 @@ def cross_validate(
             ),
             command=f"cross-validation fold {name}",
         )  # fmt: skip
-        result = evaluate_model(
-            Path(record.weights), dataset, split["val_photos"], split["train_photos"], conf, data_yaml, device
-        )
+        result = evaluate_model(Path(record.weights), dataset, val_ids, train_ids, conf, data_yaml, device)
         timings[name] = round(time.perf_counter() - started, 1)
         ran[name] = FoldTraining(epochs_run=record.epochs_run, train_wall_time_s=record.wall_time_s)
         for row in result.per_photo:
             truth.append(row.truth)
             predicted.append(row.predicted)
             rows.append(row.changed(fold=name))
-        mean = np.array([[truth_counts(by_id[p])[n] for n in SEA_LION_CLASSES] for p in split["train_photos"]]).mean(0)
+        mean = np.array([[truth_counts(by_id[p])[n] for n in SEA_LION_CLASSES] for p in train_ids]).mean(0)
         baseline += [mean.tolist()] * len(result.per_photo)
         chips[name] = result.chips
         result.write(out / f"{name}_metrics.json")
@@ -223,9 +220,8 @@ def epochs_text(epochs_run: Sequence[int | None]) -> int | str:
 
 def fold_photos(summary: DatasetRecord, fold_names: Sequence[str]) -> dict[str, list[str]]:
     """The unseen (validation) photo ids of each cross-validation fold, from the dataset's split files."""
-    import yaml
-
-    return {name: yaml.safe_load(Path(summary.splits[name]).read_text())["val_photos"] for name in fold_names}
+    splits = {name: Path(summary.splits[name]) for name in fold_names}
+    return {name: DataSplit.read(path).photo_ids(path)[1] for name, path in splits.items()}
 
 
 THRESHOLD_GRID = np.round(np.arange(0.02, 0.91, 0.01), 2)  # candidate per-class count thresholds
@@ -512,11 +508,8 @@ def _main(argv: Sequence[str] | None = None) -> int:
     summary = DatasetRecord.read(args.dataset)
     data_yaml, train_ids = None, []
     if args.split:
-        import yaml
-
         data_yaml = Path(summary.splits[args.split])
-        split = yaml.safe_load(data_yaml.read_text())
-        photo_ids, train_ids = split["val_photos"], split["train_photos"]
+        train_ids, photo_ids = DataSplit.read(data_yaml).photo_ids(data_yaml)
     else:
         photo_ids = [p for p in args.photos.split(",") if p] or [r.photo_id for r in summary.photos]
     result = evaluate_model(args.weights, args.dataset, photo_ids, train_ids, args.conf, data_yaml, args.device)

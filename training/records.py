@@ -87,6 +87,60 @@ def _problems(exc: ValidationError) -> str:
     return "; ".join(found) + (f"; and {more} more" if more > 0 else "")
 
 
+class DataSplit(Record):
+    """A split's ``data.yaml``: ultralytics' dataset file, which ``training.dataset`` writes for every split with
+    the photo ids on each side. Only ``train`` is required, so a hand-written data.yaml trains too."""
+
+    WHAT: ClassVar[str] = "data.yaml"
+    HOW: ClassVar[str] = "build the dataset with python -m training.dataset"
+    path: str | None = None  # the dataset folder; None: the data.yaml's folder
+    train: str | list[str]  # the chip listing(s), relative to the dataset folder
+    val: str | list[str] | None = None
+    names: dict[int, str] | list[str] = {}
+    train_photos: list[str] | None = None
+    val_photos: list[str] | None = None
+    val_is_training_data: bool = False
+
+    @classmethod
+    def read(cls, path: Path) -> DataSplit:
+        import yaml
+
+        path = Path(path)
+        if not path.is_file():
+            raise TrainingError(f"{path} not found: {cls.HOW}")
+        try:
+            data = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise TrainingError(f"{path} is not a valid {cls.WHAT}: {exc}") from None
+        return cls.from_json(data if isinstance(data, Mapping) else {}, path)
+
+    def write(self, path: Path) -> Path:
+        import yaml
+
+        path = Path(path)
+        path.write_text(yaml.safe_dump(self.model_dump(exclude_unset=True), sort_keys=False))  # int class keys
+        return path
+
+    def folder(self, data_yaml: Path) -> Path:
+        """The dataset folder (where the listings and photos.json are), for this file at ``data_yaml``."""
+        return Path(self.path) if self.path else Path(data_yaml).parent
+
+    def listing(self, data_yaml: Path) -> Path | None:
+        """The training chips' listing file (None where ``train`` names several)."""
+        return self.folder(data_yaml) / self.train if isinstance(self.train, str) else None
+
+    def photo_ids(self, data_yaml: Path) -> tuple[list[str], list[str]]:
+        """The training and the validation photo ids (a split of ``training.dataset`` lists both)."""
+        if self.train_photos is None or self.val_photos is None:
+            raise TrainingError(f"{data_yaml} lists no train_photos and val_photos: {self.HOW}")
+        return list(self.train_photos), list(self.val_photos)
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        names = self.names
+        return tuple(names[i] for i in sorted(names)) if isinstance(names, dict) else tuple(names)
+
+
 # --- metrics ----------------------------------------------------------------------------------------------------
 class ClassError(Record):
     """One class's count errors over photos."""

@@ -38,7 +38,7 @@ from detector.settings import DEFAULT_CONF, default_of
 from detector.versions.manifest import DEFAULT_MANIFEST, load_manifest
 from training.dataset import ChipOptions
 from training.io import DATASET_RECORD, DatasetRecord, TrainingError
-from training.records import CALIBRATION, CV_REPORT, TRAINING_RECORD, CVReport, FoldTraining
+from training.records import CALIBRATION, CV_REPORT, TRAINING_RECORD, CVReport, DataSplit, FoldTraining
 
 STATE_FILE = "release_state.json"
 STAGES = ("dataset", "final", "cv", "calibrate", "publish", "export")
@@ -123,20 +123,16 @@ class Plan:
         ]
 
 
-def count_chips(listing: Path) -> int:
-    return len(Path(listing).read_text().split()) if Path(listing).is_file() else 0
+def count_chips(listing: Path | None) -> int:
+    return len(Path(listing).read_text().split()) if listing is not None and Path(listing).is_file() else 0
 
 
 def split_chips(dataset: Path) -> dict[str, int]:
     """Training chips of each split of a built dataset (from its ``<split>_train.txt`` listings)."""
-    import yaml
-
     record = DatasetRecord.read(dataset)
-    chips = {}
-    for name, data_yaml in record.splits.items():
-        data = yaml.safe_load(Path(data_yaml).read_text())
-        chips[name] = count_chips(Path(data.get("path", Path(data_yaml).parent)) / str(data["train"]))
-    return chips
+    return {
+        name: count_chips(DataSplit.read(data_yaml).listing(data_yaml)) for name, data_yaml in record.splits.items()
+    }
 
 
 def make_plan(hours: float, fold_count: int, chips: Mapping[str, int] | None) -> Plan:

@@ -48,7 +48,7 @@ from detector.counting.images import greyscale  # noqa: E402
 from detector.settings import DEFAULT_IMGSZ  # noqa: E402
 from detector.versions.weights_facts import TRAINING_RECORD, WeightsFacts, stamp_checkpoint  # noqa: E402
 from training.io import DATASET_RECORD, DatasetRecord, TrainingError  # noqa: E402
-from training.records import CUT, FINISHED, RUNNING, InitReport, Segment, TrainingRecord  # noqa: E402
+from training.records import CUT, FINISHED, RUNNING, DataSplit, InitReport, Segment, TrainingRecord  # noqa: E402
 
 
 class RandomRot90:
@@ -315,8 +315,7 @@ class TrainConfig:
 
 def chip_size_of(data_yaml: Path) -> int | None:
     """The chip size recorded by training.dataset next to the data.yaml (photos.json), if any."""
-    data = yaml.safe_load(Path(data_yaml).read_text())
-    folder = Path(data.get("path", Path(data_yaml).parent))
+    folder = DataSplit.read(data_yaml).folder(data_yaml)
     return DatasetRecord.read(folder).chip_size if (folder / DATASET_RECORD).is_file() else None
 
 
@@ -324,17 +323,17 @@ def auto_batch(data_yaml: Path, imgsz: int) -> int:
     """A batch size for CPU/GPU memory at this chip size (16 at 320 px, fewer for bigger chips), small enough that
     an epoch has at least 12 optimizer steps (tiny data sets need steps more than large batches)."""
     by_memory = max(2, min(64, round(16 * (320 / imgsz) ** 2)))
-    data = yaml.safe_load(Path(data_yaml).read_text())
-    listing = Path(data.get("path", Path(data_yaml).parent)) / str(data.get("train", ""))
-    chips = len(listing.read_text().split()) if listing.is_file() else 0
+    listing = DataSplit.read(data_yaml).listing(data_yaml)
+    chips = len(listing.read_text().split()) if listing is not None and listing.is_file() else 0
     return max(2, min(by_memory, chips // 12)) if chips else by_memory
 
 
 def check_names(data_yaml: Path) -> None:
-    names = yaml.safe_load(Path(data_yaml).read_text()).get("names")
-    names = [names[i] for i in sorted(names)] if isinstance(names, dict) else list(names or [])
-    if tuple(names) != SEA_LION_CLASSES:
-        raise TrainingError(f"{data_yaml}: class names {names} differ from the product's {list(SEA_LION_CLASSES)}")
+    names = DataSplit.read(data_yaml).class_names
+    if names != SEA_LION_CLASSES:
+        raise TrainingError(
+            f"{data_yaml}: class names {list(names)} differ from the product's {list(SEA_LION_CLASSES)}"
+        )
 
 
 def _enable_mlflow(project: str) -> None:
@@ -352,8 +351,7 @@ def _enable_mlflow(project: str) -> None:
 
 def dataset_facts(data_yaml: Path) -> WeightsFacts | None:
     """The ground scale, chip size and classes of the dataset a data.yaml belongs to (its photos.json), if any."""
-    data = yaml.safe_load(Path(data_yaml).read_text())
-    folder = Path(data.get("path", Path(data_yaml).parent))
+    folder = DataSplit.read(data_yaml).folder(data_yaml)
     if not (folder / DATASET_RECORD).is_file():
         return None
     return facts_of(DatasetRecord.read(folder), folder)
@@ -466,7 +464,7 @@ def train(config: TrainConfig, command: str | None = None) -> TrainingRecord:
         _enable_mlflow(config.project)
     from ultralytics import YOLO
 
-    data = yaml.safe_load(data_yaml.read_text())
+    split = DataSplit.read(data_yaml)
     base = {
         "command": command or "",
         "config": asdict(config),
@@ -474,8 +472,8 @@ def train(config: TrainConfig, command: str | None = None) -> TrainingRecord:
         "imgsz": imgsz,
         "base_config": config.model,
         "init": None,
-        "train_photos": data.get("train_photos"),
-        "val_photos": data.get("val_photos"),
+        "train_photos": split.train_photos,
+        "val_photos": split.val_photos,
         "environment": _environment(config.device),
         "sealion_facts": facts,
     }
