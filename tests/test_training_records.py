@@ -26,6 +26,7 @@ from training.records import (
     DataSplit,
     Evaluation,
     PhotoCounts,
+    ReleaseState,
     RevisionMetrics,
     TrainingRecord,
 )
@@ -84,6 +85,7 @@ def test_the_files_on_disk_are_written_back_unchanged():
         *[(Calibration, path) for path in sorted((work / "cv").glob("calibration-*.json"))],  # older: fewer keys
         *[(Evaluation, path) for path in sorted((work / "cv").glob("fold*_metrics.json"))],
         (TrainingRecord, work / "final" / TRAINING_RECORD),
+        (ReleaseState, work / ReleaseState.FILE),
     ]
     for kind, path in files:
         assert kind.read(path).to_json() == json.loads(path.read_text()), path

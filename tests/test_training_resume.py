@@ -26,7 +26,7 @@ from tests.helpers import REPO_ROOT, build_untrained_model
 from training.dataset import BuildOptions, ChipOptions, build_dataset
 from training.evaluate import guarded_thresholds
 from training.io import DatasetRecord, TrainingError
-from training.records import Calibration, CVReport
+from training.records import Calibration, CVReport, ReleaseState
 from training.release import Release, ReleaseOptions, make_plan, split_chips
 from training.release import main as release_main
 from training.train import TrainConfig, read_record, resume, run_state, stamp_run, train, train_or_resume
@@ -189,9 +189,9 @@ def test_the_release_prints_its_plan_and_writes_its_state(dataset, resumed_run, 
     printed = capsys.readouterr().out
     assert "release v3: 1.00 h of training on cpu, 2 folds" in printed
     assert "dataset    done" in printed and "final      todo  0." in printed and "fold0 0." in printed
-    state = json.loads((work / "release_state.json").read_text())
-    assert state["stages"]["dataset"]["status"] == "done" and state["stages"]["final"]["status"] == "pending"
-    assert state["plan"]["hours"] == 1.0 and set(state["plan"]["fold_hours"]) == {"fold0", "fold1"}
+    state = ReleaseState.read(work / "release_state.json")
+    assert state.stages["dataset"].status == "done" and state.stages["final"].status == "pending"
+    assert state.plan["hours"] == 1.0 and set(state.plan["fold_hours"]) == {"fold0", "fold1"}
 
     (work / "final").symlink_to(resumed_run["run"])  # a run trained elsewhere, linked in
     assert release_main([*argv, "--plan"]) == 0
@@ -209,7 +209,7 @@ def test_the_release_trains_the_folds_calibrates_and_resumes_from_its_outputs(da
         hours=0.0006, data=TINY, work=work, manifest=tmp_path / "manifest.yaml", overrides={"val": False, "batch": 4}
     )
     state = Release(options, "test").run(until="calibrate")
-    assert [state["stages"][s]["status"] for s in ("dataset", "final", "cv", "calibrate", "publish")] == [
+    assert [state.stages[s].status for s in ("dataset", "final", "cv", "calibrate", "publish")] == [
         "done", "done", "done", "done", "pending",
     ]  # fmt: skip
     cv = CVReport.read_from(work / "cv")
@@ -224,7 +224,7 @@ def test_the_release_trains_the_folds_calibrates_and_resumes_from_its_outputs(da
     assert set(calibration.class_conf) == set(SEA_LION_CLASSES)
     trained_at = (work / "cv" / "fold0" / "weights" / "best.pt").stat().st_mtime_ns
     again = Release(options, "test again").run(until="calibrate")  # a rerun finds every output: trains nothing
-    assert again["stages"]["cv"]["status"] == "done"
+    assert again.stages["cv"].status == "done" and again.stages["calibrate"].seconds is not None
     assert (work / "cv" / "fold0" / "weights" / "best.pt").stat().st_mtime_ns == trained_at
     fold0 = DatasetRecord.read(dataset).splits["fold0"]
     other = TrainConfig(data=fold0, hours=0.5, project=str(work / "cv"), name="fold0", extra={"val": False})

@@ -374,3 +374,32 @@ class TrainingRecord(Record):
     def budget(self) -> float | None:
         """The time budget in hours it was trained with (ultralytics ``time=``), if any."""
         return self.ultralytics_args.get("time")
+
+
+# --- a release ----------------------------------------------------------------------------------------------------
+class StageState(Record):
+    """Where one stage of a release is: pending, running, done or failed, with when and how long."""
+
+    status: str
+    started_at: str | None = None
+    seconds: int | None = None
+    error: str | None = None
+    note: str | None = None
+
+
+class ReleaseState(Record):
+    """``WORK/release_state.json``: the release's command, options, plan and each stage's state (training.release)."""
+
+    WHAT: ClassVar[str] = "release state"
+    FILE: ClassVar[str] = "release_state.json"
+    command: str = ""
+    stages: dict[str, StageState] = {}
+    options: dict[str, Any] = {}  # training.release.ReleaseOptions, as JSON
+    plan: dict[str, Any] = {}  # training.release.Plan, as JSON
+    updated_at: str | None = None
+
+    def with_stage(self, stage: str, status: str, **details: Any) -> ReleaseState:
+        """The state with ``stage`` at ``status`` (its earlier details kept unless given again)."""
+        earlier = self.stages[stage].to_json() if stage in self.stages else {}
+        stages = {name: state.to_json() for name, state in self.stages.items()}
+        return self.changed(stages={**stages, stage: {**earlier, "status": status, **details}})

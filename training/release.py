@@ -38,9 +38,9 @@ from detector.settings import DEFAULT_CONF, default_of
 from detector.versions.manifest import DEFAULT_MANIFEST, load_manifest
 from training.dataset import ChipOptions
 from training.io import DATASET_RECORD, DatasetRecord, TrainingError
-from training.records import CALIBRATION, CV_REPORT, TRAINING_RECORD, CVReport, DataSplit, FoldTraining
+from training.records import CALIBRATION, CV_REPORT, TRAINING_RECORD, CVReport, DataSplit, FoldTraining, ReleaseState
 
-STATE_FILE = "release_state.json"
+STATE_FILE = ReleaseState.FILE
 STAGES = ("dataset", "final", "cv", "calibrate", "publish", "export")
 EXPORTS = ("openvino", "openvino-int8")
 CPU_FOLDS, GPU_FOLDS = 2, 4
@@ -160,9 +160,9 @@ class Release:
         self.options = options
         self.command = command
         self.state_path = options.work / STATE_FILE
-        self.state: dict[str, Any] = {"command": command, "stages": {}}
+        self.state = ReleaseState(command=command, stages={})
         if self.state_path.is_file():
-            self.state = {**json.loads(self.state_path.read_text()), "command": command}
+            self.state = ReleaseState.read(self.state_path).changed(command=command)
 
     # -- what is done ---------------------------------------------------------------------------------------------
     def done(self) -> dict[str, bool]:
@@ -190,21 +190,16 @@ class Release:
             )
         return plan
 
-    def write_state(self, **changes: Any) -> None:
-        self.state.update(changes)
-        self.state["updated_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        self.options.work.mkdir(parents=True, exist_ok=True)
-        partial = self.state_path.with_name(STATE_FILE + ".partial")
-        partial.write_text(json.dumps(self.state, indent=2, default=str))
-        partial.replace(self.state_path)
+    def write_state(self, state: ReleaseState | None = None, **changes: Any) -> None:
+        """Write ``state`` (default: the current one) with ``changes``, stamped with the time."""
+        self.state = (state or self.state).changed(**changes, updated_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        self.state.write(self.state_path)
 
     def mark(self, stage: str, status: str, **details: Any) -> None:
-        entry = {**self.state["stages"].get(stage, {}), "status": status, **details}
-        self.state["stages"][stage] = entry
-        self.write_state()
+        self.write_state(self.state.with_stage(stage, status, **details))
 
     # -- running --------------------------------------------------------------------------------------------------
-    def run(self, only_plan: bool = False, until: str = STAGES[-1]) -> dict[str, Any]:
+    def run(self, only_plan: bool = False, until: str = STAGES[-1]) -> ReleaseState:
         """Print the plan, then run every stage that is not done, up to and including ``until``."""
         from training.train import UNKNOWN_RUN, run_state
 
@@ -217,15 +212,17 @@ class Release:
             elif run_state(run) == "unknown":
                 print(f"  {run}: {UNKNOWN_RUN}", flush=True)
         self.write_state(options=_jsonable(asdict(self.options)), plan=_jsonable(asdict(plan)))
+        state = self.state
         for stage in STAGES:
-            self.state["stages"].setdefault(stage, {"status": "done" if done[stage] else "pending"})
-        self.write_state()
+            if stage not in state.stages:
+                state = state.with_stage(stage, "done" if done[stage] else "pending")
+        self.write_state(state)
         if only_plan:
             return self.state
         for stage in STAGES[: STAGES.index(until) + 1]:
             if self.done()[stage]:
                 self.after(stage)
-                if self.state["stages"][stage].get("status") != "done":
+                if self.state.stages[stage].status != "done":
                     self.mark(stage, "done", note="its output was already there")
                 continue
             if stage == "final" or stage == "cv":
