@@ -393,7 +393,7 @@ class RunLog:
         train_start = getattr(trainer, "train_time_start", None)
         metrics = {k: float(v) for k, v in (trainer.metrics or {}).items() if isinstance(v, (int, float, np.floating))}
         record = TrainingRecord(
-            **self.base,
+            **{key: value for key, value in self.base.items() if key != "final_val_metrics"},
             status=status,
             stopped_by=stopped_by,
             error=error,
