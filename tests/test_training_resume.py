@@ -21,12 +21,14 @@ from detector.classes import SEA_LION_CLASSES
 from detector.errors import ModelResolutionError
 from detector.settings import ModelSettings
 from detector.versions.hub import resolve_weights
+from detector.versions.manifest import load_manifest
 from detector.versions.weights_facts import FACTS_KEY, WeightsFacts, read_weights_facts
 from tests.helpers import REPO_ROOT, build_untrained_model
 from training.dataset import BuildOptions, ChipOptions, build_dataset
 from training.evaluate import guarded_thresholds
 from training.io import DatasetRecord, TrainingError
-from training.records import Calibration, CVReport, ReleaseState
+from training.publish import summary_metrics
+from training.records import Calibration, CVReport, ReleaseState, RevisionMetrics
 from training.release import Release, ReleaseOptions, make_plan, split_chips
 from training.release import main as release_main
 from training.train import TrainConfig, read_record, resume, run_state, stamp_run, train, train_or_resume
@@ -230,6 +232,19 @@ def test_the_release_trains_the_folds_calibrates_and_resumes_from_its_outputs(da
     other = TrainConfig(data=fold0, hours=0.5, project=str(work / "cv"), name="fold0", extra={"val": False})
     with pytest.raises(TrainingError, match="other settings .*0.5 hours"):  # reused only as it was asked for
         train_or_resume(other)
+
+    # Publishing reads the typed records (the final run's, the CV report, the calibration) through the command line.
+    repo = tmp_path / "hub" / "sealion-tests" / "release"
+    published = Release(replace(options, git_repo=repo), "test publish").run(until="publish")
+    assert published.stages["publish"].status == "done"
+    version = load_manifest(options.manifest).get(options.version)
+    assert dict(version.metrics) == summary_metrics(cv, calibration=calibration)
+    assert dict(version.class_conf) == calibration.class_conf and version.imgsz == read_record(work / "final").imgsz
+    shown = subprocess.run(["git", "show", f"{options.version}:metrics.json"], cwd=repo, capture_output=True,
+                           text=True, check=True)  # fmt: skip
+    revision = RevisionMetrics.from_json(shown.stdout, "metrics.json")
+    assert revision.cross_validation == cv and revision.calibration == calibration
+    assert revision.training == read_record(work / "final").final_val_metrics
 
 
 def test_the_threshold_guard_works_with_the_one_other_fold_of_a_two_fold_cv():
