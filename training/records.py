@@ -11,13 +11,13 @@ code does not know are kept and written back; a record read from an older file i
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from detector.files import write_atomic
 from detector.settings import DEFAULT_CONF
 from detector.versions.weights_facts import TRAINING_RECORD, WeightsFacts
 from training.io import TrainingError
@@ -61,12 +61,7 @@ class Record(BaseModel):
 
     def write(self, path: Path) -> Path:
         """Write the record to ``path`` atomically (a killed process leaves the old file whole)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(path.name + ".partial")
-        partial.write_text(json.dumps(self.to_json(), indent=2))
-        os.replace(partial, path)
-        return path
+        return write_atomic(Path(path), json.dumps(self.to_json(), indent=2))
 
     def changed(self: R, **changes: Any) -> R:
         """A copy with ``changes`` (checked like a file's fields, and written by :meth:`to_json`)."""
@@ -117,9 +112,8 @@ class DataSplit(Record):
     def write(self, path: Path) -> Path:
         import yaml
 
-        path = Path(path)
-        path.write_text(yaml.safe_dump(self.model_dump(exclude_unset=True), sort_keys=False))  # int class keys
-        return path
+        data = self.model_dump(exclude_unset=True)  # not mode="json": the class names' int keys stay ints
+        return write_atomic(Path(path), yaml.safe_dump(data, sort_keys=False))
 
     def folder(self, data_yaml: Path) -> Path:
         """The dataset folder (where the listings and photos.json are), for this file at ``data_yaml``."""
