@@ -265,8 +265,8 @@ def publish(
     model: TrainedModel,
     card: CardInputs,
     target: PublishTarget,
-    manifest: ManifestUpdate = ManifestUpdate(),  # noqa: B008 (frozen: one shared default is safe)
-    exports: ExportPlan = ExportPlan(),  # noqa: B008
+    manifest: ManifestUpdate = ManifestUpdate(),
+    exports: ExportPlan = ExportPlan(),  # noqa: B008 (a frozen dataclass: one shared default is safe)
 ) -> Published:
     """Card + fp16 weights (+ their CPU exports, :mod:`training.export`) + metrics → a tagged revision (git repo or
     hub) → an entry in the manifest."""
