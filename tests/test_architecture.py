@@ -5,6 +5,7 @@ own (no import loop hidden by import order). Every check walks the packages' sub
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -279,3 +280,17 @@ def test_count_defaults_are_typed_once():
                     if values == SLICING_CHOICES:
                         wrong.append(f"{where} the slicing choices spelled out")
     assert not wrong, wrong
+
+
+def test_the_architecture_doc_names_every_folder_and_module():
+    """docs/architecture.md draws the folders: every subpackage and every module of the three packages is in it, so a
+    new file or folder cannot go undescribed."""
+    text = (REPO_ROOT / "docs" / "architecture.md").read_text()
+    sources = [path for package in PACKAGES for path in _sources(package)]
+    modules = [path for path in sources if path.name not in {"__init__.py", "__main__.py"}]
+    folders = [path.parent for path in sources if path.name == "__init__.py" and path.parent.name not in PACKAGES]
+    missing = [f"{folder.relative_to(REPO_ROOT).as_posix()}/" for folder in folders if f"{folder.name}/" not in text]
+    for name in sorted({path.name for path in modules}):  # a name two folders share (records.py) is drawn twice
+        if len(re.findall(rf"\b{re.escape(name)}\b", text)) < sum(path.name == name for path in modules):
+            missing += [path.relative_to(REPO_ROOT).as_posix() for path in modules if path.name == name]
+    assert not missing, f"docs/architecture.md does not mention {missing}"

@@ -106,3 +106,16 @@ def test_the_installed_app_finds_its_examples(installed, tmp_path):
     assert out.returncode == 0, out.stderr
     count, folder = out.stdout.split()
     assert int(count) == len(list((REPO_ROOT / "examples").glob("*.jpg"))) and str(installed.parent) in folder
+
+
+def test_pyproject_lists_every_subpackage():
+    """setuptools installs only the packages pyproject.toml lists: a new subfolder left out would be missing from an
+    installed copy (and only the slow install test above would notice)."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    listed = set(tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {
+        ".".join(path.parent.relative_to(REPO_ROOT).parts)
+        for package in ("detector", "sealion_app", "training")
+        for path in (REPO_ROOT / package).rglob("__init__.py")
+    }
+    assert found - listed == set(), f"add {sorted(found - listed)} to [tool.setuptools] packages in pyproject.toml"

@@ -196,26 +196,28 @@ def test_publish_and_export_put_the_runtime_in_the_revision_and_it_resolves_from
 ):
     """training.publish --runtime (a new version) and training.export (an existing one): the files in the tagged
     revision, pinned in the manifest and the card; the detector downloads and verifies them, then reuses the cache."""
-    from training.export import ExportOptions, export_and_publish
-    from training.publish import publish
+    from training.export import ExportOptions, ExportPlan, export_and_publish
+    from training.publish import CardInputs, ManifestUpdate, PublishTarget, TrainedModel, publish
 
     repo_id = "sealion-tests/tiny-runtimes"
     repo_dir = local_hub.server.repo_dir(repo_id)
     manifest = tmp_path / "manifest.yaml"
-    common = {
-        "imgsz": 320, "ground_scale": 1.0, "base_config": "yolov5n.yaml", "training_command": "test",
-        "training_data": {"photo_ids": []}, "metrics": {}, "repo_id": repo_id, "git_repo": repo_dir,
-        "manifest": manifest,
-    }  # fmt: skip
-    published = publish(tiny_models["v1"], "v1", exports=[ExportOptions("openvino")], **common)
-    publish(tiny_models["v2"], "v2", **common)  # without exports, then exported as an existing version
+    target = PublishTarget(repo_id, git_repo=repo_dir)
+    card = CardInputs(training_command="test", training_data={"photo_ids": []}, metrics={})
+    openvino = ExportPlan((ExportOptions("openvino"),))
+
+    def model(name: str) -> TrainedModel:
+        return TrainedModel(tiny_models[name], name, imgsz=320, ground_scale=1.0, base_config="yolov5n.yaml")
+
+    published = publish(model("v1"), card, target, ManifestUpdate(manifest), openvino)
+    publish(model("v2"), card, target, ManifestUpdate(manifest))  # without exports, then exported as an existing one
     listed = load_manifest(manifest)
     v1 = listed.get("v1")
     assert v1.cpu_runtime == "openvino" and v1.commit == published.commit
     export_and_publish(
         ModelSettings(version="v2", manifest=manifest, hub=HubSettings(endpoint=local_hub.url,
                       cache_dir=str(tmp_path / "publish-cache"))),
-        [ExportOptions("openvino")], git_repo=repo_dir, manifest=manifest,
+        openvino, target, manifest=manifest,
     )  # fmt: skip
     v2 = load_manifest(manifest).get("v2")
     assert v2.cpu_runtime == "openvino" and v2.commit != listed.get("v2").commit  # the tag moved to the new commit

@@ -111,6 +111,6 @@ def test_count_metrics_competition_rmse_is_the_mean_of_per_class_rmse():
     predicted = np.array([[1, 0, 12, 2, 0], [1, 1, 20, 0, 0]])
     metrics = count_metrics(truth, predicted)
     rmse = [np.sqrt(2), 0, np.sqrt(2), 0, np.sqrt(8)]
-    assert metrics["competition_rmse"] == pytest.approx(np.mean(rmse))
-    assert metrics["per_class"]["pups"]["mae"] == 2 and metrics["per_class"]["pups"]["bias"] == -2
-    assert metrics["total_mae"] == pytest.approx(4) and metrics["total_bias"] == pytest.approx(-2)
+    assert metrics.competition_rmse == pytest.approx(np.mean(rmse))
+    assert metrics.per_class["pups"].mae == 2 and metrics.per_class["pups"].bias == -2
+    assert metrics.total_mae == pytest.approx(4) and metrics.total_bias == pytest.approx(-2)

@@ -21,9 +21,19 @@ from detector.versions.hub import version_from_card
 from detector.versions.manifest import load_manifest
 from tests.helpers import OlahServer
 from training.dataset import BuildOptions, ChipOptions, build_dataset
-from training.evaluate import evaluate_model
+from training.evaluate import count_metrics, evaluate_model
 from training.io import DatasetRecord
-from training.publish import PublishError, publish, summary_metrics, training_data_summary
+from training.publish import (
+    CardInputs,
+    ManifestUpdate,
+    PublishError,
+    PublishTarget,
+    TrainedModel,
+    publish,
+    summary_metrics,
+    training_data_summary,
+)
+from training.records import TRAINING_RECORD, CVReport, TrainingRecord
 from training.train import RandomRot90, TrainConfig, auto_batch, train
 
 TINY = Path(__file__).parent / "data" / "sealions-tiny"
@@ -73,24 +83,24 @@ def test_auto_batch_follows_chip_size_and_data_size(trained):
 
 def test_training_writes_weights_and_a_record(trained):
     record = trained["record"]
-    assert Path(record["weights"]).is_file()
-    assert record["imgsz"] == 96 and record["base_config"] == "yolov5n.yaml" and record["epochs_run"] == 1
-    args = record["ultralytics_args"]
+    assert Path(record.weights).is_file()
+    assert record.imgsz == 96 and record.base_config == "yolov5n.yaml" and record.epochs_run == 1
+    args = record.ultralytics_args
     assert (args["fliplr"], args["flipud"], args["degrees"], args["perspective"]) == (0.5, 0.5, 0.0, 0.0)
-    assert record["train_photos"] == ["a"] and record["val_photos"] == ["b"]
-    saved = json.loads((Path(record["save_dir"]) / "training_record.json").read_text())
-    assert saved["command"] == record["command"]
+    assert record.train_photos == ["a"] and record.val_photos == ["b"]
+    saved = json.loads((Path(record.save_dir) / TRAINING_RECORD).read_text())
+    assert saved["command"] == record.command and TrainingRecord.read_run(Path(record.save_dir)) == record
 
 
 def test_evaluate_counts_whole_photos_with_the_product_detector(trained):
     dataset = trained["root"] / "dataset"
-    result = evaluate_model(Path(trained["record"]["weights"]), dataset, ["b"], ["a"])
-    assert result["model"]["photos"] == 1 and set(result["model"]["per_class"]) == set(SEA_LION_CLASSES)
-    truth = result["per_photo"][0]["truth"]
+    result = evaluate_model(Path(trained["record"].weights), dataset, ["b"], ["a"])
+    assert result.model.photos == 1 and set(result.model.per_class) == set(SEA_LION_CLASSES)
+    truth = result.per_photo[0].truth
     assert truth == [trained["summary"].photos[1].dot_counts[n] for n in SEA_LION_CLASSES]
     # The training mean of one photo is that photo's counts: the baseline error is their difference.
     a = [trained["summary"].photos[0].dot_counts[n] for n in SEA_LION_CLASSES]
-    assert result["baseline_training_mean"]["total_mae"] == pytest.approx(abs(sum(a) - sum(truth)))
+    assert result.baseline_training_mean.total_mae == pytest.approx(abs(sum(a) - sum(truth)))
 
 
 def test_publish_to_local_git_repo_and_detector_pulls_the_tag(trained, tmp_path, monkeypatch):
@@ -100,20 +110,11 @@ def test_publish_to_local_git_repo_and_detector_pulls_the_tag(trained, tmp_path,
     manifest.parent.mkdir()
     record = trained["record"]
     metrics = {"note": "1-epoch smoke model"}
+    model = TrainedModel(Path(record.weights), "v1", record.imgsz, 0.25, record.base_config)
+    target = PublishTarget(REPO_ID, git_repo=repo_dir)
+    training_data = training_data_summary(DatasetRecord.read(trained["root"] / "dataset"))
     published = publish(
-        Path(record["weights"]),
-        "v1",
-        imgsz=record["imgsz"],
-        ground_scale=0.25,
-        base_config=record["base_config"],
-        training_command=record["command"],
-        training_data=training_data_summary(DatasetRecord.read(trained["root"] / "dataset")),
-        metrics=metrics,
-        repo_id=REPO_ID,
-        git_repo=repo_dir,
-        manifest=manifest,
-        ship=True,
-        make_default=True,
+        model, CardInputs(record.command, training_data, metrics), target, ManifestUpdate(manifest, True, True)
     )
     tag_commit = subprocess.run(
         ["git", "rev-list", "-n1", "v1"], cwd=repo_dir, capture_output=True, text=True, check=True
@@ -124,15 +125,15 @@ def test_publish_to_local_git_repo_and_detector_pulls_the_tag(trained, tmp_path,
     assert card["class_names"] == list(SEA_LION_CLASSES)
     assert card["class_colors"]["pups"] == list(CLASS_COLORS["pups"])
     assert (card["imgsz"], card["ground_scale"], card["base_config"]) == (96, 0.25, "yolov5n.yaml")
-    assert card["training_command"] == record["command"] and card["metrics"] == metrics
+    assert card["training_command"] == record.command and card["metrics"] == metrics
     entry = load_manifest(manifest).get("v1")
     assert (entry.commit, entry.sha256, entry.revision) == (tag_commit, published.sha256, "v1")
     assert entry.ground_scale == 0.25 and entry.imgsz == 96 and load_manifest(manifest).default == "v1"
     assert sha256_file(manifest.parent / entry.shipped_file) == published.sha256
     with pytest.raises(PublishError, match="already"):
-        publish(Path(record["weights"]), "v1", imgsz=96, ground_scale=0.25, base_config="yolov5n.yaml",
-                training_command="", training_data={}, metrics={}, repo_id=REPO_ID, git_repo=repo_dir,
-                manifest=manifest)  # fmt: skip
+        publish(model, CardInputs("", {}, {}), target, ManifestUpdate(manifest))
+    with pytest.raises(PublishError, match="say where to publish"):
+        PublishTarget(REPO_ID)
 
     server.start(REPO_ID)
     try:
@@ -163,18 +164,16 @@ def test_publish_to_local_git_repo_and_detector_pulls_the_tag(trained, tmp_path,
 
 
 def test_summary_metrics_from_a_cv_report():
-    per_class = {n: {"rmse": 1.0 + i, "mae": 1.0, "bias": 0.0} for i, n in enumerate(SEA_LION_CLASSES)}
-    cv = {
-        "folds": ["fold0", "fold1"],
-        "epochs_per_fold": 3,
-        "conf": 0.25,
-        "cv": {"photos": 4, "competition_rmse": 3.0, "per_class": per_class, "total_mae": 7.0},
-        "baseline_training_mean": {"competition_rmse": 9.0},
-        "mean_chip_map50": 0.5,
-    }
+    truth = np.array([[2, 0, 10, 1, 4], [4, 2, 20, 3, 8]])
+    cv = CVReport(
+        folds=["fold0", "fold1"], epochs_per_fold=3, conf=0.25, cv=count_metrics(truth, truth + [1, 0, -3, 0, 2]),
+        baseline_training_mean=count_metrics(truth, np.full_like(truth, 5)), mean_chip_map50=0.5,
+    )  # fmt: skip
     metrics = summary_metrics(cv)
-    assert metrics["cv_competition_rmse"] == 3.0 and metrics["baseline_training_mean_competition_rmse"] == 9.0
-    assert list(metrics["cv_rmse_per_class"]) == list(SEA_LION_CLASSES)
+    assert metrics["cv_competition_rmse"] == round(np.mean([1, 0, 3, 0, 2]), 3)
+    assert metrics["baseline_training_mean_competition_rmse"] == round(cv.baseline_training_mean.competition_rmse, 3)
+    assert metrics["cv_rmse_per_class"] == dict(zip(SEA_LION_CLASSES, [1.0, 0.0, 3.0, 0.0, 2.0], strict=True))
+    assert (metrics["cv_folds"], metrics["cv_photos"], metrics["conf"]) == (2, 2, 0.25)
     assert yaml.safe_load(yaml.safe_dump(metrics)) == metrics  # fits in the manifest
 
 
@@ -190,7 +189,7 @@ def test_mlflow_tracking_to_a_local_store(trained, tmp_path, monkeypatch):
         ),
         command="tracked",
     )  # fmt: skip
-    run = mlflow.get_run(record["mlflow_run_id"])
+    run = mlflow.get_run(record.mlflow_run_id)
     assert run.info.status == "FINISHED"
     assert run.data.params["epochs"] == "1" and run.data.params["flipud"] == "0.5"
     assert any(key.startswith("train/") for key in run.data.metrics)

@@ -21,11 +21,14 @@ from detector.classes import SEA_LION_CLASSES
 from detector.errors import ModelResolutionError
 from detector.settings import ModelSettings
 from detector.versions.hub import resolve_weights
+from detector.versions.manifest import load_manifest
 from detector.versions.weights_facts import FACTS_KEY, WeightsFacts, read_weights_facts
 from tests.helpers import REPO_ROOT, build_untrained_model
 from training.dataset import BuildOptions, ChipOptions, build_dataset
 from training.evaluate import guarded_thresholds
 from training.io import DatasetRecord, TrainingError
+from training.publish import summary_metrics
+from training.records import Calibration, CVReport, ReleaseState, RevisionMetrics
 from training.release import Release, ReleaseOptions, make_plan, split_chips
 from training.release import main as release_main
 from training.train import TrainConfig, read_record, resume, run_state, stamp_run, train, train_or_resume
@@ -58,7 +61,7 @@ def resumed_run(dataset) -> dict:
     run = runs / "killed"
     process = subprocess.Popen(command, cwd=REPO_ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 600
-    while (read_record(run) or {}).get("epochs_run", 0) < 1:
+    while (record := read_record(run)) is None or record.epochs_run < 1:
         assert process.poll() is None, process.stderr.read().decode()[-2000:]
         assert time.time() < deadline, "the first epoch did not finish in 10 minutes"
         time.sleep(0.05)
@@ -73,21 +76,21 @@ def resumed_run(dataset) -> dict:
 
 def test_a_killed_run_says_it_was_cut_and_loses_at_most_an_epoch(resumed_run):
     cut, last = resumed_run["cut"], resumed_run["last"]
-    assert cut["status"] == "running" and resumed_run["state"] == "cut"  # the killed process no longer runs
-    assert cut["epochs_run"] == 1 and cut["epochs_planned"] == 2 and cut["wall_time_s"] > 0
+    assert cut.status == "running" and resumed_run["state"] == "cut"  # the killed process no longer runs
+    assert cut.epochs_run == 1 and cut.epochs_planned == 2 and cut.wall_time_s > 0
     assert last["epoch"] == 0 and last["optimizer"] is not None  # the first epoch's checkpoint, resumable
     assert WeightsFacts.from_dict(last[FACTS_KEY]) == replace(FACTS, dataset=last[FACTS_KEY]["dataset"])
 
 
 def test_a_resumed_run_finishes_with_one_record_of_both_invocations(resumed_run):
     record, run = resumed_run["record"], resumed_run["run"]
-    assert record["status"] == "finished" and record["stopped_by"] == "epochs" and record["epochs_run"] == 2
-    assert [(s["from_epoch"], s["to_epoch"], s["status"]) for s in record["segments"]] == [
+    assert record.status == "finished" and record.stopped_by == "epochs" and record.epochs_run == 2
+    assert [(s.from_epoch, s.to_epoch, s.status) for s in record.segments] == [
         (0, 1, "cut"),
         (1, 2, "finished"),
     ]
-    assert record["wall_time_s"] == pytest.approx(sum(s["seconds"] for s in record["segments"]), abs=0.2)
-    assert json.loads((run / "training_record.json").read_text()) == record
+    assert record.wall_time_s == pytest.approx(sum(s.seconds for s in record.segments), abs=0.2)
+    assert json.loads((run / "training_record.json").read_text()) == record.to_json()
     # The budget's clock went on from the checkpoint's training time instead of restarting at the resume.
     rows = (run / "results.csv").read_text().splitlines()[1:]
     times = [float(row.split(",")[1]) for row in rows]
@@ -106,10 +109,10 @@ def test_hours_end_the_run_by_its_time_budget(dataset):
             project=str(dataset.parent / "runs"), name="budget",
         )
     )  # fmt: skip
-    assert record["status"] == "finished" and record["stopped_by"] == "time budget"
-    assert record["hours"] == 0.0003 and record["ultralytics_args"]["time"] == 0.0003
-    assert 1 <= record["epochs_run"] < 50  # a 1 s budget: ultralytics refits the 50 epochs to what fits
-    assert record["train_seconds"] >= 0.0003 * 3600
+    assert record.status == "finished" and record.stopped_by == "time budget"
+    assert record.hours == 0.0003 and record.budget == 0.0003
+    assert 1 <= record.epochs_run < 50  # a 1 s budget: ultralytics refits the 50 epochs to what fits
+    assert record.train_seconds >= 0.0003 * 3600
 
 
 def test_weights_are_counted_at_the_ground_scale_they_record(resumed_run, dataset, tmp_path):
@@ -146,7 +149,7 @@ def test_stamp_records_the_facts_of_a_run_trained_before_they_were_recorded(resu
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)
         checkpoint.pop(FACTS_KEY)
         torch.save(checkpoint, path)
-    record = read_record(old)
+    record = read_record(old).to_json()
     for key in (FACTS_KEY, "status", "segments"):
         record.pop(key)
     (old / "training_record.json").write_text(json.dumps(record))
@@ -157,7 +160,8 @@ def test_stamp_records_the_facts_of_a_run_trained_before_they_were_recorded(resu
     assert stamp_run(old, dataset) == WeightsFacts(0.25, 96, SEA_LION_CLASSES, str(dataset))
     for path in (old / "weights").glob("*.pt"):
         assert read_weights_facts(path).ground_scale == 0.25
-    assert read_record(old)[FACTS_KEY]["chip_size"] == 96
+    stamped = read_record(old)
+    assert stamped.sealion_facts.chip_size == 96 and "status" not in stamped.to_json()  # only the facts were added
     assert resolve_weights(ModelSettings(weights=old / "weights" / "best.pt")).version.imgsz == 96
 
     (old / "training_record.json").unlink()  # still being trained by the old code, as far as anyone can tell
@@ -187,9 +191,9 @@ def test_the_release_prints_its_plan_and_writes_its_state(dataset, resumed_run, 
     printed = capsys.readouterr().out
     assert "release v3: 1.00 h of training on cpu, 2 folds" in printed
     assert "dataset    done" in printed and "final      todo  0." in printed and "fold0 0." in printed
-    state = json.loads((work / "release_state.json").read_text())
-    assert state["stages"]["dataset"]["status"] == "done" and state["stages"]["final"]["status"] == "pending"
-    assert state["plan"]["hours"] == 1.0 and set(state["plan"]["fold_hours"]) == {"fold0", "fold1"}
+    state = ReleaseState.read(work / "release_state.json")
+    assert state.stages["dataset"].status == "done" and state.stages["final"].status == "pending"
+    assert state.plan["hours"] == 1.0 and set(state.plan["fold_hours"]) == {"fold0", "fold1"}
 
     (work / "final").symlink_to(resumed_run["run"])  # a run trained elsewhere, linked in
     assert release_main([*argv, "--plan"]) == 0
@@ -207,24 +211,40 @@ def test_the_release_trains_the_folds_calibrates_and_resumes_from_its_outputs(da
         hours=0.0006, data=TINY, work=work, manifest=tmp_path / "manifest.yaml", overrides={"val": False, "batch": 4}
     )
     state = Release(options, "test").run(until="calibrate")
-    assert [state["stages"][s]["status"] for s in ("dataset", "final", "cv", "calibrate", "publish")] == [
+    assert [state.stages[s].status for s in ("dataset", "final", "cv", "calibrate", "publish")] == [
         "done", "done", "done", "done", "pending",
     ]  # fmt: skip
-    cv = json.loads((work / "cv" / "cv_metrics.json").read_text())
-    assert set(cv["hours_per_fold"]) == {"fold0", "fold1"} and cv["epochs_per_fold"] != 400
+    cv = CVReport.read_from(work / "cv")
+    assert set(cv.hours_per_fold) == {"fold0", "fold1"} and cv.epochs_per_fold != 400
     for name in ("fold0", "fold1"):
         record = read_record(work / "cv" / name)
-        assert record["stopped_by"] == "time budget" and record["hours"] == cv["hours_per_fold"][name]
+        assert record.stopped_by == "time budget" and record.hours == cv.hours_per_fold[name]
+        assert cv.fold_training[name].epochs_run == record.epochs_run
         assert read_weights_facts(work / "cv" / name / "weights" / "best.pt").ground_scale == 0.25
-    assert (work / "cv" / "calibration.json").is_file()
+    calibration = Calibration.read(work / "cv" / "calibration.json")
+    assert calibration.photos == [row.photo_id for row in cv.per_photo]
+    assert set(calibration.class_conf) == set(SEA_LION_CLASSES)
     trained_at = (work / "cv" / "fold0" / "weights" / "best.pt").stat().st_mtime_ns
     again = Release(options, "test again").run(until="calibrate")  # a rerun finds every output: trains nothing
-    assert again["stages"]["cv"]["status"] == "done"
+    assert again.stages["cv"].status == "done" and again.stages["calibrate"].seconds is not None
     assert (work / "cv" / "fold0" / "weights" / "best.pt").stat().st_mtime_ns == trained_at
     fold0 = DatasetRecord.read(dataset).splits["fold0"]
     other = TrainConfig(data=fold0, hours=0.5, project=str(work / "cv"), name="fold0", extra={"val": False})
     with pytest.raises(TrainingError, match="other settings .*0.5 hours"):  # reused only as it was asked for
         train_or_resume(other)
+
+    # Publishing reads the typed records (the final run's, the CV report, the calibration) through the command line.
+    repo = tmp_path / "hub" / "sealion-tests" / "release"
+    published = Release(replace(options, git_repo=repo), "test publish").run(until="publish")
+    assert published.stages["publish"].status == "done"
+    version = load_manifest(options.manifest).get(options.version)
+    assert dict(version.metrics) == summary_metrics(cv, calibration=calibration)
+    assert dict(version.class_conf) == calibration.class_conf and version.imgsz == read_record(work / "final").imgsz
+    shown = subprocess.run(["git", "show", f"{options.version}:metrics.json"], cwd=repo, capture_output=True,
+                           text=True, check=True)  # fmt: skip
+    revision = RevisionMetrics.from_json(shown.stdout, "metrics.json")
+    assert revision.cross_validation == cv and revision.calibration == calibration
+    assert revision.training == read_record(work / "final").final_val_metrics
 
 
 def test_the_threshold_guard_works_with_the_one_other_fold_of_a_two_fold_cv():

@@ -25,7 +25,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import yaml
 
 from detector.classes import BODY_LENGTH_PX, SEA_LION_CLASSES
 from detector.counting.images import rescale
@@ -40,6 +39,7 @@ from training.dots import (
     paint_out_dots,
 )
 from training.io import DatasetRecord, Dots, PhotoEntry, TrainingError, read_counts, read_dots_table, read_rgb
+from training.records import DataSplit
 
 logger = logging.getLogger(__name__)
 
@@ -337,18 +337,16 @@ def write_split(
 
     listing(train_ids, out / f"{name}_train.txt")
     listing(val_ids, out / f"{name}_val.txt")
-    data = {
-        "path": str(out.resolve()),
-        "train": f"{name}_train.txt",
-        "val": f"{name}_val.txt",
-        "names": dict(enumerate(SEA_LION_CLASSES)),
-        "train_photos": list(train_ids),
-        "val_photos": list(val_ids),
-        "val_is_training_data": bool(overlap) or monitor_only,
-    }
-    path = split_dir / "data.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
+    split = DataSplit(
+        path=str(out.resolve()),
+        train=f"{name}_train.txt",
+        val=f"{name}_val.txt",
+        names=dict(enumerate(SEA_LION_CLASSES)),
+        train_photos=list(train_ids),
+        val_photos=list(val_ids),
+        val_is_training_data=bool(overlap) or monitor_only,
+    )
+    return split.write(split_dir / "data.yaml")
 
 
 @dataclass

@@ -14,7 +14,6 @@ the dot count.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -30,6 +29,21 @@ from detector.settings import DEFAULT_CONF
 from detector.versions.hub import ResolvedWeights
 from detector.versions.manifest import ModelVersion
 from training.io import DatasetRecord, PhotoEntry, TrainingError
+from training.records import (
+    CV_REPORT,
+    Calibration,
+    CalibrationRow,
+    ChipMetrics,
+    ClassError,
+    CountMetrics,
+    CVReport,
+    DataSplit,
+    Evaluation,
+    FoldTraining,
+    PaintedComparison,
+    PaintedRow,
+    PhotoCounts,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -39,24 +53,24 @@ def truth_counts(record: PhotoEntry) -> dict[str, int]:
     return dict(record.official_counts or record.dot_counts)
 
 
-def count_metrics(truth: np.ndarray, predicted: np.ndarray) -> dict[str, Any]:
+def count_metrics(truth: np.ndarray, predicted: np.ndarray) -> CountMetrics:
     """Per-class MAE/RMSE, competition metric and total-count errors of (photos, classes) count arrays."""
     truth = np.asarray(truth, dtype=np.float64).reshape(-1, len(SEA_LION_CLASSES))
     predicted = np.asarray(predicted, dtype=np.float64).reshape(truth.shape)
     error = predicted - truth
     rmse = np.sqrt((error**2).mean(axis=0))
     total_error = error.sum(axis=1)
-    return {
-        "photos": int(len(truth)),
-        "per_class": {
-            name: {"mae": float(np.abs(error[:, i]).mean()), "rmse": float(rmse[i]), "bias": float(error[:, i].mean())}
+    return CountMetrics(
+        photos=int(len(truth)),
+        per_class={
+            name: ClassError(mae=float(np.abs(error[:, i]).mean()), rmse=float(rmse[i]), bias=float(error[:, i].mean()))
             for i, name in enumerate(SEA_LION_CLASSES)
         },
-        "competition_rmse": float(rmse.mean()),
-        "total_mae": float(np.abs(total_error).mean()),
-        "total_bias": float(total_error.mean()),
-        "total_relative_error": float(np.abs(total_error).sum() / max(1.0, truth.sum())),
-    }
+        competition_rmse=float(rmse.mean()),
+        total_mae=float(np.abs(total_error).mean()),
+        total_bias=float(total_error.mean()),
+        total_relative_error=float(np.abs(total_error).sum() / max(1.0, truth.sum())),
+    )
 
 
 def load_detector(
@@ -73,7 +87,9 @@ def load_detector(
     return Detector(ResolvedWeights(weights, version.sha256, "local", version), device=device)
 
 
-def count_photos(detector, dataset: Path, records: Sequence[PhotoEntry], ground_scale: float, conf: float):
+def count_photos(
+    detector, dataset: Path, records: Sequence[PhotoEntry], ground_scale: float, conf: float
+) -> tuple[np.ndarray, list[PhotoCounts]]:
     """Run the detector on whole photos; returns the (photos, classes) count array and per-photo rows."""
     predicted, rows = [], []
     for record in records:
@@ -81,18 +97,18 @@ def count_photos(detector, dataset: Path, records: Sequence[PhotoEntry], ground_
         counts = [result.counts[name] for name in SEA_LION_CLASSES]
         predicted.append(counts)
         rows.append(
-            {
-                "photo_id": record.photo_id,
-                "truth": [truth_counts(record)[n] for n in SEA_LION_CLASSES],
-                "predicted": counts,
-                "tiles": result.tiles,
-                "seconds": round(result.timings_ms["total"] / 1000, 2),
-            }
+            PhotoCounts(
+                photo_id=record.photo_id,
+                truth=[truth_counts(record)[n] for n in SEA_LION_CLASSES],
+                predicted=counts,
+                tiles=result.tiles,
+                seconds=round(result.timings_ms["total"] / 1000, 2),
+            )
         )
     return np.array(predicted).reshape(-1, len(SEA_LION_CLASSES)), rows
 
 
-def chip_map50(weights: Path, data_yaml: Path, imgsz: int, device: str = "cpu") -> dict[str, Any]:
+def chip_map50(weights: Path, data_yaml: Path, imgsz: int, device: str = "cpu") -> ChipMetrics:
     """Detection mAP@0.5 (all classes and per class) on a split's validation chips, with ultralytics ``val``."""
     from ultralytics import YOLO
 
@@ -101,7 +117,7 @@ def chip_map50(weights: Path, data_yaml: Path, imgsz: int, device: str = "cpu") 
     )
     pairs = zip(metrics.box.ap_class_index, metrics.box.ap50, strict=True)
     per_class = {SEA_LION_CLASSES[int(c)]: float(ap) for c, ap in pairs}
-    return {"map50": float(metrics.box.map50), "map50_95": float(metrics.box.map), "per_class_map50": per_class}
+    return ChipMetrics(map50=float(metrics.box.map50), map50_95=float(metrics.box.map), per_class_map50=per_class)
 
 
 def evaluate_model(
@@ -112,7 +128,7 @@ def evaluate_model(
     conf: float = DEFAULT_CONF,
     data_yaml: Path | None = None,
     device: str | None = None,
-) -> dict[str, Any]:
+) -> Evaluation:
     """Count metrics of one model on ``photo_ids`` (and the training-mean baseline from ``train_ids``)."""
     summary = DatasetRecord.read(dataset)
     by_id = summary.by_id
@@ -124,26 +140,25 @@ def evaluate_model(
     records = [by_id[p] for p in photo_ids]
     predicted, rows = count_photos(detector, dataset, records, ground_scale, conf)
     truth = np.array([[truth_counts(r)[n] for n in SEA_LION_CLASSES] for r in records])
-    result = {"weights": str(weights), "conf": conf, "imgsz": imgsz, "ground_scale": ground_scale}
-    result["model"] = count_metrics(truth, predicted)
+    optional: dict[str, Any] = {}
     if train_ids:
         mean = np.array([[truth_counts(by_id[p])[n] for n in SEA_LION_CLASSES] for p in train_ids]).mean(axis=0)
-        result["baseline_training_mean"] = count_metrics(truth, np.tile(mean, (len(truth), 1)))
-    result["per_photo"] = rows
+        optional["baseline_training_mean"] = count_metrics(truth, np.tile(mean, (len(truth), 1)))
     if data_yaml is not None:
-        result["chips"] = chip_map50(weights, data_yaml, imgsz, device or "cpu")
-    return result
+        optional["chips"] = chip_map50(weights, data_yaml, imgsz, device or "cpu")
+    return Evaluation(
+        weights=str(weights), conf=conf, imgsz=imgsz, ground_scale=ground_scale, model=count_metrics(truth, predicted),
+        per_photo=rows, **optional,
+    )  # fmt: skip
 
 
 def cross_validate(
     dataset: Path, out: Path, epochs: int, model: str = "yolov5n.yaml", conf: float = DEFAULT_CONF, device: str = "cpu",
     folds: Sequence[str] | None = None, extra: Mapping[str, Any] | None = None, init: str | None = None,
     grey: float = 0.1, fold_hours: Mapping[str, float] | None = None,
-) -> dict[str, Any]:  # fmt: skip
+) -> CVReport:  # fmt: skip
     """Train one model per fold (same recipe as the default, ``epochs`` epochs, or ``fold_hours[fold]`` hours) and
     count on the unseen photos. A fold already trained in ``out`` is reused, one that was cut is resumed."""
-    import yaml
-
     from training.train import TrainConfig, train_or_resume
 
     summary = DatasetRecord.read(dataset)
@@ -154,7 +169,7 @@ def cross_validate(
     truth, predicted, baseline, rows, chips, timings, ran = [], [], [], [], {}, {}, {}
     for name in fold_names:
         data_yaml = Path(summary.splits[name])
-        split = yaml.safe_load(data_yaml.read_text())
+        train_ids, val_ids = DataSplit.read(data_yaml).photo_ids(data_yaml)
         started = time.perf_counter()
         record = train_or_resume(
             TrainConfig(
@@ -163,38 +178,35 @@ def cross_validate(
             ),
             command=f"cross-validation fold {name}",
         )  # fmt: skip
-        result = evaluate_model(
-            Path(record["weights"]), dataset, split["val_photos"], split["train_photos"], conf, data_yaml, device
-        )
+        result = evaluate_model(Path(record.weights), dataset, val_ids, train_ids, conf, data_yaml, device)
         timings[name] = round(time.perf_counter() - started, 1)
-        ran[name] = {"epochs_run": record.get("epochs_run"), "train_wall_time_s": record.get("wall_time_s")}
-        for row in result["per_photo"]:
-            truth.append(row["truth"])
-            predicted.append(row["predicted"])
-            rows.append({**row, "fold": name})
-        mean = np.array([[truth_counts(by_id[p])[n] for n in SEA_LION_CLASSES] for p in split["train_photos"]]).mean(0)
-        baseline += [mean.tolist()] * len(result["per_photo"])
-        chips[name] = result["chips"]
-        (out / f"{name}_metrics.json").write_text(json.dumps(result, indent=2))
-    report = {
-        "folds": fold_names,
-        "epochs_per_fold": epochs_text([r["epochs_run"] for r in ran.values()]) if fold_hours else epochs,
-        "hours_per_fold": dict(fold_hours or {}),
-        "fold_training": ran,
-        "train_overrides": dict(extra or {}),
-        "model": model,
-        "init": init,
-        "grey": grey,
-        "conf": conf,
-        "cv": count_metrics(np.array(truth), np.array(predicted)),
-        "baseline_training_mean": count_metrics(np.array(truth), np.array(baseline)),
-        "chips_map50": chips,
-        "mean_chip_map50": float(np.mean([c["map50"] for c in chips.values()])),
-        "per_photo": rows,
-        "fold_seconds": timings,
-    }
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "cv_metrics.json").write_text(json.dumps(report, indent=2))
+        ran[name] = FoldTraining(epochs_run=record.epochs_run, train_wall_time_s=record.wall_time_s)
+        for row in result.per_photo:
+            truth.append(row.truth)
+            predicted.append(row.predicted)
+            rows.append(row.changed(fold=name))
+        mean = np.array([[truth_counts(by_id[p])[n] for n in SEA_LION_CLASSES] for p in train_ids]).mean(0)
+        baseline += [mean.tolist()] * len(result.per_photo)
+        chips[name] = result.chips
+        result.write(out / f"{name}_metrics.json")
+    report = CVReport(
+        folds=fold_names,
+        epochs_per_fold=epochs_text([r.epochs_run for r in ran.values()]) if fold_hours else epochs,
+        hours_per_fold=dict(fold_hours or {}),
+        fold_training=ran,
+        train_overrides=dict(extra or {}),
+        model=model,
+        init=init,
+        grey=grey,
+        conf=conf,
+        cv=count_metrics(np.array(truth), np.array(predicted)),
+        baseline_training_mean=count_metrics(np.array(truth), np.array(baseline)),
+        chips_map50=chips,
+        mean_chip_map50=float(np.mean([c.map50 for c in chips.values()])),
+        per_photo=rows,
+        fold_seconds=timings,
+    )
+    report.write(out / CV_REPORT)
     return report
 
 
@@ -208,14 +220,8 @@ def epochs_text(epochs_run: Sequence[int | None]) -> int | str:
 
 def fold_photos(summary: DatasetRecord, fold_names: Sequence[str]) -> dict[str, list[str]]:
     """The unseen (validation) photo ids of each cross-validation fold, from the dataset's split files."""
-    import yaml
-
-    return {name: yaml.safe_load(Path(summary.splits[name]).read_text())["val_photos"] for name in fold_names}
-
-
-def calibration_file(cv_dir: Path, greyscale_input: bool = False) -> Path:
-    """Where :func:`calibrate` writes its report."""
-    return Path(cv_dir) / ("calibration-grey.json" if greyscale_input else "calibration.json")
+    splits = {name: Path(summary.splits[name]) for name in fold_names}
+    return {name: DataSplit.read(path).photo_ids(path)[1] for name, path in splits.items()}
 
 
 THRESHOLD_GRID = np.round(np.arange(0.02, 0.91, 0.01), 2)  # candidate per-class count thresholds
@@ -282,7 +288,7 @@ def guarded_thresholds(
     return np.where(calibrated_err < default_err, unguarded, defaults), unguarded
 
 
-def calibrate(dataset: Path, cv_dir: Path, device: str | None = None, greyscale_input: bool = False) -> dict[str, Any]:
+def calibrate(dataset: Path, cv_dir: Path, device: str | None = None, greyscale_input: bool = False) -> Calibration:
     """Per-class count thresholds from a cross-validation's fold models and their unseen photos.
 
     1. Each fold model counts its unseen photos at a low floor; every detection's class and confidence is kept.
@@ -295,10 +301,10 @@ def calibrate(dataset: Path, cv_dir: Path, device: str | None = None, greyscale_
     report is then ``calibration-grey.json``.
     """
     summary = DatasetRecord.read(dataset)
-    cv = json.loads((Path(cv_dir) / "cv_metrics.json").read_text())
+    cv = CVReport.read_from(cv_dir)
     by_id = summary.by_id
     imgsz, ground_scale = summary.chip_size, summary.ground_scale
-    folds = fold_photos(summary, cv["folds"])
+    folds = fold_photos(summary, cv.folds)
     detectors = {
         name: load_detector(Path(cv_dir) / name / "weights" / "best.pt", imgsz, ground_scale, device, greyscale_input)
         for name in folds
@@ -312,7 +318,7 @@ def calibrate(dataset: Path, cv_dir: Path, device: str | None = None, greyscale_
     order = [p for photos in folds.values() for p in photos]
     truth_of = {p: np.array([truth_counts(by_id[p])[n] for n in SEA_LION_CLASSES]) for p in order}
     truth = np.array([truth_of[p] for p in order])
-    default = float(cv["conf"])
+    default = float(cv.conf)
     shipped, unguarded = guarded_thresholds(folds, truth_of, found, default)
     honest, unguarded_honest, per_fold = [], [], {}
     for name, photos in folds.items():
@@ -324,53 +330,53 @@ def calibrate(dataset: Path, cv_dir: Path, device: str | None = None, greyscale_
                                            photo_scale=ground_scale)  # fmt: skip
             honest.append([result.counts[n] for n in SEA_LION_CLASSES])
             unguarded_honest.append(counts_at(*found[photo_id], plain))
-    uniform = {row["photo_id"]: row["predicted"] for row in cv["per_photo"]}
+    uniform = {row.photo_id: row.predicted for row in cv.per_photo}
     if greyscale_input:  # the CV counted colour photos: count the greyscale copies at the same uniform conf
-        uniform = {p: counts_at(*found[p], np.full(len(SEA_LION_CLASSES), cv["conf"])).tolist() for p in order}
+        uniform = {p: counts_at(*found[p], np.full(len(SEA_LION_CLASSES), cv.conf)).tolist() for p in order}
     uniform_metrics = count_metrics(truth, np.array([uniform[p] for p in order]))
     honest_metrics = count_metrics(truth, np.array(honest))
     # The second guard: per-class thresholds ship only when the whole procedure, repeated on each fold's unseen
     # photos, counts better than the uniform conf; otherwise every class keeps the uniform conf.
-    calibration_helps = honest_metrics["competition_rmse"] < uniform_metrics["competition_rmse"]
+    calibration_helps = honest_metrics.competition_rmse < uniform_metrics.competition_rmse
     if not calibration_helps:
         shipped, honest_metrics = np.full(len(SEA_LION_CLASSES), default), uniform_metrics
-    report = {
-        "dataset": str(dataset),
-        "cv_dir": str(cv_dir),
-        "greyscale_input": greyscale_input,
-        "grid": [float(THRESHOLD_GRID[0]), float(THRESHOLD_GRID[-1]), 0.01],
-        "calibration_helps": calibration_helps,
-        "class_conf": dict(zip(SEA_LION_CLASSES, shipped.tolist(), strict=True)),
-        "class_conf_unguarded": dict(zip(SEA_LION_CLASSES, unguarded.tolist(), strict=True)),
-        "class_conf_per_fold": per_fold,
-        "photos": order,
-        "uniform_conf": cv["conf"],
-        "metrics_uniform_conf": uniform_metrics,
-        "metrics_calibrated_other_folds": honest_metrics,  # what ships, counted on photos its thresholds never saw
-        "metrics_per_class_thresholds_other_folds": count_metrics(truth, np.array(honest)),
-        "metrics_unguarded_other_folds": count_metrics(truth, np.array(unguarded_honest)),
-        "metrics_unguarded_in_sample": count_metrics(truth, np.array([counts_at(*found[p], unguarded) for p in order])),
-        "baseline_training_mean": cv["baseline_training_mean"],
-        "per_photo": [
-            {"photo_id": p, "truth": t.tolist(), "uniform": list(uniform[p]), "calibrated": h}
+    report = Calibration(
+        dataset=str(dataset),
+        cv_dir=str(cv_dir),
+        greyscale_input=greyscale_input,
+        grid=[float(THRESHOLD_GRID[0]), float(THRESHOLD_GRID[-1]), 0.01],
+        calibration_helps=calibration_helps,
+        class_conf=dict(zip(SEA_LION_CLASSES, shipped.tolist(), strict=True)),
+        class_conf_unguarded=dict(zip(SEA_LION_CLASSES, unguarded.tolist(), strict=True)),
+        class_conf_per_fold=per_fold,
+        photos=order,
+        uniform_conf=cv.conf,
+        metrics_uniform_conf=uniform_metrics,
+        metrics_calibrated_other_folds=honest_metrics,
+        metrics_per_class_thresholds_other_folds=count_metrics(truth, np.array(honest)),
+        metrics_unguarded_other_folds=count_metrics(truth, np.array(unguarded_honest)),
+        metrics_unguarded_in_sample=count_metrics(truth, np.array([counts_at(*found[p], unguarded) for p in order])),
+        baseline_training_mean=cv.baseline_training_mean,
+        per_photo=[
+            CalibrationRow(photo_id=p, truth=t.tolist(), uniform=list(uniform[p]), calibrated=h)
             for p, t, h in zip(order, truth, honest, strict=True)
         ],
-    }
-    calibration_file(cv_dir, greyscale_input).write_text(json.dumps(report, indent=2))
+    )
+    report.write(Calibration.file_in(cv_dir, greyscale_input))
     return report
 
 
-def compare_painted(dataset: Path, painted: Path, cv_dir: Path, device: str | None = None) -> dict[str, Any]:
+def compare_painted(dataset: Path, painted: Path, cv_dir: Path, device: str | None = None) -> PaintedComparison:
     """Is a painted-out dotted copy a fair stand-in for the raw photo? Each photo of ``painted`` (built with
     ``--prefer-painted``) is counted twice by the CV fold model that never saw it: on its raw photo (``dataset``)
     and on its painted-out copy; both at the fold model's uniform conf."""
     summary, other = DatasetRecord.read(dataset), DatasetRecord.read(painted)
-    cv = json.loads((Path(cv_dir) / "cv_metrics.json").read_text())
+    cv = CVReport.read_from(cv_dir)
     imgsz, ground_scale = summary.chip_size, summary.ground_scale
     if other.ground_scale != ground_scale:
         raise TrainingError(f"{painted} is at ground scale {other.ground_scale}, {dataset} at {ground_scale}")
     by_id = summary.by_id
-    fold_of = {photo_id: name for name, photos in fold_photos(summary, cv["folds"]).items() for photo_id in photos}
+    fold_of = {photo_id: name for name, photos in fold_photos(summary, cv.folds).items() for photo_id in photos}
     rows = []
     for record in other.photos:
         photo_id = record.photo_id
@@ -379,41 +385,42 @@ def compare_painted(dataset: Path, painted: Path, cv_dir: Path, device: str | No
         detector = load_detector(Path(cv_dir) / fold_of[photo_id] / "weights" / "best.pt", imgsz, ground_scale, device)
         counts = {}
         for label, folder, rec in (("raw", dataset, by_id[photo_id]), ("painted", painted, record)):
-            result = detector.count(str(Path(folder) / rec.image), conf=cv["conf"], photo_scale=ground_scale)
+            result = detector.count(str(Path(folder) / rec.image), conf=cv.conf, photo_scale=ground_scale)
             counts[label] = [result.counts[n] for n in SEA_LION_CLASSES]
-        rows.append({"photo_id": photo_id, "fold": fold_of[photo_id], "truth": truth_counts(by_id[photo_id]), **counts})
-    raw, painted_counts = np.array([r["raw"] for r in rows]), np.array([r["painted"] for r in rows])
-    truth = np.array([[r["truth"][n] for n in SEA_LION_CLASSES] for r in rows])
-    report = {
-        "photos": rows,
-        "raw_vs_truth": count_metrics(truth, raw),
-        "painted_vs_truth": count_metrics(truth, painted_counts),
-        "painted_minus_raw_total": (painted_counts.sum(axis=1) - raw.sum(axis=1)).tolist(),
-    }
-    (Path(cv_dir) / "painted_vs_raw.json").write_text(json.dumps(report, indent=2))
+        truth_of = truth_counts(by_id[photo_id])
+        rows.append(PaintedRow(photo_id=photo_id, fold=fold_of[photo_id], truth=truth_of, **counts))
+    raw, painted_counts = np.array([r.raw for r in rows]), np.array([r.painted for r in rows])
+    truth = np.array([[r.truth[n] for n in SEA_LION_CLASSES] for r in rows])
+    report = PaintedComparison(
+        photos=rows,
+        raw_vs_truth=count_metrics(truth, raw),
+        painted_vs_truth=count_metrics(truth, painted_counts),
+        painted_minus_raw_total=(painted_counts.sum(axis=1) - raw.sum(axis=1)).tolist(),
+    )
+    report.write(Path(cv_dir) / PaintedComparison.FILE)
     return report
 
 
-def format_table(model: Mapping[str, Any], baseline: Mapping[str, Any] | None = None) -> str:
+def format_table(model: CountMetrics, baseline: CountMetrics | None = None) -> str:
     """A plain-text table: per-class MAE/RMSE of the model (and the baseline), competition metric, totals."""
     head = f"{'class':<16}{'MAE':>8}{'RMSE':>8}{'bias':>8}"
     if baseline:
         head += f"{'base MAE':>10}{'base RMSE':>11}"
     lines = [head]
     for name in SEA_LION_CLASSES:
-        m = model["per_class"][name]
-        line = f"{name:<16}{m['mae']:>8.2f}{m['rmse']:>8.2f}{m['bias']:>8.2f}"
+        m = model.per_class[name]
+        line = f"{name:<16}{m.mae:>8.2f}{m.rmse:>8.2f}{m.bias:>8.2f}"
         if baseline:
-            b = baseline["per_class"][name]
-            line += f"{b['mae']:>10.2f}{b['rmse']:>11.2f}"
+            b = baseline.per_class[name]
+            line += f"{b.mae:>10.2f}{b.rmse:>11.2f}"
         lines.append(line)
-    line = f"{'mean RMSE (competition)':<32}{model['competition_rmse']:>8.2f}"
+    line = f"{'mean RMSE (competition)':<32}{model.competition_rmse:>8.2f}"
     if baseline:
-        line += f"{'':>10}{baseline['competition_rmse']:>11.2f}"
+        line += f"{'':>10}{baseline.competition_rmse:>11.2f}"
     lines.append(line)
-    line = f"{'total count MAE':<32}{model['total_mae']:>8.2f}"
+    line = f"{'total count MAE':<32}{model.total_mae:>8.2f}"
     if baseline:
-        line += f"{'':>10}{baseline['total_mae']:>11.2f}"
+        line += f"{'':>10}{baseline.total_mae:>11.2f}"
     lines.append(line)
     return "\n".join(lines)
 
@@ -468,56 +475,52 @@ def _main(argv: Sequence[str] | None = None) -> int:
         report = cross_validate(
             args.dataset, out, args.epochs, args.model, args.conf, args.device, folds, extra, args.init, args.grey
         )
-        print(f"cross-validation, {len(report['folds'])} folds x {args.epochs} epochs, {report['cv']['photos']} photos")
-        print(format_table(report["cv"], report["baseline_training_mean"]))
-        print(f"mAP@0.5 on validation chips, mean over folds: {report['mean_chip_map50']:.3f}")
-        print(f"wrote {out / 'cv_metrics.json'} in {time.perf_counter() - started:.0f}s")
+        print(f"cross-validation, {len(report.folds)} folds x {args.epochs} epochs, {report.cv.photos} photos")
+        print(format_table(report.cv, report.baseline_training_mean))
+        print(f"mAP@0.5 on validation chips, mean over folds: {report.mean_chip_map50:.3f}")
+        print(f"wrote {out / CV_REPORT} in {time.perf_counter() - started:.0f}s")
         return 0
     if args.compare_painted:
         if not args.cv_dir:
             parser.error("--compare-painted needs --cv-dir (the finished --cv run whose fold models count)")
         report = compare_painted(args.dataset, args.compare_painted, args.cv_dir, args.device)
         print(f"{'photo':>6}  truth / raw photo / painted-out copy  ({', '.join(SEA_LION_CLASSES)})")
-        for row in report["photos"]:
-            truth = [row["truth"][n] for n in SEA_LION_CLASSES]
-            print(f"{row['photo_id']:>6}  {truth} / {row['raw']} / {row['painted']}")
-        for label in ("raw_vs_truth", "painted_vs_truth"):
-            m = report[label]
-            print(f"{label}: competition RMSE {m['competition_rmse']:.2f}, total MAE {m['total_mae']:.1f}")
+        for row in report.photos:
+            truth = [row.truth[n] for n in SEA_LION_CLASSES]
+            print(f"{row.photo_id:>6}  {truth} / {row.raw} / {row.painted}")
+        for label, m in (("raw_vs_truth", report.raw_vs_truth), ("painted_vs_truth", report.painted_vs_truth)):
+            print(f"{label}: competition RMSE {m.competition_rmse:.2f}, total MAE {m.total_mae:.1f}")
         return 0
     if args.calibrate:
         report = calibrate(args.dataset, args.calibrate, args.device, args.greyscale_input)
-        print("per-class count thresholds:", report["class_conf"])
-        print(f"uniform conf {report['uniform_conf']}:")
-        print(format_table(report["metrics_uniform_conf"], report["baseline_training_mean"]))
+        print("per-class count thresholds:", report.class_conf)
+        print(f"uniform conf {report.uniform_conf}:")
+        print(format_table(report.metrics_uniform_conf, report.baseline_training_mean))
         print("calibrated, thresholds chosen on the other folds (honest):")
-        print(format_table(report["metrics_calibrated_other_folds"], report["baseline_training_mean"]))
-        unguarded = report["metrics_unguarded_other_folds"]["competition_rmse"]
-        print(f"(every class calibrated, no guard: {unguarded:.2f} on the other folds)", report["class_conf_unguarded"])
-        print(f"wrote {calibration_file(args.calibrate, args.greyscale_input)} in {time.perf_counter() - started:.0f}s")
+        print(format_table(report.metrics_calibrated_other_folds, report.baseline_training_mean))
+        unguarded = report.metrics_unguarded_other_folds.competition_rmse
+        print(f"(every class calibrated, no guard: {unguarded:.2f} on the other folds)", report.class_conf_unguarded)
+        written = Calibration.file_in(args.calibrate, args.greyscale_input)
+        print(f"wrote {written} in {time.perf_counter() - started:.0f}s")
         return 0
     if args.weights is None:
         parser.error("--weights is required without --cv, --calibrate or --compare-painted")
     summary = DatasetRecord.read(args.dataset)
     data_yaml, train_ids = None, []
     if args.split:
-        import yaml
-
         data_yaml = Path(summary.splits[args.split])
-        split = yaml.safe_load(data_yaml.read_text())
-        photo_ids, train_ids = split["val_photos"], split["train_photos"]
+        train_ids, photo_ids = DataSplit.read(data_yaml).photo_ids(data_yaml)
     else:
         photo_ids = [p for p in args.photos.split(",") if p] or [r.photo_id for r in summary.photos]
     result = evaluate_model(args.weights, args.dataset, photo_ids, train_ids, args.conf, data_yaml, args.device)
     print(f"{'photo':>6}  truth -> predicted  ({', '.join(SEA_LION_CLASSES)})")
-    for row in result["per_photo"]:
-        print(f"{row['photo_id']:>6}  {row['truth']} -> {row['predicted']}  ({row['tiles']} tiles, {row['seconds']}s)")
-    print(format_table(result["model"], result.get("baseline_training_mean")))
-    if "chips" in result:
-        print(f"mAP@0.5 on validation chips: {result['chips']['map50']:.3f}")
+    for row in result.per_photo:
+        print(f"{row.photo_id:>6}  {row.truth} -> {row.predicted}  ({row.tiles} tiles, {row.seconds}s)")
+    print(format_table(result.model, result.baseline_training_mean))
+    if result.chips is not None:
+        print(f"mAP@0.5 on validation chips: {result.chips.map50:.3f}")
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2))
+        result.write(args.out)
         print(f"wrote {args.out}")
     return 0
 

@@ -36,7 +36,7 @@ from detector.versions.hub import ResolvedRuntime, ResolvedWeights, resolve_weig
 from detector.versions.manifest import DEFAULT_MANIFEST, ExportedRuntime, ModelVersion, add_version, load_manifest
 from detector.versions.runtimes import COUNT_TOLERANCE, EXPORT_CHOICES, counts_agree, is_int8, runtime_format
 from training.io import TrainingError
-from training.revision import add_to_git_revision, show
+from training.revision import PublishTarget
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO_ROOT / "examples"
@@ -65,6 +65,18 @@ class ExportOptions:
     @property
     def int8(self) -> bool:
         return is_int8(self.runtime)
+
+
+@dataclass(frozen=True)
+class ExportPlan:
+    """The exports to make of a version, and the photos each is checked on against torch (none: no check)."""
+
+    exports: tuple[ExportOptions, ...] = ()
+    check_photos: tuple[Path, ...] = ()
+
+    @property
+    def runtimes(self) -> list[str]:
+        return [options.runtime for options in self.exports]
 
 
 def calibration_yaml(calibration: Path) -> Path:
@@ -162,10 +174,8 @@ def _differences(reference: Mapping[str, int], other: Mapping[str, int]) -> dict
     return {c: f"{reference[c]} -> {other[c]}" for c in reference if other[c] != reference[c]}
 
 
-def export_version(
-    weights: ResolvedWeights, folder: Path, exports: Sequence[ExportOptions], check_photos: Sequence[Path]
-) -> ModelVersion:
-    """Export a version for each of ``exports`` into ``folder`` (the revision's files), check each against torch,
+def export_version(weights: ResolvedWeights, folder: Path, plan: ExportPlan) -> ModelVersion:
+    """Export a version for each of ``plan.exports`` into ``folder`` (the revision's files), check each against torch,
     and return the version with its ``runtimes`` and ``cpu_runtime`` (the fastest export whose counts held; with
     no photos to check, the first one that is not int8). An OpenVINO export is listed twice: ``openvino`` runs at
     the CPU's default precision (bf16 where the CPU has it), ``openvino-f32`` the same files in fp32."""
@@ -173,15 +183,15 @@ def export_version(
     imgsz = int(version.imgsz or DEFAULT_IMGSZ)
     runtimes = dict(version.runtimes)
     torch_side: dict[str, Any] = {}
-    for options in exports:
+    for options in plan.exports:
         record = export_runtime(weights.path, imgsz, folder, options)
         records = [record]
         if options.format == "openvino" and not options.int8:  # the same files, run in fp32 on every CPU
             records.append(replace(record, name=f"{record.name}-f32", inference_precision="f32"))
         for one in records:
-            if check_photos:
+            if plan.check_photos:
                 resolved = ResolvedRuntime(folder / one.path, "local", one)
-                one = replace(one, count_check=check_counts(weights, resolved, check_photos, torch_side))
+                one = replace(one, count_check=check_counts(weights, resolved, plan.check_photos, torch_side))
             runtimes[one.name] = one
     checked = [r for r in runtimes.values() if r.count_check.get("within_tolerance")]
     if checked:
@@ -209,23 +219,6 @@ def ship_runtimes(version: ModelVersion, folder: Path, weights_dir: Path, names:
     return replace(version, runtimes=runtimes)
 
 
-def add_to_hub_revision(
-    folder: Path, repo_id: str, tag: str, message: str, endpoint: str | None, token: str | None, card: str | None
-) -> str:
-    """The same on a hub (huggingface_hub): upload to a branch made from the tag, then move the tag there."""
-    from huggingface_hub import HfApi
-
-    api = HfApi(endpoint=endpoint, token=token)
-    branch = f"{tag}-runtimes"
-    api.create_branch(repo_id, branch=branch, revision=tag, exist_ok=True)
-    if card is not None:
-        (folder / "README.md").write_text(card)
-    info = api.upload_folder(repo_id=repo_id, folder_path=str(folder), revision=branch, commit_message=message)
-    api.delete_tag(repo_id, tag=tag)
-    api.create_tag(repo_id, tag=tag, revision=info.oid, tag_message=message)
-    return info.oid
-
-
 def updated_card(card_text: str, version: ModelVersion) -> str:
     """The revision's model card with the version's runtimes (and cpu_runtime) in its metadata."""
     from huggingface_hub import ModelCard, ModelCardData
@@ -241,36 +234,25 @@ def updated_card(card_text: str, version: ModelVersion) -> str:
 
 def export_and_publish(
     settings: ModelSettings,
-    exports: Sequence[ExportOptions],
+    plan: ExportPlan,
+    target: PublishTarget,
     *,
-    check_photos: Sequence[Path] = (),
-    git_repo: Path | None = None,
-    endpoint: str | None = None,
-    token: str | None = None,
     ship: bool = False,
     manifest: Path = DEFAULT_MANIFEST,
 ) -> ModelVersion:
-    """Export an existing manifest version, publish the files in its revision, pin them in the manifest."""
+    """Export an existing manifest version, publish the files in its revision (in the version's own repo at
+    ``target``), pin them in the manifest."""
     listed = load_manifest(manifest)
     version = listed.get(settings.version)
     weights = resolve_weights(replace(settings, manifest=Path(manifest)), listed)
+    target = target.for_repo(version.repo_id)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "revision"
-        exported = export_version(weights, folder, exports, check_photos)
-        message = f"sea lion counter {version.name}: {', '.join(o.runtime for o in exports)} export"
-        commit = version.commit
-        if git_repo is not None:
-            card = show(Path(git_repo), version.revision, "README.md") if version.revision else None
-            card = updated_card(card, exported) if card else None
-            commit = add_to_git_revision(folder, Path(git_repo), version.revision, message, card)
-        elif endpoint is not None:
-            from huggingface_hub import hf_hub_download
-
-            card_path = hf_hub_download(
-                version.repo_id, "README.md", revision=version.pinned_revision, endpoint=endpoint
-            )
-            card = updated_card(Path(card_path).read_text(), exported)
-            commit = add_to_hub_revision(folder, version.repo_id, version.revision, message, endpoint, token, card)
+        exported = export_version(weights, folder, plan)
+        message = f"sea lion counter {version.name}: {', '.join(plan.runtimes)} export"
+        card = target.current_card(version)
+        card = updated_card(card, exported) if card else None
+        commit = target.add_to_revision(folder, version.revision, message, card)
         cpu = exported.runtimes.get(exported.cpu_runtime or "")
         if ship and cpu and all((folder / file).is_file() for file in cpu.files):  # what auto runs works offline
             exported = ship_runtimes(exported, folder, listed.weights_dir, [exported.cpu_runtime])
@@ -304,19 +286,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.git_repo is None and args.endpoint is None:
         parser.error("say where the version's revision is: --git-repo DIR or --endpoint URL")
+    target = PublishTarget(git_repo=args.git_repo, endpoint=args.endpoint, token=args.token)
     # The examples are always checked (every checkout has them) unless --check-photos is given empty: an export
     # that moves their counts (bf16 moves noaa_train_0's adult males 61 -> 59) is published but not the default.
     photos = default_check_photos() if args.check_photos is None else _photos(args.check_photos)
     if args.check_photos:
         photos = default_check_photos() + [p for p in photos if p not in default_check_photos()]
     try:
-        exports = [
+        exports = tuple(
             ExportOptions(runtime=name, calibration=args.calibration, dynamic=args.dynamic)
             for name in args.runtime or ["openvino"]
-        ]
+        )
         version = export_and_publish(
-            ModelSettings(version=args.version, device="cpu", runtime="torch"), exports, check_photos=photos,
-            git_repo=args.git_repo, endpoint=args.endpoint, token=args.token, ship=args.ship, manifest=args.manifest,
+            ModelSettings(version=args.version, device="cpu", runtime="torch"), ExportPlan(exports, tuple(photos)),
+            target, ship=args.ship, manifest=args.manifest,
         )  # fmt: skip
     except (TrainingError, DetectorError) as exc:
         raise SystemExit(f"export: {exc}") from None

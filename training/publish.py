@@ -20,23 +20,62 @@ import os
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import HfApi, ModelCard, ModelCardData
+from huggingface_hub import ModelCard, ModelCardData
 
 from detector.classes import CLASS_COLORS, SEA_LION_CLASSES
 from detector.files import sha256_file
-from detector.settings import DEFAULT_CONF
 from detector.versions.hub import ResolvedWeights
 from detector.versions.manifest import DEFAULT_MANIFEST, ModelVersion, add_version, load_manifest
 from detector.versions.runtimes import EXPORT_CHOICES
-from training.export import ExportOptions, default_check_photos, export_version, ship_runtimes
+from training.export import ExportOptions, ExportPlan, default_check_photos, export_version, ship_runtimes
 from training.io import DatasetRecord, TrainingError
-from training.revision import PublishError, publish_to_git
+from training.records import (
+    CALIBRATION,
+    TRAINING_RECORD,
+    Calibration,
+    CVReport,
+    InitReport,
+    RevisionMetrics,
+    TrainingRecord,
+)
+from training.revision import DEFAULT_REPO_ID, PublishError, PublishTarget
 
-DEFAULT_REPO_ID = "sealion-counter/steller-sealions-yolov5"
+
+@dataclass(frozen=True)
+class TrainedModel:
+    """The model a version publishes, with the facts its manifest entry and card state."""
+
+    weights: Path  # a training checkpoint (published as an fp16 copy without optimizer state)
+    version: str  # the version's name, also its revision's tag
+    imgsz: int
+    ground_scale: float
+    base_config: str  # the model config it was trained from (yolov5n.yaml): names the weights file
+    class_conf: Mapping[str, float] = field(default_factory=dict)  # calibrated per-class count thresholds
+    greyscale_input: bool = False  # counts every photo as its greyscale copy
+    init: InitReport | None = None  # the weights it started from
+
+
+@dataclass(frozen=True)
+class CardInputs:
+    """What the card and ``metrics.json`` say about how the model was made and how well it counts."""
+
+    training_command: str
+    training_data: Mapping[str, Any]  # training_data_summary() of its dataset
+    metrics: Mapping[str, Any]  # compact: the card's front matter and the manifest (summary_metrics())
+    full_metrics: RevisionMetrics | None = None  # metrics.json (default: metrics)
+
+
+@dataclass(frozen=True)
+class ManifestUpdate:
+    """The manifest that pins the new version (None: none), and whether the version ships and is the default."""
+
+    path: Path | None = DEFAULT_MANIFEST
+    ship: bool = False  # copy the weights (and the export auto runs on a CPU) next to the manifest
+    make_default: bool = False
 
 
 @dataclass(frozen=True)
@@ -64,30 +103,28 @@ def half_precision_copy(weights: Path, dest: Path) -> Path:
 
 
 def summary_metrics(
-    cv: Mapping[str, Any] | None,
+    cv: CVReport | None,
     holdout: Mapping[str, Any] | None = None,
-    calibration: Mapping[str, Any] | None = None,
+    calibration: Calibration | None = None,
 ) -> dict[str, Any]:
     """The compact metrics stored in the card front matter and the manifest (full numbers go to metrics.json)."""
     metrics: dict[str, Any] = {}
     if cv:
-        metrics["cv_folds"] = len(cv["folds"])
-        metrics["cv_epochs_per_fold"] = cv["epochs_per_fold"]
-        metrics["cv_photos"] = cv["cv"]["photos"]
-        metrics["cv_competition_rmse"] = round(cv["cv"]["competition_rmse"], 3)
-        metrics["cv_rmse_per_class"] = {k: round(v["rmse"], 3) for k, v in cv["cv"]["per_class"].items()}
-        metrics["cv_total_count_mae"] = round(cv["cv"]["total_mae"], 3)
-        metrics["baseline_training_mean_competition_rmse"] = round(cv["baseline_training_mean"]["competition_rmse"], 3)
-        metrics["cv_chip_map50"] = round(cv["mean_chip_map50"], 4)
-        metrics["conf"] = cv.get("conf", DEFAULT_CONF)
+        metrics["cv_folds"] = len(cv.folds)
+        metrics["cv_epochs_per_fold"] = cv.epochs_per_fold
+        metrics["cv_photos"] = cv.cv.photos
+        metrics["cv_competition_rmse"] = round(cv.cv.competition_rmse, 3)
+        metrics["cv_rmse_per_class"] = cv.cv.rmse_per_class(3)
+        metrics["cv_total_count_mae"] = round(cv.cv.total_mae, 3)
+        metrics["baseline_training_mean_competition_rmse"] = round(cv.baseline_training_mean.competition_rmse, 3)
+        metrics["cv_chip_map50"] = round(cv.mean_chip_map50, 4)
+        metrics["conf"] = cv.conf
     if calibration:
-        honest = calibration["metrics_calibrated_other_folds"]
-        metrics["cv_calibrated_competition_rmse"] = round(honest["competition_rmse"], 3)
-        metrics["cv_calibrated_rmse_per_class"] = {k: round(v["rmse"], 3) for k, v in honest["per_class"].items()}
-        metrics["cv_calibrated_total_relative_error"] = round(honest["total_relative_error"], 4)
-        metrics["baseline_rmse_per_class"] = {
-            k: round(v["rmse"], 3) for k, v in calibration["baseline_training_mean"]["per_class"].items()
-        }
+        honest = calibration.metrics_calibrated_other_folds
+        metrics["cv_calibrated_competition_rmse"] = round(honest.competition_rmse, 3)
+        metrics["cv_calibrated_rmse_per_class"] = honest.rmse_per_class(3)
+        metrics["cv_calibrated_total_relative_error"] = round(honest.total_relative_error, 4)
+        metrics["baseline_rmse_per_class"] = calibration.baseline_training_mean.rmse_per_class(3)
     if holdout:
         metrics["holdout"] = holdout
     return metrics
@@ -224,100 +261,68 @@ def _init_text(init: Mapping[str, Any] | None) -> str:
     )
 
 
-def publish_to_hub(folder: Path, repo_id: str, tag: str, message: str, endpoint: str | None, token: str | None) -> str:
-    """Upload the files of ``folder`` as one commit to a hub repo and tag it (huggingface_hub); returns the sha."""
-    api = HfApi(endpoint=endpoint, token=token)
-    api.create_repo(repo_id, repo_type="model", exist_ok=True)
-    existing = {t.name for t in api.list_repo_refs(repo_id).tags}
-    if tag in existing:
-        raise PublishError(f"tag {tag!r} already exists in {repo_id}; publish a new version name")
-    info = api.upload_folder(repo_id=repo_id, folder_path=str(folder), commit_message=message)
-    api.create_tag(repo_id, tag=tag, revision=info.oid, tag_message=message)
-    return info.oid
-
-
 def publish(
-    weights: Path,
-    version: str,
-    *,
-    imgsz: int,
-    ground_scale: float,
-    base_config: str,
-    training_command: str,
-    training_data: Mapping[str, Any],
-    metrics: Mapping[str, Any],
-    full_metrics: Mapping[str, Any] | None = None,
-    class_conf: Mapping[str, float] | None = None,
-    greyscale_input: bool = False,
-    init: Mapping[str, Any] | None = None,
-    repo_id: str = DEFAULT_REPO_ID,
-    git_repo: Path | None = None,
-    endpoint: str | None = None,
-    token: str | None = None,
-    manifest: Path | None = DEFAULT_MANIFEST,
-    ship: bool = False,
-    make_default: bool = False,
-    exports: Sequence[ExportOptions] = (),
-    check_photos: Sequence[Path] = (),
+    model: TrainedModel,
+    card: CardInputs,
+    target: PublishTarget,
+    manifest: ManifestUpdate = ManifestUpdate(),
+    exports: ExportPlan = ExportPlan(),  # noqa: B008 (a frozen dataclass: one shared default is safe)
 ) -> Published:
     """Card + fp16 weights (+ their CPU exports, :mod:`training.export`) + metrics → a tagged revision (git repo or
     hub) → an entry in the manifest."""
-    if manifest is not None and Path(manifest).is_file() and version in load_manifest(manifest).versions:
-        raise PublishError(f"version {version!r} is already in {manifest}; choose a new name")
-    if git_repo is None and endpoint is None:
-        raise PublishError("say where to publish: --git-repo DIR (local, served by olah) or --endpoint URL")
-    filename = weights_filename(base_config, version)
+    version, listing = model.version, manifest.path
+    if listing is not None and Path(listing).is_file() and version in load_manifest(listing).versions:
+        raise PublishError(f"version {version!r} is already in {listing}; choose a new name")
+    filename = weights_filename(model.base_config, version)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        half_precision_copy(weights, folder / filename)
+        half_precision_copy(model.weights, folder / filename)
         record = ModelVersion(
             name=version,
-            repo_id=repo_id,
+            repo_id=target.repo_id,
             revision=version,
             commit="",  # known once the revision is published
             filename=filename,
             sha256=sha256_file(folder / filename),
             class_names=SEA_LION_CLASSES,
-            imgsz=int(imgsz),
-            ground_scale=float(ground_scale),
-            metrics=dict(metrics),
-            description=f"YOLOv5 ({base_config}) trained at ground scale {ground_scale}"
-            + (f" from {Path(init['source']).name}" if init else " (random init)"),
-            class_conf=dict(class_conf or {}),
-            greyscale_input=greyscale_input,
+            imgsz=int(model.imgsz),
+            ground_scale=float(model.ground_scale),
+            metrics=dict(card.metrics),
+            description=f"YOLOv5 ({model.base_config}) trained at ground scale {model.ground_scale}"
+            + (f" from {Path(model.init.source).name}" if model.init else " (random init)"),
+            class_conf=dict(model.class_conf),
+            greyscale_input=model.greyscale_input,
         )
-        if exports:  # in the same revision; each checked against torch on check_photos
+        if exports.exports:  # in the same revision; each checked against torch on the plan's photos
             verified = ResolvedWeights(folder / filename, record.sha256, "local", record)
-            record = export_version(verified, folder, exports, check_photos)
+            record = export_version(verified, folder, exports)
         meta = {
             "library_name": "ultralytics",
             "tags": ["yolov5", "object-detection", "sea-lions", "counting"],
             **record.to_card(),
             "class_colors": {name: list(CLASS_COLORS[name]) for name in SEA_LION_CLASSES},
-            "base_config": base_config,
-            "training_data": dict(training_data),
-            "training_command": training_command,
+            "base_config": model.base_config,
+            "training_data": dict(card.training_data),
+            "training_command": card.training_command,
         }
-        if init:
-            meta["init_weights"] = dict(init)
+        if model.init:
+            meta["init_weights"] = model.init.to_json()
         render_card(meta, card_body(meta, version)).save(folder / "README.md")
-        (folder / "metrics.json").write_text(json.dumps(full_metrics or metrics, indent=2))
-        message = f"sea lion counter {version}"
-        if git_repo is not None:
-            commit = publish_to_git(folder, Path(git_repo), repo_id, version, message)
-            where = str(git_repo)
+        if card.full_metrics is not None:
+            card.full_metrics.write(folder / RevisionMetrics.FILE)
         else:
-            commit = publish_to_hub(folder, repo_id, version, message, endpoint, token)
-            where = str(endpoint)
+            (folder / RevisionMetrics.FILE).write_text(json.dumps(dict(card.metrics), indent=2))
+        commit = target.create_revision(folder, version, f"sea lion counter {version}")
         shipped_file = None
-        if ship and manifest is not None:
+        if manifest.ship and listing is not None:
             shipped_file = filename
-            shutil.copy2(folder / filename, Path(manifest).parent / filename)
+            shutil.copy2(folder / filename, Path(listing).parent / filename)
             if record.cpu_runtime:  # the export auto runs on a CPU works offline too
-                record = ship_runtimes(record, folder, Path(manifest).parent, [record.cpu_runtime])
-    if manifest is not None:
-        add_version(manifest, replace(record, commit=commit, shipped_file=shipped_file), make_default=make_default)
-    return Published(repo_id, version, commit, filename, record.sha256, where)
+                record = ship_runtimes(record, folder, Path(listing).parent, [record.cpu_runtime])
+    if listing is not None:
+        pinned = replace(record, commit=commit, shipped_file=shipped_file)
+        add_version(listing, pinned, make_default=manifest.make_default)
+    return Published(target.repo_id, version, commit, filename, record.sha256, target.where)
 
 
 def training_data_summary(dataset: DatasetRecord) -> dict[str, Any]:
@@ -343,14 +348,14 @@ def training_data_summary(dataset: DatasetRecord) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.publish", description=__doc__.splitlines()[0])
-    parser.add_argument("--run", type=Path, required=True, help="training run folder (with training_record.json)")
+    parser.add_argument("--run", type=Path, required=True, help=f"training run folder (with {TRAINING_RECORD})")
     parser.add_argument("--weights", type=Path, help="weights to publish (default: <run>/weights/best.pt)")
     parser.add_argument("--dataset", type=Path, required=True, help="the dataset folder it was trained on")
     parser.add_argument("--cv-metrics", type=Path, help="cv_metrics.json from python -m training.evaluate --cv")
     parser.add_argument(
         "--calibration", type=Path,
         help="calibration.json (or calibration-grey.json: the version then counts greyscale copies) from python -m "
-        "training.evaluate --calibrate: per-class count thresholds (default: calibration.json next to --cv-metrics)",
+        f"training.evaluate --calibrate: per-class count thresholds (default: {CALIBRATION} next to --cv-metrics)",
     )  # fmt: skip
     parser.add_argument("--version", required=True, help="version name and tag, e.g. v1")
     parser.add_argument("--repo-id", default=DEFAULT_REPO_ID)
@@ -366,42 +371,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     )  # fmt: skip
     parser.add_argument("--int8-calibration", type=Path, help="openvino-int8: calibration chips (default: --dataset)")
     args = parser.parse_args(argv)
-    record = json.loads((args.run / "training_record.json").read_text())
     try:
+        target = PublishTarget(args.repo_id, args.git_repo, args.endpoint, args.token)
+        record = TrainingRecord.read(args.run / TRAINING_RECORD)
         dataset = DatasetRecord.read(args.dataset)
-    except TrainingError as exc:
-        raise SystemExit(f"publish: {exc}") from None
-    cv = json.loads(args.cv_metrics.read_text()) if args.cv_metrics else None
-    calibration_file = args.calibration or (args.cv_metrics.parent / "calibration.json" if args.cv_metrics else None)
-    calibration = json.loads(calibration_file.read_text()) if calibration_file and calibration_file.is_file() else None
-    full = {"training": record.get("final_val_metrics"), "cross_validation": cv, "calibration": calibration}
-    try:
-        published = publish(
-            args.weights or Path(record["weights"]),
-            args.version,
-            imgsz=int(record["imgsz"]),
+        cv = CVReport.read(args.cv_metrics) if args.cv_metrics else None
+        calibration_file = args.calibration or (args.cv_metrics.parent / CALIBRATION if args.cv_metrics else None)
+        calibration = Calibration.read(calibration_file) if calibration_file and calibration_file.is_file() else None
+        full = RevisionMetrics(training=record.final_val_metrics, cross_validation=cv, calibration=calibration)
+        model = TrainedModel(
+            weights=args.weights or Path(record.weights),
+            version=args.version,
+            imgsz=record.imgsz,
             ground_scale=dataset.ground_scale,
-            base_config=record["base_config"],
-            training_command=record["command"],
+            base_config=record.base_config,
+            class_conf=calibration.class_conf if calibration else {},
+            greyscale_input=bool(calibration and calibration.greyscale_input),
+            init=record.init,
+        )
+        card = CardInputs(
+            training_command=record.command,
             training_data=training_data_summary(dataset),
             metrics=summary_metrics(cv, calibration=calibration),
             full_metrics=full,
-            class_conf=calibration["class_conf"] if calibration else None,
-            greyscale_input=bool(calibration and calibration.get("greyscale_input")),
-            init=record.get("init"),
-            repo_id=args.repo_id,
-            git_repo=args.git_repo,
-            endpoint=args.endpoint,
-            token=args.token,
-            manifest=args.manifest,
-            ship=args.ship,
-            make_default=args.default,
-            exports=[
+        )
+        exports = ExportPlan(
+            tuple(
                 ExportOptions(runtime=name, calibration=args.int8_calibration or args.dataset)
                 for name in args.runtime or ()
-            ],
-            check_photos=default_check_photos() if args.runtime else (),
+            ),
+            tuple(default_check_photos()) if args.runtime else (),
         )
+        published = publish(model, card, target, ManifestUpdate(args.manifest, args.ship, args.default), exports)
     except (PublishError, TrainingError) as exc:
         raise SystemExit(f"publish: {exc}") from None
     print(json.dumps(published.__dict__, indent=2))

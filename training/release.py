@@ -38,8 +38,9 @@ from detector.settings import DEFAULT_CONF, default_of
 from detector.versions.manifest import DEFAULT_MANIFEST, load_manifest
 from training.dataset import ChipOptions
 from training.io import DATASET_RECORD, DatasetRecord, TrainingError
+from training.records import CALIBRATION, CV_REPORT, TRAINING_RECORD, CVReport, DataSplit, FoldTraining, ReleaseState
 
-STATE_FILE = "release_state.json"
+STATE_FILE = ReleaseState.FILE
 STAGES = ("dataset", "final", "cv", "calibrate", "publish", "export")
 EXPORTS = ("openvino", "openvino-int8")
 CPU_FOLDS, GPU_FOLDS = 2, 4
@@ -122,20 +123,16 @@ class Plan:
         ]
 
 
-def count_chips(listing: Path) -> int:
-    return len(Path(listing).read_text().split()) if Path(listing).is_file() else 0
+def count_chips(listing: Path | None) -> int:
+    return len(Path(listing).read_text().split()) if listing is not None and Path(listing).is_file() else 0
 
 
 def split_chips(dataset: Path) -> dict[str, int]:
     """Training chips of each split of a built dataset (from its ``<split>_train.txt`` listings)."""
-    import yaml
-
     record = DatasetRecord.read(dataset)
-    chips = {}
-    for name, data_yaml in record.splits.items():
-        data = yaml.safe_load(Path(data_yaml).read_text())
-        chips[name] = count_chips(Path(data.get("path", Path(data_yaml).parent)) / str(data["train"]))
-    return chips
+    return {
+        name: count_chips(DataSplit.read(data_yaml).listing(data_yaml)) for name, data_yaml in record.splits.items()
+    }
 
 
 def make_plan(hours: float, fold_count: int, chips: Mapping[str, int] | None) -> Plan:
@@ -163,9 +160,9 @@ class Release:
         self.options = options
         self.command = command
         self.state_path = options.work / STATE_FILE
-        self.state: dict[str, Any] = {"command": command, "stages": {}}
+        self.state = ReleaseState(command=command, stages={})
         if self.state_path.is_file():
-            self.state = {**json.loads(self.state_path.read_text()), "command": command}
+            self.state = ReleaseState.read(self.state_path).changed(command=command)
 
     # -- what is done ---------------------------------------------------------------------------------------------
     def done(self) -> dict[str, bool]:
@@ -177,8 +174,8 @@ class Release:
         return {
             "dataset": (o.dataset / DATASET_RECORD).is_file(),
             "final": run_state(o.final) == "finished",
-            "cv": (o.cv / "cv_metrics.json").is_file(),
-            "calibrate": (o.cv / "calibration.json").is_file(),
+            "cv": (o.cv / CV_REPORT).is_file(),
+            "calibrate": (o.cv / CALIBRATION).is_file(),
             "publish": version is not None,
             "export": version is not None and all(name in version.runtimes for name in EXPORTS),
         }
@@ -193,21 +190,16 @@ class Release:
             )
         return plan
 
-    def write_state(self, **changes: Any) -> None:
-        self.state.update(changes)
-        self.state["updated_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        self.options.work.mkdir(parents=True, exist_ok=True)
-        partial = self.state_path.with_name(STATE_FILE + ".partial")
-        partial.write_text(json.dumps(self.state, indent=2, default=str))
-        partial.replace(self.state_path)
+    def write_state(self, state: ReleaseState | None = None, **changes: Any) -> None:
+        """Write ``state`` (default: the current one) with ``changes``, stamped with the time."""
+        self.state = (state or self.state).changed(**changes, updated_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        self.state.write(self.state_path)
 
     def mark(self, stage: str, status: str, **details: Any) -> None:
-        entry = {**self.state["stages"].get(stage, {}), "status": status, **details}
-        self.state["stages"][stage] = entry
-        self.write_state()
+        self.write_state(self.state.with_stage(stage, status, **details))
 
     # -- running --------------------------------------------------------------------------------------------------
-    def run(self, only_plan: bool = False, until: str = STAGES[-1]) -> dict[str, Any]:
+    def run(self, only_plan: bool = False, until: str = STAGES[-1]) -> ReleaseState:
         """Print the plan, then run every stage that is not done, up to and including ``until``."""
         from training.train import UNKNOWN_RUN, run_state
 
@@ -215,20 +207,22 @@ class Release:
         plan = self.plan()
         print("\n".join(plan.lines(self.options, done)), flush=True)
         for run in [self.options.final, *(self.options.cv / name for name in plan.fold_hours)]:
-            if (run / "training_record.json").is_file():
+            if (run / TRAINING_RECORD).is_file():
                 print(f"  trained: {trained_note(run)}", flush=True)
             elif run_state(run) == "unknown":
                 print(f"  {run}: {UNKNOWN_RUN}", flush=True)
         self.write_state(options=_jsonable(asdict(self.options)), plan=_jsonable(asdict(plan)))
+        state = self.state
         for stage in STAGES:
-            self.state["stages"].setdefault(stage, {"status": "done" if done[stage] else "pending"})
-        self.write_state()
+            if stage not in state.stages:
+                state = state.with_stage(stage, "done" if done[stage] else "pending")
+        self.write_state(state)
         if only_plan:
             return self.state
         for stage in STAGES[: STAGES.index(until) + 1]:
             if self.done()[stage]:
                 self.after(stage)
-                if self.state["stages"][stage].get("status") != "done":
+                if self.state.stages[stage].status != "done":
                     self.mark(stage, "done", note="its output was already there")
                 continue
             if stage == "final" or stage == "cv":
@@ -303,7 +297,7 @@ class Release:
             raise TrainingError("say where to publish: --git-repo DIR (local, served by olah) or --endpoint URL")
         where = ["--git-repo", str(o.git_repo)] if o.git_repo else ["--endpoint", str(o.endpoint)]
         _call(publish.main, [
-            "--run", str(o.final), "--dataset", str(o.dataset), "--cv-metrics", str(o.cv / "cv_metrics.json"),
+            "--run", str(o.final), "--dataset", str(o.dataset), "--cv-metrics", str(o.cv / CV_REPORT),
             "--version", o.version, *where, "--manifest", str(o.manifest), "--ship",
             *(["--default"] if o.make_default else []),
         ])  # fmt: skip
@@ -324,12 +318,11 @@ def trained_note(run: Path) -> str:
     """What a training run's record says it did, in one line."""
     from training.train import read_record, run_state
 
-    record = read_record(run) or {}
-    budget = (record.get("ultralytics_args") or {}).get("time")
-    return (
-        f"{run} {run_state(run)}: {record.get('epochs_run')} epochs in {(record.get('wall_time_s') or 0) / 3600:.2f} h"
-        + (f" (budget {budget} h)" if budget else "")
-    )
+    record = read_record(run)
+    if record is None:
+        return f"{run} {run_state(run)}: no {TRAINING_RECORD}"
+    budget = f" (budget {record.budget} h)" if record.budget else ""
+    return f"{run} {run_state(run)}: {record.epochs_run} epochs in {record.wall_time_s / 3600:.2f} h{budget}"
 
 
 def describe_cv_epochs(cv_dir: Path) -> None:
@@ -338,20 +331,21 @@ def describe_cv_epochs(cv_dir: Path) -> None:
     from training.evaluate import epochs_text
     from training.train import read_record
 
-    path = Path(cv_dir) / "cv_metrics.json"
-    report = json.loads(path.read_text())
-    if report.get("fold_training"):
+    path = Path(cv_dir) / CV_REPORT
+    report = CVReport.read(path)
+    if report.fold_training:
         return
-    records = {name: read_record(Path(cv_dir) / name) or {} for name in report["folds"]}
-    report["fold_training"] = {
-        name: {"epochs_run": r.get("epochs_run"), "train_wall_time_s": r.get("wall_time_s")}
+    records = {name: read_record(Path(cv_dir) / name) for name in report.folds}  # None: a fold without a record
+    ran = {
+        name: FoldTraining(epochs_run=r.epochs_run, train_wall_time_s=r.wall_time_s) if r else FoldTraining()
         for name, r in records.items()
     }
-    hours = {name: (r.get("ultralytics_args") or {}).get("time") for name, r in records.items()}
+    changes: dict[str, Any] = {"fold_training": {name: fold.to_json() for name, fold in ran.items()}}
+    hours = {name: r.budget if r else None for name, r in records.items()}
     if any(hours.values()):
-        report["hours_per_fold"] = hours
-        report["epochs_per_fold"] = epochs_text([r.get("epochs_run") for r in records.values()])
-    path.write_text(json.dumps(report, indent=2))
+        changes["hours_per_fold"] = hours
+        changes["epochs_per_fold"] = epochs_text([fold.epochs_run for fold in ran.values()])
+    report.changed(**changes).write(path)
 
 
 def _call(main: Callable[[Sequence[str]], int], argv: list[str]) -> None:

@@ -46,8 +46,9 @@ from ultralytics.models.yolo.detect import DetectionTrainer  # noqa: E402
 from detector.classes import SEA_LION_CLASSES  # noqa: E402
 from detector.counting.images import greyscale  # noqa: E402
 from detector.settings import DEFAULT_IMGSZ  # noqa: E402
-from detector.versions.weights_facts import FACTS_KEY, TRAINING_RECORD, WeightsFacts, stamp_checkpoint  # noqa: E402
+from detector.versions.weights_facts import TRAINING_RECORD, WeightsFacts, stamp_checkpoint  # noqa: E402
 from training.io import DATASET_RECORD, DatasetRecord, TrainingError  # noqa: E402
+from training.records import CUT, FINISHED, RUNNING, DataSplit, InitReport, Segment, TrainingRecord  # noqa: E402
 
 
 class RandomRot90:
@@ -101,25 +102,6 @@ class RandomGrey:
         return labels
 
 
-@dataclass(frozen=True)
-class InitReport:
-    """What :func:`transfer_weights` copied into a new model."""
-
-    source: str
-    sha256: str
-    matched: int  # tensors copied (same name and shape)
-    total: int  # tensors of the new model
-    source_tensors: int
-    random_layers: tuple[str, ...]  # top-level layers of the new model left (partly) at random init
-
-    def summary(self) -> str:
-        layers = ", ".join(self.random_layers) or "none"
-        return (
-            f"init {self.source}: copied {self.matched}/{self.total} tensors of the new model "
-            f"({self.source_tensors} in the file); left at random init: {layers}"
-        )
-
-
 def read_init_state_dict(path: str | Path) -> dict[str, Any]:
     """Tensors of an init file: a plain state dict (``{name: tensor}`` or ``{"state_dict": {...}}``) or an
     ultralytics checkpoint (``{"model": module, "ema": module, ...}``; its EMA weights when present)."""
@@ -167,7 +149,10 @@ def transfer_weights(model: Any, path: str | Path) -> InitReport:
     model.load_state_dict(matched, strict=False)
     untouched = [k for k in target if k not in matched and target[k].dtype.is_floating_point]
     layers = sorted({".".join(k.split(".")[:2]) for k in untouched}, key=lambda n: (len(n), n))
-    return InitReport(str(path), sha256_file(Path(path)), len(matched), len(target), len(source), tuple(layers))
+    return InitReport(
+        source=str(path), sha256=sha256_file(Path(path)), matched=len(matched), total=len(target),
+        source_tensors=len(source), random_layers=tuple(layers),
+    )  # fmt: skip
 
 
 def _use_all_cores(trainer: DetectionTrainer) -> None:
@@ -207,7 +192,7 @@ def _checkpoint_saved(trainer: SeaLionTrainer) -> None:
 def _write_running_record(trainer: SeaLionTrainer) -> None:
     if trainer.log is not None:
         if trainer.init_report is not None:  # known once the model is built
-            trainer.log.base["init"] = asdict(trainer.init_report)
+            trainer.log.base["init"] = trainer.init_report
         trainer.log.write(trainer, "running")
 
 
@@ -330,8 +315,7 @@ class TrainConfig:
 
 def chip_size_of(data_yaml: Path) -> int | None:
     """The chip size recorded by training.dataset next to the data.yaml (photos.json), if any."""
-    data = yaml.safe_load(Path(data_yaml).read_text())
-    folder = Path(data.get("path", Path(data_yaml).parent))
+    folder = DataSplit.read(data_yaml).folder(data_yaml)
     return DatasetRecord.read(folder).chip_size if (folder / DATASET_RECORD).is_file() else None
 
 
@@ -339,17 +323,17 @@ def auto_batch(data_yaml: Path, imgsz: int) -> int:
     """A batch size for CPU/GPU memory at this chip size (16 at 320 px, fewer for bigger chips), small enough that
     an epoch has at least 12 optimizer steps (tiny data sets need steps more than large batches)."""
     by_memory = max(2, min(64, round(16 * (320 / imgsz) ** 2)))
-    data = yaml.safe_load(Path(data_yaml).read_text())
-    listing = Path(data.get("path", Path(data_yaml).parent)) / str(data.get("train", ""))
-    chips = len(listing.read_text().split()) if listing.is_file() else 0
+    listing = DataSplit.read(data_yaml).listing(data_yaml)
+    chips = len(listing.read_text().split()) if listing is not None and listing.is_file() else 0
     return max(2, min(by_memory, chips // 12)) if chips else by_memory
 
 
 def check_names(data_yaml: Path) -> None:
-    names = yaml.safe_load(Path(data_yaml).read_text()).get("names")
-    names = [names[i] for i in sorted(names)] if isinstance(names, dict) else list(names or [])
-    if tuple(names) != SEA_LION_CLASSES:
-        raise TrainingError(f"{data_yaml}: class names {names} differ from the product's {list(SEA_LION_CLASSES)}")
+    names = DataSplit.read(data_yaml).class_names
+    if names != SEA_LION_CLASSES:
+        raise TrainingError(
+            f"{data_yaml}: class names {list(names)} differ from the product's {list(SEA_LION_CLASSES)}"
+        )
 
 
 def _enable_mlflow(project: str) -> None:
@@ -365,13 +349,9 @@ def _enable_mlflow(project: str) -> None:
     os.environ["MLFLOW_KEEP_RUN_ACTIVE"] = "1"  # we add the training record, then end the run
 
 
-RUNNING, FINISHED, CUT = "running", "finished", "cut"
-
-
 def dataset_facts(data_yaml: Path) -> WeightsFacts | None:
     """The ground scale, chip size and classes of the dataset a data.yaml belongs to (its photos.json), if any."""
-    data = yaml.safe_load(Path(data_yaml).read_text())
-    folder = Path(data.get("path", Path(data_yaml).parent))
+    folder = DataSplit.read(data_yaml).folder(data_yaml)
     if not (folder / DATASET_RECORD).is_file():
         return None
     return facts_of(DatasetRecord.read(folder), folder)
@@ -392,8 +372,8 @@ class RunLog:
     ``segments`` are the invocations that trained the run (one, plus one per ``--resume``); the record's wall time
     is their sum, so a run that was killed and resumed still says how long it took."""
 
-    base: dict[str, Any]  # what does not change while training: command, config, photos, environment, facts
-    segments: list[dict[str, Any]] = field(default_factory=list)  # earlier invocations
+    base: dict[str, Any]  # TrainingRecord fields that do not change while training: command, config, photos, facts
+    segments: list[Segment] = field(default_factory=list)  # earlier invocations
     started: float = field(default_factory=time.time)
     started_at: str = field(default_factory=_now)
     first_epoch: int = 0
@@ -401,40 +381,35 @@ class RunLog:
 
     def write(
         self, trainer: DetectionTrainer, status: str, stopped_by: str | None = None, error: str | None = None
-    ) -> dict[str, Any]:
+    ) -> TrainingRecord:
         save_dir = Path(trainer.save_dir)
         best, last = Path(trainer.best), Path(trainer.last)
         done = max(self.first_epoch, self.completed)
         seconds = time.time() - self.started
-        segment = {
-            "started_at": self.started_at, "seconds": round(seconds, 1), "from_epoch": self.first_epoch,
-            "to_epoch": done, "status": status, "pid": os.getpid(), "host": socket.gethostname(),
-        }  # fmt: skip
+        segment = Segment(
+            started_at=self.started_at, seconds=round(seconds, 1), from_epoch=self.first_epoch, to_epoch=done,
+            status=status, pid=os.getpid(), host=socket.gethostname(),
+        )  # fmt: skip
         train_start = getattr(trainer, "train_time_start", None)
         metrics = {k: float(v) for k, v in (trainer.metrics or {}).items() if isinstance(v, (int, float, np.floating))}
-        record = {
-            **self.base,
-            "status": status,
-            "stopped_by": stopped_by,
-            "error": error,
-            "updated_at": _now(),
-            "weights": str(best if best.is_file() else last),
-            "last_checkpoint": str(last),
-            "save_dir": str(save_dir),
-            "hours": trainer.args.time or None,
-            "epochs_run": done,
-            "epochs_planned": int(trainer.epochs),  # with a time budget: ultralytics' fit of epochs to the budget
-            "train_seconds": round(time.time() - train_start, 1) if train_start else None,  # the budget's clock
-            "wall_time_s": round(sum(s["seconds"] for s in self.segments) + seconds, 1),
-            "segments": [*self.segments, segment],
-            "final_val_metrics": metrics,
-        }
-        if not metrics:
-            record["final_val_metrics"] = self.base.get("final_val_metrics", {})
-        save_dir.mkdir(parents=True, exist_ok=True)
-        partial = save_dir / (TRAINING_RECORD + ".partial")
-        partial.write_text(json.dumps(record, indent=2))
-        os.replace(partial, save_dir / TRAINING_RECORD)
+        record = TrainingRecord(
+            **{key: value for key, value in self.base.items() if key != "final_val_metrics"},
+            status=status,
+            stopped_by=stopped_by,
+            error=error,
+            updated_at=_now(),
+            weights=str(best if best.is_file() else last),
+            last_checkpoint=str(last),
+            save_dir=str(save_dir),
+            hours=trainer.args.time or None,
+            epochs_run=done,
+            epochs_planned=int(trainer.epochs),
+            train_seconds=round(time.time() - train_start, 1) if train_start else None,
+            wall_time_s=round(sum(s.seconds for s in self.segments) + seconds, 1),
+            segments=[*self.segments, segment],
+            final_val_metrics=metrics or self.base.get("final_val_metrics", {}),
+        )
+        record.write_run(save_dir)
         return record
 
 
@@ -455,7 +430,7 @@ def _configure_trainer(config: TrainConfig, facts: WeightsFacts | None, log: Run
     SeaLionTrainer.prior_train_seconds = 0.0
 
 
-def _run(model: Any, log: RunLog, config: TrainConfig, **arguments: Any) -> dict[str, Any]:
+def _run(model: Any, log: RunLog, config: TrainConfig, **arguments: Any) -> TrainingRecord:
     """``model.train(**arguments)`` with our trainer; the record says cut if it raises, finished when it returns."""
     try:
         model.train(trainer=SeaLionTrainer, **arguments)
@@ -470,13 +445,13 @@ def _run(model: Any, log: RunLog, config: TrainConfig, **arguments: Any) -> dict
         import mlflow
 
         if mlflow.active_run() is not None:  # params, metrics and weights were logged by ultralytics' integration
-            record["mlflow_run_id"] = mlflow.active_run().info.run_id
+            record = record.changed(mlflow_run_id=mlflow.active_run().info.run_id)
             mlflow.log_artifact(str(Path(trainer.save_dir) / TRAINING_RECORD))
             mlflow.end_run()
     return record
 
 
-def train(config: TrainConfig, command: str | None = None) -> dict[str, Any]:
+def train(config: TrainConfig, command: str | None = None) -> TrainingRecord:
     """Train; returns the training record (also written to ``<run>/training_record.json``, from the start on)."""
     data_yaml = Path(config.data)
     check_names(data_yaml)
@@ -489,7 +464,7 @@ def train(config: TrainConfig, command: str | None = None) -> dict[str, Any]:
         _enable_mlflow(config.project)
     from ultralytics import YOLO
 
-    data = yaml.safe_load(data_yaml.read_text())
+    split = DataSplit.read(data_yaml)
     base = {
         "command": command or "",
         "config": asdict(config),
@@ -497,10 +472,10 @@ def train(config: TrainConfig, command: str | None = None) -> dict[str, Any]:
         "imgsz": imgsz,
         "base_config": config.model,
         "init": None,
-        "train_photos": data.get("train_photos"),
-        "val_photos": data.get("val_photos"),
+        "train_photos": split.train_photos,
+        "val_photos": split.val_photos,
         "environment": _environment(config.device),
-        FACTS_KEY: facts.to_dict() if facts else None,
+        "sealion_facts": facts,
     }
     log = RunLog(base)
     _configure_trainer(config, facts, log, config.init)
@@ -517,10 +492,9 @@ def _environment(device: str) -> dict[str, str]:
     }
 
 
-def read_record(run: Path) -> dict[str, Any] | None:
+def read_record(run: Path) -> TrainingRecord | None:
     """A run's training record, or None where it has none yet."""
-    path = Path(run) / TRAINING_RECORD
-    return json.loads(path.read_text()) if path.is_file() else None
+    return TrainingRecord.read_run(run)
 
 
 def _alive(pid: int, host: str) -> bool:
@@ -543,14 +517,15 @@ def run_state(run: Path) -> str:
     record = read_record(run)
     if record is None:
         return "unknown" if (Path(run) / "weights" / "last.pt").is_file() else "none"
-    status = record.get("status", FINISHED)
-    if status == RUNNING:
-        segment = (record.get("segments") or [{}])[-1]
-        return RUNNING if _alive(int(segment.get("pid", -1)), str(segment.get("host", ""))) else CUT
-    return status
+    if record.status == RUNNING:
+        segment = record.segments[-1] if record.segments else Segment(seconds=0, from_epoch=0, to_epoch=0, status="")
+        return RUNNING if _alive(segment.pid, segment.host) else CUT
+    return record.status
 
 
-def resume(run: Path, hours: float | None = None, device: str | None = None, command: str | None = None):
+def resume(
+    run: Path, hours: float | None = None, device: str | None = None, command: str | None = None
+) -> TrainingRecord:
     """Continue a cut run from ``<run>/weights/last.pt`` (ultralytics ``resume=``); returns the training record.
 
     The run keeps its settings, its learning-rate schedule and its time budget: the budget counts the training
@@ -565,17 +540,17 @@ def resume(run: Path, hours: float | None = None, device: str | None = None, com
     if state == FINISHED:
         raise TrainingError(f"{run} finished ({TRAINING_RECORD} says so): nothing to resume")
     if state == RUNNING:
-        raise TrainingError(f"{run} is still being trained (process {read_record(run)['segments'][-1]['pid']})")
+        raise TrainingError(f"{run} is still being trained (process {read_record(run).segments[-1].pid})")
     if not last.is_file():
         raise TrainingError(f"{last} not found: {run} has no checkpoint to resume from; train it again")
     checkpoint = torch.load(last, map_location="cpu", weights_only=False)
     if checkpoint.get("optimizer") is None or int(checkpoint.get("epoch", -1)) < 0:
         raise TrainingError(f"{last} is a finished run's stripped checkpoint: nothing to resume")
     train_args = dict(checkpoint.get("train_args") or {})
-    previous = read_record(run) or {}
+    previous = read_record(run)
     known = {f.name for f in fields(TrainConfig)}
-    if previous.get("config"):
-        config = TrainConfig(**{k: v for k, v in previous["config"].items() if k in known})
+    if previous is not None and previous.config:
+        config = TrainConfig(**{k: v for k, v in previous.config.items() if k in known})
     else:  # trained by code that wrote its record only at the end: its ultralytics arguments are in the checkpoint
         config = TrainConfig(**{k: train_args[k] for k in known & set(train_args) if k not in {"model", "imgsz"}})
         config.model = str(train_args.get("model") or config.model)
@@ -584,21 +559,24 @@ def resume(run: Path, hours: float | None = None, device: str | None = None, com
         config.device = device
     results = checkpoint.get("train_results") or {}
     prior_seconds = float((results.get("time") or [0.0])[-1])
-    segments = list(previous.get("segments") or [])
+    segments = list(previous.segments if previous is not None else [])
     done = int(checkpoint["epoch"]) + 1
     if not segments:  # the run's first invocation left no record of itself: its checkpoint says what it did
-        segments = [{"seconds": round(prior_seconds, 1), "from_epoch": 0, "to_epoch": done, "status": CUT}]
+        segments = [Segment(seconds=round(prior_seconds, 1), from_epoch=0, to_epoch=done, status=CUT)]
     else:
-        segments[-1] = {**segments[-1], "status": CUT, "to_epoch": min(done, segments[-1].get("to_epoch", done))}
-    facts = WeightsFacts.from_dict(previous[FACTS_KEY]) if previous.get(FACTS_KEY) else None
+        segments[-1] = segments[-1].changed(status=CUT, to_epoch=min(done, segments[-1].to_epoch))
+    facts = previous.sealion_facts if previous is not None else None
     facts = facts or dataset_facts(Path(train_args.get("data") or config.data))
-    base = {key: previous.get(key) for key in ("command", "init", "train_photos", "val_photos")}
+    base: dict[str, Any] = {}
+    if previous is not None:
+        base.update(command=previous.command, init=previous.init, train_photos=previous.train_photos,
+                    val_photos=previous.val_photos, final_val_metrics=previous.final_val_metrics)  # fmt: skip
     base.update(
         config=asdict(config), ultralytics_args=train_args, imgsz=int(train_args.get("imgsz") or DEFAULT_IMGSZ),
         base_config=config.model, environment=_environment(config.device), resumed_by=command or "",
-        final_val_metrics=previous.get("final_val_metrics", {}), **{FACTS_KEY: facts.to_dict() if facts else None},
+        sealion_facts=facts,
     )  # fmt: skip
-    if not base["command"]:
+    if not base.get("command"):
         base["command"] = f"python -m training.train --data {config.data} (rebuilt from {last.name} on resume)"
     log = RunLog(base, segments=segments, first_epoch=done)
     _configure_trainer(config, facts, log, None)  # the weights come from the checkpoint, never from --init
@@ -612,13 +590,13 @@ def resume(run: Path, hours: float | None = None, device: str | None = None, com
     return _run(YOLO(str(last), task="detect"), log, config, **arguments)
 
 
-def train_or_resume(config: TrainConfig, command: str | None = None) -> dict[str, Any]:
+def train_or_resume(config: TrainConfig, command: str | None = None) -> TrainingRecord:
     """Train ``config``'s run, resume it where it was cut, or return its record where it already finished."""
     run = Path(config.project) / config.name
     state = run_state(run)
     if state in {FINISHED, CUT}:
         # a cut run may continue on another budget (resume's hours); a finished one is reused only as it was asked
-        differences = recipe_differences(read_record(run) or {}, config, budget=state == FINISHED)
+        differences = recipe_differences(read_record(run), config, budget=state == FINISHED)
         if differences:
             raise TrainingError(
                 f"{run} was trained with other settings ({'; '.join(differences)}): give another run folder, or "
@@ -640,10 +618,10 @@ def _budget(config: Mapping[str, Any]) -> str:
     return f"{float(hours):.4g} hours" if hours else f"{config.get('epochs')} epochs"
 
 
-def recipe_differences(record: Mapping[str, Any], config: TrainConfig, budget: bool = True) -> list[str]:
+def recipe_differences(record: TrainingRecord | None, config: TrainConfig, budget: bool = True) -> list[str]:
     """How the run a record describes was trained differently from ``config`` (what a reused run must match:
     data, model, init, seed, augmentation, and, with ``budget``, its epochs or time budget)."""
-    trained = record.get("config") or {}
+    trained = record.config if record is not None else {}
     wanted = asdict(config)
     found = []
     for key in ("data", "model", "init", "seed", "rot90", "grey"):
@@ -674,7 +652,7 @@ def stamp_run(run: Path, dataset: Path) -> WeightsFacts:
             f"{run}: {state} ({TRAINING_RECORD} missing or still being written); stamp it once training has finished"
         )
     facts = facts_of(DatasetRecord.read(dataset), Path(dataset))
-    record = read_record(run) or {}
+    record = read_record(run)  # there is one: the run finished or was cut
     weights = sorted((run / "weights").glob("*.pt"))
     if not weights:
         raise TrainingError(f"{run}/weights holds no checkpoint to stamp")
@@ -685,8 +663,7 @@ def stamp_run(run: Path, dataset: Path) -> WeightsFacts:
         if trained_at and int(trained_at) != facts.chip_size:
             raise TrainingError(f"{path} was trained at {trained_at} px, {dataset} has {facts.chip_size} px chips")
         stamp_checkpoint(path, facts)
-    record[FACTS_KEY] = facts.to_dict()
-    (run / TRAINING_RECORD).write_text(json.dumps(record, indent=2))
+    record.changed(sealion_facts=facts).write_run(run)
     return facts
 
 
@@ -766,7 +743,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TrainingError as exc:
         raise SystemExit(f"train: {exc}") from None
     keys = ("weights", "status", "stopped_by", "wall_time_s", "epochs_run", "final_val_metrics")
-    print(json.dumps({k: record[k] for k in keys}, indent=2))
+    data = record.to_json()
+    print(json.dumps({k: data.get(k) for k in keys}, indent=2))
     return 0
 
 
