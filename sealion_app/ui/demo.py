@@ -24,6 +24,7 @@ from sealion_app.ui.batch_tab import build_batch_tab
 from sealion_app.ui.components import Blocks
 from sealion_app.ui.controls import model_controls
 from sealion_app.ui.count_tab import build_count_tab
+from sealion_app.ui.inspect import PAGE_JS
 from sealion_app.ui.model_tab import build_model_tab
 from sealion_app.ui.review_tab import build_review_tab
 
@@ -85,4 +86,5 @@ def build_demo(registry: ModelRegistry, count_workers: int = 2, reviews_dir: Pat
             model_info = build_model_tab(registry, shared.model_version, shared.runtime, human_errors)
             build_about_tab(registry.default.class_names)
         gr.api(model_info, api_name="model_info", concurrency_id="model_load")
+        demo.load(None, js=PAGE_JS, api_visibility="private")  # the viewer's zoom and layers (ui.inspect)
     return demo

@@ -1,0 +1,82 @@
+"""Inspecting boxes at colony density, in the browser: the Count tab's boxes as a layer that turns off and on, zoom
+presets and a faster wheel for its photo viewer, and the Review tab's relabel dialog listing every class.
+
+Client-side script, run once when the page loads (``demo.load(js=PAGE_JS)``). Hand-written because the components
+have no setting for these: Gradio's ImageSlider zooms 1.05× per wheel event up to 15× (``handleWheel`` in its
+frontend, no Python parameter), and gradio_image_annotation's relabel dropdown filters its list by the box's current
+label when the dialog opens. The script uses only the page's DOM: the viewer's own wheel handler does the zooming,
+and a CSS class hides the counted layer, so the zoom and pan stay where they are and nothing is recounted.
+"""
+
+from __future__ import annotations
+
+WHEEL_BOOST = 4  # the viewer's zoom steps per wheel notch: 1.05⁴ ≈ 1.22×, fit to 15× in 14 notches (not 56)
+ZOOM_PRESETS = (1, 4, 15)  # the zoom buttons: fit, 4×, 15× (the viewer's maximum)
+BOXES_OFF_CLASS = "boxes-off"  # on #inspect-image: the counted layer hidden, the photo itself shown
+
+PAGE_JS = f"""
+() => {{
+  if (window.sealionInspect) return [];
+  const style = document.createElement("style");
+  style.textContent = `#inspect-image.{BOXES_OFF_CLASS} img[data-testid=imageslider-image] ~
+    img[data-testid=imageslider-image] {{ visibility: hidden; }}`;
+  document.head.appendChild(style);
+  const viewer = () => document.querySelector("#inspect-image");
+  const images = () => [...document.querySelectorAll("#inspect-image img[data-testid=imageslider-image]")];
+  const scaleOf = (img) => parseFloat((img.style.transform.match(/scale\\(([^)]+)\\)/) || [0, "1"])[1]);
+  const centre = (img) => {{  // the middle of what is visible of the photo: the viewer zooms about this point
+    const a = img.getBoundingClientRect(), b = img.closest(".slider-wrap")?.getBoundingClientRect() || a;
+    const left = Math.max(a.left, b.left), right = Math.min(a.right, b.right);
+    const top = Math.max(a.top, b.top), bottom = Math.min(a.bottom, b.bottom);
+    return [(left + right) / 2, (top + bottom) / 2];
+  }};
+  const wheel = (img, inward, [x, y]) => img.dispatchEvent(new WheelEvent("wheel", {{
+    deltaY: inward ? -100 : 100, clientX: x, clientY: y, bubbles: true, cancelable: true }}));
+  window.sealionInspect = {{
+    async zoom(target) {{  // the viewer's own wheel steps, from its zoom now to the target (1 = fitted)
+      const img = images()[0];
+      if (!img) return;
+      const settled = () => new Promise((done) => requestAnimationFrame(() => setTimeout(done, 0)));
+      for (let round = 0; round < 4; round++) {{  // one step to learn the step's size, then the rest at once
+        const now = scaleOf(img);
+        if (Math.abs(Math.log(now / target)) < 0.03) return;
+        wheel(img, now < target, centre(img));
+        await settled();
+        const after = scaleOf(img);
+        if (after === now) return;  // at the viewer's limit
+        const steps = Math.round(Math.abs(Math.log(target / after) / Math.log(after / now)));
+        const point = centre(img);
+        for (let i = 0; i < steps; i++) wheel(img, after < target, point);
+        await settled();
+      }}
+    }},
+    boxes(show) {{ viewer()?.classList.toggle("{BOXES_OFF_CLASS}", !show); }},
+  }};
+  document.addEventListener("wheel", (event) => {{  // more zoom per notch: repeat a real wheel event
+    if (!event.isTrusted || !event.target.closest?.("#inspect-image .slider-wrap")) return;
+    for (let i = 1; i < {WHEEL_BOOST}; i++) {{
+      event.target.dispatchEvent(new WheelEvent("wheel", {{
+        deltaY: event.deltaY, clientX: event.clientX, clientY: event.clientY, bubbles: true, cancelable: true }}));
+    }}
+  }}, {{ capture: true, passive: true }});
+  // The relabel dialog filters its class list by the box's label as it opens; blurring and refocusing its input
+  // makes the dropdown list every class again (its text selected, so typing still filters).
+  new MutationObserver((records) => {{
+    for (const record of records) for (const node of record.addedNodes) {{
+      const element = node.nodeType === 1 ? node : null;
+      const dialog = element && (element.id === "model-box-edit" ? element : element.querySelector("#model-box-edit"));
+      const input = dialog && dialog.querySelector("input[aria-label=Label]");
+      if (input) setTimeout(() => {{ input.blur(); input.focus(); input.select(); }}, 50);
+    }}
+  }}).observe(document.body, {{ childList: true, subtree: true }});
+  return [];
+}}
+"""
+
+
+def zoom_js(target: float) -> str:
+    """The click handler of a zoom button: the Count tab's viewer to ``target``× (1: the whole photo)."""
+    return f"() => {{ window.sealionInspect?.zoom({target}); return []; }}"
+
+
+BOXES_JS = "(show) => { window.sealionInspect?.boxes(show); return []; }"
