@@ -1,8 +1,8 @@
 """Inspecting boxes at colony density, in the browser: the Count tab's boxes as a layer that turns off and on, zoom
 presets and a faster wheel for its photo viewer, and the Review tab's relabel dialog listing every class.
 
-Client-side script, run once when the page loads (``demo.load(js=PAGE_JS)``). Hand-written because the components
-have no setting for these: Gradio's ImageSlider zooms 1.05× per wheel event up to 15× (``handleWheel`` in its
+Client-side script, run once when the page loads (``demo.load(js=page_js(classes))``). Hand-written because the
+components have no setting for these: Gradio's ImageSlider zooms 1.05× per wheel event up to 15× (``handleWheel`` in its
 frontend, no Python parameter), and gradio_image_annotation's relabel dropdown filters its list by the box's current
 label when the dialog opens. The script uses only the page's DOM: the viewer's own wheel handler does the zooming,
 and a CSS class hides the counted layer, so the zoom and pan stay where they are and nothing is recounted.
@@ -10,11 +10,25 @@ and a CSS class hides the counted layer, so the zoom and pan stay where they are
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+
+from detector.classes import class_color
+from sealion_app.review import short_label
+
 WHEEL_BOOST = 4  # the viewer's zoom steps per wheel notch: 1.05⁴ ≈ 1.22×, fit to 15× in 14 notches (not 56)
 ZOOM_PRESETS = (1, 4, 15)  # the zoom buttons: fit, 4×, 15× (the viewer's maximum)
 BOXES_OFF_CLASS = "boxes-off"  # on #inspect-image: the counted layer hidden, the photo itself shown
 
-PAGE_JS = f"""
+
+def page_js(class_names: Sequence[str]) -> str:
+    """The page's script, knowing the Review tab's classes: their box colours and labels."""
+    hex_color = "#{:02x}{:02x}{:02x}".format
+    by_color = {hex_color(*class_color(name, i)): short_label(name) for i, name in enumerate(class_names)}
+    return _PAGE_JS.replace("LABELS_BY_COLOR", json.dumps(by_color))
+
+
+_PAGE_JS = f"""
 () => {{
   if (window.sealionInspect) return [];
   const style = document.createElement("style");
@@ -60,13 +74,24 @@ PAGE_JS = f"""
     }}
   }}, {{ capture: true, passive: true }});
   // The relabel dialog filters its class list by the box's label as it opens; blurring and refocusing its input
-  // makes the dropdown list every class again (its text selected, so typing still filters).
+  // makes the dropdown list every class again (its text selected, so typing still filters). A box shown without
+  // its label (a dense photo) would open with the first class filled in: its colour's class is filled in instead.
+  const labelsByColor = LABELS_BY_COLOR;
+  const fix = (dialog) => {{
+    const input = dialog.querySelector("input[aria-label=Label]");
+    const named = labelsByColor[(dialog.querySelector("input[type=color]")?.value || "").toLowerCase()];
+    const listAll = () => {{ input.blur(); input.focus(); input.select(); }};
+    if (named && input.value !== named) {{
+      input.value = named;
+      input.dispatchEvent(new Event("input", {{ bubbles: true }}));
+      setTimeout(listAll, 50);  // after the dropdown has filtered by the new text
+    }} else listAll();
+  }};
   new MutationObserver((records) => {{
     for (const record of records) for (const node of record.addedNodes) {{
       const element = node.nodeType === 1 ? node : null;
       const dialog = element && (element.id === "model-box-edit" ? element : element.querySelector("#model-box-edit"));
-      const input = dialog && dialog.querySelector("input[aria-label=Label]");
-      if (input) setTimeout(() => {{ input.blur(); input.focus(); input.select(); }}, 50);
+      if (dialog?.querySelector("input[aria-label=Label]")) setTimeout(() => fix(dialog), 50);
     }}
   }}).observe(document.body, {{ childList: true, subtree: true }});
   return [];
