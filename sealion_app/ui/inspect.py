@@ -50,18 +50,23 @@ _PAGE_JS = f"""
     async zoom(target) {{  // the viewer's own wheel steps, from its zoom now to the target (1 = fitted)
       const img = images()[0];
       if (!img) return;
-      const settled = () => new Promise((done) => requestAnimationFrame(() => setTimeout(done, 0)));
-      for (let round = 0; round < 4; round++) {{  // one step to learn the step's size, then the rest at once
+      const frame = () => new Promise((done) => requestAnimationFrame(() => setTimeout(done, 0)));
+      const settled = async (before) => {{  // the viewer redraws a frame or so after a wheel event
+        for (let i = 0; i < 30 && scaleOf(img) === before; i++) await frame();
+        return scaleOf(img);
+      }};
+      let step = 1.05;  // the viewer's step per wheel event, measured below
+      for (let round = 0; round < 6; round++) {{  // one step to measure it, then the rest at once
         const now = scaleOf(img);
-        if (Math.abs(Math.log(now / target)) < 0.03) return;
+        if (Math.abs(Math.log(now / target)) <= Math.log(step) / 2) return;
         wheel(img, now < target, centre(img));
-        await settled();
-        const after = scaleOf(img);
+        const after = await settled(now);
         if (after === now) return;  // at the viewer's limit
-        const steps = Math.round(Math.abs(Math.log(target / after) / Math.log(after / now)));
+        step = Math.max(after / now, now / after);
+        const steps = Math.round(Math.abs(Math.log(target / after)) / Math.log(step));
         const point = centre(img);
         for (let i = 0; i < steps; i++) wheel(img, after < target, point);
-        await settled();
+        if (steps) await settled(after);
       }}
     }},
     boxes(show) {{ viewer()?.classList.toggle("{BOXES_OFF_CLASS}", !show); }},
