@@ -47,6 +47,14 @@ def browser():
         chromium.close()
 
 
+def _clip(page, *selectors: str) -> dict[str, float]:
+    """The page area spanning these elements (for a screenshot of a control and what it acts on)."""
+    boxes = [page.locator(selector).first.bounding_box() for selector in selectors]
+    left, top = min(b["x"] for b in boxes), min(b["y"] for b in boxes)
+    right, bottom = max(b["x"] + b["width"] for b in boxes), max(b["y"] + b["height"] for b in boxes)
+    return {"x": left, "y": top, "width": right - left, "height": bottom - top}
+
+
 def _keep(page_or_element, name: str, tmp_path: Path, **options) -> Path:
     """A JPEG screenshot (small enough to commit), also copied into SEALION_SCREENSHOTS_DIR when that is set."""
     shot = tmp_path / name
@@ -353,14 +361,14 @@ def test_a_dense_photo_zooms_to_animal_level_in_a_few_steps_and_its_boxes_turn_o
     _wait_for_zoom(page, 15, 15)
     zoomed = _zoom_of_viewer(page)
 
-    viewer = page.locator("#inspect-image")
     assert counted.evaluate("img => getComputedStyle(img).visibility") == "visible"
-    with_boxes = _keep(viewer, "count-zoomed-boxes-on.jpg", tmp_path)
+    area = _clip(page, "#inspect-controls", "#inspect-image")  # the controls and the viewer
+    with_boxes = _keep(page, "count-zoomed-boxes-on.jpg", tmp_path, clip=area)
     page.locator("#show-boxes input").uncheck()
     page.wait_for_function(
         "() => getComputedStyle(document.querySelectorAll('#inspect-image img')[1]).visibility === 'hidden'"
     )
-    without = _keep(viewer, "count-zoomed-boxes-off.jpg", tmp_path)
+    without = _keep(page, "count-zoomed-boxes-off.jpg", tmp_path, clip=area)
     assert with_boxes.read_bytes() != without.read_bytes()
     assert _zoom_of_viewer(page) == zoomed  # the same place at the same zoom
     assert page.locator("#count-status").inner_text() == status  # not recounted
@@ -451,6 +459,7 @@ def test_review_delete_add_reclassify_save_and_export(browser, app, tmp_path):
     relabel_to = "pups" if names[relabel] != "pups" else "adult_females"
 
     page = _page_with_photo(browser, app, SPARSE)
+    page.set_viewport_size({"width": 1400, "height": 1700})  # the whole annotator on screen
     page_errors: list[str] = []
     page.on("pageerror", lambda error: page_errors.append(str(error)))
     _count(page, "scale auto")

@@ -110,11 +110,15 @@ def build_count_tab(
                     elem_id="inspect-hint",
                 )
                 with gr.Row(equal_height=True, elem_id="inspect-controls"):
-                    show_boxes = gr.Checkbox(True, label="Show boxes", container=False, elem_id="show-boxes")
+                    show_boxes = gr.Checkbox(
+                        True, label="Show boxes", container=False, scale=2, min_width=120, elem_id="show-boxes"
+                    )
                     for zoom in ZOOM_PRESETS:
                         gr.Button(
                             "Whole photo" if zoom == 1 else f"Zoom {zoom}×",
                             size="sm",
+                            scale=1,
+                            min_width=100,
                             elem_id=f"zoom-{zoom}",
                         ).click(None, js=zoom_js(zoom), api_visibility="private")
                 inspect = gr.ImageSlider(

@@ -51,9 +51,15 @@ _PAGE_JS = f"""
       const img = images()[0];
       if (!img) return;
       const frame = () => new Promise((done) => requestAnimationFrame(() => setTimeout(done, 0)));
-      const settled = async (before) => {{  // the viewer redraws a frame or so after a wheel event
-        for (let i = 0; i < 30 && scaleOf(img) === before; i++) await frame();
-        return scaleOf(img);
+      const settled = async (before) => {{  // the viewer animates to its new zoom: wait until it stops moving
+        let last = scaleOf(img), still = 0;
+        for (let i = 0; i < 120 && (still < 4 || (last === before && i < 30)); i++) {{
+          await frame();
+          const now = scaleOf(img);
+          still = now === last ? still + 1 : 0;
+          last = now;
+        }}
+        return last;
       }};
       let step = 1.05;  // the viewer's step per wheel event, measured below
       for (let round = 0; round < 6; round++) {{  // one step to measure it, then the rest at once

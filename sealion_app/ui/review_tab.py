@@ -181,8 +181,10 @@ def build_review_tab(
     with gr.Tab("Review", id="review") as tab:
         gr.Markdown(REVIEW_HINT, elem_id="review-hint")
         with gr.Row(equal_height=True):
-            show_labels = gr.Checkbox(True, label="Show class labels", container=False, elem_id="show-labels")
-            gr.HTML(_legend(labels, colors), elem_id="review-legend")
+            show_labels = gr.Checkbox(
+                True, label="Show class labels", container=False, scale=1, min_width=180, elem_id="show-labels"
+            )
+            gr.HTML(_legend(labels, colors), elem_id="review-legend", scale=4)
         annotator = image_annotator(
             label_list=labels,
             label_colors=colors,
