@@ -64,14 +64,22 @@ def annotator_boxes(annotations: PhotoAnnotations, labels: bool = True) -> list[
             "xmax": float(box[2]),
             "ymax": float(box[3]),
             "label": short_label(names[int(cid)]) if labels else "",
-            "color": class_color(names[int(cid)], int(cid)),
+            "color": (class_color if labels else unlabelled_color)(names[int(cid)], int(cid)),
         }
         for box, cid in zip(annotations.xyxy, annotations.class_id, strict=True)
     ]
 
 
+def unlabelled_color(name: str, index: int) -> tuple[int, int, int]:
+    """The colour of a class's box shown without its label: the class colour with blue's lowest bit flipped. It
+    looks the same, and it tells the box from a new one, which the annotator draws in the first class's colour
+    before its class is picked."""
+    red, green, blue = class_color(name, index)
+    return red, green, blue ^ 1
+
+
 def _classes_by_color(class_names: Sequence[str]) -> dict[tuple[int, ...], str]:
-    return {class_color(name, i): name for i, name in enumerate(class_names)}
+    return {unlabelled_color(name, i): name for i, name in enumerate(class_names)}
 
 
 def _color_key(color: Any) -> tuple[int, ...] | None:
@@ -82,23 +90,24 @@ def _color_key(color: Any) -> tuple[int, ...] | None:
 
 
 def class_of_box(box: Mapping[str, Any], class_names: Sequence[str]) -> str | None:
-    """The class of an annotator box: its label's, else (a box shown without its label) its colour's; None for a
-    new box whose class is not picked yet."""
+    """The class of an annotator box: its label's, else (a box shown without its label) its colour's
+    (:func:`unlabelled_color`); None for a new box whose class is not picked yet."""
     if box.get("label"):
         return class_of(box["label"])
     return _classes_by_color(class_names).get(_color_key(box.get("color")) or ())
 
 
 def with_labels(boxes: Sequence[Mapping[str, Any]], class_names: Sequence[str], show: bool) -> list[dict[str, Any]]:
-    """The annotator's boxes with their class labels shown or hidden; each box keeps its class (its colour becomes
-    its class's, which is what identifies it while the label is hidden). A box without a class is left as it is."""
+    """The annotator's boxes with their class labels shown or hidden; each box keeps its class (while its label is
+    hidden, its colour, :func:`unlabelled_color`, identifies it). A box without a class is left as it is."""
     out = []
     for box in boxes:
         name = class_of_box(box, class_names)
         if name is None or name not in class_names:
             out.append(dict(box))
             continue
-        color = class_color(name, list(class_names).index(name))
+        index = list(class_names).index(name)
+        color = class_color(name, index) if show else unlabelled_color(name, index)
         out.append({**box, "label": short_label(name) if show else "", "color": color})
     return out
 

@@ -407,7 +407,8 @@ def _choose_class(page, name: str) -> None:
 def _wait_for_every_class(dialog) -> list[str]:
     """The class list of the open box dialog, once it lists every class (it must, as it opens)."""
     dialog.page.wait_for_function(
-        "n => document.querySelectorAll('#model-box-edit li[data-testid=dropdown-option]').length === n",
+        "n => document.querySelector('#model-box-edit')?.dataset.listing === 'all'"
+        " && document.querySelectorAll('#model-box-edit li[data-testid=dropdown-option]').length === n",
         arg=len(CLASS_LABELS),
         timeout=10_000,
     )

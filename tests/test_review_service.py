@@ -43,13 +43,15 @@ def test_labels_hidden_on_a_dense_photo_keep_each_box_class_by_its_colour(tmp_pa
     assert [box["label"] for box in value["boxes"]] == ["", "", "", ""]
     assert service.unlabelled(value) == 0
     assert service.parse_annotations(value, original, PHOTO.name).counts == original.counts
+    assert value["boxes"][0]["color"] == (205, 120, 41)  # the female colour, told apart from a new box's
     value["boxes"][0]["label"] = "pup"  # relabelled in the dialog: the label wins over the old colour
-    new = {"xmin": 5, "ymin": 5, "xmax": 20, "ymax": 20, "label": "", "color": (255, 168, 77)}  # not classed yet
-    value["boxes"].append(new)
+    new = {"xmin": 5, "ymin": 5, "xmax": 20, "ymax": 20, "label": "", "color": (230, 25, 25)}  # the annotator's
+    value["boxes"].append(new)  # new box, in the first class's colour, its class not picked yet
     assert service.unlabelled(value) == 1
     shown = service.with_labels(value["boxes"], SEA_LION_CLASSES, show=True)
     assert [box["label"] for box in shown] == ["pup", "female", "female", "pup", ""]
-    assert shown[0]["color"] == (40, 210, 40) and shown[4] == new  # the pup's colour; the new box untouched
+    assert shown[0]["color"] == (40, 210, 40) and shown[1]["color"] == (205, 120, 40)  # the class colours
+    assert shown[4] == new  # the new box untouched
     hidden = service.with_labels(shown[:4], SEA_LION_CLASSES, show=False)
     assert [box["label"] for box in hidden] == [""] * 4
     counts = service.parse_annotations({"boxes": hidden}, original, PHOTO.name).counts

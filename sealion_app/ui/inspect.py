@@ -13,8 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from detector.classes import class_color
-from sealion_app.review import short_label
+from sealion_app.review import short_label, unlabelled_color
 
 WHEEL_BOOST = 4  # the viewer's zoom steps per wheel notch: 1.05⁴ ≈ 1.22×, fit to 15× in 14 notches (not 56)
 ZOOM_PRESETS = (1, 4, 15)  # the zoom buttons: fit, 4×, 15× (the viewer's maximum)
@@ -22,9 +21,9 @@ BOXES_OFF_CLASS = "boxes-off"  # on #inspect-image: the counted layer hidden, th
 
 
 def page_js(class_names: Sequence[str]) -> str:
-    """The page's script, knowing the Review tab's classes: their box colours and labels."""
+    """The page's script, knowing the Review tab's classes: their labels, by the colour of a box shown without one."""
     hex_color = "#{:02x}{:02x}{:02x}".format
-    by_color = {hex_color(*class_color(name, i)): short_label(name) for i, name in enumerate(class_names)}
+    by_color = {hex_color(*unlabelled_color(name, i)): short_label(name) for i, name in enumerate(class_names)}
     return _PAGE_JS.replace("LABELS_BY_COLOR", json.dumps(by_color))
 
 
@@ -46,15 +45,17 @@ _PAGE_JS = f"""
   }};
   const wheel = (img, inward, [x, y]) => img.dispatchEvent(new WheelEvent("wheel", {{
     deltaY: inward ? -100 : 100, clientX: x, clientY: y, bubbles: true, cancelable: true }}));
+  let zooms = 0;
   window.sealionInspect = {{
     async zoom(target) {{  // the viewer's own wheel steps, from its zoom now to the target (1 = fitted)
-      const img = images()[0];
+      const img = images()[0], mine = ++zooms;  // a newer click takes over from this one
       if (!img) return;
       const frame = () => new Promise((done) => requestAnimationFrame(() => setTimeout(done, 0)));
       const settled = async (before) => {{  // the viewer animates to its new zoom: wait until it stops moving
         let last = scaleOf(img), still = 0;
         for (let i = 0; i < 120 && (still < 4 || (last === before && i < 30)); i++) {{
           await frame();
+          if (mine !== zooms) return null;
           const now = scaleOf(img);
           still = now === last ? still + 1 : 0;
           last = now;
@@ -67,12 +68,12 @@ _PAGE_JS = f"""
         if (Math.abs(Math.log(now / target)) <= Math.log(step) / 2) return;
         wheel(img, now < target, centre(img));
         const after = await settled(now);
-        if (after === now) return;  // at the viewer's limit
+        if (after === null || after === now) return;  // taken over, or at the viewer's limit
         step = Math.max(after / now, now / after);
         const steps = Math.round(Math.abs(Math.log(target / after)) / Math.log(step));
         const point = centre(img);
         for (let i = 0; i < steps; i++) wheel(img, after < target, point);
-        if (steps) await settled(after);
+        if (steps && (await settled(after)) === null) return;
       }}
     }},
     boxes(show) {{ viewer()?.classList.toggle("{BOXES_OFF_CLASS}", !show); }},
@@ -91,7 +92,10 @@ _PAGE_JS = f"""
   const fix = (dialog) => {{
     const input = dialog.querySelector("input[aria-label=Label]");
     const named = labelsByColor[(dialog.querySelector("input[type=color]")?.value || "").toLowerCase()];
-    const listAll = () => {{ input.blur(); input.focus(); input.select(); }};
+    const listAll = () => {{
+      input.blur(); input.focus(); input.select();
+      dialog.dataset.listing = "all";  // for tests: the list is complete
+    }};
     if (named && input.value !== named) {{
       input.value = named;
       input.dispatchEvent(new Event("input", {{ bubbles: true }}));
