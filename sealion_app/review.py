@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 from PIL import Image
 
-from detector.classes import class_color
+from detector.classes import SEA_LION_CLASSES, class_color
 from detector.counting.metadata import read_metadata
 from detector.counting.results import CountResult
 from detector.files import sha256_bytes
@@ -31,6 +31,15 @@ SHORT_LABELS = {  # the annotator draws a label on every box: short words keep a
 }
 
 
+LABELS_HIDDEN_OVER = 100  # a count with more boxes opens in the Review tab with class labels hidden: on a colony
+# the labels pile into an unreadable mass over the animals; the box colour still gives the class
+
+
+def labels_shown_for(boxes: int) -> bool:
+    """Whether the Review tab opens a count of ``boxes`` detections with class labels on (see LABELS_HIDDEN_OVER)."""
+    return boxes <= LABELS_HIDDEN_OVER
+
+
 def short_label(class_name: str) -> str:
     return SHORT_LABELS.get(class_name, class_name)
 
@@ -40,12 +49,13 @@ def class_of(label: str) -> str:
     return next((name for name, short in SHORT_LABELS.items() if short == label), label)
 
 
-def annotator_value(photo_jpeg: Path | str, result: CountResult) -> dict[str, Any]:
-    """The image annotator's value: the photo (as the detector decoded it) and one labelled box per detection."""
-    return {"image": str(photo_jpeg), "boxes": annotator_boxes(PhotoAnnotations.from_result(result))}
+def annotator_value(photo_jpeg: Path | str, result: CountResult, labels: bool = True) -> dict[str, Any]:
+    """The image annotator's value: the photo (as the detector decoded it) and one box per detection in its class's
+    colour, labelled unless ``labels`` is False (the annotator draws a label only on a box that has one)."""
+    return {"image": str(photo_jpeg), "boxes": annotator_boxes(PhotoAnnotations.from_result(result), labels)}
 
 
-def annotator_boxes(annotations: PhotoAnnotations) -> list[dict[str, Any]]:
+def annotator_boxes(annotations: PhotoAnnotations, labels: bool = True) -> list[dict[str, Any]]:
     names = annotations.class_names
     return [
         {
@@ -53,11 +63,53 @@ def annotator_boxes(annotations: PhotoAnnotations) -> list[dict[str, Any]]:
             "ymin": float(box[1]),
             "xmax": float(box[2]),
             "ymax": float(box[3]),
-            "label": short_label(names[int(cid)]),
-            "color": class_color(names[int(cid)], int(cid)),
+            "label": short_label(names[int(cid)]) if labels else "",
+            "color": (class_color if labels else unlabelled_color)(names[int(cid)], int(cid)),
         }
         for box, cid in zip(annotations.xyxy, annotations.class_id, strict=True)
     ]
+
+
+def unlabelled_color(name: str, index: int) -> tuple[int, int, int]:
+    """The colour of a class's box shown without its label: the class colour with blue's lowest bit flipped. It
+    looks the same, and it tells the box from a new one, which the annotator draws in the first class's colour
+    before its class is picked."""
+    red, green, blue = class_color(name, index)
+    return red, green, blue ^ 1
+
+
+def _classes_by_color(class_names: Sequence[str]) -> dict[tuple[int, ...], str]:
+    return {unlabelled_color(name, i): name for i, name in enumerate(class_names)}
+
+
+def _color_key(color: Any) -> tuple[int, ...] | None:
+    try:
+        return tuple(int(v) for v in color)
+    except (TypeError, ValueError):
+        return None
+
+
+def class_of_box(box: Mapping[str, Any], class_names: Sequence[str]) -> str | None:
+    """The class of an annotator box: its label's, else (a box shown without its label) its colour's
+    (:func:`unlabelled_color`); None for a new box whose class is not picked yet."""
+    if box.get("label"):
+        return class_of(box["label"])
+    return _classes_by_color(class_names).get(_color_key(box.get("color")) or ())
+
+
+def with_labels(boxes: Sequence[Mapping[str, Any]], class_names: Sequence[str], show: bool) -> list[dict[str, Any]]:
+    """The annotator's boxes with their class labels shown or hidden; each box keeps its class (while its label is
+    hidden, its colour, :func:`unlabelled_color`, identifies it). A box without a class is left as it is."""
+    out = []
+    for box in boxes:
+        name = class_of_box(box, class_names)
+        if name is None or name not in class_names:
+            out.append(dict(box))
+            continue
+        index = list(class_names).index(name)
+        color = class_color(name, index) if show else unlabelled_color(name, index)
+        out.append({**box, "label": short_label(name) if show else "", "color": color})
+    return out
 
 
 def parse_annotations(value: Any, original: CountResult, photo: str) -> PhotoAnnotations:
@@ -77,20 +129,27 @@ def parse_annotations(value: Any, original: CountResult, photo: str) -> PhotoAnn
     boxes = (value["boxes"] or []) if isinstance(value, Mapping) else value
     if not isinstance(boxes, Sequence) or isinstance(boxes, str):
         raise ValueError('annotations: expected a list of boxes [{"xyxy": [x1, y1, x2, y2], "class_name": "pups"}]')
-    boxes = [
-        {**box, "label": class_of(box["label"])} if isinstance(box, Mapping) and box.get("label") else box
-        for box in boxes
-    ]
+    boxes = [_named(box, original.class_names) for box in boxes]
     try:
         return PhotoAnnotations.from_boxes(photo, boxes, original.class_names, original.image_size)
     except ValueError as exc:
         raise ValueError(f"annotations: {exc}") from None
 
 
-def unlabelled(value: Any) -> int:
-    """Boxes drawn on the annotator that have no class yet (the class dialog is still open)."""
+def _named(box: Any, class_names: Sequence[str]) -> Any:
+    """An annotator box with its class name as the label (from a short label, or from the colour of a box shown
+    without its label); API boxes (``class_name``) and malformed ones pass through for the parser's errors."""
+    if not isinstance(box, Mapping) or any(box.get(k) not in (None, "") for k in ("class_name", "class", "class_id")):
+        return box
+    name = class_of_box(box, class_names)
+    return {**box, "label": name} if name else box
+
+
+def unlabelled(value: Any, class_names: Sequence[str] = SEA_LION_CLASSES) -> int:
+    """Boxes drawn on the annotator that have no class yet (the class dialog is still open): no label, and not in
+    a class's colour (the boxes of a photo shown without labels)."""
     boxes = value.get("boxes") if isinstance(value, Mapping) else None
-    return sum(1 for box in boxes or [] if isinstance(box, Mapping) and not box.get("label"))
+    return sum(1 for box in boxes or [] if isinstance(box, Mapping) and class_of_box(box, class_names) is None)
 
 
 def original_from_json(data: Any) -> CountResult:

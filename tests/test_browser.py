@@ -1,6 +1,9 @@
 """Drive the real app in Debian's Chromium with Playwright: upload a photo, press Count, see the result.
 
-Set SEALION_SCREENSHOT_PATH=docs/screenshot.png to keep the screenshot (the README's).
+Run: ``nice -n 19 python -m pytest tests/test_browser.py -m browser`` (needs /usr/bin/chromium, ``apt-get install -y
+chromium``, and the playwright package; never ``playwright install``). The dense-photo tests need the NOAA sample's
+photo 43 (SEALION_NOAA_DATA, README 'Tests'). Set SEALION_SCREENSHOT_PATH=docs/screenshot.png to keep the README's
+screenshot, and SEALION_SCREENSHOTS_DIR=docs/screenshots to keep the inspection screenshots (docs/app.md).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from urllib.parse import urlparse
 import pytest
 
 from tests.app_process import start_app
-from tests.helpers import REPO_ROOT
+from tests.helpers import NO_SHARED_DATA, REPO_ROOT, SHARED_DATA
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -26,6 +29,8 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 PHOTO = REPO_ROOT / "examples" / "noaa_train_0.jpg"  # the busiest example: hundreds of animals
+DENSE = SHARED_DATA / "fullres-raw" / "43.jpg"  # a survey original (5616x3744) of a colony: about 600 animals
+CLASS_LABELS = ["male", "subadult", "female", "juvenile", "pup"]  # the Review tab's labels, in class order
 SPARSE = REPO_ROOT / "examples" / "noaa_train_6.jpg"  # 1248x832: a survey original downsampled 4x
 
 pytestmark = pytest.mark.browser
@@ -40,6 +45,32 @@ def browser():
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         yield chromium
         chromium.close()
+
+
+def _clip(page, *selectors: str) -> dict[str, float]:
+    """The page area spanning these elements (for a screenshot of a control and what it acts on)."""
+    boxes = [page.locator(selector).first.bounding_box() for selector in selectors]
+    left, top = min(b["x"] for b in boxes), min(b["y"] for b in boxes)
+    right, bottom = max(b["x"] + b["width"] for b in boxes), max(b["y"] + b["height"] for b in boxes)
+    return {"x": left, "y": top, "width": right - left, "height": bottom - top}
+
+
+def _keep(page_or_element, name: str, tmp_path: Path, **options) -> Path:
+    """A JPEG screenshot (small enough to commit), also copied into SEALION_SCREENSHOTS_DIR when that is set."""
+    shot = tmp_path / name
+    page_or_element.screenshot(path=str(shot), type="jpeg", quality=70, **options)
+    assert 10_000 < shot.stat().st_size < 400_000, shot.stat().st_size
+    if os.environ.get("SEALION_SCREENSHOTS_DIR"):
+        folder = Path(os.environ["SEALION_SCREENSHOTS_DIR"])
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, folder / name)
+    return shot
+
+
+def _dense_photo() -> Path:
+    if not DENSE.is_file():
+        pytest.skip(NO_SHARED_DATA)
+    return DENSE
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +149,7 @@ def test_example_then_count(browser, app):
 def test_batch_tab_counts_and_lists_bad_files(browser, app, tmp_path):
     broken = tmp_path / "broken.jpg"
     broken.write_text("not a photo")
-    page = browser.new_page(viewport={"width": 1400, "height": 1300})
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
     page.goto(app.url, wait_until="domcontentloaded")
     page.get_by_role("tab", name="Batch").click()
     with page.expect_response(lambda r: "/gradio_api/upload?" in r.url and r.request.method == "POST"):
@@ -130,8 +161,11 @@ def test_batch_tab_counts_and_lists_bad_files(browser, app, tmp_path):
     )
     assert "Counted 1 photo(s), 1 file(s) failed" in page.locator("#batch-status").inner_text()
     assert "not an image file" in page.locator("#batch-errors").inner_text()
-    assert PHOTO.name in page.locator("#batch-table").inner_text()
+    table = page.locator("#batch-table").inner_text()
+    assert PHOTO.name in table and " ± " in table, table  # each count with its typical error
     page.locator("#batch-gallery img").first.wait_for(timeout=30_000)
+    page.wait_for_timeout(500)
+    _keep(page, "batch.jpg", tmp_path, full_page=True)
     page.close()
 
 
@@ -269,6 +303,83 @@ def test_a_full_resolution_result_can_be_zoomed(browser, app, tmp_path):
     page.close()
 
 
+def _zoom_of_viewer(page) -> list[str]:
+    """The CSS transform of each image of the Count tab's viewer (photo and counted photo zoom together)."""
+    return page.locator("#inspect-image img[data-testid=imageslider-image]").evaluate_all(
+        "imgs => imgs.map(i => i.style.transform)"
+    )
+
+
+def _scale_of_viewer(page) -> float:
+    transforms = set(_zoom_of_viewer(page))
+    assert len(transforms) == 1, transforms  # both layers in step
+    return float(transforms.pop().split("scale(")[1].rstrip(")"))
+
+
+def _wait_for_zoom(page, low: float, high: float) -> None:
+    """Wait until the viewer's zoom is within [low, high] and stays there a moment."""
+    try:
+        page.wait_for_function(
+            "([low, high]) => { const m = document.querySelector('#inspect-image img')?.style.transform"
+            ".match(/scale\\(([^)]+)\\)/); const s = m ? parseFloat(m[1]) : 0;"
+            " return s >= low - 1e-6 && s <= high + 1e-6; }",
+            arg=[low, high],
+            timeout=15_000,
+        )
+    except Exception as exc:
+        raise AssertionError(f"zoom not in [{low}, {high}]: {_zoom_of_viewer(page)}") from exc
+    page.wait_for_timeout(500)
+    assert low - 1e-6 <= _scale_of_viewer(page) <= high + 1e-6, _zoom_of_viewer(page)
+
+
+def test_a_dense_photo_zooms_to_animal_level_in_a_few_steps_and_its_boxes_turn_off_and_on(browser, app, tmp_path):
+    """Photo 43 (a colony, ~600 animals, 5616x3744): the zoom buttons reach the viewer's 15x in one click and a
+    wheel notch zooms about 1.2x (fit to 15x in 14 notches); Show boxes hides the counted layer at that zoom and
+    brings it back, the zoom and pan unchanged and nothing recounted."""
+    page = _page_with_photo(browser, app, _dense_photo())
+    status, rows = _count(page)
+    assert "5616×3744" in status and int(_counts(rows)[-1]) > 300, (status, rows)
+    page.wait_for_function(
+        "() => { const imgs = [...document.querySelectorAll('#inspect-image img')];"
+        " return imgs.length === 2 && imgs.every(i => i.complete && i.naturalWidth > 0); }",
+        timeout=60_000,
+    )
+    counted = page.locator("#inspect-image img[data-testid=imageslider-image]").nth(1)
+    assert _scale_of_viewer(page) == 1
+    box = counted.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    for _ in range(14):  # fourteen wheel notches
+        page.mouse.wheel(0, -100)
+        page.wait_for_timeout(60)
+    page.wait_for_timeout(300)
+    assert _scale_of_viewer(page) == 15, _zoom_of_viewer(page)
+    page.locator("#zoom-1").click()
+    page.wait_for_function("() => /scale\\(1\\)/.test(document.querySelector('#inspect-image img').style.transform)")
+    page.locator("#zoom-4").click()
+    _wait_for_zoom(page, 3.8, 4.2)
+    page.locator("#zoom-15").click()  # one click from 4x to the viewer's maximum
+    _wait_for_zoom(page, 15, 15)
+    zoomed = _zoom_of_viewer(page)
+
+    assert counted.evaluate("img => getComputedStyle(img).visibility") == "visible"
+    area = _clip(page, "#inspect-controls", "#inspect-image")  # the controls and the viewer
+    with_boxes = _keep(page, "count-zoomed-boxes-on.jpg", tmp_path, clip=area)
+    page.locator("#show-boxes input").uncheck()
+    page.wait_for_function(
+        "() => getComputedStyle(document.querySelectorAll('#inspect-image img')[1]).visibility === 'hidden'"
+    )
+    without = _keep(page, "count-zoomed-boxes-off.jpg", tmp_path, clip=area)
+    assert with_boxes.read_bytes() != without.read_bytes()
+    assert _zoom_of_viewer(page) == zoomed  # the same place at the same zoom
+    assert page.locator("#count-status").inner_text() == status  # not recounted
+    page.locator("#show-boxes input").check()
+    page.wait_for_function(
+        "() => getComputedStyle(document.querySelectorAll('#inspect-image img')[1]).visibility === 'visible'"
+    )
+    assert _zoom_of_viewer(page) == zoomed
+    page.close()
+
+
 def _canvas_point(page, image_size: tuple[int, int]):
     """A function from photo pixels to page coordinates on the review annotator's canvas (the photo fitted, centred)."""
     frame = page.locator("#review-annotator canvas").bounding_box()
@@ -286,10 +397,24 @@ def _choose_class(page, name: str) -> None:
     name = short_label(name)  # the annotator shows short labels (female, pup, ...)
     dialog = page.locator("#model-box-edit")
     dialog.wait_for(state="visible", timeout=10_000)
+    _wait_for_every_class(dialog)  # not only the box's current class
     dialog.locator("input[aria-label=Label]").fill(name)
     dialog.locator(f"li[data-testid=dropdown-option][aria-label={name}]").click()
     dialog.get_by_role("button", name="OK").click()
     dialog.wait_for(state="hidden", timeout=10_000)
+
+
+def _wait_for_every_class(dialog) -> list[str]:
+    """The class list of the open box dialog, once it lists every class (it must, as it opens)."""
+    dialog.page.wait_for_function(
+        "n => document.querySelector('#model-box-edit')?.dataset.listing === 'all'"
+        " && document.querySelectorAll('#model-box-edit li[data-testid=dropdown-option]').length === n",
+        arg=len(CLASS_LABELS),
+        timeout=10_000,
+    )
+    options = dialog.locator("li[data-testid=dropdown-option]").all_inner_texts()
+    assert [o.strip() for o in options] == CLASS_LABELS, options
+    return options
 
 
 def _review_counts(page) -> dict[str, list[str]]:
@@ -335,6 +460,7 @@ def test_review_delete_add_reclassify_save_and_export(browser, app, tmp_path):
     relabel_to = "pups" if names[relabel] != "pups" else "adult_females"
 
     page = _page_with_photo(browser, app, SPARSE)
+    page.set_viewport_size({"width": 1400, "height": 1700})  # the whole annotator on screen
     page_errors: list[str] = []
     page.on("pageerror", lambda error: page_errors.append(str(error)))
     _count(page, "scale auto")
@@ -432,33 +558,39 @@ def test_review_delete_add_reclassify_save_and_export(browser, app, tmp_path):
     page.close()
 
 
-def test_review_a_survey_original_with_hundreds_of_animals(browser, app):
-    """A full-resolution survey photo (5616x3744, hundreds of detections) in the Review tab: it opens, the wheel
-    zooms the annotator, and after resetting the view a box can be deleted and the counts follow within seconds."""
+def test_review_a_survey_original_with_hundreds_of_animals(browser, app, tmp_path):
+    """A full-resolution colony photo (43: 5616x3744, ~600 detections) in the Review tab: it opens with class labels
+    hidden (over LABELS_HIDDEN_OVER boxes; the box colours give the class), the wheel zooms the annotator, a box's
+    dialog opens on its class and lists every class, a relabel and a deletion are counted within seconds, and showing
+    the labels keeps every edit."""
     import time
 
     import numpy as np
     from gradio_client import Client, handle_file
 
-    from tests.helpers import NO_SHARED_DATA, SHARED_DATA
+    from sealion_app.review import LABELS_HIDDEN_OVER, short_label
 
-    survey = SHARED_DATA / "fullres-raw" / "43.jpg"
-    if not survey.is_file():
-        pytest.skip(NO_SHARED_DATA)
+    survey = _dense_photo()
     result = Client(app.url, verbose=False).predict(handle_file(str(survey)), api_name="/count")[2]
     size = (result["image_size"]["width"], result["image_size"]["height"])
-    assert size[0] >= 4992 and len(result["detections"]) >= 200, (size, result["total"])
+    assert size[0] >= 4992 and len(result["detections"]) > max(200, LABELS_HIDDEN_OVER), (size, result["total"])
     boxes = np.array([d["xyxy"] for d in result["detections"]])
+    names = [d["class_name"] for d in result["detections"]]
     centres = (boxes[:, :2] + boxes[:, 2:]) / 2
     apart = np.sqrt(((centres[:, None] - centres[None]) ** 2).sum(-1)) + np.eye(len(centres)) * 1e9
-    lonely = int(np.argmax(apart.min(axis=1)))
+    lonely, relabel = (int(i) for i in np.argsort(-apart.min(axis=1))[:2])
+    relabel_to = "pups" if names[relabel] != "pups" else "adult_females"
 
     page = _page_with_photo(browser, app, survey)
+    page.set_viewport_size({"width": 1400, "height": 1700})  # the whole annotator on screen
     _count(page, "scale auto")
     page.get_by_role("tab", name="Review").click()
     _wait_for_status(page, "#review-status", f"{len(boxes)} animals after review", timeout=120_000)
+    assert not page.locator("#show-labels input").is_checked()  # a colony: labels hidden
     canvas = page.locator("#review-annotator canvas")
     canvas.scroll_into_view_if_needed()
+    page.wait_for_timeout(500)
+    _keep(page, "review-dense-labels-hidden.jpg", tmp_path)
     frame = canvas.bounding_box()
     whole = canvas.screenshot()
     page.mouse.move(frame["x"] + frame["width"] / 2, frame["y"] + frame["height"] / 2)
@@ -472,9 +604,23 @@ def test_review_a_survey_original_with_hundreds_of_animals(browser, app):
     page.wait_for_timeout(500)
 
     at = _canvas_point(page, size)
+    page.mouse.dblclick(*at(*centres[relabel]))  # a box without its label: the dialog names its class
+    dialog = page.locator("#model-box-edit")
+    dialog.wait_for(state="visible", timeout=10_000)
+    _wait_for_every_class(dialog)
+    assert dialog.locator("input[aria-label=Label]").input_value() == short_label(names[relabel])
+    _choose_class(page, relabel_to)
+    _wait_for_status(page, "#review-status", "0 added, 0 removed, 1 reclassified")
     page.mouse.click(*at(*centres[lonely]))
     started = time.monotonic()
     page.locator("#review-annotator button[aria-label='Remove box']").click()
-    _wait_for_status(page, "#review-status", f"{len(boxes) - 1} animals after review .* 1 removed")
+    _wait_for_status(page, "#review-status", f"{len(boxes) - 1} animals after review .* 1 removed, 1 reclassified")
     assert time.monotonic() - started < 10, "the counts should follow an edit within seconds on a survey photo"
+    table = _review_counts(page)
+
+    page.locator("#show-labels input").check()  # the labels back on every box, the edits kept
+    page.wait_for_timeout(3000)
+    status = _wait_for_status(page, "#review-status", f"{len(boxes) - 1} animals after review .* 1 reclassified")
+    assert "0 added, 1 removed, 1 reclassified" in status, status
+    assert _review_counts(page) == table
     page.close()

@@ -33,6 +33,31 @@ def test_the_annotator_shows_short_labels_and_gives_back_class_names(tmp_path):
     assert service.unlabelled({"boxes": [{"label": ""}, {"label": "pup"}]}) == 1
 
 
+def test_labels_hidden_on_a_dense_photo_keep_each_box_class_by_its_colour(tmp_path):
+    """Without labels (a colony: more than LABELS_HIDDEN_OVER boxes) a box's class is its colour; showing the labels
+    again gives every box its class's label, and a box drawn but not yet classed stays unclassed."""
+    assert service.labels_shown_for(service.LABELS_HIDDEN_OVER)
+    assert not service.labels_shown_for(service.LABELS_HIDDEN_OVER + 1)
+    original = model_count()
+    value = service.annotator_value(photo_jpeg(PHOTO, tmp_path), original, labels=False)
+    assert [box["label"] for box in value["boxes"]] == ["", "", "", ""]
+    assert service.unlabelled(value) == 0
+    assert service.parse_annotations(value, original, PHOTO.name).counts == original.counts
+    assert value["boxes"][0]["color"] == (205, 120, 41)  # the female colour, told apart from a new box's
+    value["boxes"][0]["label"] = "pup"  # relabelled in the dialog: the label wins over the old colour
+    new = {"xmin": 5, "ymin": 5, "xmax": 20, "ymax": 20, "label": "", "color": (230, 25, 25)}  # the annotator's
+    value["boxes"].append(new)  # new box, in the first class's colour, its class not picked yet
+    assert service.unlabelled(value) == 1
+    shown = service.with_labels(value["boxes"], SEA_LION_CLASSES, show=True)
+    assert [box["label"] for box in shown] == ["pup", "female", "female", "pup", ""]
+    assert shown[0]["color"] == (40, 210, 40) and shown[1]["color"] == (205, 120, 40)  # the class colours
+    assert shown[4] == new  # the new box untouched
+    hidden = service.with_labels(shown[:4], SEA_LION_CLASSES, show=False)
+    assert [box["label"] for box in hidden] == [""] * 4
+    counts = service.parse_annotations({"boxes": hidden}, original, PHOTO.name).counts
+    assert counts == {**dict.fromkeys(SEA_LION_CLASSES, 0), "adult_females": 2, "pups": 2}
+
+
 def test_bad_annotations_name_the_field():
     original = model_count()
     with pytest.raises(ValueError, match="annotations: the photo is rotated"):

@@ -20,6 +20,7 @@ from sealion_app.ui.controls import (
     detection_controls,
     takes_count_settings,
 )
+from sealion_app.ui.inspect import BOXES_JS, ZOOM_PRESETS, zoom_js
 
 
 @dataclass(frozen=True)
@@ -103,10 +104,23 @@ def build_count_tab(
                     )
             with gr.Column(scale=2):
                 gr.Markdown(
-                    "Counted photo, full resolution: **scroll to zoom** (up to 15×), **drag to pan**, drag "
-                    "the bar from the left edge to compare with the photo itself.",
+                    "Counted photo, full resolution: **scroll to zoom** or use the zoom buttons, **drag to pan**, "
+                    "untick **Show boxes** to see the animals under the boxes (at any zoom), or drag the bar from "
+                    "the left edge to compare the counted photo with the photo itself.",
                     elem_id="inspect-hint",
                 )
+                with gr.Row(equal_height=True, elem_id="inspect-controls"):
+                    show_boxes = gr.Checkbox(
+                        True, label="Show boxes", container=False, scale=2, min_width=120, elem_id="show-boxes"
+                    )
+                    for zoom in ZOOM_PRESETS:
+                        gr.Button(
+                            "Whole photo" if zoom == 1 else f"Zoom {zoom}×",
+                            size="sm",
+                            scale=1,
+                            min_width=100,
+                            elem_id=f"zoom-{zoom}",
+                        ).click(None, js=zoom_js(zoom), api_visibility="private")
                 inspect = gr.ImageSlider(
                     label="Photo | counted",
                     show_label=False,  # a floating label would hide the top of the counts legend
@@ -147,6 +161,7 @@ def build_count_tab(
             concurrency_id="count",
             concurrency_limit=count_workers,
         )
+        show_boxes.change(None, inputs=show_boxes, js=BOXES_JS, api_visibility="private")  # in the page only
         # A new photo starts at auto scale: a length typed for the previous photo must not carry over.
         image.change(lambda: 0, outputs=controls.female_length, api_visibility="private")
     return CountTab(image, result_json, controls)

@@ -17,6 +17,7 @@ from typing import Any
 
 import gradio as gr
 
+from detector.classes import SEA_LION_CLASSES
 from detector.errors import DetectorError
 from sealion_app.models import ModelRegistry
 from sealion_app.ui.about_tab import build_about_tab
@@ -24,6 +25,7 @@ from sealion_app.ui.batch_tab import build_batch_tab
 from sealion_app.ui.components import Blocks
 from sealion_app.ui.controls import model_controls
 from sealion_app.ui.count_tab import build_count_tab
+from sealion_app.ui.inspect import page_js
 from sealion_app.ui.model_tab import build_model_tab
 from sealion_app.ui.review_tab import build_review_tab
 
@@ -85,4 +87,6 @@ def build_demo(registry: ModelRegistry, count_workers: int = 2, reviews_dir: Pat
             model_info = build_model_tab(registry, shared.model_version, shared.runtime, human_errors)
             build_about_tab(registry.default.class_names)
         gr.api(model_info, api_name="model_info", concurrency_id="model_load")
+        review_classes = registry.default.class_names or SEA_LION_CLASSES  # as the Review tab labels them
+        demo.load(None, js=page_js(review_classes), api_visibility="private")  # zoom, layers, dialog (ui.inspect)
     return demo

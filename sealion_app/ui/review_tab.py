@@ -28,9 +28,21 @@ REVIEW_HINT = (
     "Delete (or the bin button under the photo). **Add** a missed animal: press **C** (create mode, or the box "
     "button), drag a box, pick its class. **Change a class**: double-click the box (or select it and press E). **D** "
     "returns to drag mode (move/resize). **Scroll to zoom, drag the background to pan**, Space resets the view. "
-    "Labels: male, subadult (male), female, juvenile, pup. The counts below follow every edit; **Save review** "
-    "stores it and gives the corrected counts and the training files."
+    "Labels: male, subadult (male), female, juvenile, pup; on a photo with more than "
+    f"{service.LABELS_HIDDEN_OVER} boxes they start hidden (the box colour is the class): tick **Show class labels** "
+    "to see them. The counts below follow every edit; **Save review** stores it and gives the corrected counts and "
+    "the training files."
 )
+
+
+def _legend(labels: list[str], colors: list[tuple[int, int, int]]) -> str:
+    """Colour swatches naming each class: what a box's colour means while labels are hidden."""
+    swatches = "".join(
+        f'<span style="margin-right:1em;white-space:nowrap"><span style="display:inline-block;width:0.9em;'
+        f'height:0.9em;border:2px solid rgb{color};margin-right:0.3em;vertical-align:-0.1em"></span>{label}</span>'
+        for label, color in zip(labels, colors, strict=True)
+    )
+    return f"<div>Box colours: {swatches}</div>"
 
 
 def _bad(exc: Exception, title: str = "Cannot save this review") -> gr.Error:
@@ -55,12 +67,14 @@ def build_review_tab(
 
     @guard
     def load(photo: str | None, result: dict | None, loaded_key: str):
-        """Put the last count's detections on the annotator, unless that count is already under review."""
+        """Put the last count's detections on the annotator, unless that count is already under review; class labels
+        on unless the photo has more than LABELS_HIDDEN_OVER boxes."""
         if not photo or not result:
-            return None, None, None, "", "Count a photo in the **Count** tab first; its boxes appear here.", None
+            empty = "Count a photo in the **Count** tab first; its boxes appear here."
+            return None, None, None, "", empty, None, gr.skip()
         key = hashlib.sha256(json.dumps([photo, result], sort_keys=True, default=str).encode()).hexdigest()
         if key == loaded_key:  # back from another tab: keep the edits in progress
-            return (gr.skip(),) * 6
+            return (gr.skip(),) * 7
         try:
             original = service.original_from_json(result)
         except ValueError as exc:
@@ -68,11 +82,25 @@ def build_review_tab(
         prune_old_batches(batch_dir)
         shown = photo_jpeg(Path(photo), batch_dir)
         if not service.same_photo(Path(photo).name, shown, original):
-            return None, None, None, "", "The photo in the **Count** tab has not been counted yet: press Count.", None
-        value = service.annotator_value(shown, original)
+            not_counted = "The photo in the **Count** tab has not been counted yet: press Count."
+            return None, None, None, "", not_counted, None, gr.skip()
+        labels = service.labels_shown_for(len(original))
+        value = service.annotator_value(shown, original, labels)
         table, edits = service.review_table(original, service.PhotoAnnotations.from_result(original))
         line = service.edits_line(original, service.PhotoAnnotations.from_result(original), edits)
-        return value, original.to_dict(), photo, key, line, table
+        return value, original.to_dict(), photo, key, line, table, labels
+
+    @guard
+    def toggle_labels(show: bool, value: dict | None, original_dict: dict | None, photo: str | None):
+        """The boxes under review with their class labels shown or hidden; edits and classes are kept."""
+        if not value or not original_dict or not photo:
+            return gr.skip()
+        names = service.original_from_json(original_dict).class_names
+        return {
+            "image": str(photo_jpeg(Path(photo), batch_dir)),  # the same file: the photo is not re-encoded
+            "boxes": service.with_labels(value.get("boxes") or [], names, show),
+            "orientation": value.get("orientation") or 0,
+        }
 
     @guard
     def follow(value: dict | None, original_dict: dict | None, photo: str | None):
@@ -80,7 +108,7 @@ def build_review_tab(
         if not value or not original_dict or not photo:
             return gr.skip(), gr.skip()
         original = service.original_from_json(original_dict)
-        if service.unlabelled(value):
+        if service.unlabelled(value, original.class_names):
             return gr.skip(), "Pick the class of the new box."
         try:
             annotations = service.parse_annotations(value, original, Path(photo).name)
@@ -111,7 +139,7 @@ def build_review_tab(
         return table, line, [str(p) for p in outcome.files.paths()], outcome.summary()
 
     @guard
-    def import_file(path: str | None, original_dict: dict | None, photo: str | None):
+    def import_file(path: str | None, original_dict: dict | None, photo: str | None, show: bool = True):
         if not path:
             return gr.skip(), gr.skip()
         if not original_dict or not photo:
@@ -121,7 +149,8 @@ def build_review_tab(
             annotations = service.imported_annotations(Path(path), original, original.source or Path(photo).name)
         except ValueError as exc:
             raise _bad(exc, "Cannot import these annotations") from None
-        value = {"image": str(photo_jpeg(Path(photo), batch_dir)), "boxes": service.annotator_boxes(annotations)}
+        boxes = service.annotator_boxes(annotations, labels=show)
+        value = {"image": str(photo_jpeg(Path(photo), batch_dir)), "boxes": boxes}
         return value, f"Imported {len(annotations)} boxes from {Path(path).name}"
 
     @guard
@@ -151,6 +180,11 @@ def build_review_tab(
 
     with gr.Tab("Review", id="review") as tab:
         gr.Markdown(REVIEW_HINT, elem_id="review-hint")
+        with gr.Row(equal_height=True):
+            show_labels = gr.Checkbox(
+                True, label="Show class labels", container=False, scale=1, min_width=180, elem_id="show-labels"
+            )
+            gr.HTML(_legend(labels, colors), elem_id="review-legend", scale=4)
         annotator = image_annotator(
             label_list=labels,
             label_colors=colors,
@@ -201,7 +235,13 @@ def build_review_tab(
         tab.select(
             load,
             inputs=[image, result_json, key_state],
-            outputs=[annotator, original_state, photo_state, key_state, status, table],
+            outputs=[annotator, original_state, photo_state, key_state, status, table, show_labels],
+            api_visibility="private",
+        )
+        show_labels.input(  # the reviewer's click only: load() sets it without redrawing twice
+            toggle_labels,
+            inputs=[show_labels, annotator, original_state, photo_state],
+            outputs=annotator,
             api_visibility="private",
         )
         annotator.change(
@@ -219,7 +259,7 @@ def build_review_tab(
         )
         imported.upload(
             import_file,
-            inputs=[imported, original_state, photo_state],
+            inputs=[imported, original_state, photo_state, show_labels],
             outputs=[annotator, status],
             api_visibility="private",
         )
