@@ -37,7 +37,7 @@ from benchmarks.common import (
     timed,
 )
 from detector.errors import DetectorError
-from detector.settings import DEFAULT_BATCH, DEFAULT_CONF, DEFAULT_IOU, DEFAULT_OVERLAP, CountOptions
+from detector.settings import DEFAULT_BATCH, DEFAULT_CONF, DEFAULT_GATE, DEFAULT_IOU, DEFAULT_OVERLAP, CountOptions
 
 NAME = "sliced_vs_sahi"
 SPEED_GOAL = 3.0  # SAHI time / our time
@@ -75,7 +75,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )  # fmt: skip
     parser.add_argument(
         "--also-runtime", action="append", default=None, metavar="NAME",
-        help="also measure ours with this runtime (gate on; repeat; default: openvino-f32 unless ours runs it)",
+        help="also measure ours with this runtime (gate as the default and flipped; repeat; default: openvino-f32 "
+        "unless ours runs it)",
     )  # fmt: skip
     add_model_args(parser)
     args = parser.parse_args(argv)
@@ -166,38 +167,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     matched = sahi_model(det.info.path, args.conf, det.imgsz, args.iou)
     defaults = sahi_model(det.info.path, args.conf, det.imgsz, None)
 
-    def run_ours(work: np.ndarray):
-        return det.count(
-            work,
-            conf=args.conf,
-            iou=args.iou,
-            tile_size=tile,
-            overlap=args.overlap,
-            photo_scale=det.ground_scale,  # already resized: factor 1
-            batch_size=args.batch_size,
-            gate=True,  # the opt-in tile gate: ours_gate_off measures what it gains
-        )
-
-    def run_ours_gate_off(work: np.ndarray):
-        """Ours without the tile gate: what skipping empty tiles gains on its own."""
-        return det.count(
-            work, conf=args.conf, iou=args.iou, tile_size=tile, overlap=args.overlap,
-            photo_scale=det.ground_scale, batch_size=args.batch_size, gate=False,
-        )  # fmt: skip
-
-    def ours_with(other):
-        """Ours (gate on) with another runtime: what the default runtime gains on its own."""
+    def ours_with(other, gate: bool):
+        """Ours with ``other``'s runtime and the gate on or off: each gain on its own and together."""
         return lambda work: other.count(
             work, conf=args.conf, iou=args.iou, tile_size=tile, overlap=args.overlap,
-            photo_scale=other.ground_scale, batch_size=args.batch_size, gate=True,
+            photo_scale=other.ground_scale, batch_size=args.batch_size, gate=gate,
         )  # fmt: skip
 
-    def run_ours_torch(work: np.ndarray):
-        """Ours with torch, as SAHI runs the network: what the exported runtime gains on its own."""
-        return torch_det.count(
-            work, conf=args.conf, iou=args.iou, tile_size=tile, overlap=args.overlap,
-            photo_scale=torch_det.ground_scale, batch_size=args.batch_size, gate=True,
-        )  # fmt: skip
+    run_ours = ours_with(det, DEFAULT_GATE)  # the product's defaults: its CPU runtime and its gate setting
+    flipped = f"ours_gate_{'off' if DEFAULT_GATE else 'on'}"  # the gate's effect on its own
 
     def run_sahi_matched(work: np.ndarray):
         return get_sliced_prediction(
@@ -237,17 +215,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     also = args.also_runtime if args.also_runtime is not None else ["openvino-f32"]
     others = {}
     for name in also:
-        if name == det.runtime or (name == "torch" and det.runtime != "torch"):
+        if name == det.runtime or name == "torch":
             continue  # measured as "ours" or "ours_torch" already
         try:
-            others[f"ours_{name}"] = ours_with(load_detector(args, threads=threads, runtime=name))
+            other = load_detector(args, threads=threads, runtime=name)
         except DetectorError as exc:
             log(f"not measuring ours with {name}: {exc}")
+            continue
+        others[f"ours_{name}"] = ours_with(other, DEFAULT_GATE)
+        others[f"ours_{name}_gate_{'off' if DEFAULT_GATE else 'on'}"] = ours_with(other, not DEFAULT_GATE)
     methods = {
         "ours": run_ours,
-        "ours_gate_off": run_ours_gate_off,
+        flipped: ours_with(det, not DEFAULT_GATE),
         **others,
-        **({"ours_torch": run_ours_torch} if det.runtime != "torch" else {}),
+        **({"ours_torch": ours_with(torch_det, DEFAULT_GATE)} if det.runtime != "torch" else {}),
         "sahi_matched": run_sahi_matched,
         "sahi_defaults": run_sahi_defaults,
         "ours_sahi_grid": run_ours_sahi_grid,
@@ -311,10 +292,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 for name in methods
                 if name != "ours" and name != "ours_sahi_grid"
             },
-            "gate": {
-                "tiles_run": last["ours"].tiles_run,
-                "tiles_skipped": last["ours"].tiles_skipped,
-                "gate_tiles": last["ours"].gate_tiles,
+            "gate": {  # of whichever of ours and its flipped twin ran with the gate on
+                "on_by_default": DEFAULT_GATE,
+                "tiles_run": last["ours" if DEFAULT_GATE else flipped].tiles_run,
+                "tiles_skipped": last["ours" if DEFAULT_GATE else flipped].tiles_skipped,
+                "gate_tiles": last["ours" if DEFAULT_GATE else flipped].gate_tiles,
             },
             "counts": counts,
             "agreement": {
@@ -364,6 +346,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result = {
         "model": det.info.to_dict(),
         "settings": {
+            "gate_on_by_default": DEFAULT_GATE,
             "tile_size": tile,
             "overlap": args.overlap,
             "conf": args.conf,
@@ -428,7 +411,10 @@ def print_report(result: dict[str, Any]) -> None:
         for r in result["photos"]
         for variant in variants
     ]  # fmt: skip
-    print("\nEach gain on its own: ours (opt-in gate on, default runtime), without the gate, with other runtimes")
+    print(
+        "\nEach gain on its own: ours (the product's defaults: its CPU runtime, tile gate "
+        f"{'on' if result['settings']['gate_on_by_default'] else 'off'}), the gate flipped, other runtimes"
+    )
     print(format_table(["photo", "method", "network tiles", "s", "SAHI matched / it"], rows))
     names = result["model"]["class_names"]
     rows = []

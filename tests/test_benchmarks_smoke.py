@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from detector.settings import DEFAULT_GATE
 from detector.versions.runtimes import counts_agree
 from tests.helpers import REPO_ROOT, SEA_LION_CLASSES
 
@@ -61,12 +62,13 @@ def test_sliced_vs_sahi_smoke(tiny_models, tiny_photo, tmp_path, capsys):
     assert photo["tiles"] == photo["sahi_tiles"] == 2 and isinstance(photo["same_tile_grid"], bool)
     assert {name: stats["n"] for name, stats in photo["seconds"].items()} == {
         "ours": 1,
-        "ours_gate_off": 1,  # the unlisted tiny weights have no openvino-f32 to add a row for
+        f"ours_gate_{'off' if DEFAULT_GATE else 'on'}": 1,  # the unlisted tiny weights have no openvino-f32 row
         "sahi_matched": 1,
         "sahi_defaults": 1,
         "ours_sahi_grid": 1,
     }
     assert photo["forward_passes"]["sahi_defaults"] == 3  # SAHI's extra full-image pass
+    assert data["settings"]["gate_on_by_default"] is DEFAULT_GATE and photo["gate"]["on_by_default"] is DEFAULT_GATE
     for method, counts in photo["counts"].items():
         assert list(counts) == SEA_LION_CLASSES, method
     assert sum(photo["counts"]["ours"].values()) > 0

@@ -170,3 +170,43 @@ def test_runtime_summaries_and_the_rule_on_counted_photos():
     assert fast["mean_rmse"] < torch["mean_rmse"] and torch["passes"]
     assert not fast["passes"]  # better against the truth, but 5 of 98 animals (5.1 %) moved on the first photo
     assert fast["seconds_per_photo"] == 1.0 and fast["precision"] == "bf16"
+
+
+def test_the_readme_row_matches_the_committed_runtime_accuracy_run():
+    results = REPO_ROOT / "benchmarks" / "results" / "runtime_accuracy.json"
+    if not results.is_file():
+        pytest.skip("no committed runtime_accuracy.json: run python -m benchmarks.runtime_accuracy --docs")
+    data = json.loads(results.read_text())
+    row = next(line for line in (REPO_ROOT / "README.md").read_text().splitlines() if "(`runtime_accuracy`)" in line)
+    assert f"{data['model']['version']}, {len(data['photos'])} photos" in row
+    for name, s in data["summary"].items():
+        assert f"{name} ({s['precision']}) {s['mean_rmse']:.1f} at {s['seconds_per_photo']:.2f} s/photo" in row
+        if name != "torch":
+            assert (", passes" if s["passes"] else ", fails") in row.split(f"{name} ({s['precision']})")[1][:40]
+    assert f"**{data['recommended_cpu_runtime']}** (the CPU default)" in row
+    assert data["recommended_cpu_runtime"] == load_manifest().get(data["model"]["version"]).cpu_runtime
+
+
+def test_the_readme_sahi_row_matches_the_committed_sliced_vs_sahi_run():
+    results = REPO_ROOT / "benchmarks" / "results" / "sliced_vs_sahi.json"
+    data = json.loads(results.read_text())
+    photos = data["photos"]
+
+    def median(photo: dict, name: str) -> float:
+        return photo["seconds"][name]["median"]
+
+    def spread(values: list[float]) -> str:
+        return f"{min(values):.2f}–{max(values):.2f}"
+
+    def sahi_over(name: str) -> str:
+        return spread([median(p, "sahi_matched") / median(p, name) for p in photos])
+
+    row = next(line for line in (REPO_ROOT / "README.md").read_text().splitlines() if line.startswith("| ours vs SAHI"))
+    assert f"{len(photos)} full-resolution photos, {data['model']['version']} " in row
+    gate = "on" if data["settings"]["gate_on_by_default"] else "off"
+    assert f"ours at the defaults (OpenVINO fp32, gate {gate}) {spread([median(p, 'ours') for p in photos])} s" in row
+    assert f"SAHI matched {sahi_over('ours')}x that" in row
+    assert f"SAHI defaults {spread([median(p, 'sahi_defaults') / median(p, 'ours') for p in photos])}x" in row
+    flipped = f"ours_gate_{'off' if gate == 'on' else 'on'}"
+    assert f"`--gate {'off' if gate == 'on' else 'on'}` {sahi_over(flipped)}x" in row
+    assert f"(bf16) {sahi_over('ours_openvino')}x, both {sahi_over(f'ours_openvino_gate_{flipped[10:]}')}x" in row

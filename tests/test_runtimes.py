@@ -256,6 +256,24 @@ def test_the_shipped_model_counts_the_examples_alike_with_its_exported_runtime(s
         assert counts_agree(a.counts, b.counts), (photo.name, a.counts, b.counts)
 
 
+def test_runtime_torch_on_the_command_line_reproduces_torchs_counts_exactly(shipped_torch, tmp_path):
+    """Whatever the CPU default is, ``--runtime torch`` counts as torch does, box for box, and the result says so."""
+    import json
+    import sys
+
+    photo = EXAMPLES[-1]
+    out = tmp_path / "counts.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "detector", "count", str(photo), "--runtime", "torch", "--out", str(out), "--quiet"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    (counted,) = json.loads(out.read_text())["results"]
+    expected = shipped_torch.count(photo)
+    assert counted["runtime"] == "torch" and counted["counts"] == expected.counts
+    assert [d["xyxy"] for d in counted["detections"]] == [[round(float(v), 1) for v in box] for box in expected.xyxy]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("runtime", ["auto", "openvino-f32"])
 def test_the_shipped_model_counts_every_full_resolution_photo_alike(shared_data, shipped_torch, runtime):

@@ -39,8 +39,8 @@ RUNTIME_INFO = (
 DEFAULT_GATE_CHOICE = "on" if DEFAULT_GATE else "off"
 GATE_INFO = (
     "on: a coarse first pass finds where animals are and the full pass runs only on tiles near them (faster on "
-    "photos with much empty water or rock); off: every tile. Opt-in until benchmarks.gate_recall shows it keeps "
-    "the default model's counts."
+    "photos with much empty water or rock); off: every tile. Opt-in: with the default model it can miss a few "
+    "isolated animals on sparse photos (docs/benchmarks.md)."
 )
 ADVANCED_LABEL = (
     f"Advanced (defaults: runtime {DEFAULT_RUNTIME}, IoU {DEFAULT_IOU}, slicing {DEFAULT_SLICING}, tiles of the "
