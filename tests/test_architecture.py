@@ -58,6 +58,7 @@ def test_dependencies_point_down_only(package, forbidden):
         assert not wrong, f"{path.relative_to(REPO_ROOT)} imports {sorted(wrong)}"
 
 
+@pytest.mark.slow  # a fresh interpreter per module (~40 s); the layer rules above run by default
 def test_every_module_imports_on_its_own():
     code = "import importlib, sys\nfor name in sys.argv[1:]:\n    importlib.import_module(name)\n"
     failures = []

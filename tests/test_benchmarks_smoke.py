@@ -100,6 +100,7 @@ def test_plain_vs_sliced_smoke(tiny_models, tiny_photo, tmp_path):
         assert list(counts) == SEA_LION_CLASSES
 
 
+@pytest.mark.slow  # a benchmark end to end (~10 s each)
 def test_api_overhead_smoke(tiny_models, tiny_photo, tmp_path):
     from benchmarks import api_overhead
 
@@ -118,6 +119,7 @@ def test_api_overhead_smoke(tiny_models, tiny_photo, tmp_path):
     check_environment(data)
 
 
+@pytest.mark.slow  # a benchmark end to end (~10 s each)
 def test_load_smoke(tiny_models, tiny_photo, tmp_path):
     from benchmarks import load
 
@@ -162,6 +164,7 @@ def test_gpu_measurement_runs_on_cpu(tiny_models, tiny_photo, tmp_path):
     assert all(row["tiles_per_s"] > 0 and row["speedup_vs_per_tile_loop"] > 0 for row in data["batches"])
 
 
+@pytest.mark.slow  # a benchmark end to end (~10 s each)
 def test_threads_smoke(tiny_models, tiny_photo, tmp_path):
     from benchmarks import threads
 
@@ -187,6 +190,7 @@ def test_ground_scale_smoke(tiny_models, tiny_photo, tmp_path, capsys):
     assert "ground scale" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # a benchmark end to end (~10 s each)
 def test_survey_run_smoke(tmp_path, capsys):
     from benchmarks import survey_run
 

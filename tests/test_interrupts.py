@@ -34,7 +34,11 @@ def _lines(results: Path) -> list[dict]:
     return [json.loads(line) for line in results.read_text().splitlines()] if results.is_file() else []
 
 
-@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize(
+    "signal_number",
+    [signal.SIGINT, pytest.param(signal.SIGTERM, marks=pytest.mark.slow)],  # the same path: SIGTERM with -m slow
+    ids=["SIGINT", "SIGTERM"],
+)
 def test_a_signal_mid_run_stops_cleanly_and_the_rerun_completes(survey, tiny_models, tmp_path, signal_number):
     run = tmp_path / "run"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEALION_")}

@@ -80,6 +80,7 @@ def uninterrupted(survey, tiny_models, tmp_path_factory) -> Path:
     return run
 
 
+@pytest.mark.slow  # ~25 s; the SIGINT test (tests/test_interrupts.py) resumes by default
 def test_a_run_killed_with_sigkill_resumes_to_exactly_one_row_per_photo(survey, uninterrupted, tiny_models, tmp_path):
     run = tmp_path / "killed"
     command = [sys.executable, "-m", "detector", "count", str(survey), "--run", str(run), *COUNT_OPTIONS]

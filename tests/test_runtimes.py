@@ -79,6 +79,7 @@ def test_the_openvino_model_takes_a_thread_count_and_a_precision(tiny_export):
     assert counts_agree(reference.counts, detector.count(EXAMPLES[1], conf=LOW_CONF, photo_scale=0.25).counts)
 
 
+@pytest.mark.slow  # an export plus a count (~25 s); ONNX is not a shipped runtime
 def test_an_onnx_export_counts_alike_through_onnxruntime(tiny_models, tmp_path):
     """The other export format: one .onnx file (fp32, static batch), run by ultralytics with onnxruntime."""
     pytest.importorskip("onnx")
