@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,10 +26,17 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
+# The process umask, for the mode a plain open() would give a new file (mkstemp's temporary files are 0600); it can
+# only be read by setting it, so once, at import.
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
 @contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """A temporary path in ``path``'s folder to write to; on success it is synced and renamed over ``path`` (a reader
-    sees the old file or the new one, never half of one), on failure removed."""
+    sees the old file or the new one, never half of one), on failure removed. The file keeps the mode of the one it
+    replaces, else gets the mode a plain open() would give it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
@@ -38,6 +46,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
         yield partial
         with partial.open("rb+") as handle:
             os.fsync(handle.fileno())
+        os.chmod(partial, stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o666 & ~_UMASK)
         os.replace(partial, path)
     except BaseException:
         partial.unlink(missing_ok=True)
