@@ -20,6 +20,7 @@ from detector.counting.uncertainty import CountErrors
 
 if TYPE_CHECKING:
     from detector.counting.model import Detector
+    from detector.versions.manifest import ModelVersion
 
 SAMPLE_COUNTS_CSV = Path(__file__).resolve().parent / "data" / "noaa_sample_counts.csv"
 COUNT_COLUMNS = ["class", "count", "typical error"]
@@ -199,7 +200,16 @@ def model_info(detector: Detector) -> dict[str, Any]:
         "metrics": dict(version.metrics),
         "description": version.description,
         "load_seconds": round(detector.load_ms / 1000, 2),
+        "cpu_runtime": version.cpu_runtime or "torch",
+        "runtime_accuracy": runtime_accuracy(version),
     }
+
+
+def runtime_accuracy(version: ModelVersion) -> dict[str, dict[str, Any]]:
+    """Each runtime's counts against the official ones, as ``benchmarks.runtime_accuracy --update-manifest``
+    recorded them (``count_check.accuracy``): why the CPU default is what it is. Empty where never measured."""
+    found = {name: dict((r.count_check or {}).get("accuracy") or {}) for name, r in version.runtimes.items()}
+    return {name: a for name, a in found.items() if a}
 
 
 _SOURCES = {
@@ -227,12 +237,33 @@ def model_markdown(data: dict[str, Any]) -> str:
         f"| runtime | `{data.get('runtime') or 'torch'}` |",
         f"| input size / trained photo scale | {data['imgsz']} px / {data['ground_scale']} |",
     ]
+    lines += runtime_choice_lines(data)
     if data.get("greyscale_input"):
         lines.append("| colour | counts every photo as its greyscale copy (colour and greyscale copies count alike) |")
     if data.get("description"):
         lines += ["", data["description"]]
     lines += accuracy_lines(data)
     return "\n".join(lines)
+
+
+def runtime_choice_lines(data: dict[str, Any]) -> list[str]:
+    """A table row saying why the CPU runtime is the default: each measured runtime's error against the official
+    counts next to torch's, and its speed."""
+    measured = data.get("runtime_accuracy") or {}
+    if not measured:
+        return []
+    torch_rmse = next(iter(measured.values()))["torch_mean_rmse_vs_official"]
+    parts = [
+        f"{name} ({a['effective_precision']}) {a['mean_rmse_vs_official']:.1f} at {a['seconds_per_photo']:.2f} s/photo"
+        f"{'' if a['passes'] else ', moves counts'}"
+        for name, a in measured.items()
+    ]
+    return [
+        f"| why `{data['cpu_runtime']}` on a CPU | the fastest runtime that counts as torch does against the official "
+        f"counts (mean per-class RMSE within 1 % of torch's {torch_rmse:.1f}, no photo's total moved > 2 %): "
+        + "; ".join(parts)
+        + " |"
+    ]
 
 
 def accuracy_lines(data: dict[str, Any]) -> list[str]:

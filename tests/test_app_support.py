@@ -14,6 +14,7 @@ from PIL import Image
 from detector.errors import DetectorError
 from detector.settings import CountOptions, Settings
 from detector.survey.runs import PhotoFile, count_photos
+from detector.versions.manifest import load_manifest
 from sealion_app import present, uploads
 from sealion_app.models import ModelRegistry
 from sealion_app.service import count_batch
@@ -327,3 +328,18 @@ def test_the_tile_gate_choice_reaches_the_count_options_off_by_default():
     wrapped = takes_count_settings(handler)
     assert list(inspect.signature(wrapped).parameters)[-1] == "gate"
     assert wrapped("x.jpg", gate="on").gate is True and wrapped("x.jpg").gate is False
+
+
+def test_the_model_tab_says_why_the_cpu_runtime_is_the_default():
+    """The shipped default version's runtime measurements (benchmarks.runtime_accuracy --update-manifest) reach the
+    Model tab: each runtime's error against the official counts, its speed, and which move counts."""
+    version = load_manifest().get()
+    measured = present.runtime_accuracy(version)
+    if not measured:
+        pytest.skip(f"{version.name} has no runtime_accuracy run in weights/manifest.yaml")
+    (row,) = present.runtime_choice_lines({"cpu_runtime": version.cpu_runtime, "runtime_accuracy": measured})
+    assert f"why `{version.cpu_runtime}` on a CPU" in row
+    for name, a in measured.items():
+        one = f"{name} ({a['effective_precision']}) {a['mean_rmse_vs_official']:.1f}"
+        assert one in row and (a["passes"] or f"{one} at {a['seconds_per_photo']:.2f} s/photo, moves counts" in row)
+    assert measured[version.cpu_runtime]["passes"] is True
