@@ -63,11 +63,18 @@ def annotator_boxes(annotations: PhotoAnnotations, labels: bool = True) -> list[
             "ymin": float(box[1]),
             "xmax": float(box[2]),
             "ymax": float(box[3]),
-            "label": short_label(names[int(cid)]) if labels else "",
-            "color": (class_color if labels else unlabelled_color)(names[int(cid)], int(cid)),
+            **box_style(names[int(cid)], int(cid), labels),
         }
         for box, cid in zip(annotations.xyxy, annotations.class_id, strict=True)
     ]
+
+
+def box_style(name: str, index: int, labelled: bool) -> dict[str, Any]:
+    """An annotator box's label and colour for class ``name`` (number ``index``): its short label and colour, or no
+    label and :func:`unlabelled_color`, which still tells its class."""
+    if labelled:
+        return {"label": short_label(name), "color": class_color(name, index)}
+    return {"label": "", "color": unlabelled_color(name, index)}
 
 
 def unlabelled_color(name: str, index: int) -> tuple[int, int, int]:
@@ -106,9 +113,7 @@ def with_labels(boxes: Sequence[Mapping[str, Any]], class_names: Sequence[str], 
         if name is None or name not in class_names:
             out.append(dict(box))
             continue
-        index = list(class_names).index(name)
-        color = class_color(name, index) if show else unlabelled_color(name, index)
-        out.append({**box, "label": short_label(name) if show else "", "color": color})
+        out.append({**box, **box_style(name, list(class_names).index(name), show)})
     return out
 
 
