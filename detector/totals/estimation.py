@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from detector.errors import DetectorError
-from detector.totals.sampling import MIN_PER_STRATUM, TAKE_ALL, ReviewSample, photos_for_precision
+from detector.totals.sampling import MIN_PER_STRATUM, ReviewSample, is_take_all, photos_for_precision
 
 METHODS = ("difference", "ratio")
 ALL = "all"  # the scope (folder column) of the whole run's rows
@@ -134,7 +134,7 @@ def check_reviews(sample: ReviewSample, reviewed: Mapping[str, object]) -> None:
     short = []
     for name, members in sample.strata().items():
         done = [p for p in members if p.sampled and p.file in reviewed]
-        need = len(members) if name.endswith(f":{TAKE_ALL}") else min(MIN_PER_STRATUM, len(members))
+        need = len(members) if is_take_all(name) else min(MIN_PER_STRATUM, len(members))
         if len(done) < need:
             todo = [p for p in members if p.sampled and p.file not in reviewed]
             more = need - len(done)

@@ -45,6 +45,16 @@ TAKE_ALL = "take-all"  # the name of a folder's stratum of photos reviewed for s
 DOUBT_MARGIN = 0.15  # a detection this close above its class threshold is borderline (the doubt-first list)
 
 
+def take_all_stratum(folder: str) -> str:
+    """The name of ``folder``'s take-all stratum (``site-A:take-all``)."""
+    return f"{folder or '.'}:{TAKE_ALL}"
+
+
+def is_take_all(stratum: str) -> bool:
+    """Whether ``stratum`` is a folder's take-all stratum (every photo reviewed, none drawn at random)."""
+    return stratum.endswith(f":{TAKE_ALL}")
+
+
 class SampleError(DetectorError):
     """The sample cannot be drawn or read (too few photos asked, no sample drawn yet, a changed run)."""
 
@@ -91,7 +101,7 @@ class ReviewSample:
         """``site-A:2 (model counts 14-80, 12 photos)``; a take-all stratum says that all of it is reviewed."""
         members = self.strata()[name]
         totals = [p.model_total for p in members]
-        dense = ", the densest: every one reviewed" if name.endswith(f":{TAKE_ALL}") else ""
+        dense = ", the densest: every one reviewed" if is_take_all(name) else ""
         return f"{name} (model counts {min(totals)}-{max(totals)}, {len(members)} photos{dense})"
 
     def write(self, run_dir: Path, info: Mapping[str, object]) -> Path:
@@ -204,7 +214,7 @@ def draw_sample(
         if n_folder < len(members):  # keep MIN_PER_STRATUM reviews for the random part
             certain = set(take_all([r.result.total for r in members], n_folder - MIN_PER_STRATUM))
         if certain:
-            name = f"{folder or '.'}:{TAKE_ALL}"
+            name = take_all_stratum(folder)
             frame += [FramePhoto(r.file, r.sha256, r.folder, name, r.result.total, 1.0, True)
                       for i, r in enumerate(members) if i in certain]  # fmt: skip
             members = [r for i, r in enumerate(members) if i not in certain]
