@@ -175,7 +175,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         )  # fmt: skip
 
     run_ours = ours_with(det, DEFAULT_GATE)  # the product's defaults: its CPU runtime and its gate setting
-    flipped = f"ours_gate_{'off' if DEFAULT_GATE else 'on'}"  # the gate's effect on its own
+    flipped_gate = f"gate_{'off' if DEFAULT_GATE else 'on'}"  # the suffix of the rows with the gate flipped
+    flipped = f"ours_{flipped_gate}"  # the gate's effect on its own
 
     def run_sahi_matched(work: np.ndarray):
         return get_sliced_prediction(
@@ -223,7 +224,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             log(f"not measuring ours with {name}: {exc}")
             continue
         others[f"ours_{name}"] = ours_with(other, DEFAULT_GATE)
-        others[f"ours_{name}_gate_{'off' if DEFAULT_GATE else 'on'}"] = ours_with(other, not DEFAULT_GATE)
+        others[f"ours_{name}_{flipped_gate}"] = ours_with(other, not DEFAULT_GATE)
     methods = {
         "ours": run_ours,
         flipped: ours_with(det, not DEFAULT_GATE),
@@ -261,6 +262,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             for name in methods
         }
         stats = {name: summarize(values) for name, values in times.items()}
+        gated = last["ours" if DEFAULT_GATE else flipped]
         passes = {
             **{
                 name: last[name].tiles_run + last[name].gate_tiles
@@ -294,9 +296,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             },
             "gate": {  # of whichever of ours and its flipped twin ran with the gate on
                 "on_by_default": DEFAULT_GATE,
-                "tiles_run": last["ours" if DEFAULT_GATE else flipped].tiles_run,
-                "tiles_skipped": last["ours" if DEFAULT_GATE else flipped].tiles_skipped,
-                "gate_tiles": last["ours" if DEFAULT_GATE else flipped].gate_tiles,
+                "tiles_run": gated.tiles_run,
+                "tiles_skipped": gated.tiles_skipped,
+                "gate_tiles": gated.gate_tiles,
             },
             "counts": counts,
             "agreement": {
