@@ -3,9 +3,11 @@ git model repo served by olah → the product's Detector pulls that tag and coun
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +20,9 @@ from detector.classes import CLASS_COLORS, SEA_LION_CLASSES
 from detector.files import sha256_file
 from detector.settings import Settings
 from detector.versions.hub import version_from_card
-from detector.versions.manifest import load_manifest
+from detector.versions.manifest import add_version, load_manifest
 from tests.helpers import OlahServer
+from training.card import refresh_card
 from training.dataset import BuildOptions, ChipOptions, build_dataset
 from training.evaluate import count_metrics, evaluate_model
 from training.io import DatasetRecord
@@ -32,6 +35,7 @@ from training.publish import (
     publish,
     summary_metrics,
     training_data_summary,
+    training_run_summary,
 )
 from training.records import TRAINING_RECORD, CVReport, TrainingRecord
 from training.train import RandomRot90, TrainConfig, auto_batch, train
@@ -161,6 +165,40 @@ def test_publish_to_local_git_repo_and_detector_pulls_the_tag(trained, tmp_path,
         assert result.tiles >= 4  # a 192 px photo in 96 px tiles
     finally:
         server.stop()
+
+
+def test_a_refreshed_card_renders_what_the_manifest_learned_after_publishing(trained, tmp_path):
+    """Thresholds (or a runtime's accuracy) recorded in the manifest after publishing reach the revision's card:
+    ``python -m training.card`` commits the re-rendered README.md on the tag, and the manifest pins that commit."""
+    repo_dir = OlahServer(tmp_path / "hub").repo_dir(REPO_ID)
+    manifest = tmp_path / "manifest.yaml"
+    record = trained["record"]
+    model = TrainedModel(Path(record.weights), "v1", record.imgsz, 0.25, record.base_config)
+    training_data = training_data_summary(DatasetRecord.read(trained["root"] / "dataset"))
+    inputs = CardInputs(record.command, training_data, {}, training_run=training_run_summary(record))
+    published = publish(model, inputs, PublishTarget(REPO_ID, git_repo=repo_dir), ManifestUpdate(manifest))
+
+    def card_at_tag() -> str:
+        return subprocess.run(
+            ["git", "show", "v1:README.md"], cwd=repo_dir, capture_output=True, text=True, check=True
+        ).stdout
+
+    assert f"* Trained: {record.epochs_run} epochs in " in card_at_tag() and "## Count thresholds" not in card_at_tag()
+    entry = load_manifest(manifest).get("v1")
+    add_version(manifest, replace(entry, class_conf={name: 0.3 for name in SEA_LION_CLASSES}))
+    refreshed = refresh_card("v1", PublishTarget(git_repo=repo_dir), manifest)
+
+    tag_commit = subprocess.run(
+        ["git", "rev-list", "-n1", "v1"], cwd=repo_dir, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert refreshed.commit == tag_commit != published.commit
+    assert load_manifest(manifest).get("v1").commit == tag_commit
+    card = ModelCard(card_at_tag())
+    assert card.data.to_dict()["class_conf"] == {name: 0.3 for name in SEA_LION_CLASSES}
+    assert "| pups | 0.30 |" in card.text and f"* Trained: {record.epochs_run} epochs in " in card.text
+    assert card.data.to_dict()["training_command"] == record.command  # publish-time facts are kept
+    weights = subprocess.run(["git", "show", f"v1:{published.filename}"], cwd=repo_dir, capture_output=True, check=True)
+    assert hashlib.sha256(weights.stdout).hexdigest() == published.sha256  # the pin still holds
 
 
 def test_summary_metrics_from_a_cv_report():

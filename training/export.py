@@ -35,6 +35,7 @@ from detector.settings import DEFAULT_BATCH, DEFAULT_IMGSZ, ModelSettings
 from detector.versions.hub import ResolvedRuntime, ResolvedWeights, resolve_weights
 from detector.versions.manifest import DEFAULT_MANIFEST, ExportedRuntime, ModelVersion, add_version, load_manifest
 from detector.versions.runtimes import COUNT_TOLERANCE, EXPORT_CHOICES, counts_agree, is_int8, runtime_format
+from training.card import refreshed_card
 from training.io import TrainingError
 from training.revision import PublishTarget
 
@@ -219,19 +220,6 @@ def ship_runtimes(version: ModelVersion, folder: Path, weights_dir: Path, names:
     return replace(version, runtimes=runtimes)
 
 
-def updated_card(card_text: str, version: ModelVersion) -> str:
-    """The revision's model card with the version's runtimes (and cpu_runtime) in its metadata."""
-    from huggingface_hub import ModelCard, ModelCardData
-
-    card = ModelCard(card_text)
-    data = card.data.to_dict()
-    meta = version.to_card()
-    for key in ("runtimes", "cpu_runtime"):
-        if key in meta:
-            data[key] = meta[key]
-    return f"---\n{ModelCardData(**data).to_yaml()}\n---\n{card.text}"
-
-
 def export_and_publish(
     settings: ModelSettings,
     plan: ExportPlan,
@@ -251,7 +239,7 @@ def export_and_publish(
         exported = export_version(weights, folder, plan)
         message = f"sea lion counter {version.name}: {', '.join(plan.runtimes)} export"
         card = target.current_card(version)
-        card = updated_card(card, exported) if card else None
+        card = refreshed_card(card, exported) if card else None
         commit = target.add_to_revision(folder, version.revision, message, card)
         cpu = exported.runtimes.get(exported.cpu_runtime or "")
         if ship and cpu and all((folder / file).is_file() for file in cpu.files):  # what auto runs works offline

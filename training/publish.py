@@ -24,13 +24,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import ModelCard, ModelCardData
-
 from detector.classes import CLASS_COLORS, SEA_LION_CLASSES
 from detector.files import sha256_file
 from detector.versions.hub import ResolvedWeights
 from detector.versions.manifest import DEFAULT_MANIFEST, ModelVersion, add_version, load_manifest
 from detector.versions.runtimes import EXPORT_CHOICES
+from training.card import card_text
 from training.export import ExportOptions, ExportPlan, default_check_photos, export_version, ship_runtimes
 from training.io import DatasetRecord, TrainingError
 from training.records import (
@@ -67,6 +66,7 @@ class CardInputs:
     training_data: Mapping[str, Any]  # training_data_summary() of its dataset
     metrics: Mapping[str, Any]  # compact: the card's front matter and the manifest (summary_metrics())
     full_metrics: RevisionMetrics | None = None  # metrics.json (default: metrics)
+    training_run: Mapping[str, Any] = field(default_factory=dict)  # training_run_summary() of its training record
 
 
 @dataclass(frozen=True)
@@ -130,137 +130,6 @@ def summary_metrics(
     return metrics
 
 
-def render_card(meta: Mapping[str, Any], body: str) -> ModelCard:
-    """A model card: YAML metadata (huggingface_hub's ModelCardData) plus a markdown body."""
-    data = ModelCardData(**meta)
-    return ModelCard(f"---\n{data.to_yaml()}\n---\n\n{body}")
-
-
-def card_body(meta: Mapping[str, Any], version: str) -> str:
-    metrics = meta.get("metrics") or {}
-    lines = [
-        f"# Steller sea lion counter — YOLOv5 ({version})",
-        "",
-        "Detects and counts Steller sea lions in aerial survey photos, in five classes: "
-        + ", ".join(meta["class_names"])
-        + ".",
-        "",
-        f"* Base config: `{meta['base_config']}` ({_init_text(meta.get('init_weights'))}), image size {meta['imgsz']}, "
-        f"trained at ground scale {meta['ground_scale']} of native survey resolution (the detector rescales inputs "
-        "to match).",
-        f"* Training photos: {', '.join(meta['training_data'].get('photo_ids') or [])}.",
-        f"* Training data: {meta['training_data'].get('description', '')}",
-        *(
-            [
-                "* Input: every photo is counted as its greyscale copy (colour-blind), so a colour photo and its "
-                "greyscale copy give the same counts."
-            ]
-            if meta.get("greyscale_input")
-            else []
-        ),  # fmt: skip
-        f"* Training command: `{meta['training_command']}`",
-    ]
-    if metrics.get("cv_competition_rmse") is not None:
-        lines += [
-            "",
-            "## Cross-validated counting metrics",
-            "",
-            f"{metrics['cv_folds']}-fold cross-validation over {metrics['cv_photos']} photos "
-            f"({metrics['cv_epochs_per_fold']} epochs per fold), counts from whole photos through the product's "
-            "sliced inference:",
-            "",
-            "| class | RMSE |",
-            "| --- | --- |",
-            *[f"| {k} | {v} |" for k, v in metrics["cv_rmse_per_class"].items()],
-            f"| **mean (competition metric)** | **{metrics['cv_competition_rmse']}** |",
-            "",
-            f"Predicting the training mean scores {metrics['baseline_training_mean_competition_rmse']}. "
-            f"mAP@0.5 on validation chips: {metrics['cv_chip_map50']}. Full numbers: `metrics.json`.",
-        ]
-    if meta.get("class_conf"):
-        lines += [
-            "",
-            "## Count thresholds",
-            "",
-            "The detector applies one confidence threshold per class, chosen on the cross-validation's unseen photos "
-            "to minimise each class's count error (an explicit `conf` overrides them):",
-            "",
-            "| class | threshold |",
-            "| --- | --- |",
-            *[f"| {k} | {v:.2f} |" for k, v in meta["class_conf"].items()],
-        ]
-    if meta.get("runtimes"):
-        lines += [
-            "",
-            "## CPU runtimes",
-            "",
-            "Exports in this revision (files and sha256 in the metadata); the detector runs "
-            f"`{meta.get('cpu_runtime') or 'torch'}` on a CPU unless told otherwise (`--runtime`):",
-            "",
-            "| runtime | format | weights | counts vs torch |",
-            "| --- | --- | --- | --- |",
-            *[
-                f"| {name} | {r['format']} | {r['precision']} | {_check_text(r.get('count_check') or {})} |"
-                for name, r in meta["runtimes"].items()
-            ],
-            *_accuracy_lines(meta),
-        ]
-    lines += [
-        "",
-        "## Use",
-        "",
-        "```python",
-        "from detector import Detector",
-        "from detector.settings import ModelSettings",
-        f'detector = Detector.load(ModelSettings(repo_id="<this repo>", revision="{version}"))',
-        'print(detector.count("photo.jpg", photo_scale=1.0).counts)',
-        "```",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def _accuracy_lines(meta: Mapping[str, Any]) -> list[str]:
-    """Why the CPU default is what it is: each runtime's count error against the official counts next to torch's
-    (``benchmarks.runtime_accuracy --update-manifest`` records it in each runtime's ``count_check.accuracy``)."""
-    rows = {name: (r.get("count_check") or {}).get("accuracy") for name, r in meta["runtimes"].items()}
-    rows = {name: a for name, a in rows.items() if a}
-    if not rows:
-        return []
-    first = next(iter(rows.values()))
-    return [
-        "",
-        f"Against the official counts of {first['photos']} photos (`python -m benchmarks.runtime_accuracy`), torch's "
-        f"mean per-class RMSE is {first['torch_mean_rmse_vs_official']}. A runtime may be the CPU default when its "
-        "RMSE is within 1 % of torch's and no photo's total moves by more than 2 % (one animal at least) from "
-        f"torch's; the fastest that passes is the default (`{meta.get('cpu_runtime') or 'torch'}`):",
-        "",
-        "| runtime | runs in | mean RMSE vs official | total MAE | largest total shift vs torch | s/photo | passes |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-        *[
-            f"| {name} | {a['effective_precision']} | {a['mean_rmse_vs_official']} | {a['total_mae_vs_official']} | "
-            f"{a['max_total_shift_vs_torch']:.1%} | {a['seconds_per_photo']} | {'yes' if a['passes'] else 'no'} |"
-            for name, a in rows.items()
-        ],
-    ]
-
-
-def _check_text(check: Mapping[str, Any]) -> str:
-    if not check:
-        return "not checked"
-    verdict = "within" if check.get("within_tolerance") else "outside"
-    return f"{verdict} {check.get('tolerance', '1 %')} on {check.get('photos')} photos"
-
-
-def _init_text(init: Mapping[str, Any] | None) -> str:
-    if not init:
-        return "random init"
-    return (
-        f"initialised from `{Path(init['source']).name}` (sha256 `{init['sha256'][:12]}…`, "
-        f"{init['matched']}/{init['total']} tensors copied)"
-    )
-
-
 def publish(
     model: TrainedModel,
     card: CardInputs,
@@ -307,7 +176,9 @@ def publish(
         }
         if model.init:
             meta["init_weights"] = model.init.to_json()
-        render_card(meta, card_body(meta, version)).save(folder / "README.md")
+        if card.training_run:
+            meta["training_run"] = dict(card.training_run)
+        (folder / "README.md").write_text(card_text(meta, version))
         if card.full_metrics is not None:
             card.full_metrics.write(folder / RevisionMetrics.FILE)
         else:
@@ -323,6 +194,14 @@ def publish(
         pinned = replace(record, commit=commit, shipped_file=shipped_file)
         add_version(listing, pinned, make_default=manifest.make_default)
     return Published(target.repo_id, version, commit, filename, record.sha256, target.where)
+
+
+def training_run_summary(record: TrainingRecord) -> dict[str, Any]:
+    """How long the model trained (the card's "Trained:" line): epochs run, hours, and the time budget if any."""
+    summary: dict[str, Any] = {"epochs": record.epochs_run, "hours": round(record.wall_time_s / 3600, 2)}
+    if record.budget:
+        summary["budget_hours"] = record.budget
+    return summary
 
 
 def training_data_summary(dataset: DatasetRecord) -> dict[str, Any]:
@@ -394,6 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             training_data=training_data_summary(dataset),
             metrics=summary_metrics(cv, calibration=calibration),
             full_metrics=full,
+            training_run=training_run_summary(record),
         )
         exports = ExportPlan(
             tuple(
