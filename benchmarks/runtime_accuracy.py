@@ -233,6 +233,7 @@ def accuracy_record(result: dict[str, Any], name: str) -> dict[str, Any]:
         "max_total_shift_vs_torch": one["max_total_shift_vs_torch_relative"],
         "seconds_per_photo": one["seconds_per_photo"],
         "passes": one["passes"],
+        "rule": result["rule"],  # the card and the Model tab quote it from here
     }
 
 

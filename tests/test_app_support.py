@@ -343,3 +343,4 @@ def test_the_model_tab_says_why_the_cpu_runtime_is_the_default():
         one = f"{name} ({a['effective_precision']}) {a['mean_rmse_vs_official']:.1f}"
         assert one in row and (a["passes"] or f"{one} at {a['seconds_per_photo']:.2f} s/photo, moves counts" in row)
     assert measured[version.cpu_runtime]["passes"] is True
+    assert f"rule: {measured[version.cpu_runtime]['rule']}" in row  # the benchmark's own wording, from the manifest

@@ -66,12 +66,13 @@ def fake_result(version: str, sha256: str) -> dict:
         "model": {"version": version, "sha256": sha256, "cpu_runtime": "openvino-f32"},
         "summary": rows,
         "recommended_cpu_runtime": "openvino-f32",
+        "rule": "the rule as the benchmark words it",
         "photos": [{"id": str(i)} for i in range(17)],
     }
 
 
 def test_update_manifest_records_accuracy_and_the_card_shows_why(tmp_path):
-    from training.publish import card_body
+    from training.card import card_body
 
     manifest = tmp_path / "manifest.yaml"
     shutil.copy(DEFAULT_MANIFEST, manifest)
@@ -91,7 +92,7 @@ def test_update_manifest_records_accuracy_and_the_card_shows_why(tmp_path):
     body = card_body({**updated.to_card(), **training}, updated.name)
     assert "torch's mean per-class RMSE is 40.0" in body
     assert "| openvino | bf16 | 41.0 | 62.0 | 3.0% | 0.4 | no |" in body
-    assert "(`openvino-f32`)" in body
+    assert "The rule for a CPU default: the rule as the benchmark words it (`openvino-f32`)" in body
 
 
 @pytest.mark.skipif(not COUNTS.is_file(), reason=NO_SHARED_DATA)

@@ -128,9 +128,8 @@ def accuracy_lines(meta: Mapping[str, Any]) -> list[str]:
     return [
         "",
         f"Against the official counts of {first['photos']} photos (`python -m benchmarks.runtime_accuracy`), torch's "
-        f"mean per-class RMSE is {first['torch_mean_rmse_vs_official']}. A runtime may be the CPU default when its "
-        "RMSE is within 1 % of torch's and no photo's total moves by more than 2 % (one animal at least) from "
-        f"torch's; the fastest that passes is the default (`{meta.get('cpu_runtime') or 'torch'}`):",
+        f"mean per-class RMSE is {first['torch_mean_rmse_vs_official']}. The rule for a CPU default: "
+        f"{first.get('rule', 'not recorded')} (`{meta.get('cpu_runtime') or 'torch'}`):",
         "",
         "| runtime | runs in | mean RMSE vs official | total MAE | largest total shift vs torch | s/photo | passes |",
         "| --- | --- | --- | --- | --- | --- | --- |",
