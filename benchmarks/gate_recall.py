@@ -7,7 +7,7 @@ at the model's scale and counted twice with the product's defaults, the gate on 
 Per photo: the tiles, how many the full pass ran and skipped, the coarse pass's tiles, per-class counts gated vs
 ungated, whether they agree within 1 % or one animal per class (``detector.versions.runtimes.counts_agree``, the bar for
 turning the gate on by default), and, where ``dot-coordinates.csv`` has the photo, the biologists' dots that fall in
-no tile the full pass ran. Writes ``benchmarks/results/gate_recall.json`` and a Markdown table beside it.
+no tile the full pass ran (after the coarse pass and growing, ``Detector.gated_tiles``). Writes ``benchmarks/results/gate_recall.json`` and a Markdown table beside it.
 """
 
 from __future__ import annotations
@@ -53,7 +53,6 @@ def dots_outside(tiles: np.ndarray, dots: np.ndarray) -> int:
 
 def measure(detector: Any, photo: Path, dots: np.ndarray | None) -> dict[str, Any]:
     """Count one photo with the gate on and off (one decode); what the gate ran, skipped and changed."""
-    from detector.counting.slicing import tile_grid
     from detector.settings import CountOptions
 
     on, off = CountOptions(gate=True), CountOptions(gate=False)
@@ -73,10 +72,8 @@ def measure(detector: Any, photo: Path, dots: np.ndarray | None) -> dict[str, An
         "seconds": {"gated": round(seconds_on, 4), "ungated": round(seconds_off, 4)},
     }
     if dots is not None and gated.tiles > 1:
-        work_h, work_w = prepared.work.shape[:2]
-        grid = tile_grid(work_w, work_h, prepared.tile_size, on.overlap)
-        keep, _ = detector.gate([prepared], [grid], on)
-        run = grid if keep[0] is None else grid[keep[0]]
+        grid, ran = detector.gated_tiles(prepared, on)
+        run = grid[ran]
         in_work = dots * (prepared.factor * prepared.scale.value)  # dots: survey-original pixels
         entry["dots"] = len(dots)
         entry["dots_in_skipped_tiles"] = dots_outside(run, in_work)
@@ -131,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "model": {"version": version.name, "sha256": version.sha256, "runtime": detector.runtime},
         "gate_settings": {
-            k: getattr(DEFAULT_GATE_SETTINGS, k) for k in ("coarse", "conf", "margin_px", "overlap", "max_enlargement")
+            k: getattr(DEFAULT_GATE_SETTINGS, k)
+            for k in ("coarse", "conf", "margin_px", "overlap", "max_enlargement", "grow")
         },
         "settings": {
             "count_options": "defaults (calibrated per-class thresholds, photo scale auto), gate on vs off",
