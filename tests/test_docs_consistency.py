@@ -55,3 +55,20 @@ def test_the_default_versions_cv_table_in_the_training_docs_is_its_cards():
         assert float(cells[2]) == pytest.approx(rmse, abs=0.006), f"{name}: docs {cells[2]}, card {rmse}"
         assert float(cells[4]) == pytest.approx(metrics["baseline_rmse_per_class"][name], abs=0.006)
     assert f"**{metrics['cv_competition_rmse']:.2f}**" in table
+
+
+def _default_section() -> str:
+    version = load_manifest().get()
+    text = (REPO_ROOT / "docs" / "training.md").read_text()
+    return text.split(f"## The default model ({version.name})", 1)[1].split("\n## ", 1)[0]
+
+
+def test_the_example_table_of_the_default_version_is_what_it_counts(facts):
+    """The example photos' table ("previous → default (official)") ends each cell with what the default version
+    counts now, as the app counts the examples (checked on the two photos the docs' facts count)."""
+    table = _default_section().split("**The example photos**", 1)[1]
+    for stem, counts in facts.counts.items():
+        row = next(line for line in table.splitlines() if line.startswith(f"| {stem} |"))
+        cells = [cell.strip() for cell in row.strip("|").split("|")][1:]
+        now = [int(cell.split("→")[1].split("(")[0]) for cell in cells]
+        assert now == [*counts.values(), sum(counts.values())], f"{stem}: docs {now}, product {counts}"
