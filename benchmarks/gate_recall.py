@@ -7,7 +7,7 @@ at the model's scale and counted twice with the product's defaults, the gate on 
 Per photo: the tiles, how many the full pass ran and skipped, the coarse pass's tiles, per-class counts gated vs
 ungated, whether they agree within 1 % or one animal per class (``detector.versions.runtimes.counts_agree``, the bar for
 turning the gate on by default), and, where ``dot-coordinates.csv`` has the photo, the biologists' dots that fall in
-no tile the full pass ran (after the coarse pass and growing, ``Detector.gated_tiles``). Writes
+no tile the full pass ran (``Detector.gated_tiles``: the coarse pass, and growing where on). Writes
 ``benchmarks/results/gate_recall.json`` and a Markdown table beside it.
 """
 

@@ -51,7 +51,10 @@ def design_under_test(results) -> dict:
 
 # Classes whose coverage the shipped default model does not bring into the band (strict: a model that does makes the
 # test pass and the entry must go). docs/survey.md says why.
-SHORT_OF_THE_BAND = {"juveniles": "v3: its juvenile errors sit in two sparse photos; a sample missing both is too sure"}
+SHORT_OF_THE_BAND = {
+    "subadult_males": "v4: its subadult errors sit in a few sparse photos; a sample missing them is too sure (82 %)",
+    "juveniles": "v4: above the band (98 %): its juvenile intervals are wider than they need to be",
+}
 CLASSES = ["adult_males", "subadult_males", "adult_females", "juveniles", "pups", "all_classes"]
 
 

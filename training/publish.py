@@ -30,6 +30,7 @@ from detector.versions.hub import ResolvedWeights
 from detector.versions.manifest import DEFAULT_MANIFEST, ModelVersion, add_version, load_manifest
 from detector.versions.runtimes import EXPORT_CHOICES
 from training.card import card_text
+from training.evaluate import epochs_text
 from training.export import ExportOptions, ExportPlan, default_check_photos, export_version, ship_runtimes
 from training.io import DatasetRecord, TrainingError
 from training.records import (
@@ -111,7 +112,8 @@ def summary_metrics(
     metrics: dict[str, Any] = {}
     if cv:
         metrics["cv_folds"] = len(cv.folds)
-        metrics["cv_epochs_per_fold"] = cv.epochs_per_fold
+        ran = [fold.epochs_run for fold in cv.fold_training.values()]
+        metrics["cv_epochs_per_fold"] = epochs_text(ran) if ran and None not in ran else cv.epochs_per_fold
         metrics["cv_photos"] = cv.cv.photos
         metrics["cv_competition_rmse"] = round(cv.cv.competition_rmse, 3)
         metrics["cv_rmse_per_class"] = cv.cv.rmse_per_class(3)
