@@ -35,7 +35,7 @@ DEFAULT_DECODERS = 2
 # short batch per group instead of one per photo).
 DEFAULT_GROUP = 4
 # Skip tiles a coarse first pass finds no animal near (detector.counting.gate); "off" runs the network on every tile.
-# Opt-in (off) while `python -m benchmarks.gate_recall` shows it does not keep the default model version's counts (v3:
+# Opt-in (off) while `python -m benchmarks.gate_recall` shows it does not keep the default model version's counts (v4:
 # benchmarks/results/gate_recall.json; tests/test_gate.py allows it on only with a table that says it does).
 GATE_CHOICES: tuple[str, ...] = ("on", "off")
 DEFAULT_GATE = False
