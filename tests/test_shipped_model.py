@@ -224,8 +224,8 @@ def test_the_versions_calibrated_thresholds_are_the_default(shipped, crop):
 
 @pytest.mark.xfail(
     strict=True,
-    reason="issue 10 goal not met by v2 nor v3 (all four examples still fail with v3): a greyscale copy moves adult "
-    "males/females by up to 2x on the examples, a quality-70 re-encode moves adult females by 4-5 (v2; "
+    reason="issue 10 goal not met by v2, v3 nor v4 (all four examples still fail with v4): a greyscale copy moves "
+    "adult males/females by up to 2x on the examples, a quality-70 re-encode moves adult females by 4-5 (v2; "
     "docs/training.md, Robustness). Strict: a model that meets "
     "it makes this XPASS and fail, so the marker must then go.",
 )
