@@ -7,7 +7,7 @@ at the model's scale and counted twice with the product's defaults, the gate on 
 Per photo: the tiles, how many the full pass ran and skipped, the coarse pass's tiles, per-class counts gated vs
 ungated, whether they agree within 1 % or one animal per class (``detector.versions.runtimes.counts_agree``, the bar for
 turning the gate on by default), and, where ``dot-coordinates.csv`` has the photo, the biologists' dots that fall in
-no tile the full pass ran (``Detector.gated_tiles``: the coarse pass, and growing where on). Writes
+no tile the full pass ran (``Detector.gated_tiles``). Writes
 ``benchmarks/results/gate_recall.json`` and a Markdown table beside it.
 """
 
@@ -129,8 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "model": {"version": version.name, "sha256": version.sha256, "runtime": detector.runtime},
         "gate_settings": {
-            k: getattr(DEFAULT_GATE_SETTINGS, k)
-            for k in ("coarse", "conf", "margin_px", "overlap", "max_enlargement", "grow")
+            k: getattr(DEFAULT_GATE_SETTINGS, k) for k in ("coarse", "conf", "margin_px", "overlap", "max_enlargement")
         },
         "settings": {
             "count_options": "defaults (calibrated per-class thresholds, photo scale auto), gate on vs off",

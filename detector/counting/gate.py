@@ -3,16 +3,8 @@
 Most tiles of a survey photo are water or bare rock. Before the full pass, the detector itself looks at a coarser
 view of the photo (the image at the model's scale, resized by :attr:`GateSettings.coarse`) at a low confidence;
 every box it finds, grown by a margin (about one adult male's length, so a pup beside a female is never cut off
-and an animal on a seam keeps both its tiles), marks the full-pass tiles it touches. Only those tiles run. Then the
-gate grows from the full pass's own detections: a skipped tile that a detection's grown box reaches runs too, until
-none does. The coarse view misses animals at the edge of what it saw (a colony running on past its hits); the full
-pass finds the first of them, and growing follows them, faint hits (at the gate's confidence) included. Measured on
-the 17 full-resolution NOAA photos with v4 (``benchmarks.gate_recall``): growing keeps 13 photos within 1 % or one
-animal of the ungated counts instead of 9, and leaves 5 of 1683 dots in skipped tiles instead of 35, for 64 % of the
-network tiles instead of 54 %. It is off (``GateSettings.grow``) because it made the opt-in gate slower than no
-gate on the 2-core CPU: each growing round is a short batch that a static-batch export pads to a full one
-(``benchmarks.sliced_vs_sahi``: 0.81-1.22 s against 0.83-1.04 s ungated). Filling those padded slots with the next
-nearest tiles made it run nearly every tile. Growing pays once its rounds share batches across photos.
+and an animal on a seam keeps both its tiles), marks the full-pass tiles it touches. Only those tiles run. (Growing the
+run from the full pass's own hits was measured and dropped: docs/benchmarks.md, the tile gate.)
 
 A photo enlarged to reach the model's scale (a downsampled copy) is not gated: it has no detail to spare, and its
 coarse view misses isolated animals (the shipped example ``noaa_train_6.jpg``, enlarged 2x: 3 of 25 adult females
@@ -41,8 +33,7 @@ class GateSettings:
     (low: the gate must not lose what the full pass would count; a count with a lower threshold gates at that).
     ``margin_px``: grown around every coarse box, in pixels of a survey original (the full-resolution photo; about
     1.5 adult female lengths). ``overlap``: of the coarse view's tiles. ``max_enlargement``: photos resized by more
-    than this to reach the model's scale are not gated. ``grow``: also run the skipped tiles that the full pass's own
-    detections, grown by the margin, reach (repeated until none does).
+    than this to reach the model's scale are not gated.
     """
 
     coarse: float = 0.5
@@ -50,7 +41,6 @@ class GateSettings:
     margin_px: float = 1.5 * ADULT_FEMALE_LENGTH_PX
     overlap: float = 0.2
     max_enlargement: float = 1.0
-    grow: bool = False  # measured and kept off: see the module docstring
 
     def __post_init__(self) -> None:
         if not 0 < self.coarse < 1:
@@ -85,12 +75,6 @@ def tiles_touched(tiles: np.ndarray, boxes: np.ndarray, margin: float) -> np.nda
     overlap_x = (grown[None, :, 0] < tiles[:, None, 2]) & (grown[None, :, 2] > tiles[:, None, 0])
     overlap_y = (grown[None, :, 1] < tiles[:, None, 3]) & (grown[None, :, 3] > tiles[:, None, 1])
     return (overlap_x & overlap_y).any(axis=1)
-
-
-def tiles_to_grow(tiles: np.ndarray, ran: np.ndarray, boxes: np.ndarray, margin: float) -> np.ndarray:
-    """The tiles not yet run (``ran``: a (K,) bool mask over ``tiles``) that ``boxes`` found so far, grown by
-    ``margin``, reach: a (K,) bool mask."""
-    return ~np.asarray(ran, dtype=bool) & tiles_touched(tiles, boxes, margin)
 
 
 def margin_in_work_pixels(settings: GateSettings, ground_scale: float) -> float:
