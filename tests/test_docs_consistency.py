@@ -72,3 +72,19 @@ def test_the_example_table_of_the_default_version_is_what_it_counts(facts):
         cells = [cell.strip() for cell in row.strip("|").split("|")][1:]
         now = [int(cell.split("→")[1].split("(")[0]) for cell in cells]
         assert now == [*counts.values(), sum(counts.values())], f"{stem}: docs {now}, product {counts}"
+
+
+def test_the_in_sample_line_of_the_default_version_is_the_runtime_benchmarks():
+    """The default version's in-sample line (photo 43's counts, the mean RMSE over its training photos) quotes the
+    committed ``benchmarks.runtime_accuracy`` run's torch row of that version."""
+    import json
+
+    results = json.loads((REPO_ROOT / "benchmarks" / "results" / "runtime_accuracy.json").read_text())
+    version = load_manifest().get()
+    if results["model"]["sha256"] != version.sha256:
+        pytest.skip("runtime_accuracy.json is of another version: rerun python -m benchmarks.runtime_accuracy --docs")
+    (photo,) = [p for p in results["photos"] if p["id"] == "43"]
+    counts = ", ".join(str(n) for n in photo["counts"]["torch"].values())
+    text = " ".join(_default_section().split())
+    assert f"{version.name} counts {counts} at conf" in text
+    assert f"official counts is {results['summary']['torch']['mean_rmse']:.1f} " in text
