@@ -130,6 +130,25 @@ def test_gate_recall_checks_the_dots_of_a_gated_full_resolution_photo():
     entry = gate_recall.measure(Detector.load(), photo, dots)
     assert entry["dots"] == len(dots) > 0 and 0 <= entry["dots_in_skipped_tiles"] <= len(dots)
     assert entry["tiles_skipped"] > 0 and entry["tiles_run"] + entry["tiles_skipped"] == entry["tiles"]
+    assert 0 < entry["tiles_with_detections"] < entry["tiles"]
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "fullres-raw" / "44.jpg").is_file(), reason=NO_SHARED_DATA)
+def test_running_only_the_tiles_with_a_detection_keeps_the_counts():
+    """The perfect gate gate_recall reports: the full pass on only the tiles where it finds anything counts exactly
+    what it counts on all of them."""
+    from detector import Detector
+    from detector.settings import CountOptions
+
+    detector, off = Detector.load(), CountOptions(gate=False)
+    prepared = detector.prepare(SHARED_DATA / "fullres-raw" / "44.jpg", off)
+    grid, _ = detector.gated_tiles(prepared, CountOptions(gate=True))
+    with_detections = grid[np.unique(detector.detect(prepared.work, grid, off).tile_id)]
+    assert len(with_detections) < len(grid) / 2
+    only = detector.detect(prepared.work, with_detections, off).merge_tiles()
+    per_class = np.bincount(only.class_id, minlength=len(detector.class_names)).tolist()
+    counted = dict(zip(detector.class_names, per_class, strict=True))
+    assert counted == detector.count_prepared(prepared, off).counts
 
 
 def test_the_docs_show_the_committed_gate_recall_table():

@@ -22,7 +22,7 @@ from detector.settings import Settings
 from detector.versions.hub import version_from_card
 from detector.versions.manifest import add_version, load_manifest
 from tests.helpers import OlahServer
-from training.card import refresh_card
+from training.card import attach_cv, refresh_card, summary_metrics
 from training.dataset import BuildOptions, ChipOptions, build_dataset
 from training.evaluate import count_metrics, evaluate_model
 from training.io import DatasetRecord
@@ -33,11 +33,10 @@ from training.publish import (
     PublishTarget,
     TrainedModel,
     publish,
-    summary_metrics,
     training_data_summary,
     training_run_summary,
 )
-from training.records import TRAINING_RECORD, CVReport, TrainingRecord
+from training.records import TRAINING_RECORD, Calibration, CVReport, TrainingRecord
 from training.train import RandomRot90, TrainConfig, auto_batch, train
 
 TINY = Path(__file__).parent / "data" / "sealions-tiny"
@@ -167,16 +166,20 @@ def test_publish_to_local_git_repo_and_detector_pulls_the_tag(trained, tmp_path,
         server.stop()
 
 
-def test_a_refreshed_card_renders_what_the_manifest_learned_after_publishing(trained, tmp_path):
-    """Thresholds (or a runtime's accuracy) recorded in the manifest after publishing reach the revision's card:
-    ``python -m training.card`` commits the re-rendered README.md on the tag, and the manifest pins that commit."""
-    repo_dir = OlahServer(tmp_path / "hub").repo_dir(REPO_ID)
-    manifest = tmp_path / "manifest.yaml"
+def publish_tiny_v1(trained: dict, repo_dir: Path, manifest: Path):
+    """The tiny model published as v1 to a local git model repo, listed in ``manifest``."""
     record = trained["record"]
     model = TrainedModel(Path(record.weights), "v1", record.imgsz, 0.25, record.base_config)
     training_data = training_data_summary(DatasetRecord.read(trained["root"] / "dataset"))
     inputs = CardInputs(record.command, training_data, {}, training_run=training_run_summary(record))
-    published = publish(model, inputs, PublishTarget(REPO_ID, git_repo=repo_dir), ManifestUpdate(manifest))
+    return publish(model, inputs, PublishTarget(REPO_ID, git_repo=repo_dir), ManifestUpdate(manifest))
+
+
+def test_a_refreshed_card_renders_what_the_manifest_learned_after_publishing(trained, tmp_path):
+    """Thresholds (or a runtime's accuracy) recorded in the manifest after publishing reach the revision's card:
+    ``python -m training.card`` commits the re-rendered README.md on the tag, and the manifest pins that commit."""
+    repo_dir, manifest = OlahServer(tmp_path / "hub").repo_dir(REPO_ID), tmp_path / "manifest.yaml"
+    record, published = trained["record"], publish_tiny_v1(trained, repo_dir, manifest)
 
     def card_at_tag() -> str:
         return subprocess.run(
@@ -199,6 +202,50 @@ def test_a_refreshed_card_renders_what_the_manifest_learned_after_publishing(tra
     assert card.data.to_dict()["training_command"] == record.command  # publish-time facts are kept
     weights = subprocess.run(["git", "show", f"v1:{published.filename}"], cwd=repo_dir, capture_output=True, check=True)
     assert hashlib.sha256(weights.stdout).hexdigest() == published.sha256  # the pin still holds
+
+
+def test_a_cross_validation_run_after_publishing_reaches_the_manifest_the_metrics_and_the_card(trained, tmp_path):
+    """``python -m training.card --cv-dir``: a CV of the version's recipe made after it was published replaces the
+    metrics its card, its revision's metrics.json and the manifest report; weights and thresholds stay as published,
+    and a calibration that would count with other thresholds is refused, naming the file."""
+    repo_dir, manifest = OlahServer(tmp_path / "hub").repo_dir(REPO_ID), tmp_path / "manifest.yaml"
+    published = publish_tiny_v1(trained, repo_dir, manifest)
+    truth = np.array([[2, 0, 10, 1, 4], [4, 2, 20, 3, 8]])
+    cv = CVReport(
+        folds=["fold0", "fold1"], epochs_per_fold="180-190", conf=0.2,
+        cv=count_metrics(truth, truth + [1, 0, -3, 0, 2]),
+        baseline_training_mean=count_metrics(truth, np.full_like(truth, 5)), mean_chip_map50=0.5,
+    )  # fmt: skip
+    cv_dir = tmp_path / "cv-v1"
+    cv.write(cv_dir / "cv_metrics.json")
+
+    pinned = attach_cv("v1", PublishTarget(git_repo=repo_dir), cv_dir, manifest)
+
+    def at_tag(path: str) -> str:
+        return subprocess.run(
+            ["git", "show", f"v1:{path}"], cwd=repo_dir, capture_output=True, text=True, check=True
+        ).stdout
+
+    assert load_manifest(manifest).get("v1") == pinned and pinned.commit != published.commit
+    assert dict(pinned.metrics) == summary_metrics(cv) and pinned.sha256 == published.sha256
+    assert json.loads(at_tag("metrics.json"))["cross_validation"]["epochs_per_fold"] == "180-190"
+    card = ModelCard(at_tag("README.md"))
+    assert card.data.to_dict()["metrics"]["cv_competition_rmse"] == summary_metrics(cv)["cv_competition_rmse"]
+    assert "180-190" in card.text
+    weights = subprocess.run(["git", "show", f"v1:{published.filename}"], cwd=repo_dir, capture_output=True, check=True)
+    assert hashlib.sha256(weights.stdout).hexdigest() == published.sha256
+
+    add_version(manifest, replace(pinned, class_conf={name: 0.2 for name in SEA_LION_CLASSES}))
+    other = {name: 0.3 for name in SEA_LION_CLASSES}
+    m = cv.cv
+    Calibration(
+        dataset="dataset", cv_dir=str(cv_dir), grid=[0.02, 0.9, 0.01], calibration_helps=True, class_conf=other,
+        class_conf_unguarded=other, class_conf_per_fold={}, photos=["a", "b"], uniform_conf=0.2,
+        metrics_uniform_conf=m, metrics_calibrated_other_folds=m, metrics_unguarded_other_folds=m,
+        metrics_unguarded_in_sample=m, baseline_training_mean=cv.baseline_training_mean, per_photo=[],
+    ).write(cv_dir / "calibration.json")  # fmt: skip
+    with pytest.raises(PublishError, match="calibration.json chooses the thresholds .* publish a new version"):
+        attach_cv("v1", PublishTarget(git_repo=repo_dir), cv_dir, manifest)
 
 
 def test_summary_metrics_from_a_cv_report():

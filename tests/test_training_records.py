@@ -13,10 +13,10 @@ import pytest
 
 from detector.classes import SEA_LION_CLASSES
 from detector.versions.manifest import DEFAULT_MANIFEST, load_manifest
+from training.card import summary_metrics
 from training.evaluate import count_metrics
 from training.io import DatasetRecord, TrainingError
 from training.publish import main as publish_main
-from training.publish import summary_metrics
 from training.records import (
     CALIBRATION,
     CV_REPORT,

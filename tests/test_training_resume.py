@@ -24,10 +24,10 @@ from detector.versions.hub import resolve_weights
 from detector.versions.manifest import load_manifest
 from detector.versions.weights_facts import FACTS_KEY, WeightsFacts, read_weights_facts
 from tests.helpers import REPO_ROOT, build_untrained_model
+from training.card import summary_metrics
 from training.dataset import BuildOptions, ChipOptions, build_dataset
 from training.evaluate import guarded_thresholds
 from training.io import DatasetRecord, TrainingError
-from training.publish import summary_metrics
 from training.records import Calibration, CVReport, ReleaseState, RevisionMetrics
 from training.release import Release, ReleaseOptions, make_plan, split_chips
 from training.release import main as release_main

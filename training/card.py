@@ -1,7 +1,9 @@
 """The model card of a published version: rendered from its metadata, and refreshed in its revision when the
-manifest learns more about the version after publishing (its exports, each runtime's accuracy, the CPU default).
+manifest learns more about the version after publishing (its exports, each runtime's accuracy, the CPU default, a
+cross-validation of its recipe run afterwards).
 
     python -m training.card --version v4 --git-repo /work/model-hub/models/sealion-counter/steller-sealions-yolov5
+    python -m training.card --version v4 --git-repo ... --cv-dir /work/train-runs/cv-v4   # its own CV, run later
 
 A refresh re-renders ``README.md`` from the revision's card metadata updated with the manifest's entry, commits it
 on top of the version's tag (the weights and exports are unchanged, so their sha256 pins hold), moves the tag and
@@ -22,7 +24,9 @@ from huggingface_hub import ModelCard, ModelCardData
 
 from detector.errors import DetectorError
 from detector.versions.manifest import DEFAULT_MANIFEST, ModelVersion, add_version, load_manifest
+from training.evaluate import epochs_text
 from training.io import TrainingError
+from training.records import Calibration, CVReport, RevisionMetrics
 from training.revision import PublishError, PublishTarget
 
 
@@ -163,6 +167,35 @@ def run_text(run: Mapping[str, Any]) -> str:
     return f"{run['epochs']} epochs in {run['hours']:.2f} h{budget}"
 
 
+def summary_metrics(
+    cv: CVReport | None,
+    holdout: Mapping[str, Any] | None = None,
+    calibration: Calibration | None = None,
+) -> dict[str, Any]:
+    """The compact metrics stored in the card front matter and the manifest (full numbers go to metrics.json)."""
+    metrics: dict[str, Any] = {}
+    if cv:
+        metrics["cv_folds"] = len(cv.folds)
+        ran = [fold.epochs_run for fold in cv.fold_training.values()]
+        metrics["cv_epochs_per_fold"] = epochs_text(ran) if ran and None not in ran else cv.epochs_per_fold
+        metrics["cv_photos"] = cv.cv.photos
+        metrics["cv_competition_rmse"] = round(cv.cv.competition_rmse, 3)
+        metrics["cv_rmse_per_class"] = cv.cv.rmse_per_class(3)
+        metrics["cv_total_count_mae"] = round(cv.cv.total_mae, 3)
+        metrics["baseline_training_mean_competition_rmse"] = round(cv.baseline_training_mean.competition_rmse, 3)
+        metrics["cv_chip_map50"] = round(cv.mean_chip_map50, 4)
+        metrics["conf"] = cv.conf
+    if calibration:
+        honest = calibration.metrics_calibrated_other_folds
+        metrics["cv_calibrated_competition_rmse"] = round(honest.competition_rmse, 3)
+        metrics["cv_calibrated_rmse_per_class"] = honest.rmse_per_class(3)
+        metrics["cv_calibrated_total_relative_error"] = round(honest.total_relative_error, 4)
+        metrics["baseline_rmse_per_class"] = calibration.baseline_training_mean.rmse_per_class(3)
+    if holdout:
+        metrics["holdout"] = holdout
+    return metrics
+
+
 def card_text(meta: Mapping[str, Any], version: str) -> str:
     """The whole card (metadata and body) as the revision's README.md holds it."""
     return render_card(meta, card_body(meta, version)).content
@@ -200,6 +233,42 @@ def refresh_card(name: str, target: PublishTarget, manifest: Path = DEFAULT_MANI
     return pinned
 
 
+def attach_cv(name: str, target: PublishTarget, cv_dir: Path, manifest: Path = DEFAULT_MANIFEST) -> ModelVersion:
+    """Give version ``name`` the cross-validation in ``cv_dir`` (``training.evaluate --cv``, and its ``--calibrate``
+    when it has one), run after publishing: its folds replace the metrics the manifest, the revision's metrics.json
+    and the card report. The weights and the thresholds it counts with stay as published; a calibration that would
+    count with other thresholds needs a new version. Returns the version pinned to the new commit."""
+    listed = load_manifest(manifest)
+    version = listed.get(name)
+    cv = CVReport.read_from(cv_dir)
+    calibration_file = Calibration.file_in(cv_dir, version.greyscale_input)
+    calibration = Calibration.read(calibration_file) if calibration_file.is_file() else None
+    if calibration is not None and version.class_conf and dict(calibration.class_conf) != dict(version.class_conf):
+        raise PublishError(
+            f"{calibration_file} chooses the thresholds {dict(calibration.class_conf)}, but {name} counts with "
+            f"{dict(version.class_conf)}: publish a new version to count with them (python -m training.release)"
+        )
+    target = target.for_repo(version.repo_id)
+    card = target.current_card(version)
+    if card is None:
+        where = f"{target.where} has no revision {version.revision!r} of {version.repo_id}"
+        raise PublishError(f"{where}; publish it first (python -m training.publish)")
+    known = target.current_file(version, RevisionMetrics.FILE)
+    full = RevisionMetrics.from_json(known, RevisionMetrics.FILE) if known else RevisionMetrics()
+    metrics = summary_metrics(cv, version.metrics.get("holdout"), calibration)
+    updated = replace(version, metrics=metrics)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        full.changed(cross_validation=cv, calibration=calibration).write(folder / RevisionMetrics.FILE)
+        commit = target.add_to_revision(
+            folder, version.revision, f"sea lion counter {name}: cross-validation {cv_dir.name}",
+            refreshed_card(card, updated),
+        )  # fmt: skip
+    pinned = replace(updated, commit=commit)
+    add_version(manifest, pinned, make_default=listed.default == name)
+    return pinned
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.card", description=__doc__.splitlines()[0])
     parser.add_argument("--version", required=True, help="a version in the manifest, e.g. v4")
@@ -207,12 +276,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--endpoint", help="a hub endpoint URL (huggingface_hub) instead of --git-repo")
     parser.add_argument("--token", help="hub token for --endpoint (default: huggingface_hub's)")
     parser.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST)
+    parser.add_argument(
+        "--cv-dir", type=Path,
+        help="also give the version this cross-validation of its recipe (cv_metrics.json, calibration.json)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.git_repo is None and args.endpoint is None:
         parser.error("say where the version's revision is: --git-repo DIR or --endpoint URL")
     try:
         target = PublishTarget(git_repo=args.git_repo, endpoint=args.endpoint, token=args.token)
-        version = refresh_card(args.version, target, args.manifest)
+        if args.cv_dir is not None:
+            version = attach_cv(args.version, target, args.cv_dir, args.manifest)
+        else:
+            version = refresh_card(args.version, target, args.manifest)
     except (PublishError, TrainingError, DetectorError) as exc:
         raise SystemExit(f"card: {exc}") from None
     print(f"{version.name}: card refreshed in {version.repo_id}@{version.commit}", file=sys.stderr)

@@ -29,8 +29,7 @@ from detector.files import sha256_file
 from detector.versions.hub import ResolvedWeights
 from detector.versions.manifest import DEFAULT_MANIFEST, ModelVersion, add_version, load_manifest
 from detector.versions.runtimes import EXPORT_CHOICES
-from training.card import card_text
-from training.evaluate import epochs_text
+from training.card import card_text, summary_metrics
 from training.export import ExportOptions, ExportPlan, default_check_photos, export_version, ship_runtimes
 from training.io import DatasetRecord, TrainingError
 from training.records import (
@@ -101,35 +100,6 @@ def half_precision_copy(weights: Path, dest: Path) -> Path:
     if not strip_optimizer(weights, str(dest)):
         raise PublishError(f"{weights} is not an ultralytics checkpoint")
     return dest
-
-
-def summary_metrics(
-    cv: CVReport | None,
-    holdout: Mapping[str, Any] | None = None,
-    calibration: Calibration | None = None,
-) -> dict[str, Any]:
-    """The compact metrics stored in the card front matter and the manifest (full numbers go to metrics.json)."""
-    metrics: dict[str, Any] = {}
-    if cv:
-        metrics["cv_folds"] = len(cv.folds)
-        ran = [fold.epochs_run for fold in cv.fold_training.values()]
-        metrics["cv_epochs_per_fold"] = epochs_text(ran) if ran and None not in ran else cv.epochs_per_fold
-        metrics["cv_photos"] = cv.cv.photos
-        metrics["cv_competition_rmse"] = round(cv.cv.competition_rmse, 3)
-        metrics["cv_rmse_per_class"] = cv.cv.rmse_per_class(3)
-        metrics["cv_total_count_mae"] = round(cv.cv.total_mae, 3)
-        metrics["baseline_training_mean_competition_rmse"] = round(cv.baseline_training_mean.competition_rmse, 3)
-        metrics["cv_chip_map50"] = round(cv.mean_chip_map50, 4)
-        metrics["conf"] = cv.conf
-    if calibration:
-        honest = calibration.metrics_calibrated_other_folds
-        metrics["cv_calibrated_competition_rmse"] = round(honest.competition_rmse, 3)
-        metrics["cv_calibrated_rmse_per_class"] = honest.rmse_per_class(3)
-        metrics["cv_calibrated_total_relative_error"] = round(honest.total_relative_error, 4)
-        metrics["baseline_rmse_per_class"] = calibration.baseline_training_mean.rmse_per_class(3)
-    if holdout:
-        metrics["holdout"] = holdout
-    return metrics
 
 
 def publish(

@@ -60,12 +60,25 @@ class PublishTarget:
 
     def current_card(self, version: ModelVersion) -> str | None:
         """The model card (README.md) of a published version's revision, None where the version has no tag here."""
-        if self.git_repo is not None:
-            return show(Path(self.git_repo), version.revision, "README.md") if version.revision else None
-        from huggingface_hub import hf_hub_download
+        return self.current_file(version, "README.md")
 
-        path = hf_hub_download(version.repo_id, "README.md", revision=version.pinned_revision, endpoint=self.endpoint)
-        return Path(path).read_text()
+    def current_file(self, version: ModelVersion, path: str) -> str | None:
+        """The text of ``path`` in a published version's revision; None where the revision or the file is missing."""
+        if self.git_repo is not None:
+            if not version.revision:
+                return None
+            try:
+                return show(Path(self.git_repo), version.revision, path)
+            except PublishError:  # git show: no such tag, or no such file at it
+                return None
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.errors import EntryNotFoundError
+
+        try:
+            local = hf_hub_download(version.repo_id, path, revision=version.pinned_revision, endpoint=self.endpoint)
+        except EntryNotFoundError:
+            return None
+        return Path(local).read_text()
 
 
 def _git(repo: Path, *args: str) -> str:
