@@ -172,6 +172,8 @@ def test_the_readme_row_matches_the_committed_gate_recall_run():
     assert f"{s['tiles_run']} of {s['tiles']} tiles run + {s['gate_tiles']} coarse: " in row
     share = f"{s['network_tiles_share']:.0%} of the network tiles"
     assert f"{share}; {s['dots_in_skipped_tiles']} of {s['dots']} dots in skipped tiles" in row
+    perfect = f"the full pass finds anything in {s['tiles_with_detections']} tiles ({s['perfect_gate_share']:.0%}: "
+    assert perfect in row
 
 
 def test_runtime_summaries_and_the_rule_on_counted_photos():
