@@ -175,18 +175,20 @@ def publish_tiny_v1(trained: dict, repo_dir: Path, manifest: Path):
     return publish(model, inputs, PublishTarget(REPO_ID, git_repo=repo_dir), ManifestUpdate(manifest))
 
 
+def at_v1(repo_dir: Path, path: str) -> str:
+    """The text of ``path`` at tag v1 of a local git model repo."""
+    shown = subprocess.run(["git", "show", f"v1:{path}"], cwd=repo_dir, capture_output=True, text=True, check=True)
+    return shown.stdout
+
+
 def test_a_refreshed_card_renders_what_the_manifest_learned_after_publishing(trained, tmp_path):
     """Thresholds (or a runtime's accuracy) recorded in the manifest after publishing reach the revision's card:
     ``python -m training.card`` commits the re-rendered README.md on the tag, and the manifest pins that commit."""
     repo_dir, manifest = OlahServer(tmp_path / "hub").repo_dir(REPO_ID), tmp_path / "manifest.yaml"
     record, published = trained["record"], publish_tiny_v1(trained, repo_dir, manifest)
 
-    def card_at_tag() -> str:
-        return subprocess.run(
-            ["git", "show", "v1:README.md"], cwd=repo_dir, capture_output=True, text=True, check=True
-        ).stdout
-
-    assert f"* Trained: {record.epochs_run} epochs in " in card_at_tag() and "## Count thresholds" not in card_at_tag()
+    first = at_v1(repo_dir, "README.md")
+    assert f"* Trained: {record.epochs_run} epochs in " in first and "## Count thresholds" not in first
     entry = load_manifest(manifest).get("v1")
     add_version(manifest, replace(entry, class_conf={name: 0.3 for name in SEA_LION_CLASSES}))
     refreshed = refresh_card("v1", PublishTarget(git_repo=repo_dir), manifest)
@@ -196,7 +198,7 @@ def test_a_refreshed_card_renders_what_the_manifest_learned_after_publishing(tra
     ).stdout.strip()
     assert refreshed.commit == tag_commit != published.commit
     assert load_manifest(manifest).get("v1").commit == tag_commit
-    card = ModelCard(card_at_tag())
+    card = ModelCard(at_v1(repo_dir, "README.md"))
     assert card.data.to_dict()["class_conf"] == {name: 0.3 for name in SEA_LION_CLASSES}
     assert "| pups | 0.30 |" in card.text and f"* Trained: {record.epochs_run} epochs in " in card.text
     assert card.data.to_dict()["training_command"] == record.command  # publish-time facts are kept
@@ -221,15 +223,10 @@ def test_a_cross_validation_run_after_publishing_reaches_the_manifest_the_metric
 
     pinned = attach_cv("v1", PublishTarget(git_repo=repo_dir), cv_dir, manifest)
 
-    def at_tag(path: str) -> str:
-        return subprocess.run(
-            ["git", "show", f"v1:{path}"], cwd=repo_dir, capture_output=True, text=True, check=True
-        ).stdout
-
     assert load_manifest(manifest).get("v1") == pinned and pinned.commit != published.commit
     assert dict(pinned.metrics) == summary_metrics(cv) and pinned.sha256 == published.sha256
-    assert json.loads(at_tag("metrics.json"))["cross_validation"]["epochs_per_fold"] == "180-190"
-    card = ModelCard(at_tag("README.md"))
+    assert json.loads(at_v1(repo_dir, "metrics.json"))["cross_validation"]["epochs_per_fold"] == "180-190"
+    card = ModelCard(at_v1(repo_dir, "README.md"))
     assert card.data.to_dict()["metrics"]["cv_competition_rmse"] == summary_metrics(cv)["cv_competition_rmse"]
     assert "180-190" in card.text
     weights = subprocess.run(["git", "show", f"v1:{published.filename}"], cwd=repo_dir, capture_output=True, check=True)

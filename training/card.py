@@ -26,7 +26,7 @@ from detector.errors import DetectorError
 from detector.versions.manifest import DEFAULT_MANIFEST, ModelVersion, add_version, load_manifest
 from training.evaluate import epochs_text
 from training.io import TrainingError
-from training.records import Calibration, CVReport, RevisionMetrics
+from training.records import Calibration, CVReport, Record, RevisionMetrics
 from training.revision import PublishError, PublishTarget
 
 
@@ -217,19 +217,29 @@ def refreshed_card(card: str, version: ModelVersion) -> str:
 def refresh_card(name: str, target: PublishTarget, manifest: Path = DEFAULT_MANIFEST) -> ModelVersion:
     """Re-render the card of manifest version ``name`` in its revision at ``target``; returns the version pinned to
     the new commit (also written to ``manifest``)."""
-    listed = load_manifest(manifest)
-    version = listed.get(name)
-    target = target.for_repo(version.repo_id)
+    version = load_manifest(manifest).get(name)
+    return commit_card(version, target.for_repo(version.repo_id), manifest, f"sea lion counter {name}: model card")
+
+
+def commit_card(
+    version: ModelVersion,
+    target: PublishTarget,
+    manifest: Path,
+    message: str,
+    files: Mapping[str, Record] | None = None,
+) -> ModelVersion:
+    """Commit ``version``'s card, re-rendered from its facts, and ``files`` (records by file name) on top of its tag at
+    ``target``; pin the new commit in ``manifest`` and return the version so pinned."""
     card = target.current_card(version)
     if card is None:
         where = f"{target.where} has no revision {version.revision!r} of {version.repo_id}"
         raise PublishError(f"{where}; publish it first (python -m training.publish)")
     with tempfile.TemporaryDirectory() as tmp:
-        commit = target.add_to_revision(
-            Path(tmp), version.revision, f"sea lion counter {name}: model card", refreshed_card(card, version)
-        )
+        for filename, record in (files or {}).items():
+            record.write(Path(tmp) / filename)
+        commit = target.add_to_revision(Path(tmp), version.revision, message, refreshed_card(card, version))
     pinned = replace(version, commit=commit)
-    add_version(manifest, pinned, make_default=listed.default == name)
+    add_version(manifest, pinned, make_default=load_manifest(manifest).default == version.name)
     return pinned
 
 
@@ -238,8 +248,7 @@ def attach_cv(name: str, target: PublishTarget, cv_dir: Path, manifest: Path = D
     when it has one), run after publishing: its folds replace the metrics the manifest, the revision's metrics.json
     and the card report. The weights and the thresholds it counts with stay as published; a calibration that would
     count with other thresholds needs a new version. Returns the version pinned to the new commit."""
-    listed = load_manifest(manifest)
-    version = listed.get(name)
+    version = load_manifest(manifest).get(name)
     cv = CVReport.read_from(cv_dir)
     calibration_file = Calibration.file_in(cv_dir, version.greyscale_input)
     calibration = Calibration.read(calibration_file) if calibration_file.is_file() else None
@@ -249,24 +258,11 @@ def attach_cv(name: str, target: PublishTarget, cv_dir: Path, manifest: Path = D
             f"{dict(version.class_conf)}: publish a new version to count with them (python -m training.release)"
         )
     target = target.for_repo(version.repo_id)
-    card = target.current_card(version)
-    if card is None:
-        where = f"{target.where} has no revision {version.revision!r} of {version.repo_id}"
-        raise PublishError(f"{where}; publish it first (python -m training.publish)")
     known = target.current_file(version, RevisionMetrics.FILE)
     full = RevisionMetrics.from_json(known, RevisionMetrics.FILE) if known else RevisionMetrics()
-    metrics = summary_metrics(cv, version.metrics.get("holdout"), calibration)
-    updated = replace(version, metrics=metrics)
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        full.changed(cross_validation=cv, calibration=calibration).write(folder / RevisionMetrics.FILE)
-        commit = target.add_to_revision(
-            folder, version.revision, f"sea lion counter {name}: cross-validation {cv_dir.name}",
-            refreshed_card(card, updated),
-        )  # fmt: skip
-    pinned = replace(updated, commit=commit)
-    add_version(manifest, pinned, make_default=listed.default == name)
-    return pinned
+    updated = replace(version, metrics=summary_metrics(cv, version.metrics.get("holdout"), calibration))
+    files = {RevisionMetrics.FILE: full.changed(cross_validation=cv, calibration=calibration)}
+    return commit_card(updated, target, manifest, f"sea lion counter {name}: cross-validation {cv_dir.name}", files)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
