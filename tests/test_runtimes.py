@@ -58,7 +58,7 @@ def test_both_runtimes_count_alike_and_say_which_ran(tiny_export):
     )
     torch_detector = Detector(weights, device="cpu")
     openvino = Detector(weights, device="cpu", runtime=exported)
-    for batch_size in (16, 5):  # the export's static batch, and one ultralytics pads and splits to it
+    for batch_size in (16, 5):  # the export's batch, and another
         a = torch_detector.count(EXAMPLES[0], conf=LOW_CONF, photo_scale=0.25, batch_size=batch_size)
         b = openvino.count(EXAMPLES[0], conf=LOW_CONF, photo_scale=0.25, batch_size=batch_size)
         assert a.total > 100 and counts_agree(a.counts, b.counts), (a.counts, b.counts)
@@ -77,6 +77,37 @@ def test_the_openvino_model_takes_a_thread_count_and_a_precision(tiny_export):
     assert str(compiled.get_property("INFERENCE_PRECISION_HINT")) in {"<Type: 'float32'>", "f32"}
     reference = Detector(weights, device="cpu").count(EXAMPLES[1], conf=LOW_CONF, photo_scale=0.25)
     assert counts_agree(reference.counts, detector.count(EXAMPLES[1], conf=LOW_CONF, photo_scale=0.25).counts)
+
+
+class _BatchSizes:
+    """The compiled model, recording the batch of every call (a spy: the model still runs)."""
+
+    def __init__(self, compiled) -> None:
+        self.compiled, self.batches = compiled, []
+
+    def __call__(self, inputs):
+        self.batches.append(len(inputs))
+        return self.compiled(inputs)
+
+    def __getattr__(self, name):
+        return getattr(self.compiled, name)
+
+
+def test_a_short_batch_runs_as_it_is_not_padded_to_the_exports_batch(tiny_export):
+    """The export is compiled for any batch: a photo's last, short batch costs its tiles only (a static batch of 16
+    ran 80 tiles' work for 70), and counts stay torch's."""
+    weights, folder = tiny_export
+    export = replace(weights.version.runtimes["openvino"], name="openvino-f32", inference_precision="f32")
+    assert export.batch == 16
+    detector = Detector(weights, runtime=ResolvedRuntime(folder / export.path, "local", export))
+    backend = detector._yolo.predictor.model.backend
+    assert backend.ov_compiled_model.input().get_partial_shape()[0].is_dynamic
+    backend.ov_compiled_model = spy = _BatchSizes(backend.ov_compiled_model)
+    counted = detector.count(EXAMPLES[0], conf=LOW_CONF, photo_scale=0.25, batch_size=16)
+    assert counted.tiles_run % 16 and sum(spy.batches) == counted.tiles_run, (counted.tiles_run, spy.batches)
+    assert spy.batches[-1] == counted.tiles_run % 16
+    reference = Detector(weights, device="cpu").count(EXAMPLES[0], conf=LOW_CONF, photo_scale=0.25, batch_size=16)
+    assert counts_agree(reference.counts, counted.counts), (reference.counts, counted.counts)
 
 
 @pytest.mark.slow  # an export plus a count (~25 s); ONNX is not a shipped runtime
