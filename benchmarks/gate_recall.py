@@ -7,8 +7,8 @@ at the model's scale and counted twice with the product's defaults, the gate on 
 Per photo: the tiles, how many the full pass ran and skipped, the coarse pass's tiles, per-class counts gated vs
 ungated, whether they agree within 1 % or one animal per class (``detector.versions.runtimes.counts_agree``, the bar for
 turning the gate on by default), the tiles in which the full pass finds anything (what a perfect gate would run: running
-only those keeps the counts exactly), and, where ``dot-coordinates.csv`` has the photo, the
-biologists' dots that fall in no tile the full pass ran (``Detector.gated_tiles``). Writes
+only those keeps the counts exactly), and, where ``dot-coordinates.csv`` has the photo, the biologists' dots that
+fall in no tile the full pass ran (``Detector.gated_tiles``: the coarse pass, then growing). Writes
 ``benchmarks/results/gate_recall.json`` and a Markdown table beside it.
 """
 

@@ -9,7 +9,7 @@ import pytest
 
 from detector import Detector
 from detector.cli import build_parser
-from detector.counting.gate import GateSettings, coarse_size, margin_in_work_pixels, tiles_touched
+from detector.counting.gate import GateSettings, coarse_size, margin_in_work_pixels, tiles_to_grow, tiles_touched
 from detector.counting.slicing import tile_grid
 from detector.errors import DetectorError
 from detector.settings import DEFAULT_GATE, CountOptions, ModelSettings, gate_arg
@@ -37,6 +37,15 @@ def test_a_box_marks_the_tiles_it_reaches_with_its_margin():
 def test_a_box_that_only_touches_an_edge_does_not_mark_the_tile():
     tiles = np.array([[0, 0, 100, 100], [100, 0, 200, 100]])
     assert tiles_touched(tiles, np.array([[50, 10, 100, 20]]), margin=0).tolist() == [True, False]
+
+
+def test_growing_reaches_only_the_tiles_not_yet_run():
+    tiles = tile_grid(1000, 320, 320, 0.2)  # starts 0, 227, 453, 680
+    ran = np.array([True, False, False, False])
+    near_the_edge = np.array([[290, 100, 315, 125]])  # found in tile 0, inside tile 1 too
+    assert tiles_to_grow(tiles, ran, near_the_edge, margin=0).tolist() == [False, True, False, False]
+    assert tiles_to_grow(tiles, ran, near_the_edge, margin=200).tolist() == [False, True, True, False]
+    assert not tiles_to_grow(tiles, np.ones(4, bool), near_the_edge, margin=200).any()  # all run: nothing to grow
 
 
 def test_sizes_and_margins_follow_the_model_scale():
@@ -90,6 +99,22 @@ def test_the_gate_skips_water_on_a_sparse_example_when_allowed_to(shipped):
     found = shipped.detect(prepared.work, grid, CountOptions())
     dense = np.bincount(found.tile_id, minlength=len(grid)) >= 5  # the tiles over the animals' rock
     assert dense.any() and keep[dense].all()
+
+
+def test_growing_from_one_tile_follows_the_animals_and_merges_like_one_pass(shipped):
+    """Seeded with the busiest tile of the sparse example, growing runs the tiles its detections reach until none
+    is left, and its detections merge to the same count as one pass over the tiles it ran (tile ids stay apart)."""
+    options = CountOptions(photo_scale=0.25)
+    prepared = shipped.prepare(REPO_ROOT / "examples" / "noaa_train_6.jpg", options)
+    grid = tile_grid(prepared.work.shape[1], prepared.work.shape[0], prepared.tile_size, options.overlap)
+    everything = shipped.detect(prepared.work, grid, options)
+    seed = np.zeros(len(grid), bool)
+    seed[np.bincount(everything.tile_id, minlength=len(grid)).argmax()] = True
+    found, ran = shipped.grow(prepared, grid, seed, shipped.detect(prepared.work, grid[seed], options), options)
+    assert seed.sum() < ran.sum() < len(grid) and ran[seed].all()
+    margin = margin_in_work_pixels(GateSettings(), shipped.ground_scale)
+    assert not tiles_to_grow(grid, ran, found.xyxy, margin).any()  # grown until no detection reaches a skipped tile
+    assert len(found.merge_tiles()) == len(shipped.detect(prepared.work, grid[ran], options).merge_tiles())
 
 
 @pytest.mark.skipif(not FULLRES.is_file(), reason=NO_SHARED_DATA)

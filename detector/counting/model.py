@@ -7,7 +7,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from detector.counting.gate import (
     GateSettings,
     coarse_size,
     margin_in_work_pixels,
+    tiles_to_grow,
     tiles_touched,
 )
 from detector.counting.images import ImageInput, greyscale, header_size, load_image, resize_to
@@ -292,6 +293,7 @@ class Detector:
         thresholds = self.thresholds(options.conf, options.class_conf)
         grids = [self._tiles(p.work.shape[1], p.work.shape[0], p.tile_size, options) for p in prepared]
         keep, gate_tiles = ([None] * len(grids), [0] * len(grids))
+        found_options = self._growing_options(options)
         started = time.perf_counter()
         if options.gate:
             keep, gate_tiles = self.gate(prepared, grids, options)
@@ -300,22 +302,53 @@ class Detector:
         runs = [grid if mask is None else grid[mask] for grid, mask in zip(grids, keep, strict=True)]
         last = time.perf_counter()
         for index, detections in self.detect_stream(
-            [(p.work, run) for p, run in zip(prepared, runs, strict=True)], options
+            [(p.work, run) for p, run in zip(prepared, runs, strict=True)], found_options
         ):
+            grid, ran, gate = grids[index], keep[index], gate_tiles[index]
+            if ran is not None:
+                detections, ran = self.grow(prepared[index], grid, ran, detections, found_options)
+            detections = detections.above(thresholds)
             now = time.perf_counter()
-            grid, run, gate = grids[index], runs[index], gate_tiles[index]
+            skipped = 0 if ran is None else int((~ran).sum())
             yield self._result(
-                prepared[index], detections, (len(grid), len(grid) - len(run), gate),
+                prepared[index], detections, (len(grid), skipped, gate),
                 {"gate": gate_ms * gate / all_gate, "inference": (now - last) * 1000}, thresholds,
             )  # fmt: skip
             last = now
 
+    def _growing_options(self, options: CountOptions, settings: GateSettings = DEFAULT_GATE_SETTINGS) -> CountOptions:
+        """What the full pass keeps: with a growing gate, every hit at the gate's confidence (faint hits grow the
+        gate too; the count then keeps only its own thresholds), else the count's thresholds."""
+        if not options.gate:
+            return options
+        return options.changed(conf=min(settings.conf, float(self.thresholds(options.conf, options.class_conf).min())))
+
     def gated_tiles(self, prepared: Prepared, options: CountOptions) -> tuple[np.ndarray, np.ndarray]:
-        """The photo's tiles and which of them a gated count runs: what ``benchmarks.gate_recall`` holds the dots
-        against."""
+        """The photo's tiles and which of them a gated count runs (coarse pass, then growing): what
+        ``benchmarks.gate_recall`` holds the dots against."""
         grid = self._tiles(prepared.work.shape[1], prepared.work.shape[0], prepared.tile_size, options)
         (ran,), _ = self.gate([prepared], [grid], options)
-        return grid, np.ones(len(grid), dtype=bool) if ran is None else ran
+        if ran is None:
+            return grid, np.ones(len(grid), dtype=bool)
+        found_options = self._growing_options(options)
+        _, ran = self.grow(prepared, grid, ran, self.detect(prepared.work, grid[ran], found_options), found_options)
+        return grid, ran
+
+    def grow(
+        self, prepared: Prepared, grid: np.ndarray, ran: np.ndarray, found: Detections, options: CountOptions,
+        settings: GateSettings = DEFAULT_GATE_SETTINGS,
+    ) -> tuple[Detections, np.ndarray]:  # fmt: skip
+        """The gate's second half (:func:`detector.counting.gate.tiles_to_grow`): run the skipped tiles of ``grid``
+        that the full pass's detections reach, until none does; all detections (tile ids stay distinct) and the
+        tiles that ran."""
+        margin = margin_in_work_pixels(settings, self.ground_scale)
+        ran = ran.copy()
+        while (more := tiles_to_grow(grid, ran, found.xyxy, margin)).any():
+            extra = self.detect(prepared.work, grid[more], options)
+            first_id = int(ran.sum())  # detect numbers its tiles from 0; the tiles already run hold 0..first_id-1
+            found = Detections.merge([found, replace(extra, tile_id=extra.tile_id + first_id)])
+            ran |= more
+        return found, ran
 
     def gate(
         self, prepared: Sequence[Prepared], grids: Sequence[np.ndarray], options: CountOptions,
