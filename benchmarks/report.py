@@ -1,8 +1,9 @@
 """Summarise the committed results (``benchmarks/results/*.json``) as the Markdown tables of docs/benchmarks.md.
 
-    python -m benchmarks.report [--results DIR]
+    python -m benchmarks.report [--results DIR] [--docs]
 
-Reads only the JSON files, so the tables always carry exactly the numbers of the committed runs.
+Reads only the JSON files, so the tables always carry exactly the numbers of the committed runs. ``--docs`` puts
+them into docs/benchmarks.md (the ``report`` block; ``tests/test_docs_consistency.py`` holds the docs to them).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import RESULTS_DIR, format_table
+from benchmarks.common import RESULTS_DIR, format_table, write_docs_table
 
 
 def _load(folder: Path, name: str) -> dict[str, Any] | None:
@@ -296,17 +297,25 @@ def summary(folder: Path) -> str:
     return format_table(["benchmark", "result", "goal", "met"], rows)
 
 
+def report(folder: Path = RESULTS_DIR, heading: str = "###") -> str:
+    """Every table, each under a ``heading`` of that level."""
+    parts = [f"{heading} Summary\n\n{summary(folder)}"]
+    for name, (title, render) in SECTIONS.items():
+        data = _load(folder, name)
+        body = render(data) if data else "_No results file (not run here)._"
+        parts.append(f"{heading} {title} (`{name}.json`)\n\n{body}")
+    return "\n\n".join(parts)
+
+
 def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.report", description=__doc__.split("\n\n")[0])
     parser.add_argument("--results", type=Path, default=RESULTS_DIR)
+    parser.add_argument("--docs", action="store_true", help="also put the tables into docs/benchmarks.md")
     args = parser.parse_args(argv)
-    parts = [f"### Summary\n\n{summary(args.results)}"]
-    for name, (title, render) in SECTIONS.items():
-        data = _load(args.results, name)
-        body = render(data) if data else "_No results file (not run here)._"
-        parts.append(f"### {title} (`{name}.json`)\n\n{body}")
-    text = "\n\n".join(parts)
+    text = report(args.results)
     print(text)
+    if args.docs:
+        write_docs_table("report", report(args.results, heading="####"))
     return text
 
 

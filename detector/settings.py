@@ -31,8 +31,8 @@ DEFAULT_HUB_TIMEOUT_S = 3.0
 # Threads a survey run decodes photos in, ahead of the network; it holds at most a group plus twice that many
 # decoded photos (bounded memory).
 DEFAULT_DECODERS = 2
-# Photos a survey run counts together, their tiles sharing the network's batches (a static-batch export pads one
-# short batch per group instead of one per photo).
+# Photos a survey run counts together, their tiles sharing the network's batches (full batches of 16 instead of a
+# short last batch per photo).
 DEFAULT_GROUP = 4
 # Skip tiles a coarse first pass finds no animal near (detector.counting.gate); "off" runs the network on every tile.
 # Opt-in (off) while `python -m benchmarks.gate_recall` shows it does not keep the default model version's counts (v4:

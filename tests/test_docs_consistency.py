@@ -88,3 +88,12 @@ def test_the_in_sample_line_of_the_default_version_is_the_runtime_benchmarks():
     text = " ".join(_default_section().split())
     assert f"{version.name} counts {counts} at conf" in text
     assert f"official counts is {results['summary']['torch']['mean_rmse']:.1f} " in text
+
+
+def test_the_benchmark_tables_in_the_docs_are_the_committed_results():
+    """docs/benchmarks.md's tables section is what ``benchmarks.report`` makes of benchmarks/results/*.json."""
+    from benchmarks.report import report
+
+    document = (REPO_ROOT / "docs" / "benchmarks.md").read_text()
+    block = document.split("<!-- report -->", 1)[1].split("<!-- /report -->", 1)[0]
+    assert block.strip() == report(heading="####").strip(), "run `python -m benchmarks.report --docs`"

@@ -281,7 +281,7 @@ class Detector:
         self, prepared: Sequence[Prepared], options: CountOptions | None = None
     ) -> list[CountResult]:
         """:meth:`count_prepared` for several photos at once, their tiles filling the network's batches across
-        photo boundaries (a survey run: a static-batch export then pads one short batch per group, not per photo)."""
+        photo boundaries (a survey run: full batches, one short batch per group instead of one per photo)."""
         return list(self.count_prepared_stream(prepared, options))
 
     def count_prepared_stream(

@@ -42,7 +42,7 @@ class ExportedRuntime:
     path: str
     files: Mapping[str, str]  # repo path -> sha256
     precision: str = "fp16"  # of the stored weights: "fp32", "fp16" (run as fp32/bf16 by the CPU) or "int8"
-    batch: int | None = None  # the fixed batch of a static export (ultralytics splits and pads); None: dynamic
+    batch: int | None = None  # the batch it was exported with (OpenVINO ones run at any batch); None: dynamic
     shipped: bool = False  # its files are also under weights/ (offline fallback)
     count_check: Mapping[str, Any] = field(default_factory=dict)  # counts vs torch when it was exported
     # OpenVINO's CPU inference precision: None, the CPU's default (bf16 on CPUs with AMX or AVX-512 BF16, else
