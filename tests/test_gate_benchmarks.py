@@ -23,6 +23,21 @@ def test_dots_outside_counts_dots_in_no_tile():
     assert gate_recall.dots_outside(tiles, np.zeros((0, 2), dtype=np.float32)) == 0
 
 
+def test_errors_against_the_official_counts_say_where_the_gate_counts_closer():
+    official = {"a": 10, "b": 2}
+    assert gate_recall.error_against({"a": 12, "b": 0}, official) == 4
+    photos = [
+        {"error_vs_official": {"gated": 2, "ungated": 5}},
+        {"error_vs_official": {"gated": 4, "ungated": 1}},
+        {"error_vs_official": {"gated": 3, "ungated": 3}},
+        {},  # no official counts for this photo
+    ]
+    assert gate_recall.error_summary(photos) == {
+        "photos_with_official_counts": 3, "error_vs_official_gated": 9, "error_vs_official_ungated": 9,
+        "photos_gate_closer": 1, "photos_gate_farther": 1,
+    }  # fmt: skip
+
+
 def test_rmse_and_total_shift_arithmetic():
     official = [{"a": 10, "b": 0}, {"a": 0, "b": 4}]
     counts = [{"a": 13, "b": 0}, {"a": 0, "b": 0}]
@@ -119,6 +134,19 @@ def test_gate_recall_runs_on_an_example(tmp_path):
     assert "noaa_train_6.jpg" in table and "gated / ungated" in table
 
 
+def test_gate_recall_counts_with_another_weights_file_at_one_threshold(tmp_path, tiny_models):
+    """``--weights`` (a cross-validation fold's model, for the out-of-sample check): that file counts, and the
+    result says which file and which threshold."""
+    out = tmp_path / "gate_recall.json"
+    argv = [str(REPO_ROOT / "examples" / "noaa_train_6.jpg"), "--weights", str(tiny_models["v1"]), "--runtime", "torch"]
+    with pytest.raises(SystemExit):  # the scale a file was trained at is not in the file
+        gate_recall.main([*argv, "--out", str(out)])
+    gate_recall.main([*argv, "--ground-scale", "0.5", "--conf", "0.2", "--out", str(out)])
+    data = json.loads(out.read_text())
+    assert data["model"]["weights"] == str(tiny_models["v1"]) and data["model"]["runtime"] == "torch"
+    assert data["settings"]["count_options"].startswith("conf 0.2 for every class")
+
+
 @pytest.mark.skipif(not (SHARED_DATA / "fullres-raw" / "44.jpg").is_file(), reason=NO_SHARED_DATA)
 def test_gate_recall_checks_the_dots_of_a_gated_full_resolution_photo():
     """A full-resolution photo with the biologists' dots: the gate runs, and every dot is placed in or out of the
@@ -127,8 +155,13 @@ def test_gate_recall_checks_the_dots_of_a_gated_full_resolution_photo():
 
     photo = SHARED_DATA / "fullres-raw" / "44.jpg"
     dots = gate_recall.read_dots()[photo.stem]
-    entry = gate_recall.measure(Detector.load(), photo, dots)
+    official = gate_recall.official_counts()["44"]
+    entry = gate_recall.measure(Detector.load(), photo, dots, official)
     assert entry["dots"] == len(dots) > 0 and 0 <= entry["dots_in_skipped_tiles"] <= len(dots)
+    assert entry["official"] == official and entry["error_vs_official"] == {
+        "gated": gate_recall.error_against(entry["counts_gated"], official),
+        "ungated": gate_recall.error_against(entry["counts_ungated"], official),
+    }
     assert entry["tiles_skipped"] > 0 and entry["tiles_run"] + entry["tiles_skipped"] == entry["tiles"]
     assert 0 < entry["tiles_with_detections"] < entry["tiles"]
 
