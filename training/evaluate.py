@@ -191,7 +191,7 @@ def cross_validate(
         result.write(out / f"{name}_metrics.json")
     report = CVReport(
         folds=fold_names,
-        epochs_per_fold=epochs_text([r.epochs_run for r in ran.values()]) if fold_hours else epochs,
+        epochs_per_fold=epochs_text([r.epochs_run for r in ran.values()]),  # what ran (time= or hours may cut it)
         hours_per_fold=dict(fold_hours or {}),
         fold_training=ran,
         train_overrides=dict(extra or {}),
