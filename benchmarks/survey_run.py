@@ -49,9 +49,9 @@ def build_photos(folder: Path, count: int) -> list[Path]:
 
 
 # torch-sequential: the CLI as it was (torch, one photo after the other); sequential: the default runtime, one photo
-# after the other (--decoders 0); local: the default (runtime and pipelined decoding; the tile gate is opt-in, off);
-# local-gate-on: the default with the tile gate (--gate on); ray: Ray Data actors.
-ENGINES = ("torch-sequential", "sequential", "local", "local-gate-on", "ray")
+# after the other (--decoders 0); local: the defaults (runtime, pipelined decoding, the tile gate as the defaults have
+# it); local-gate-on / local-gate-off: the same with the gate set (--gate on / off); ray: Ray Data actors.
+ENGINES = ("torch-sequential", "sequential", "local", "local-gate-on", "local-gate-off", "ray")
 
 
 def run_engine(engine: str, photos: Path, run: Path, workers: int) -> tuple[float, int, int]:
@@ -60,8 +60,8 @@ def run_engine(engine: str, photos: Path, run: Path, workers: int) -> tuple[floa
         command += ["--decoders", "0"]
     if engine == "torch-sequential":
         command += ["--runtime", "torch"]
-    if engine == "local-gate-on":
-        command += ["--gate", "on"]
+    if engine in ("local-gate-on", "local-gate-off"):
+        command += ["--gate", engine.rsplit("-", 1)[1]]
     if engine == "ray":
         command += ["--engine", "ray", "--workers", str(workers)]
     started = time.perf_counter()

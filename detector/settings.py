@@ -35,10 +35,11 @@ DEFAULT_DECODERS = 2
 # short last batch per photo).
 DEFAULT_GROUP = 4
 # Skip tiles a coarse first pass finds no animal near (detector.counting.gate); "off" runs the network on every tile.
-# Opt-in (off) while `python -m benchmarks.gate_recall` shows it does not keep the default model version's counts (v4:
-# benchmarks/results/gate_recall.json; tests/test_gate.py allows it on only with a table that says it does).
+# On by default because `python -m benchmarks.gate_recall` shows it keeps the default model version's counts (v4:
+# benchmarks/results/gate_recall.json; tests/test_gate.py allows it on only with a table of the default model and the
+# gate's settings that says so).
 GATE_CHOICES: tuple[str, ...] = ("on", "off")
-DEFAULT_GATE = False
+DEFAULT_GATE = True
 
 # The environment variables an entry point reads (and nothing else does).
 ENV_MODEL_VERSION = "SEALION_MODEL_VERSION"

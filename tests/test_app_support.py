@@ -309,16 +309,16 @@ def test_prune_keeps_temporary_disk_bounded_without_touching_running_batches(tmp
     assert fresh_count.exists() and running_batch.exists()
 
 
-def test_the_tile_gate_choice_reaches_the_count_options_off_by_default():
-    """The Advanced accordion's tile gate (opt-in, off until benchmarks.gate_recall clears the default model) is one
-    of the count settings: the handlers' last API parameter, turned into CountOptions in one place."""
+def test_the_tile_gate_choice_reaches_the_count_options_at_the_default():
+    """The Advanced accordion's tile gate (on by default only while benchmarks.gate_recall clears the default model)
+    is one of the count settings: the handlers' last API parameter, turned into CountOptions in one place."""
     import inspect
 
     from detector.settings import DEFAULT_GATE
     from sealion_app.ui.controls import ADVANCED_LABEL, CountSettings, takes_count_settings
 
-    assert DEFAULT_GATE is False and "tile gate off" in ADVANCED_LABEL
-    assert CountSettings().options().gate is False
+    assert f"tile gate {'on' if DEFAULT_GATE else 'off'}" in ADVANCED_LABEL
+    assert CountSettings().options().gate is DEFAULT_GATE
     assert CountSettings(gate="on").options().gate is True and CountSettings(gate="off").options().gate is False
     assert CountSettings(gate=None).options().gate is DEFAULT_GATE  # a raw API call that leaves it out
     with pytest.raises(DetectorError, match="gate must be one of on, off"):
@@ -329,7 +329,7 @@ def test_the_tile_gate_choice_reaches_the_count_options_off_by_default():
 
     wrapped = takes_count_settings(handler)
     assert list(inspect.signature(wrapped).parameters)[-1] == "gate"
-    assert wrapped("x.jpg", gate="on").gate is True and wrapped("x.jpg").gate is False
+    assert wrapped("x.jpg", gate="off").gate is False and wrapped("x.jpg").gate is DEFAULT_GATE
 
 
 def test_the_model_tab_says_why_the_cpu_runtime_is_the_default():

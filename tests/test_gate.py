@@ -9,7 +9,14 @@ import pytest
 
 from detector import Detector
 from detector.cli import build_parser
-from detector.counting.gate import GateSettings, coarse_size, margin_in_work_pixels, tiles_to_grow, tiles_touched
+from detector.counting.gate import (
+    DEFAULT_GATE_SETTINGS,
+    GateSettings,
+    coarse_size,
+    margin_in_work_pixels,
+    tiles_to_grow,
+    tiles_touched,
+)
 from detector.counting.slicing import tile_grid
 from detector.errors import DetectorError
 from detector.settings import DEFAULT_GATE, CountOptions, ModelSettings, gate_arg
@@ -129,9 +136,9 @@ def test_the_gate_holds_counts_and_skips_tiles_on_a_full_resolution_photo(shippe
 
 
 def test_the_gate_is_on_by_default_only_where_the_recall_table_says_it_keeps_counts():
-    """The gate is opt-in (off by default) until a committed ``benchmarks.gate_recall`` run of the default model
-    shows it keeps that model's counts (rerun ``python -m benchmarks.gate_recall`` after publishing a new default
-    model). Off by default needs no table; on by default needs the default model's table to say it keeps counts."""
+    """The gate is on by default only while a committed ``benchmarks.gate_recall`` run of the default model, with
+    the gate's present settings, shows it keeps that model's counts (rerun ``python -m benchmarks.gate_recall
+    --docs`` after publishing a new default model or changing the gate). Off by default needs no table."""
     assert CountOptions().gate is DEFAULT_GATE
     assert build_parser().parse_args(["count", "x.jpg"]).gate == ("on" if DEFAULT_GATE else "off")
     if not DEFAULT_GATE:
@@ -142,3 +149,6 @@ def test_the_gate_is_on_by_default_only_where_the_recall_table_says_it_keeps_cou
     default = load_manifest().get()
     assert recall["model"]["sha256"] == default.sha256, "gate_recall.json is of another model: rerun it"
     assert recall["summary"]["keeps_counts"] is True, "the gate loses counts on the default model: keep it off"
+    settings = {k: getattr(DEFAULT_GATE_SETTINGS, k) for k in recall["gate_settings"]}
+    assert recall["gate_settings"] == settings, "gate_recall.json is of other gate settings: rerun it"
+    assert "weights" not in recall["model"] and recall["settings"]["count_options"].startswith("calibrated")

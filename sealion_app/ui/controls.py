@@ -38,9 +38,9 @@ RUNTIME_INFO = (
 )
 DEFAULT_GATE_CHOICE = "on" if DEFAULT_GATE else "off"
 GATE_INFO = (
-    "on: a coarse first pass finds where animals are and the full pass runs only on tiles near them (faster on "
-    "photos with much empty water or rock); off: every tile. Opt-in: with the default model it can miss a few "
-    "isolated animals on sparse photos (docs/benchmarks.md)."
+    "on: a coarse first pass finds where animals are and the full pass runs only on tiles near them and near what "
+    "it finds (faster on full-resolution photos with much empty water or rock; counts within 1 % or one animal of "
+    "off on every sample photo, docs/benchmarks.md); off: every tile."
 )
 ADVANCED_LABEL = (
     f"Advanced (defaults: runtime {DEFAULT_RUNTIME}, IoU {DEFAULT_IOU}, slicing {DEFAULT_SLICING}, tiles of the "
