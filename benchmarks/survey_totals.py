@@ -65,7 +65,7 @@ def count_run(root: Path, photos_dir: Path, run_dir: Path, decoders: int = 1) ->
     model (the product's survey run)."""
     from detector.counting.model import Detector
     from detector.settings import CountOptions
-    from detector.survey.runs import LocalEngine, RunDirectory, find_photos, run_settings
+    from detector.survey.runs import LocalEngine, RunDirectory, RunSettingsError, find_photos, run_settings
 
     truth = official_counts(root)
     photos_dir.mkdir(parents=True, exist_ok=True)
@@ -75,7 +75,12 @@ def count_run(root: Path, photos_dir: Path, run_dir: Path, decoders: int = 1) ->
     detector = Detector.load()
     options = CountOptions()
     photos, _ = find_photos([photos_dir], recursive=False)
-    run = RunDirectory.open(run_dir, run_settings(detector, options))
+    settings = run_settings(detector, options)
+    try:
+        run = RunDirectory.open(run_dir, settings)
+    except RunSettingsError as exc:  # counted with other defaults (a new model, the gate): count again, keep the old
+        print(f"{exc} Counting anew; the old run is kept inside it.", file=sys.stderr)
+        run = RunDirectory.open(run_dir, settings, new_run=True)
     todo, _ = run.pending(photos)
     LocalEngine(detector, decoders).count_into_run(todo, run, options)
     return run.outcome()[0]
