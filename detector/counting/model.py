@@ -321,7 +321,12 @@ class Detector:
         gate too; the count then keeps only its own thresholds), else the count's thresholds."""
         if not options.gate:
             return options
-        return options.changed(conf=min(settings.conf, float(self.thresholds(options.conf, options.class_conf).min())))
+        return options.changed(conf=self._gate_conf(options, settings))
+
+    def _gate_conf(self, options: CountOptions, settings: GateSettings = DEFAULT_GATE_SETTINGS) -> float:
+        """The confidence at which the coarse pass marks animals and full-pass hits grow the gate: the gate's, never
+        stricter than the count's own thresholds."""
+        return min(settings.conf, float(self.thresholds(options.conf, options.class_conf).min()))
 
     def gated_tiles(self, prepared: Prepared, options: CountOptions) -> tuple[np.ndarray, np.ndarray]:
         """The photo's tiles and which of them a gated count runs (coarse pass, then growing): what
@@ -358,8 +363,7 @@ class Detector:
         needs (None: all of them; a photo of one tile, one enlarged for the model, or one whose coarse view would
         cost as many tiles, is not gated), and how many tiles the coarse pass ran. The coarse views of all photos
         share the network's batches."""
-        floor = float(self.thresholds(options.conf, options.class_conf).min())  # never stricter than the count
-        coarse = options.changed(conf=min(settings.conf, floor), class_conf=None, overlap=settings.overlap)
+        coarse = options.changed(conf=self._gate_conf(options, settings), class_conf=None, overlap=settings.overlap)
         coarse_options = coarse.changed(slicing="auto")
         views: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         for index, (one, grid) in enumerate(zip(prepared, grids, strict=True)):
