@@ -268,25 +268,45 @@ def write_chips(photo: PreparedPhoto, out: Path, ground_scale: float, options: C
     """Cut one photo into chips with labels; returns counts of chips written."""
     height, width = photo.image.shape[:2]
     boxes = dot_boxes(photo.dots, ground_scale, (width, height))
-    image_dir, label_dir = out / "images" / photo.photo_id, out / "labels" / photo.photo_id
+    return write_chips_of(
+        photo.photo_id, photo.image, boxes, photo.dots.class_id, photo.excluded, out, options, seed
+    )
+
+
+def write_chips_of(
+    photo_id: str,
+    image: np.ndarray,
+    boxes: np.ndarray,
+    class_id: np.ndarray,
+    excluded: np.ndarray,
+    out: Path,
+    options: ChipOptions,
+    seed: int,
+) -> dict:
+    """Cut one training image (RGB, ground scale) with its label boxes into chips; returns counts of chips written.
+
+    Shared by dots (square boxes of each class's length) and box labels (``training.boxes``).
+    """
+    height, width = image.shape[:2]
+    image_dir, label_dir = out / "images" / photo_id, out / "labels" / photo_id
     image_dir.mkdir(parents=True, exist_ok=True)
     label_dir.mkdir(parents=True, exist_ok=True)
     positives, negatives = [], []
     for tile in tile_grid(width, height, options.size, options.overlap):
         x1, y1, x2, y2 = (int(v) for v in tile)
-        if photo.excluded[y1:y2, x1:x2].mean() > options.max_excluded:
+        if excluded[y1:y2, x1:x2].mean() > options.max_excluded:
             continue
-        lines = chip_labels(boxes, photo.dots.class_id, tile, options)
+        lines = chip_labels(boxes, class_id, tile, options)
         (positives if lines else negatives).append((tile, lines))
     # Keep a controlled share of empty chips, chosen reproducibly per photo.
     room = math.ceil(options.empty_share / max(1e-6, 1 - options.empty_share) * len(positives))
     room = max(room, 1 if not positives else 0)
-    rng = random.Random(f"{seed}-{photo.photo_id}")
+    rng = random.Random(f"{seed}-{photo_id}")
     negatives = rng.sample(negatives, min(room, len(negatives)))
-    bgr = photo.image[:, :, ::-1]
+    bgr = image[:, :, ::-1]
     for tile, lines in positives + negatives:
         x1, y1, x2, y2 = (int(v) for v in tile)
-        name = f"{photo.photo_id}_x{x1}_y{y1}"
+        name = f"{photo_id}_x{x1}_y{y1}"
         cv2.imwrite(str(image_dir / f"{name}.jpg"), bgr[y1:y2, x1:x2], [cv2.IMWRITE_JPEG_QUALITY, options.jpeg_quality])
         (label_dir / f"{name}.txt").write_text("".join(line + "\n" for line in lines))
     return {"chips": len(positives) + len(negatives), "positive_chips": len(positives), "empty_chips": len(negatives)}
@@ -315,7 +335,12 @@ def make_folds(photo_ids: Sequence[str], folds: int, seed: int = 0) -> list[list
 
 
 def write_split(
-    out: Path, name: str, train_ids: Sequence[str], val_ids: Sequence[str], monitor_only: bool = False
+    out: Path,
+    name: str,
+    train_ids: Sequence[str],
+    val_ids: Sequence[str],
+    monitor_only: bool = False,
+    class_names: Sequence[str] = SEA_LION_CLASSES,
 ) -> Path:
     """Write image lists and ``data.yaml`` for one photo-level split; returns the data.yaml path.
 
@@ -341,7 +366,7 @@ def write_split(
         path=str(out.resolve()),
         train=f"{name}_train.txt",
         val=f"{name}_val.txt",
-        names=dict(enumerate(SEA_LION_CLASSES)),
+        names=dict(enumerate(class_names)),
         train_photos=list(train_ids),
         val_photos=list(val_ids),
         val_is_training_data=bool(overlap) or monitor_only,
@@ -431,7 +456,21 @@ def build_dataset(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.dataset", description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, required=True, help="NOAA sample or Kaggle layout folder")
+    parser.add_argument("--data", type=Path, help="NOAA sample or Kaggle layout folder (dots)")
+    boxes = parser.add_argument_group(
+        "box labels", "train from boxes instead of dots (COCO JSON, VIAME CSV, YOLO folder, or CSV "
+        "image,x1,y1,x2,y2,class[,source]); splits keep each source photo on one side"
+    )  # fmt: skip
+    boxes.add_argument("--boxes", type=Path, action="append", default=[], help="box labels to train on (repeatable)")
+    boxes.add_argument(
+        "--val-boxes", type=Path, action="append", default=[],
+        help="box labels kept for validation only (the 'all' split validates on them; repeatable)",
+    )  # fmt: skip
+    boxes.add_argument("--images", type=Path, help="folder the label files' image names are relative to "
+                       "(default: each label file's folder)")  # fmt: skip
+    boxes.add_argument("--classes", default="", help="the dataset's classes in order, e.g. bull,cow,pup")
+    boxes.add_argument("--map", action="append", default=[], metavar="LABEL=CLASS",
+                       help="rename a label (other=drop drops it; repeatable)")  # fmt: skip
     parser.add_argument("--out", type=Path, required=True, help="dataset folder to write")
     parser.add_argument(
         "--ground-scale", type=float, default=default_of(BuildOptions, "ground_scale"),
@@ -463,6 +502,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=default_of(BuildOptions, "seed"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    if args.boxes:
+        return _main_boxes(args, argv)
+    if args.data is None:
+        parser.error("give --data (a folder of dotted photos) or --boxes (box labels)")
     split = lambda text: tuple(t.strip() for t in text.split(",") if t.strip())  # noqa: E731
     options = BuildOptions(
         ground_scale=args.ground_scale,
@@ -486,6 +529,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{r.photo_id:>6} {r.chips:>6} {r.empty_chips:>6}  {counts}  {r.method}")
     for r in record.refused:
         print(f"{r['photo_id']:>6} refused: {r['reason']}")
+    print(f"wrote {args.out} in {time.perf_counter() - started:.0f}s; splits: {', '.join(record.splits)}")
+    return 0 if record.photos else 1
+
+
+def _main_boxes(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
+    """``--boxes``: the chip dataset from box labels (``training.boxes``)."""
+    from training.boxes import BoxBuildOptions, ClassMap, build_box_dataset, read_boxes
+
+    started = time.perf_counter()
+    command = "python -m training.dataset " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
+    try:
+        train = [item for path in args.boxes for item in read_boxes(path, args.images)]
+        val = [item for path in args.val_boxes for item in read_boxes(path, args.images)]
+        labels = sorted({label for item in [*train, *val] for label in item.labels})
+        classes = ClassMap.parse(args.classes or ",".join(labels), args.map)
+        options = BoxBuildOptions(
+            classes=classes, ground_scale=args.ground_scale, photo_scale=args.photo_scale, folds=args.folds,
+            seed=args.seed,
+        )  # fmt: skip
+        chips = ChipOptions(size=args.chip, overlap=args.overlap, empty_share=args.empty_share)
+        sources = ", ".join(str(p) for p in [*args.boxes, *args.val_boxes])
+        record = build_box_dataset(train, args.out, options, val, chips, command, sources)
+    except (TrainingError, FileNotFoundError) as exc:
+        raise SystemExit(f"dataset: {exc}") from None
+    totals = {name: sum(p.dot_counts[name] for p in record.photos) for name in record.class_names}
+    print(f"{len(train)} training and {len(val)} validation images from {len({i.source for i in train})} and "
+          f"{len({i.source for i in val})} source photos; {sum(p.chips for p in record.photos)} chips; "
+          f"animals per class {totals}; typical lengths (px) {dict(record.body_length_px)}")  # fmt: skip
     print(f"wrote {args.out} in {time.perf_counter() - started:.0f}s; splits: {', '.join(record.splits)}")
     return 0 if record.photos else 1
 

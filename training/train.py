@@ -329,11 +329,12 @@ def auto_batch(data_yaml: Path, imgsz: int) -> int:
 
 
 def check_names(data_yaml: Path) -> None:
+    """The data.yaml's classes must be its dataset's (photos.json); a hand-written one must be the sea lion's."""
     names = DataSplit.read(data_yaml).class_names
-    if names != SEA_LION_CLASSES:
-        raise TrainingError(
-            f"{data_yaml}: class names {list(names)} differ from the product's {list(SEA_LION_CLASSES)}"
-        )
+    folder = DataSplit.read(data_yaml).folder(data_yaml)
+    expected = DatasetRecord.read(folder).class_names if (folder / DATASET_RECORD).is_file() else SEA_LION_CLASSES
+    if tuple(names) != tuple(expected):
+        raise TrainingError(f"{data_yaml}: class names {list(names)} differ from the dataset's {list(expected)}")
 
 
 def _enable_mlflow(project: str) -> None:
