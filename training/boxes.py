@@ -93,7 +93,9 @@ def read_plain_csv(path: Path, image_root: Path | None = None) -> list[LabelledI
             labels[name].append(row[5].strip())
     return [
         LabelledImage(
-            _image_path(name, root), np.array(boxes[name], dtype=np.float32).reshape(-1, 4), tuple(labels[name]),
+            _image_path(name, root),
+            np.array(boxes[name], dtype=np.float32).reshape(-1, 4),
+            tuple(labels[name]),
             sources[name],
         )  # fmt: skip
         for name in boxes
@@ -121,7 +123,9 @@ def read_coco(path: Path, image_root: Path | None = None) -> list[LabelledImage]
         labels[image_id].append(categories[int(annotation["category_id"])])
     return [
         LabelledImage(
-            _image_path(name, root), np.array(boxes[i], dtype=np.float32).reshape(-1, 4), tuple(labels[i]),
+            _image_path(name, root),
+            np.array(boxes[i], dtype=np.float32).reshape(-1, 4),
+            tuple(labels[i]),
             Path(name).stem,
         )  # fmt: skip
         for i, name in images.items()
@@ -152,7 +156,9 @@ def read_viame(path: Path, image_root: Path | None = None) -> list[LabelledImage
             labels.setdefault(name, []).append(max(pairs, key=lambda pair: pair[1])[0])
     return [
         LabelledImage(
-            _image_path(name, root), np.array(boxes[name], dtype=np.float32).reshape(-1, 4), tuple(labels[name]),
+            _image_path(name, root),
+            np.array(boxes[name], dtype=np.float32).reshape(-1, 4),
+            tuple(labels[name]),
             Path(name).stem,
         )  # fmt: skip
         for name in boxes
@@ -180,7 +186,8 @@ def read_yolo(folder: Path) -> list[LabelledImage]:
     for image in sorted(p for p in image_dir.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
         relative = image.relative_to(image_dir).with_suffix(".txt")
         label_file = folder / "labels" / relative if (folder / "labels").is_dir() else image.with_suffix(".txt")
-        rows = [line.split() for line in label_file.read_text().splitlines() if line.strip()] if label_file.is_file() else []
+        text = label_file.read_text() if label_file.is_file() else ""
+        rows = [line.split() for line in text.splitlines() if line.strip()]
         height, width = cv2.imread(str(image), cv2.IMREAD_UNCHANGED).shape[:2] if rows else (0, 0)
         boxes, labels = [], []
         for row in rows:
@@ -357,6 +364,7 @@ def build_box_dataset(
         for k, held in enumerate(folds_by_source(train, options.folds, options.seed)):
             rest = [i for i in train_ids if i not in set(held)]
             splits[f"fold{k}"] = str(write_split(out, f"fold{k}", rest, held, class_names=names))
+    lengths = typical_lengths(train, options.classes)  # in the images' pixels; the record keeps native ones
     record = DatasetRecord(
         source=source,
         ground_scale=options.ground_scale,
@@ -365,7 +373,7 @@ def build_box_dataset(
         photos=tuple(records),
         splits=splits,
         command=command,
-        body_length_px={c: round(v / options.photo_scale, 1) for c, v in typical_lengths(train, options.classes).items()},
+        body_length_px={c: round(v / options.photo_scale, 1) for c, v in lengths.items()},
         class_names=names,
         seed=options.seed,
     )

@@ -268,9 +268,7 @@ def write_chips(photo: PreparedPhoto, out: Path, ground_scale: float, options: C
     """Cut one photo into chips with labels; returns counts of chips written."""
     height, width = photo.image.shape[:2]
     boxes = dot_boxes(photo.dots, ground_scale, (width, height))
-    return write_chips_of(
-        photo.photo_id, photo.image, boxes, photo.dots.class_id, photo.excluded, out, options, seed
-    )
+    return write_chips_of(photo.photo_id, photo.image, boxes, photo.dots.class_id, photo.excluded, out, options, seed)
 
 
 def write_chips_of(
