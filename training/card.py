@@ -29,6 +29,8 @@ from training.io import TrainingError
 from training.records import Calibration, CVReport, Record, RevisionMetrics
 from training.revision import PublishError, PublishTarget
 
+NUMBER_WORDS = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six"}
+
 
 def render_card(meta: Mapping[str, Any], body: str) -> ModelCard:
     """A model card: YAML metadata (huggingface_hub's ModelCardData) plus a markdown body."""
@@ -39,9 +41,10 @@ def render_card(meta: Mapping[str, Any], body: str) -> ModelCard:
 def card_body(meta: Mapping[str, Any], version: str) -> str:
     metrics = meta.get("metrics") or {}
     lines = [
-        f"# Steller sea lion counter — YOLOv5 ({version})",
+        f"# {meta.get('title') or 'Steller sea lion counter'} — YOLOv5 ({version})",
         "",
-        "Detects and counts Steller sea lions in aerial survey photos, in five classes: "
+        f"Detects and counts {meta.get('subject') or 'Steller sea lions in aerial survey photos'}, in "
+        f"{NUMBER_WORDS.get(len(meta['class_names']), len(meta['class_names']))} classes: "
         + ", ".join(meta["class_names"])
         + ".",
         "",
@@ -61,6 +64,11 @@ def card_body(meta: Mapping[str, Any], version: str) -> str:
         *([f"* Trained: {run_text(meta['training_run'])}."] if meta.get("training_run") else []),
         f"* Training command: `{meta['training_command']}`",
     ]
+    if meta.get("training_data_licence"):
+        data_licence = meta["training_data_licence"]
+        lines += ["", "## Training data: licence and citation", ""]
+        lines += [f"* Licence: {data_licence['licence']}"] if data_licence.get("licence") else []
+        lines += [f"* Cite: {data_licence['citation']}"] if data_licence.get("citation") else []
     if metrics.get("cv_competition_rmse") is not None:
         lines += [
             "",

@@ -74,6 +74,7 @@ class ExportPlan:
 
     exports: tuple[ExportOptions, ...] = ()
     check_photos: tuple[Path, ...] = ()
+    check_photo_scale: float | None = None  # their photo scale (None: auto, from each photo's size)
 
     @property
     def runtimes(self) -> list[str]:
@@ -135,7 +136,11 @@ def default_check_photos() -> list[Path]:
 
 
 def check_counts(
-    weights: ResolvedWeights, runtime: ResolvedRuntime, photos: Sequence[Path], torch_counts: dict[str, Any]
+    weights: ResolvedWeights,
+    runtime: ResolvedRuntime,
+    photos: Sequence[Path],
+    torch_counts: dict[str, Any],
+    photo_scale: float | None = None,
 ) -> dict[str, Any]:
     """Count ``photos`` with torch and with the exported runtime; per photo and class, the difference must stay
     within 1 % of torch's count or one animal. ``torch_counts`` caches torch's side between runtimes."""
@@ -146,7 +151,7 @@ def check_counts(
     def run(detector: Detector) -> tuple[dict[str, dict[str, int]], float]:
         counts, started = {}, time.perf_counter()
         for photo, name in zip(photos, names, strict=True):
-            counts[name] = detector.count(photo).counts
+            counts[name] = detector.count(photo, photo_scale=photo_scale).counts
         return counts, (time.perf_counter() - started) / max(1, len(photos))
 
     if "counts" not in torch_counts:
@@ -192,7 +197,10 @@ def export_version(weights: ResolvedWeights, folder: Path, plan: ExportPlan) -> 
         for one in records:
             if plan.check_photos:
                 resolved = ResolvedRuntime(folder / one.path, "local", one)
-                one = replace(one, count_check=check_counts(weights, resolved, plan.check_photos, torch_side))
+                one = replace(
+                    one,
+                    count_check=check_counts(weights, resolved, plan.check_photos, torch_side, plan.check_photo_scale),
+                )
             runtimes[one.name] = one
     checked = [r for r in runtimes.values() if r.count_check.get("within_tolerance")]
     if checked:

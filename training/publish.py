@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from detector.classes import CLASS_COLORS, SEA_LION_CLASSES
+from detector.classes import SEA_LION_CLASSES, class_color
 from detector.files import sha256_file
 from detector.versions.hub import ResolvedWeights
 from detector.versions.manifest import DEFAULT_MANIFEST, ModelVersion, add_version, load_manifest
@@ -56,6 +56,8 @@ class TrainedModel:
     class_conf: Mapping[str, float] = field(default_factory=dict)  # calibrated per-class count thresholds
     greyscale_input: bool = False  # counts every photo as its greyscale copy
     init: InitReport | None = None  # the weights it started from
+    class_names: tuple[str, ...] = SEA_LION_CLASSES  # its dataset's classes, in the network's order
+    family: str = "sealions"  # what the weights file is named after (sealions-yolov5n-v4.pt)
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,10 @@ class CardInputs:
     metrics: Mapping[str, Any]  # compact: the card's front matter and the manifest (summary_metrics())
     full_metrics: RevisionMetrics | None = None  # metrics.json (default: metrics)
     training_run: Mapping[str, Any] = field(default_factory=dict)  # training_run_summary() of its training record
+    title: str = "Steller sea lion counter"  # the card's heading
+    subject: str = "Steller sea lions in aerial survey photos"  # what it counts, in the card's first sentence
+    data_licence: str = ""  # the training data's licence, where it asks to be named (the card repeats it)
+    data_citation: str = ""  # the publication the training data asks to be cited with
 
 
 @dataclass(frozen=True)
@@ -88,8 +94,8 @@ class Published:
     where: str  # git folder or hub endpoint
 
 
-def weights_filename(base_config: str, version: str) -> str:
-    return f"sealions-{Path(base_config).stem}-{version}.pt"
+def weights_filename(base_config: str, version: str, family: str = "sealions") -> str:
+    return f"{family}-{Path(base_config).stem}-{version}.pt"
 
 
 def half_precision_copy(weights: Path, dest: Path) -> Path:
@@ -114,7 +120,7 @@ def publish(
     version, listing = model.version, manifest.path
     if listing is not None and Path(listing).is_file() and version in load_manifest(listing).versions:
         raise PublishError(f"version {version!r} is already in {listing}; choose a new name")
-    filename = weights_filename(model.base_config, version)
+    filename = weights_filename(model.base_config, version, model.family)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         half_precision_copy(model.weights, folder / filename)
@@ -125,7 +131,7 @@ def publish(
             commit="",  # known once the revision is published
             filename=filename,
             sha256=sha256_file(folder / filename),
-            class_names=SEA_LION_CLASSES,
+            class_names=tuple(model.class_names),
             imgsz=int(model.imgsz),
             ground_scale=float(model.ground_scale),
             metrics=dict(card.metrics),
@@ -139,13 +145,17 @@ def publish(
             record = export_version(verified, folder, exports)
         meta = {
             "library_name": "ultralytics",
-            "tags": ["yolov5", "object-detection", "sea-lions", "counting"],
+            "tags": ["yolov5", "object-detection", model.family, "counting"],
             **record.to_card(),
-            "class_colors": {name: list(CLASS_COLORS[name]) for name in SEA_LION_CLASSES},
+            "class_colors": {name: list(class_color(name, i)) for i, name in enumerate(model.class_names)},
+            "title": card.title,
+            "subject": card.subject,
             "base_config": model.base_config,
             "training_data": dict(card.training_data),
             "training_command": card.training_command,
         }
+        if card.data_licence or card.data_citation:
+            meta["training_data_licence"] = {"licence": card.data_licence, "citation": card.data_citation}
         if model.init:
             meta["init_weights"] = model.init.to_json()
         if card.training_run:
@@ -155,7 +165,7 @@ def publish(
             card.full_metrics.write(folder / RevisionMetrics.FILE)
         else:
             (folder / RevisionMetrics.FILE).write_text(json.dumps(dict(card.metrics), indent=2))
-        commit = target.create_revision(folder, version, f"sea lion counter {version}")
+        commit = target.create_revision(folder, version, f"{card.title} {version}")
         shipped_file = None
         if manifest.ship and listing is not None:
             shipped_file = filename
@@ -221,6 +231,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="also export for this CPU runtime into the same revision (repeatable; see python -m training.export)",
     )  # fmt: skip
     parser.add_argument("--int8-calibration", type=Path, help="openvino-int8: calibration chips (default: --dataset)")
+    parser.add_argument(
+        "--check-photos", type=Path, nargs="+",
+        help="photos each export's counts are checked on against torch (default: the sea lion examples)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--check-photo-scale", type=float, help="their photo scale (default: auto; 1 for frames at native resolution)"
+    )
+    parser.add_argument("--family", default="sealions", help="what the weights file is named after")
+    parser.add_argument("--title", default="Steller sea lion counter", help="the model card's heading")
+    parser.add_argument(
+        "--subject", default="Steller sea lions in aerial survey photos", help="what it counts (the card's first line)"
+    )
+    parser.add_argument("--data-licence", default="", help="the training data's licence, repeated on the card")
+    parser.add_argument("--data-citation", default="", help="the publication the training data asks to be cited with")
     args = parser.parse_args(argv)
     try:
         target = PublishTarget(args.repo_id, args.git_repo, args.endpoint, args.token)
@@ -239,6 +263,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             class_conf=calibration.class_conf if calibration else {},
             greyscale_input=bool(calibration and calibration.greyscale_input),
             init=record.init,
+            class_names=tuple(dataset.class_names),
+            family=args.family,
         )
         card = CardInputs(
             training_command=record.command,
@@ -246,13 +272,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             metrics=summary_metrics(cv, calibration=calibration),
             full_metrics=full,
             training_run=training_run_summary(record),
+            title=args.title,
+            subject=args.subject,
+            data_licence=args.data_licence,
+            data_citation=args.data_citation,
         )
         exports = ExportPlan(
             tuple(
                 ExportOptions(runtime=name, calibration=args.int8_calibration or args.dataset)
                 for name in args.runtime or ()
             ),
-            tuple(default_check_photos()) if args.runtime else (),
+            tuple(args.check_photos or default_check_photos()) if args.runtime else (),
+            args.check_photo_scale,
         )
         published = publish(model, card, target, ManifestUpdate(args.manifest, args.ship, args.default), exports)
     except (PublishError, TrainingError) as exc:
