@@ -19,7 +19,7 @@ import random
 import shlex
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -116,7 +116,7 @@ def discover(root: Path, photo_scale: float = 1.0, dots_table: Path | None = Non
     dots_table = dots_table or default_dots_table(root)
     table = read_dots_table(dots_table) if dots_table else {}
     source = f"dots table {Path(dots_table).name}" if dots_table else ""
-    if (root / "downsampled").is_dir():
+    if (root / "downsampled").is_dir() or (root / "fullres-dotted").is_dir() or (root / "fullres-raw").is_dir():
         dotted_small = _images_by_stem(root / "downsampled" / "TrainDotted")
         dotted_full = _images_by_stem(root / "fullres-dotted")
         raw_small = _images_by_stem(root / "downsampled" / "Train")
@@ -332,6 +332,31 @@ def make_folds(photo_ids: Sequence[str], folds: int, seed: int = 0) -> list[list
     return [sorted(ids[i::folds], key=_id_key) for i in range(folds)]
 
 
+def folds_holding(counts: Mapping[str, Mapping[str, int]], folds: int, classes: Sequence[str]) -> list[list[str]]:
+    """Photo ids in ``folds`` validation groups such that the rarest classes are spread over every fold.
+
+    Photos go largest first (by ``classes`` in order, e.g. pups then juveniles) to the fold, among those not yet
+    full (sizes differ by at most 1), that holds the fewest animals of the first of ``classes`` the photo has (the
+    fewest photos when it has none, then the lowest fold number): deterministic, and a fold gets a photo with pups
+    before any fold gets a second one, as long as there are at least as many such photos as folds.
+    """
+    ids = sorted(counts, key=_id_key)
+    if folds < 2 or len(ids) < folds:
+        raise ValueError(f"{len(ids)} photos cannot make {folds} folds")
+    cap = math.ceil(len(ids) / folds)
+    groups: list[list[str]] = [[] for _ in range(folds)]
+    held = [dict.fromkeys(classes, 0) for _ in range(folds)]
+    order = sorted(ids, key=lambda i: (*(-counts[i].get(c, 0) for c in classes), _id_key(i)))
+    for photo in order:
+        first = next((c for c in classes if counts[photo].get(c, 0) > 0), None)
+        open_folds = [f for f in range(folds) if len(groups[f]) < cap]
+        best = min(open_folds, key=lambda f: (held[f][first] if first else 0, len(groups[f]), f))
+        groups[best].append(photo)
+        for c in classes:
+            held[best][c] += counts[photo].get(c, 0)
+    return [sorted(g, key=_id_key) for g in groups]
+
+
 def write_split(
     out: Path,
     name: str,
@@ -381,16 +406,34 @@ class BuildOptions:
     val_ids: tuple[str, ...] = ()
     photo_ids: tuple[str, ...] = ()  # only these photos (all when empty)
     dots_table: Path | None = None  # default: <data>/dot-coordinates.csv when present
+    folds_holding: tuple[str, ...] = ()  # spread these classes over every fold (folds_holding); empty: shuffled
     prefer_painted: bool = False  # painted-out dotted copies even where raw photos exist
 
 
+def discover_all(roots: Sequence[Path], photo_scale: float = 1.0, dots_table: Path | None = None) -> list[PhotoSpec]:
+    """The photos of several data folders (each with its own counts and dots table); a photo id in two is an error."""
+    specs: list[PhotoSpec] = []
+    where: dict[str, Path] = {}
+    for root in roots:
+        for spec in discover(Path(root), photo_scale, dots_table or default_dots_table(Path(root))):
+            if spec.photo_id in where:
+                raise TrainingError(f"photo {spec.photo_id} is in both {where[spec.photo_id]} and {root}: "
+                                    "photo ids must be unique across --data folders")  # fmt: skip
+            where[spec.photo_id] = Path(root)
+            specs.append(spec)
+    return sorted(specs, key=lambda spec: _id_key(spec.photo_id))
+
+
 def build_dataset(
-    root: Path, out: Path, options: BuildOptions, photo_scale: float = 1.0, command: str = ""
+    root: Path | Sequence[Path], out: Path, options: BuildOptions, photo_scale: float = 1.0, command: str = ""
 ) -> DatasetRecord:
-    """Build the whole dataset (chips, whole photos, splits); returns the record also written to photos.json."""
+    """Build the whole dataset (chips, whole photos, splits) from one data folder or several; returns the record
+    also written to photos.json."""
     out = Path(out)
-    dots_table = options.dots_table or default_dots_table(Path(root))
-    specs = discover(Path(root), photo_scale, dots_table)
+    roots = [Path(root)] if isinstance(root, (str, Path)) else [Path(r) for r in root]
+    tables = [options.dots_table or default_dots_table(r) for r in roots]
+    dots_table = ", ".join(str(t) for t in tables if t) or None
+    specs = discover_all(roots, photo_scale, options.dots_table)
     if options.photo_ids:
         specs = [s for s in specs if s.photo_id in set(options.photo_ids)]
     (out / "photos").mkdir(parents=True, exist_ok=True)
@@ -432,17 +475,22 @@ def build_dataset(
         train_ids = [i for i in ids if i not in set(options.val_ids)]
         splits["holdout"] = str(write_split(out, "holdout", train_ids, list(options.val_ids)))
     if options.folds >= 2 and len(ids) >= options.folds:
-        for k, val in enumerate(make_folds(ids, options.folds, options.seed)):
+        if options.folds_holding:
+            counts = {r.photo_id: dict(r.dot_counts) for r in records}
+            groups = folds_holding(counts, options.folds, options.folds_holding)
+        else:
+            groups = make_folds(ids, options.folds, options.seed)
+        for k, val in enumerate(groups):
             train_ids = [i for i in ids if i not in set(val)]
             splits[f"fold{k}"] = str(write_split(out, f"fold{k}", train_ids, val))
     record = DatasetRecord(
-        source=str(Path(root).resolve()),
+        source=", ".join(str(r.resolve()) for r in roots),
         ground_scale=options.ground_scale,
         chip_size=options.chips.size,
         chip_options=asdict(options.chips),
         photos=tuple(records),
         splits=splits,
-        dots_table=str(dots_table) if dots_table else None,
+        dots_table=dots_table,
         command=command,
         body_length_px=dict(BODY_LENGTH_PX),
         seed=options.seed,
@@ -454,7 +502,10 @@ def build_dataset(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.dataset", description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, help="NOAA sample or Kaggle layout folder (dots)")
+    parser.add_argument(
+        "--data", type=Path, action="append",
+        help="NOAA sample or Kaggle layout folder (dots); repeat it to take in several (photo ids must be unique)",
+    )  # fmt: skip
     boxes = parser.add_argument_group(
         "box labels", "train from boxes instead of dots (COCO JSON, VIAME CSV, YOLO folder, or CSV "
         "image,x1,y1,x2,y2,class[,source]); splits keep each source photo on one side"
@@ -487,6 +538,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--folds", type=int, default=default_of(BuildOptions, "folds"),
         help="cross-validation folds over photos (0: none)",
     )  # fmt: skip
+    parser.add_argument(
+        "--folds-holding", default="",
+        help="comma-separated classes to spread over every fold, rarest first (e.g. pups,juveniles; default: the "
+        "photos shuffled with --seed)",
+    )  # fmt: skip
     parser.add_argument("--val-ids", default="", help="comma-separated photo ids for a fixed holdout split")
     parser.add_argument("--photos", default="", help="comma-separated photo ids to use (default: all)")
     parser.add_argument(
@@ -513,6 +569,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         val_ids=split(args.val_ids),
         photo_ids=split(args.photos),
         dots_table=args.dots,
+        folds_holding=split(args.folds_holding),
         prefer_painted=args.prefer_painted,
     )
     started = time.perf_counter()
