@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 
 from detector.counting.images import rescale
-from training.io import DatasetRecord, PhotoEntry, TrainingError, read_rgb
+from training.io import DatasetRecord, PhotoEntry, TrainingError, read_rgb, write_photo_dots
 
 if TYPE_CHECKING:
     from training.dataset import ChipOptions
@@ -340,6 +340,8 @@ def build_box_dataset(
         cv2.imwrite(str(out / "photos" / f"{item.photo_id}.jpg"), image[:, :, ::-1],
                     [cv2.IMWRITE_JPEG_QUALITY, chip_options.jpeg_quality])  # fmt: skip
         written = write_chips_of(item.photo_id, image, boxes, class_id, excluded, out, chip_options, options.seed)
+        centres = (boxes[:, :2] + boxes[:, 2:]) / 2 if len(boxes) else np.zeros((0, 2))
+        write_photo_dots(out, item.photo_id, centres, [options.classes.classes[c] for c in class_id])
         counts = _counts(item, options.classes)
         records.append(
             PhotoEntry(

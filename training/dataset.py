@@ -38,7 +38,16 @@ from training.dots import (
     exclusion_mask,
     paint_out_dots,
 )
-from training.io import DatasetRecord, Dots, PhotoEntry, TrainingError, read_counts, read_dots_table, read_rgb
+from training.io import (
+    DatasetRecord,
+    Dots,
+    PhotoEntry,
+    TrainingError,
+    read_counts,
+    read_dots_table,
+    read_rgb,
+    write_photo_dots,
+)
 from training.records import DataSplit
 
 logger = logging.getLogger(__name__)
@@ -448,6 +457,7 @@ def build_dataset(
         whole = out / "photos" / f"{photo.photo_id}.jpg"
         cv2.imwrite(str(whole), photo.image[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, options.chips.jpeg_quality])
         chips = write_chips(photo, out, options.ground_scale, options.chips, options.seed)
+        write_photo_dots(out, photo.photo_id, photo.dots.xy, [SEA_LION_CLASSES[c] for c in photo.dots.class_id])
         record = PhotoEntry(
             photo_id=photo.photo_id,
             image=f"photos/{photo.photo_id}.jpg",

@@ -28,13 +28,14 @@ from detector.files import sha256_file
 from detector.settings import DEFAULT_CONF
 from detector.versions.hub import ResolvedWeights
 from detector.versions.manifest import ModelVersion
-from training.io import DatasetRecord, PhotoEntry, TrainingError
+from training.io import DOTS_FOLDER, DatasetRecord, PhotoEntry, TrainingError
 from training.records import (
     CV_REPORT,
     Calibration,
     CalibrationRow,
     ChipMetrics,
     ClassError,
+    ConfusionTable,
     CountMetrics,
     CVReport,
     DataSplit,
@@ -288,6 +289,69 @@ def guarded_thresholds(
     return np.where(calibrated_err < default_err, unguarded, defaults), unguarded
 
 
+SWEEP_GRID = np.round(np.arange(0.05, 0.61, 0.05), 2)  # uniform thresholds the calibration report sweeps
+
+
+def sweep_table(truth: np.ndarray, found: Sequence[tuple[np.ndarray, np.ndarray]]) -> dict[str, dict[str, float]]:
+    """Per uniform threshold of :data:`SWEEP_GRID`, each class's count RMSE (and their mean) over the photos."""
+    table = {}
+    for t in SWEEP_GRID:
+        predicted = np.array([counts_at(cls, conf, np.full(len(SEA_LION_CLASSES), t)) for cls, conf in found])
+        metrics = count_metrics(truth, predicted)
+        table[f"{t:.2f}"] = {**metrics.rmse_per_class(2), "mean": round(metrics.competition_rmse, 2)}
+    return table
+
+
+def match_to_dots(
+    dots_xy: np.ndarray,
+    dots_class: np.ndarray,
+    boxes: np.ndarray,
+    box_class: np.ndarray,
+    radius: np.ndarray,
+    classes: int,
+) -> np.ndarray:
+    """A (classes + 1) x (classes + 1) confusion of one photo: detections matched one to one to dots (the pairing of
+    least total distance, scipy's linear_sum_assignment), a pair only within the dot's ``radius``; the last column
+    counts unmatched dots (missed), the last row unmatched detections."""
+    from scipy.optimize import linear_sum_assignment
+
+    table = np.zeros((classes + 1, classes + 1), dtype=np.int64)
+    dots_xy, boxes = np.asarray(dots_xy, dtype=float).reshape(-1, 2), np.asarray(boxes, dtype=float).reshape(-1, 4)
+    centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+    distance = np.linalg.norm(dots_xy[:, None, :] - centres[None, :, :], axis=2)
+    allowed = distance <= np.asarray(radius, dtype=float)[:, None]
+    rows, cols = linear_sum_assignment(np.where(allowed, distance, 1e9)) if distance.size else ([], [])
+    matched_dots, matched_boxes = set(), set()
+    for r, c in zip(rows, cols, strict=True):
+        if allowed[r, c]:
+            table[dots_class[r], box_class[c]] += 1
+            matched_dots.add(r)
+            matched_boxes.add(c)
+    for r in set(range(len(dots_xy))) - matched_dots:
+        table[dots_class[r], classes] += 1
+    for c in set(range(len(boxes))) - matched_boxes:
+        table[classes, box_class[c]] += 1
+    return table
+
+
+def read_photo_dots(dataset: Path, photo_id: str, names: Sequence[str]) -> tuple[np.ndarray, np.ndarray] | None:
+    """A photo's dots at the ground scale (``dots/<id>.csv``, written by training.dataset), or None."""
+    path = Path(dataset) / DOTS_FOLDER / f"{photo_id}.csv"
+    if not path.is_file():
+        return None
+    rows = [line.split(",") for line in path.read_text().splitlines()[1:] if line]
+    xy = np.array([[float(r[0]), float(r[1])] for r in rows], dtype=float).reshape(-1, 2)
+    return xy, np.array([list(names).index(r[2]) for r in rows], dtype=np.int64)
+
+
+def format_confusion(table: ConfusionTable) -> str:
+    """The confusion table as text: rows the dots' classes, columns the classes found (and missed)."""
+    header = ["true \\ found", *table.classes, "missed"]
+    rows = [[name, *map(str, row)] for name, row in zip([*table.classes, "no dot"], table.counts, strict=True)]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(r, widths, strict=True)) for r in [header, *rows])
+
+
 def calibrate(dataset: Path, cv_dir: Path, device: str | None = None, greyscale_input: bool = False) -> Calibration:
     """Per-class count thresholds from a cross-validation's fold models and their unseen photos.
 
@@ -310,11 +374,13 @@ def calibrate(dataset: Path, cv_dir: Path, device: str | None = None, greyscale_
         for name in folds
     }
     found: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    boxes: dict[str, np.ndarray] = {}
     for name, photos in folds.items():
         for photo_id in photos:
             result = detectors[name].count(str(Path(dataset) / by_id[photo_id].image), conf=CALIBRATION_FLOOR,
                                            photo_scale=ground_scale)  # fmt: skip
             found[photo_id] = (result.class_id, result.confidence)
+            boxes[photo_id] = result.xyxy
     order = [p for photos in folds.values() for p in photos]
     truth_of = {p: np.array([truth_counts(by_id[p])[n] for n in SEA_LION_CLASSES]) for p in order}
     truth = np.array([truth_of[p] for p in order])
@@ -340,6 +406,18 @@ def calibrate(dataset: Path, cv_dir: Path, device: str | None = None, greyscale_
     calibration_helps = honest_metrics.competition_rmse < uniform_metrics.competition_rmse
     if not calibration_helps:
         shipped, honest_metrics = np.full(len(SEA_LION_CLASSES), default), uniform_metrics
+    classes = len(SEA_LION_CLASSES)
+    confusion, matched = np.zeros((classes + 1, classes + 1), dtype=np.int64), 0
+    radius_px = {n: summary.body_length_px.get(n, 0) * ground_scale / 2 for n in SEA_LION_CLASSES}
+    for photo_id in order:
+        dots = read_photo_dots(dataset, photo_id, SEA_LION_CLASSES)
+        if dots is None:
+            continue
+        class_id, confidence = found[photo_id]
+        keep = np.asarray(confidence) >= shipped[np.asarray(class_id, dtype=np.int64)]
+        radius = np.array([radius_px[SEA_LION_CLASSES[c]] for c in dots[1]])
+        confusion += match_to_dots(dots[0], dots[1], boxes[photo_id][keep], np.asarray(class_id)[keep], radius, classes)
+        matched += 1
     report = Calibration(
         dataset=str(dataset),
         cv_dir=str(cv_dir),
@@ -361,7 +439,12 @@ def calibrate(dataset: Path, cv_dir: Path, device: str | None = None, greyscale_
             CalibrationRow(photo_id=p, truth=t.tolist(), uniform=list(uniform[p]), calibrated=h)
             for p, t, h in zip(order, truth, honest, strict=True)
         ],
-    )
+        sweep=sweep_table(truth, [found[p] for p in order]),
+        confusion=ConfusionTable(
+            classes=list(SEA_LION_CLASSES), counts=confusion.tolist(), photos=matched,
+            radius="half the dot's class body length at the ground scale",
+        ) if matched else None,
+    )  # fmt: skip
     report.write(Calibration.file_in(cv_dir, greyscale_input))
     return report
 
@@ -500,6 +583,16 @@ def _main(argv: Sequence[str] | None = None) -> int:
         print(format_table(report.metrics_calibrated_other_folds, report.baseline_training_mean))
         unguarded = report.metrics_unguarded_other_folds.competition_rmse
         print(f"(every class calibrated, no guard: {unguarded:.2f} on the other folds)", report.class_conf_unguarded)
+        print("uniform threshold sweep, out-of-fold count RMSE per class:")
+        print("  conf  " + "  ".join(f"{n:>14}" for n in [*SEA_LION_CLASSES, "mean"]))
+        for t, row in report.sweep.items():
+            print(f"  {t}  " + "  ".join(f"{row[n]:>14.2f}" for n in [*SEA_LION_CLASSES, "mean"]))
+        if report.confusion is not None:
+            print(
+                "out-of-fold detections at the shipped thresholds matched to the dots "
+                f"({report.confusion.photos} photos):"
+            )
+            print(format_confusion(report.confusion))
         written = Calibration.file_in(args.calibrate, args.greyscale_input)
         print(f"wrote {written} in {time.perf_counter() - started:.0f}s")
         return 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,21 @@ import numpy as np
 from detector.classes import SEA_LION_CLASSES
 
 DATASET_RECORD = "photos.json"
+DOTS_FOLDER = "dots"  # dots/<photo id>.csv: each animal's position (x,y,class) at the ground scale
 DOTS_PHOTO_COLUMNS = ("train_id", "photo", "photo_id", "image")
+
+
+def write_photo_dots(dataset: Path, photo_id: str, xy: np.ndarray, class_names: Sequence[str]) -> Path:
+    """Write one photo's animals (x, y at the ground scale, class name) for matching detections to them later."""
+    folder = Path(dataset) / DOTS_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [
+        "x,y,class",
+        *(f"{x:.1f},{y:.1f},{name}" for (x, y), name in zip(np.asarray(xy).reshape(-1, 2), class_names, strict=True)),
+    ]
+    path = folder / f"{photo_id}.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 class TrainingError(RuntimeError):

@@ -230,6 +230,17 @@ class CalibrationRow(Record):
     calibrated: list[int]
 
 
+class ConfusionTable(Record):
+    """Out-of-fold detections matched one to one to the dots (within half the dot's class length): ``counts[i][j]``
+    is how many animals of true class ``i`` were found as class ``j``; the last column counts missed animals, the
+    last row detections that match no dot."""
+
+    classes: list[str]
+    counts: list[list[int]]
+    photos: int
+    radius: str
+
+
 class Calibration(Record):
     """``calibration.json`` (``calibration-grey.json`` for greyscale input): per-class count thresholds from a
     cross-validation's unseen photos, and what they gain there."""
@@ -253,6 +264,8 @@ class Calibration(Record):
     metrics_unguarded_in_sample: CountMetrics
     baseline_training_mean: CountMetrics
     per_photo: list[CalibrationRow]
+    sweep: dict[str, dict[str, float]] = {}  # uniform threshold → per-class RMSE of the out-of-fold counts
+    confusion: ConfusionTable | None = None  # out-of-fold detections at the shipped thresholds matched to the dots
 
     @staticmethod
     def file_in(cv_dir: Path, greyscale_input: bool = False) -> Path:
