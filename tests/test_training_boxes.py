@@ -166,3 +166,13 @@ def test_dataset_from_boxes_rescales_maps_classes_and_splits_by_source(tmp_path)
 def test_a_label_without_a_class_is_a_clear_error(tmp_path, capsys):
     with pytest.raises(SystemExit, match="label 'other' is not one of --classes bull,cow,pup"):
         dataset_main(["--boxes", str(TINY / "annotations.csv"), "--classes", "bull,cow,pup", "--out", str(tmp_path)])
+
+
+def test_thresholds_chosen_elsewhere_name_every_class_once():
+    from training.publish import parse_class_conf
+
+    assert parse_class_conf("pup=0.3,bull=0.5,cow=0.4", CLASSES) == {"bull": 0.5, "cow": 0.4, "pup": 0.3}
+    with pytest.raises(TrainingError, match="the version's classes are"):
+        parse_class_conf("bull=0.5,cow=0.4", CLASSES)
+    with pytest.raises(TrainingError, match="from 0 to 1"):
+        parse_class_conf("bull=1.5,cow=0.4,pup=0.3", CLASSES)

@@ -207,6 +207,22 @@ def training_data_summary(dataset: DatasetRecord) -> dict[str, Any]:
     }
 
 
+def parse_class_conf(text: str, class_names: Sequence[str]) -> dict[str, float]:
+    """``bull=0.5,cow=0.4,pup=0.3`` → thresholds for every class of the version (each named once, within 0-1)."""
+    values = {}
+    for item in (part.strip() for part in text.split(",") if part.strip()):
+        name, sep, value = item.partition("=")
+        try:
+            values[name.strip()] = float(value) if sep else float("nan")
+        except ValueError:
+            values[name.strip()] = float("nan")
+        if not 0 <= values[name.strip()] <= 1:
+            raise TrainingError(f"--class-conf {item!r}: expected CLASS=THRESHOLD with a threshold from 0 to 1")
+    if set(values) != set(class_names):
+        raise TrainingError(f"--class-conf names {sorted(values)}; the version's classes are {list(class_names)}")
+    return {name: values[name] for name in class_names}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.publish", description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, required=True, help=f"training run folder (with {TRAINING_RECORD})")
@@ -238,6 +254,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--check-photo-scale", type=float, help="their photo scale (default: auto; 1 for frames at native resolution)"
     )
+    parser.add_argument(
+        "--class-conf", default="",
+        help="per-class count thresholds chosen elsewhere, e.g. bull=0.5,cow=0.4,pup=0.3 (instead of --calibration's)",
+    )  # fmt: skip
     parser.add_argument("--family", default="sealions", help="what the weights file is named after")
     parser.add_argument("--title", default="Steller sea lion counter", help="the model card's heading")
     parser.add_argument(
@@ -253,6 +273,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cv = CVReport.read(args.cv_metrics) if args.cv_metrics else None
         calibration_file = args.calibration or (args.cv_metrics.parent / CALIBRATION if args.cv_metrics else None)
         calibration = Calibration.read(calibration_file) if calibration_file and calibration_file.is_file() else None
+        class_conf = parse_class_conf(args.class_conf, dataset.class_names) if args.class_conf else None
         full = RevisionMetrics(training=record.final_val_metrics, cross_validation=cv, calibration=calibration)
         model = TrainedModel(
             weights=args.weights or Path(record.weights),
@@ -260,7 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             imgsz=record.imgsz,
             ground_scale=dataset.ground_scale,
             base_config=record.base_config,
-            class_conf=calibration.class_conf if calibration else {},
+            class_conf=class_conf if class_conf is not None else (calibration.class_conf if calibration else {}),
             greyscale_input=bool(calibration and calibration.greyscale_input),
             init=record.init,
             class_names=tuple(dataset.class_names),
