@@ -1,0 +1,43 @@
+"""The pinniped paper benchmark: its docs table comes from its committed results, and its truth and the paper's
+detections are read as published (needs ../shared/data/pinnipeds; skips without it)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks import pinniped_paper
+from benchmarks.common import RESULTS_DIR
+
+RESULTS = RESULTS_DIR / "pinniped_paper.json"
+
+
+@pytest.mark.skipif(not RESULTS.is_file(), reason="no committed benchmarks/results/pinniped_paper.json: run "
+                    "python -m benchmarks.pinniped_paper --version VERSION --docs")  # fmt: skip
+def test_the_docs_table_is_the_committed_result():
+    result = json.loads(RESULTS.read_text())
+    docs = pinniped_paper.DOCS_TABLE.read_text()
+    block = docs.split("<!-- pinniped_paper -->", 1)[1].split("<!-- /pinniped_paper -->", 1)[0]
+    assert block.strip() == pinniped_paper.table(result).strip()
+    assert result["split"] == "test" and result["tiles"] == 408
+
+
+@pytest.mark.skipif(
+    not (pinniped_paper.PINNIPEDS / "test").is_dir(),
+    reason="../shared/data/pinnipeds not here (set SEALION_PINNIPED_DATA to the pinniped data's folder)",
+)
+def test_the_paper_detections_and_the_test_truth_read_as_published():
+    truth = pinniped_paper.true_counts("test")
+    tiles = sorted(truth)
+    assert len(tiles) == 408
+    assert {c: sum(t[c] for t in truth.values()) for c in pinniped_paper.CLASSES} == {
+        "bull": 106,
+        "cow": 634,
+        "pup": 1863,
+    }
+    paper = pinniped_paper.errors(pinniped_paper.counts_at(pinniped_paper.paper_detections(), tiles, 0.5), truth)
+    assert {c: paper[c]["found"] for c in pinniped_paper.CLASSES} == {"bull": 195, "cow": 739, "pup": 2073}
+    assert paper["pup"]["rmse"] == pytest.approx(1.442, abs=1e-3)
+    baseline = pinniped_paper.mean_baseline(truth)
+    assert baseline["cow"]["rmse"] == pytest.approx(2.892, abs=1e-3)
