@@ -27,16 +27,13 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from detector.counting.images import rescale
+from training.chips import ChipOptions, write_chips_of, write_split
 from training.io import DatasetRecord, PhotoEntry, TrainingError, read_rgb, write_photo_dots
-
-if TYPE_CHECKING:
-    from training.dataset import ChipOptions
 
 logger = logging.getLogger(__name__)
 
@@ -309,8 +306,6 @@ def build_box_dataset(
     ``train`` and validates on them. Without them, ``all`` validates on one training image (a progress monitor).
     Folds group whole source photos.
     """
-    from training.dataset import ChipOptions, write_chips_of, write_split
-
     chip_options = chips or ChipOptions()
     out = Path(out)
     (out / "photos").mkdir(parents=True, exist_ok=True)
