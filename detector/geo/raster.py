@@ -25,6 +25,7 @@ from detector.geo.windows import Window, centres_in, window_grid
 from detector.settings import CountOptions
 
 RASTER_SUFFIXES = (".tif", ".tiff")
+GDAL_CACHE_MB = 128  # GDAL's block cache while a raster is counted (a window's row of 512 px blocks fits)
 
 
 @dataclass(frozen=True)
@@ -201,7 +202,8 @@ def count_raster(
             src = rasterio.open(path)
     except RasterioIOError as exc:
         raise DetectorError(f"{label}: cannot open the raster ({exc}).") from None
-    with src:
+    # GDAL's block cache defaults to 5 % of RAM and would keep the decoded raster as the windows pass: cap it
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), src:
         width, height = src.width, src.height
         crs = src.crs
         gsd = ground_sample_distance(crs, src.transform, width, height)
