@@ -84,7 +84,8 @@ def copy_origins(size: int, window: int, overlap: int) -> list[int]:
 
 def build_mosaic(path: Path, crops: Sequence[np.ndarray], size: int, window: int, overlap: int) -> list[dict]:
     """A ``size`` × ``size`` GeoTIFF (deflate, 512 px blocks, internal mask) with the crops (cycled) at the copy
-    origins, nodata elsewhere; written copy by copy, never whole. Returns each copy's crop number and place."""
+    origins but the middle one, nodata elsewhere; written copy by copy, never whole. Returns each copy's crop number
+    and place."""
     import rasterio
     from rasterio.transform import from_origin
     from rasterio.windows import Window
@@ -101,8 +102,11 @@ def build_mosaic(path: Path, crops: Sequence[np.ndarray], size: int, window: int
         ) as dst,
     ):  # fmt: skip
         valid = np.full((side, side), 255, dtype=np.uint8)
+        middle = origins[len(origins) // 2] if len(origins) >= 3 else None  # left empty: its window is all nodata
         for row in origins:
             for col in origins:
+                if row == col == middle:
+                    continue
                 number = len(placed) % len(crops)
                 area = Window(col, row, side, side)
                 dst.write(np.moveaxis(crops[number], -1, 0), window=area)

@@ -114,15 +114,12 @@ def ground_sample_distance(crs: Any, transform: Any, width: int, height: int) ->
     from pyproj import CRS, Geod
 
     crs = CRS.from_user_input(crs)
-    a, b, _, d, e, _ = tuple(transform)[:6]
+    a, b, c, d, e, f = tuple(transform)[:6]
     if crs.is_geographic:
         geod = Geod(ellps="WGS84") if crs.ellipsoid is None else crs.get_geod()
-        cx, cy = width / 2, height / 2
-        x0, y0 = transform * (cx, cy)
-        x1, y1 = transform * (cx + 1, cy)
-        x2, y2 = transform * (cx, cy + 1)
-        side_x = geod.inv(x0, y0, x1, y1)[2]
-        side_y = geod.inv(x0, y0, x2, y2)[2]
+        lon, lat = a * width / 2 + b * height / 2 + c, d * width / 2 + e * height / 2 + f  # the raster's centre
+        side_x = geod.inv(lon, lat, lon + a, lat + d)[2]  # one pixel to the right
+        side_y = geod.inv(lon, lat, lon + b, lat + e)[2]  # one pixel down
         return float((side_x + side_y) / 2)
     unit = crs.axis_info[0].unit_conversion_factor if crs.axis_info else 1.0
     return float((math.hypot(a, d) + math.hypot(b, e)) / 2 * unit)
