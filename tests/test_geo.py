@@ -230,14 +230,17 @@ def test_nodata_and_alpha_are_honoured_and_empty_windows_never_run(default_model
 def test_a_large_tiff_without_crs_counts_in_pixels_and_refuses_geojson(default_model, photo5, tmp_path, monkeypatch):
     from detector.counting import images
 
-    pixels = crop(photo5)[::2, ::2].copy()
+    pixels = crop(photo5, 3000)[::2, ::2].copy()  # 1500 px: not a survey photo's size, so auto cannot guess
     tif = write_geotiff(tmp_path / "plain.tif", pixels, crs=None)
-    monkeypatch.setattr(images, "MAX_PIXELS", 1_000_000)  # "large": more than one photo may decode whole
+    monkeypatch.setattr(images, "MAX_PIXELS", 2_000_000)  # "large": more than one photo may decode whole
     assert is_raster_path(tif)
     with pytest.raises(DetectorError, match="no georeference.*--female-length"):
         count_raster(default_model, tif)
-    counted = count_raster(default_model, tif, CountOptions(photo_scale=0.5))
-    assert counted.crs_wkt is None and counted.result.counts == default_model.count(pixels, photo_scale=0.5).counts
+    counted = count_raster(default_model, tif, CountOptions(photo_scale=scale_from_female_length(40)))
+    assert counted.crs_wkt is None and counted.result.scale_source == "manual" and counted.result.total > 0
+    assert counted.windows == 4  # windows of at most 1414 px: none larger than a photo may be decoded
+    boxes = counted.result.xyxy
+    assert (boxes[:, :2] >= 0).all() and (boxes[:, 2] <= 1500).all() and (boxes[:, 3] <= 1500).all()
     with pytest.raises(DetectorError, match="no georeference"):
         feature_collection([PhotoRecord("plain.tif", counted.result, geo=counted.geo_dict())])
 

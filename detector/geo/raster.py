@@ -189,6 +189,8 @@ def count_raster(
     from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
     from rasterio.windows import Window as RioWindow
 
+    from detector.counting import images  # a window is never larger than one photo may be (SEALION_MAX_PIXELS)
+
     options = options or CountOptions()
     geo = geo or GeoOptions()
     label = source or Path(path).name
@@ -209,7 +211,7 @@ def count_raster(
         except DetectorError as exc:
             raise DetectorError(f"{label}: {exc}") from None
         overlap = geo.overlap_px if geo.overlap_px is not None else overlap_px(scale.value)
-        side = window_px(geo.window_px, scale.value, float(detector.ground_scale))
+        side = min(window_px(geo.window_px, scale.value, float(detector.ground_scale)), math.isqrt(images.MAX_PIXELS))
         if overlap * 2 >= side:
             raise DetectorError(
                 f"{label}: a window of {side} px is too small for the {overlap} px overlap two adult females need "
