@@ -8,7 +8,9 @@ the 16,000 px mosaic is ``-m slow``.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 import os
 import subprocess
@@ -146,6 +148,44 @@ def test_geojson_refuses_a_raster_without_crs_and_round_trips_a_record():
     assert [f["properties"]["site"] for f in collection["features"]] == ["A", None, "A"]
     record = _record(["A", None, "A"])
     assert PhotoRecord.from_dict(json.loads(json.dumps(record.to_dict()))).geo == record.geo
+
+
+def test_survey_totals_sample_and_estimate_per_site(tmp_path):
+    """A run of rasters counted with --sites: sample and estimate stratify and total per site (one unit per raster and
+    site, ``<file>#<site>``); every unit reviewed with one more adult female than the model found."""
+    from detector.cli import main
+    from detector.review.formats import dots_csv
+    from detector.review.record import PhotoAnnotations
+    from detector.survey.runs import RunDirectory
+
+    run = RunDirectory.open(tmp_path / "run", {"model": {"version": "v2", "sha256": "ab" * 32}})
+    layouts = [["A", None, "A"], ["B", "B", None], ["A", "B", "A"], ["A", "A", None]]
+    for number, sites in enumerate(layouts):
+        record = _record(sites)
+        run.add(PhotoRecord(f"/survey/m{number}.tif", record.result, "flight-1", f"{number:064d}", geo=record.geo))
+    run.export(*run.outcome())
+    summary = {r["site"]: r for r in csv.DictReader((run.folder / "summary.csv").open())}
+    assert {site: summary[site]["total"] for site in summary} == {"A": "6", "B": "3", "-": "3"}
+    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+        assert main(["sample", str(run.folder), "--photos", "8", "--strata", "1"]) == 0
+    rows = list(csv.DictReader((run.folder / "review-sample.csv").open()))
+    assert {row["folder"] for row in rows} == {"A", "B", "-"} and len(rows) == 8  # every unit: 3 + 2 + 3
+    assert all(row["file"].endswith("#" + row["folder"]) for row in rows)
+    units = {row["file"]: row for row in rows}
+    reviews = []
+    for file in units:
+        site, record = file.rsplit("#", 1)[1], _record(layouts[int(file.split("/m")[1][0])])
+        keep = np.array([(s or "-") == site for s in record.geo["sites"]])
+        class_id = np.append(record.result.class_id[keep], 2)  # the reviewer finds one more adult female
+        xyxy = np.vstack([record.result.xyxy[keep], [[1, 1, 9, 9]]])
+        reviews.append((PhotoAnnotations(Path(file).name, xyxy, class_id, image_size=(500, 300)), 1.0))
+    (tmp_path / "dots.csv").write_text(dots_csv(reviews))
+    with contextlib.redirect_stderr(io.StringIO()) as err, contextlib.redirect_stdout(io.StringIO()):
+        assert main(["estimate", str(run.folder), "--reviews", str(tmp_path / "dots.csv")]) == 0, err.getvalue()
+    estimate = {(r["folder"], r["class"]): r for r in csv.DictReader((run.folder / "estimate.csv").open())}
+    females_per_site = {"A": 5 + 3, "B": 1 + 2, "-": 2 + 3}  # the model's adult females + one per unit
+    for site, females in females_per_site.items():
+        assert float(estimate[(site, "adult_females")]["estimate"]) == females
 
 
 # --- real pixels (NOAA sample) -----------------------------------------------------------------------------------

@@ -7,6 +7,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
+
 from detector.counting.records import Failure, PhotoRecord
 from detector.errors import DetectorError
 from detector.files import sha256_file
@@ -71,3 +73,31 @@ def with_sites(record: PhotoRecord, sites: Sites) -> PhotoRecord:
     placement["sites"] = site_of_animals(placement, record.result.xyxy, sites)
     placement["sites_file"] = sites.source
     return replace(record, geo=placement)
+
+
+SITE_MARK = "#"  # a site unit's file: "<raster>#<site>" ("-": outside every site polygon)
+
+
+def site_units(records: Sequence[PhotoRecord]) -> list[PhotoRecord]:
+    """The survey totals' sampling units: a record whose animals have sites becomes one unit per site it has animals
+    in, ``<file>#<site>`` in folder ``<site>`` (``-``: outside every polygon), holding that site's animals, so that
+    ``sealion-survey sample`` and ``estimate`` stratify and total per site as they do per folder. A reviewer reviews
+    a unit by counting the raster's part inside the site and naming it ``<file>#<site>`` in a dots table. Records
+    without sites pass unchanged."""
+    units: list[PhotoRecord] = []
+    for record in records:
+        sites = (record.geo or {}).get("sites")
+        if sites is None:
+            units.append(record)
+            continue
+        labels = np.array([site or "-" for site in sites], dtype=object)
+        for site in sorted(set(labels.tolist())):
+            keep = labels == site
+            result = replace(
+                record.result, xyxy=record.result.xyxy[keep], class_id=record.result.class_id[keep],
+                confidence=record.result.confidence[keep],
+            )  # fmt: skip
+            geo = {**record.geo, "sites": [site] * int(keep.sum())}
+            units.append(replace(record, file=f"{record.file}{SITE_MARK}{site}", folder=site, result=result, geo=geo,
+                                 sha256=""))  # fmt: skip
+    return units
