@@ -327,6 +327,27 @@ def test_cli_run_writes_geojson_animals_csv_and_site_totals(photo5, tmp_path):
     assert record["geo"]["reference_length_m"] == REFERENCE_LENGTH_M
 
 
+def test_the_app_counts_a_geotiff_upload_and_offers_its_geojson(default_model, photo5, tmp_path):
+    from sealion_app.geo import write_geojson_file
+    from sealion_app.service import count_batch
+
+    tif = write_geotiff(tmp_path / "colony.tif", crop(photo5, 2000))
+    jpeg = REPO_ROOT / "examples" / sorted(p.name for p in (REPO_ROOT / "examples").glob("*.jpg"))[0]
+    (tmp_path / "out").mkdir()
+    outcome = count_batch(default_model, [str(jpeg), str(tif)], CountOptions(), out_dir=tmp_path / "out")
+    assert [r.file for r in outcome.records] == [jpeg.name, "colony.tif"] and not outcome.failures
+    raster = outcome.records[1]
+    assert raster.result.scale_source == "gsd" and raster.result.total > 0
+    summary = outcome.summary()
+    assert len(summary["animals_geojson"]["features"]) == raster.result.total  # the API's JSON carries it
+    assert {f["properties"]["source"] for f in summary["animals_geojson"]["features"]} == {"colony.tif"}
+    download = write_geojson_file(summary["animals_geojson"], tmp_path / "out")  # the page's file beside the CSV
+    assert json.loads(Path(download).read_text()) == summary["animals_geojson"]
+    assert len(outcome.thumbnails) == 2 and outcome.csv_path.is_file()
+    alone = count_batch(default_model, [str(jpeg)], CountOptions(), out_dir=tmp_path / "out")
+    assert alone.geojson is None and "animals_geojson" not in alone.summary()
+
+
 @pytest.mark.slow
 def test_a_16000_px_mosaic_counts_in_bounded_memory_and_each_copy_as_its_photo(photo5, tmp_path):
     from benchmarks.geo_mosaic import measure

@@ -150,7 +150,7 @@ def choose_raster_scale(
     return RasterScale(auto, "auto", None, reference_length_m, None)
 
 
-def _rgb(block: np.ndarray) -> np.ndarray:
+def to_rgb(block: np.ndarray) -> np.ndarray:
     """Bands × rows × cols (1, 2, 3 or more bands; uint8, uint16 or other) → rows × cols × 3 uint8."""
     bands = block[:3] if block.shape[0] >= 3 else np.repeat(block[:1], 3, axis=0)
     if bands.dtype == np.uint16:
@@ -160,7 +160,7 @@ def _rgb(block: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.moveaxis(bands, 0, -1))
 
 
-def _colour_bands(src: Any) -> list[int]:
+def colour_bands(src: Any) -> list[int]:
     """The band indexes read as RGB: red, green, blue by colour interpretation, else the first three (or one)."""
     from rasterio.enums import ColorInterp
 
@@ -218,7 +218,7 @@ def count_raster(
                 "at this scale; use a larger window."
             )
         windows = window_grid(width, height, side, overlap)
-        bands = _colour_bands(src)
+        bands = colour_bands(src)
         window_options = options.changed(photo_scale=scale.value)
         boxes, classes, scores, per_window = [], [], [], []
         tiles = skipped_tiles = gate_tiles = skipped = 0
@@ -278,7 +278,7 @@ def _count_window(
     mask = src.dataset_mask(window=area) > 0
     if not mask.any():
         return None
-    rgb = _rgb(src.read(bands, window=area))
+    rgb = to_rgb(src.read(bands, window=area))
     if not mask.all():
         rgb[~mask] = 0  # nodata black, as the survey photos' blacked-out regions
     result = detector.count(rgb, options, source=f"{label}@{window.col},{window.row}")
