@@ -2,6 +2,7 @@
 against ``--female-length``'s.
 
     python -m benchmarks.geo_mosaic [--size 16000] [--work DIR] [--out FILE]
+    python -m benchmarks.geo_mosaic --write-photo 5 5.tif     # one photo as a GeoTIFF (the docs' map)
 
 The pixels are real NOAA survey photos (``fullres-raw/``); their placement is **synthetic**: UTM zone 4N
 (EPSG:32604), upper-left corner at E 500,000 m, N 6,300,000 m (the Alaska Peninsula), 3 cm pixels. The NOAA photos
@@ -213,7 +214,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=None, help="where the mosaic is written (default: a temp dir)")
     parser.add_argument("--data", type=Path, default=SHARED_DATA, help="the NOAA sample (default: ../shared)")
     parser.add_argument("--out", default=None, help="JSON results (default benchmarks/results/geo_mosaic.json)")
+    parser.add_argument("--write-photo", nargs=2, metavar=("ID", "TIF"), help="write one fullres-raw photo as a "
+                        "GeoTIFF with the synthetic placement, and stop")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.write_photo:
+        print(write_geotiff(Path(args.write_photo[1]), photo(args.write_photo[0], args.data)))
+        return 0
     with tempfile.TemporaryDirectory(prefix="geo-mosaic-") as tmp:
         work = args.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)

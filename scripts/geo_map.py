@@ -27,8 +27,8 @@ def render(raster: Path, animals: Path, sites: Path | None, out: Path, max_side:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import rasterio
+    import shapely
     from pyproj import Transformer
-    from shapely.ops import transform as reproject
 
     from detector.classes import class_color
     from detector.geo.sites import load_sites
@@ -39,7 +39,7 @@ def render(raster: Path, animals: Path, sites: Path | None, out: Path, max_side:
         pixels = np.moveaxis(src.read(out_shape=shape)[:3], 0, -1)
         left, bottom, right, top = src.bounds
         crs = src.crs
-    figure, axes = plt.subplots(figsize=(10, 10 * pixels.shape[0] / pixels.shape[1] + 0.6), dpi=110)
+    figure, axes = plt.subplots(figsize=(10, 10 * pixels.shape[0] / pixels.shape[1] + 0.6), dpi=80)
     axes.imshow(pixels, extent=(left, right, bottom, top))
     collection = json.loads(animals.read_text())
     to_raster = Transformer.from_crs("OGC:CRS84", crs, always_xy=True)
@@ -57,7 +57,7 @@ def render(raster: Path, animals: Path, sites: Path | None, out: Path, max_side:
         polygons = load_sites(sites)
         to_map = Transformer.from_crs(polygons.crs, crs, always_xy=True).transform
         for name, polygon in zip(polygons.names, polygons.polygons, strict=True):
-            shape_in_map = reproject(to_map, polygon)
+            shape_in_map = shapely.transform(polygon, lambda xy: np.column_stack(to_map(xy[:, 0], xy[:, 1])))
             for part in getattr(shape_in_map, "geoms", [shape_in_map]):
                 xs, ys = part.exterior.xy
                 axes.plot(xs, ys, color="yellow", linewidth=2)

@@ -215,6 +215,10 @@ def test_a_photo_as_geotiff_counts_as_the_same_pixels_as_a_photo(default_model, 
     assert counted.scale.source == "gsd" and counted.scale.gsd_m == pytest.approx(SYNTHETIC_GSD_M)
     assert counted.scale.value == pytest.approx(1.0) and counted.result.scale_source == "gsd"
     assert within(counted.result.counts, as_photo.counts), (counted.result.counts, as_photo.counts)
+    from tests.helpers import SHARED_DATA  # the JPEG file itself: decoded at half size by the photo path (draft)
+
+    as_jpeg = default_model.count(SHARED_DATA / "fullres-raw" / "5.jpg", photo_scale=1.0)
+    assert within(counted.result.counts, as_jpeg.counts), (counted.result.counts, as_jpeg.counts)
     assert counted.result.total > 20
     # every animal inside the raster's footprint (checked in UTM with shapely, not by the code under test)
     footprint = box(E0, N0 - photo5.shape[0] * 0.03, E0 + photo5.shape[1] * 0.03, N0)
