@@ -151,8 +151,9 @@ def child(mosaic: Path, crops_npz: Path, window: int, out: Path) -> None:
     out.write_text(json.dumps(payload))
 
 
-def measure(size: int, work: Path, data: Path = SHARED_DATA) -> dict[str, Any]:
-    """Build the mosaic in ``work``, count it in a child process, compare per copy; the numbers as a dict."""
+def measure(size: int, work: Path, data: Path = SHARED_DATA, count_window: int | None = None) -> dict[str, Any]:
+    """Build the mosaic in ``work``, count it in a child process (windows of ``count_window`` px, default the crops'
+    side, where each copy is one window), compare per copy; the numbers as a dict."""
     from detector.geo.scale import overlap_px
     from detector.geo.windows import centres_in
 
@@ -169,7 +170,7 @@ def measure(size: int, work: Path, data: Path = SHARED_DATA) -> dict[str, Any]:
     log(f"mosaic {size}x{size} ({mosaic.stat().st_size / 2**20:.0f} MiB) built in {built_s:.0f} s; counting")
     code = (
         "import sys; from pathlib import Path; from benchmarks.geo_mosaic import child; "
-        f"child(Path({str(mosaic)!r}), Path({str(crops_npz)!r}), {window}, Path({str(out)!r}))"
+        f"child(Path({str(mosaic)!r}), Path({str(crops_npz)!r}), {count_window or window}, Path({str(out)!r}))"
     )
     subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, check=True)
     peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -186,7 +187,7 @@ def measure(size: int, work: Path, data: Path = SHARED_DATA) -> dict[str, Any]:
         copies.append({
             **copy,
             "alone": counted["alone"][copy["crop"]],
-            "window_found": windows[(col, row)]["found"],
+            "window_found": windows[(col, row)]["found"] if (col, row) in windows else None,
             "in_footprint": dict(zip(names, kept.tolist(), strict=True)),
         })  # fmt: skip
     return {
@@ -194,7 +195,7 @@ def measure(size: int, work: Path, data: Path = SHARED_DATA) -> dict[str, Any]:
         "mosaic_mib": round(mosaic.stat().st_size / 2**20, 1),
         "photos": [f"fullres-raw/{photo_id}.jpg" for photo_id in RAW_PHOTOS],
         "placement": f"synthetic: {SYNTHETIC_CRS}, origin {SYNTHETIC_ORIGIN}, {SYNTHETIC_GSD_M * 100:g} cm pixels",
-        "window_px": window,
+        "window_px": counted["geo"]["window_px"],
         "overlap_px": overlap,
         "count_seconds": round(counted["seconds"], 1),
         "peak_rss_mib": round(peak_kb / 1024, 1),
@@ -214,6 +215,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=None, help="where the mosaic is written (default: a temp dir)")
     parser.add_argument("--data", type=Path, default=SHARED_DATA, help="the NOAA sample (default: ../shared)")
     parser.add_argument("--out", default=None, help="JSON results (default benchmarks/results/geo_mosaic.json)")
+    parser.add_argument("--count-window", type=int, default=None, metavar="N",
+                        help="count with N px windows (default: the crops' side, one window per copy)")  # fmt: skip
     parser.add_argument("--write-photo", nargs=2, metavar=("ID", "TIF"), help="write one fullres-raw photo as a "
                         "GeoTIFF with the synthetic placement, and stop")  # fmt: skip
     args = parser.parse_args(argv)
@@ -223,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="geo-mosaic-") as tmp:
         work = args.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        result = measure(args.size, work, args.data)
+        result = measure(args.size, work, args.data, args.count_window)
     path = write_results("geo_mosaic", result, args.out)
     same = sum(c["window_found"] == c["alone"] for c in result["copies"])
     print(

@@ -69,13 +69,13 @@ def raster_preview(path: Path, record: PhotoRecord) -> np.ndarray:
     import rasterio
 
     from detector.counting.overlay import draw_overlay
-    from detector.geo.raster import colour_bands, to_rgb
+    from detector.geo.raster import colour_bands, read_rgb
 
     with rasterio.open(path) as src:
         factor = min(1.0, PREVIEW_SIDE / max(src.width, src.height))
         shape = (max(1, round(src.height * factor)), max(1, round(src.width * factor)))
         bands = colour_bands(src)
-        rgb = to_rgb(src.read(bands, out_shape=(len(bands), *shape)))
+        rgb = read_rgb(src, bands, shape=shape)
     result = record.result
     scaled = replace(result, xyxy=result.xyxy * factor, image_size=(shape[1], shape[0]))
     return draw_overlay(rgb, scaled)

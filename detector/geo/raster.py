@@ -25,7 +25,7 @@ from detector.geo.windows import Window, centres_in, window_grid
 from detector.settings import CountOptions
 
 RASTER_SUFFIXES = (".tif", ".tiff")
-GDAL_CACHE_MB = 128  # GDAL's block cache while a raster is counted (a window's row of 512 px blocks fits)
+GDAL_CACHE_MB = 64  # GDAL's block cache while a raster is counted (a window's row of 512 px blocks fits)
 
 
 @dataclass(frozen=True)
@@ -150,14 +150,23 @@ def choose_raster_scale(
     return RasterScale(auto, "auto", None, reference_length_m, None)
 
 
-def to_rgb(block: np.ndarray) -> np.ndarray:
-    """Bands × rows × cols (1, 2, 3 or more bands; uint8, uint16 or other) → rows × cols × 3 uint8."""
-    bands = block[:3] if block.shape[0] >= 3 else np.repeat(block[:1], 3, axis=0)
-    if bands.dtype == np.uint16:
-        bands = (bands >> 8).astype(np.uint8)
-    elif bands.dtype != np.uint8:
-        bands = np.clip(np.nan_to_num(bands), 0, 255).astype(np.uint8)
-    return np.ascontiguousarray(np.moveaxis(bands, 0, -1))
+def to_8bit(band: np.ndarray) -> np.ndarray:
+    """One band as uint8: uint16 keeps its high byte, other types are clipped to 0-255."""
+    if band.dtype == np.uint8:
+        return band
+    if band.dtype == np.uint16:
+        return (band >> 8).astype(np.uint8)
+    return np.clip(np.nan_to_num(band), 0, 255).astype(np.uint8)
+
+
+def read_rgb(src: Any, bands: list[int], window: Any = None, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """Rows × cols × 3 uint8 of ``window`` (or the whole raster resampled to ``shape``), read a band at a time into
+    the one output array (a single band is repeated as grey): never a second full copy of the window."""
+    height, width = shape or (int(window.height), int(window.width))
+    rgb = np.empty((height, width, 3), dtype=np.uint8)
+    for channel, band in enumerate(bands if len(bands) >= 3 else bands * 3):
+        rgb[:, :, channel] = to_8bit(src.read(band, window=window, out_shape=shape))
+    return rgb
 
 
 def colour_bands(src: Any) -> list[int]:
@@ -278,7 +287,7 @@ def _count_window(
     mask = src.dataset_mask(window=area) > 0
     if not mask.any():
         return None
-    rgb = to_rgb(src.read(bands, window=area))
+    rgb = read_rgb(src, bands, window=area)
     if not mask.all():
         rgb[~mask] = 0  # nodata black, as the survey photos' blacked-out regions
     result = detector.count(rgb, options, source=f"{label}@{window.col},{window.row}")

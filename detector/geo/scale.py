@@ -24,7 +24,7 @@ from detector.counting.scale import ADULT_FEMALE_LENGTH_PX, MIN_PHOTO_SCALE
 REFERENCE_LENGTH_M = 2.4  # adult female Steller sea lion, metres (NOAA AFSC: 2.3-2.9 m; see the module docstring)
 REFERENCE_SOURCE = "NOAA AFSC National Marine Mammal Laboratory: adult female Steller sea lions 2.3-2.9 m long"
 MIN_REFERENCE_PX = MIN_PHOTO_SCALE * ADULT_FEMALE_LENGTH_PX  # 5 px: below this nothing is countable
-WINDOW_PX = 6144  # raster pixels read at a time: a whole survey original (5616 px) is one window, counted as a photo
+WINDOW_PX = 5632  # raster pixels read at a time: a whole survey original (5616 px) is one window, counted as a photo
 MAX_WORK_SIDE = 6144  # a window's side as the model sees it (after rescaling), at most: 38 MP, under the photo budget
 OVERLAP_FEMALES = 2.0  # window overlap in adult female lengths: a large male (1.5 females) fits whole in it
 
