@@ -220,6 +220,7 @@ def run_count(args: argparse.Namespace, stop: StopOnSignal | None = None) -> int
     stop.finishing()
     if run:
         records, failures = run.outcome()
+        records = geo.with_sites(records)  # rasters counted before --sites was given (or changed) get theirs too
         counts_csv, summary_csv = run.export(records, failures, errors)
         note(f"run {args.run}: {len(records)} photos counted, {len(failures)} failed; {counts_csv}, {summary_csv}")
     if geo.write(args.out, records, args.animals_csv):  # --out animals.geojson, --animals-csv (detector.geo)

@@ -329,6 +329,16 @@ def test_cli_run_writes_geojson_animals_csv_and_site_totals(photo5, tmp_path):
     record = json.loads((tmp_path / "run" / "results.jsonl").read_text().splitlines()[0])
     assert record["geo"]["gsd_m"] == pytest.approx(0.03) and record["geo"]["scale_source"] == "gsd"
     assert record["geo"]["reference_length_m"] == REFERENCE_LENGTH_M
+    # resumed with other sites: nothing is counted again, and the totals follow the new polygons
+    renamed = tmp_path / "renamed.geojson"
+    renamed.write_text(sites_path.read_text().replace("west rocks", "west").replace("east beach", "east"))
+    again = subprocess.run(
+        [sys.executable, "-m", "detector", "count", str(folder), "--run", str(tmp_path / "run"), "--sites",
+         str(renamed), "-q"], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert again.returncode == 0 and "1 of 1 photos already counted" in again.stderr, again.stderr
+    resumed = {r["site"]: r["total"] for r in csv.DictReader((tmp_path / "run" / "summary.csv").open())}
+    assert resumed["west"] == summary["west rocks"]["total"] and resumed["east"] == summary["east beach"]["total"]
 
 
 def test_the_app_counts_a_geotiff_upload_and_offers_its_geojson(default_model, photo5, tmp_path):

@@ -54,12 +54,11 @@ class RasterCounting:
     """The rasters of one ``sealion-count`` command: which inputs they are, and counting them."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        from detector.geo import geo_available, require_geo
+        from detector.geo import require_geo
         from detector.geo.raster import GeoOptions
 
         if needs_geo(args):
             require_geo()
-        self.enabled = geo_available()
         if not args.reference_length_m > 0:
             raise DetectorError(f"--reference-length-m must be positive, got {args.reference_length_m}.")
         self.geo = GeoOptions(window_px=args.window_px, reference_length_m=args.reference_length_m)
@@ -71,10 +70,13 @@ class RasterCounting:
         self.geojson = wants_geojson(args.out)
 
     def split(self, photos: Sequence[Any]) -> tuple[list[Any], list[Any]]:
-        """(rasters, other photos): rasters are TIFFs with a CRS or too large to decode whole."""
-        if not self.enabled:
+        """(rasters, other photos): rasters are TIFFs with a CRS or too large to decode whole (with the geo extra;
+        without it every TIFF is a photo, as before)."""
+        from detector.geo import geo_available
+        from detector.geo.raster import RASTER_SUFFIXES, is_raster_path
+
+        if not any(Path(photo.path).suffix.lower() in RASTER_SUFFIXES for photo in photos) or not geo_available():
             return [], list(photos)
-        from detector.geo.raster import is_raster_path
 
         rasters = [photo for photo in photos if is_raster_path(photo.path)]
         chosen = {id(photo) for photo in rasters}
@@ -99,6 +101,14 @@ class RasterCounting:
 
         for outcome in count_rasters(detector, rasters, options, self.geo, self.sites):
             done(outcome)
+
+    def with_sites(self, records: Sequence[Any]) -> list[Any]:
+        """The records, the georeferenced ones with their animals' sites from ``--sites`` (when given)."""
+        if self.sites is None:
+            return list(records)
+        from detector.geo.survey import with_sites
+
+        return [with_sites(r, self.sites) if (r.geo or {}).get("crs") else r for r in records]
 
     def write(self, out: Path | None, records: Sequence[Any], animals_csv: Path | None) -> bool:
         """Write ``out`` when it is GeoJSON and the per-animal CSV when asked; whether anything was written."""
