@@ -45,7 +45,11 @@ def add_count_arguments(count: argparse.ArgumentParser) -> None:
     """The options of ``sealion-count`` / ``python -m detector count``."""
     count.add_argument("paths", nargs="+", metavar="PATH", help="photo files or folders")
     count.add_argument("--recursive", "-r", action="store_true", help="look into sub-folders")
-    count.add_argument("--out", type=Path, help="write counts to a .csv or .json file (default: print a table)")
+    count.add_argument(
+        "--out", type=Path,
+        help="write counts to a .csv or .json file, or the animals as map points to a .geojson file (georeferenced "
+        "rasters) (default: print a table)",
+    )  # fmt: skip
     count.add_argument("--save-annotated", type=Path, metavar="DIR", help="save annotated JPEGs here")
     count.add_argument(
         "--conf", type=float, default=None,
@@ -102,6 +106,9 @@ def add_count_arguments(count: argparse.ArgumentParser) -> None:
         "default %(default)s)",
     )  # fmt: skip
     count.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    from detector.geo.cli import add_geo_arguments
+
+    add_geo_arguments(count)  # GeoTIFFs, GeoJSON, site polygons (detector.geo)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -150,6 +157,9 @@ def run_count(args: argparse.Namespace, stop: StopOnSignal | None = None) -> int
         conf=args.conf, iou=args.iou, slicing=args.slicing, tile_size=args.tile_size, overlap=args.overlap,
         photo_scale=photo_scale, batch_size=args.batch_size, gate=gate_arg(args.gate),
     )  # fmt: skip
+    from detector.geo.cli import RasterCounting
+
+    geo = RasterCounting(args)
     detector = Detector.load(settings.model)
     note = _Notes(args.quiet)
     note(
@@ -164,10 +174,13 @@ def run_count(args: argparse.Namespace, stop: StopOnSignal | None = None) -> int
         if run:
             run.add_failure(failure)
     todo, skipped = run.pending(photos) if run else (photos, 0)
+    rasters, todo = geo.split(todo)  # GeoTIFFs and large TIFFs: counted window by window (detector.geo)
+    geo.check_geojson([*rasters, *todo])
     if skipped:
         print(f"resuming {args.run}: {skipped} of {len(photos)} photos already counted", file=sys.stderr)  # always
     records, failures = [], list(missing)
-    bar = tqdm(total=len(todo), desc="counting", unit="photo", disable=args.quiet or len(todo) < 2, file=sys.stderr)
+    total = len(todo) + len(rasters)
+    bar = tqdm(total=total, desc="counting", unit="photo", disable=args.quiet or total < 2, file=sys.stderr)
 
     def report(outcome) -> None:
         bar.update(1)
@@ -190,9 +203,11 @@ def run_count(args: argparse.Namespace, stop: StopOnSignal | None = None) -> int
             else:
                 engine = LocalEngine(detector, args.decoders)
             engine.count_into_run(todo, run, options, args.save_annotated, report)
+            geo.count(detector, rasters, options, lambda outcome: run.record(outcome, report))
         else:
             for outcome in count_photos(detector, todo, options, args.save_annotated, args.decoders):
                 report(outcome)
+            geo.count(detector, rasters, options, report)
     except (Interrupted, KeyboardInterrupt):
         stop.finishing()
         bar.leave = False  # the bar is cleared: the one line below says where it stopped
@@ -205,13 +220,18 @@ def run_count(args: argparse.Namespace, stop: StopOnSignal | None = None) -> int
     stop.finishing()
     if run:
         records, failures = run.outcome()
+        records = geo.with_sites(records)  # rasters counted before --sites was given (or changed) get theirs too
         counts_csv, summary_csv = run.export(records, failures, errors)
         note(f"run {args.run}: {len(records)} photos counted, {len(failures)} failed; {counts_csv}, {summary_csv}")
-    if args.out:
+    if geo.write(args.out, records, args.animals_csv):  # --out animals.geojson, --animals-csv (detector.geo)
+        written = [p for p in (args.out if geo.geojson else None, args.animals_csv) if p]
+        note(f"wrote the animals of {len(records)} results to {', '.join(map(str, written))}")
+    if args.out and not geo.geojson:
         write_counts(args.out, records, failures, errors)
         note(f"wrote {len(records)} results to {args.out}")
-    elif not run:
+    elif not args.out and not run:
         _print_table([record.result for record in records], errors, note)
+        geo.print_sites(records)
     if failures:
         print(f"{len(failures)} of {len(photos) + len(missing)} files failed", file=sys.stderr)
     if not photos:

@@ -25,6 +25,7 @@ from detector.counting.uncertainty import CountErrors
 from detector.errors import DetectorError
 from detector.settings import CountOptions
 from detector.survey.runs import count_photos
+from sealion_app.geo import animals_geojson, count_uploaded_raster, raster_preview, split_rasters
 from sealion_app.present import fit_for_jpeg, result_dict, thumbnail
 from sealion_app.uploads import MemberTooLarge, Photo, Rejected, expand_uploads
 
@@ -70,6 +71,7 @@ class BatchOutcome:
     failures: list[Failure] = field(default_factory=list)
     thumbnails: list[tuple[str, str]] = field(default_factory=list)  # (JPEG path, caption), at most MAX_GALLERY
     csv_path: Path | None = None
+    geojson: dict[str, Any] | None = None  # the georeferenced rasters' animals (sealion_app.geo), else None
 
     @property
     def results(self) -> list[CountResult]:
@@ -77,12 +79,15 @@ class BatchOutcome:
 
     def summary(self) -> dict[str, Any]:
         """JSON answer of ``/count_batch``: per-photo counts (no boxes) and the files that failed."""
-        return {
+        summary = {
             "results": [result_dict(r, include_boxes=False) for r in self.results],
             "failures": [f.to_dict() for f in self.failures],
             "counted": len(self.results),
             "failed": len(self.failures),
         }
+        if self.geojson is not None:  # GeoTIFF uploads: one point per animal, WGS 84 (RFC 7946)
+            summary["animals_geojson"] = self.geojson
+        return summary
 
 
 @dataclass(frozen=True)
@@ -156,6 +161,7 @@ def count_batch(
     folder = Path(tempfile.mkdtemp(prefix="sealion-batch-", dir=out_dir))
     items = expand_uploads(uploads, workdir=folder)
     photos = [UploadedPhoto(item) for item in items if isinstance(item, Photo)]
+    rasters, photos = split_rasters(photos)  # GeoTIFFs: counted window by window after the photos (detector.geo)
     for item in items:
         if isinstance(item, Rejected):
             outcome.failures.append(Failure(item.name, f"{item.name}: {item.reason}"))
@@ -175,6 +181,17 @@ def count_batch(
                 outcome.thumbnails.append((str(path), f"{photo.file}: {counted.result.total}"))
         if progress and done < len(photos):
             progress(done, len(photos), photos[done].file)
+    for raster in rasters:
+        counted = count_uploaded_raster(detector, raster, options)
+        if isinstance(counted, Failure):
+            outcome.failures.append(counted)
+            continue
+        outcome.records.append(counted)
+        if len(outcome.thumbnails) < MAX_GALLERY:
+            path = folder / f"{len(outcome.thumbnails):04d}.jpg"
+            Image.fromarray(thumbnail(raster_preview(raster.photo.path, counted))).save(path, quality=85)
+            outcome.thumbnails.append((str(path), f"{raster.file}: {counted.result.total}"))
+    outcome.geojson = animals_geojson(outcome.records)
     if progress:
         progress(len(photos), len(photos), "done")
     if outcome.records or outcome.failures:

@@ -111,8 +111,9 @@ DETECTOR_PARTS = {
     "counting": {"base", "versions"},  # one photo: load, scale, tile, network, merge, result
     "survey": {"base", "versions", "counting"},  # many photos into a run directory
     "review": {"base", "versions", "counting"},  # a person's corrections and their formats
-    "totals": {"base", "versions", "counting", "survey", "review"},  # a run plus reviews: survey totals
-    "edge": {"base", "versions", "counting", "survey", "review", "totals"},  # the command line and the package's face
+    "geo": {"base", "versions", "counting"},  # rasters window by window, GSD scale, map features, site polygons
+    "totals": {"base", "versions", "counting", "survey", "review", "geo"},  # a run plus reviews: survey totals
+    "edge": {"base", "versions", "counting", "survey", "review", "totals", "geo"},  # the CLI, the package's face
 }
 DETECTOR_EDGES = {"detector", "detector.cli", "detector.arguments"}
 # The runtimes' names, which settings validates against: part of versions, but a leaf that base may import.

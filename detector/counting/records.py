@@ -29,10 +29,11 @@ class PhotoRecord:
     size: int = 0  # bytes
     mtime_ns: int = 0  # modification time of the file when it was counted
     metadata: PhotoMetadata = field(default_factory=PhotoMetadata)
+    geo: dict[str, Any] | None = None  # a raster's placement, GSD, scale and animals' sites (detector.geo.raster)
 
     def to_dict(self) -> dict[str, Any]:
         """The result's JSON (:meth:`CountResult.to_dict`, boxes included) with the file fields next to it."""
-        return {
+        data = {
             **self.result.to_dict(include_boxes=True),
             "file": self.file,
             "folder": self.folder,
@@ -41,6 +42,22 @@ class PhotoRecord:
             "mtime_ns": self.mtime_ns,
             "metadata": self.metadata.to_dict(),
         }
+        if self.geo is not None:
+            data["geo"] = self.geo
+        return data
+
+    def groups(self) -> list[tuple[str, str | None, dict[str, int]]]:
+        """(folder, site, counts) of this record: one group, its folder, when no site polygons were given; else one
+        per site its animals fall in (site None: outside every polygon), each animal counted in its own."""
+        sites = (self.geo or {}).get("sites")
+        if sites is None:
+            return [(self.folder, None, self.result.counts)]
+        names = self.result.class_names
+        per_site: dict[str | None, dict[str, int]] = {}
+        for site, class_id in zip(sites, self.result.class_id.tolist(), strict=True):
+            counts = per_site.setdefault(site, dict.fromkeys(names, 0))
+            counts[names[class_id]] += 1
+        return [(self.folder, site, counts) for site, counts in per_site.items()] or [(self.folder, None, {})]
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PhotoRecord:
@@ -52,6 +69,7 @@ class PhotoRecord:
             size=int(data.get("size") or 0),
             mtime_ns=int(data.get("mtime_ns") or 0),
             metadata=PhotoMetadata.from_dict(data.get("metadata")),
+            geo=data.get("geo"),
         )
 
 
@@ -129,27 +147,34 @@ def write_summary_csv(
 ) -> Path:
     """One row per folder (site / flight): photos counted, files failed, animals per class, total, then each
     class's and the total's interval (:meth:`CountErrors.folder_row`) and the classes counted worse than guessing
-    the mean."""
+    the mean. With site polygons (``--sites``) a ``site`` column follows the folder and each folder has one row per
+    site its animals fall in (``-``: outside every polygon); ``photos`` then counts the rasters with animals there."""
     errors = errors or CountErrors()
-    per_folder: dict[str, dict[str, Any]] = {}
+    per_group: dict[tuple[str, str | None], dict[str, Any]] = {}
     class_names: tuple[str, ...] = ()
+    with_sites = False
     for record in records:
         class_names = class_names or record.result.class_names
-        entry = per_folder.setdefault(record.folder, {"photos": 0, "failed": 0, "counts": {}})
-        entry["photos"] += 1
-        for name, count in record.result.counts.items():
-            entry["counts"][name] = entry["counts"].get(name, 0) + count
+        for folder, site, counts in record.groups():
+            with_sites = with_sites or (record.geo or {}).get("sites") is not None
+            entry = per_group.setdefault((folder, site), {"photos": 0, "failed": 0, "counts": {}})
+            entry["photos"] += 1
+            for name, count in counts.items():
+                entry["counts"][name] = entry["counts"].get(name, 0) + count
     for failure in failures:
-        per_folder.setdefault(failure.folder, {"photos": 0, "failed": 0, "counts": {}})["failed"] += 1
+        per_group.setdefault((failure.folder, None), {"photos": 0, "failed": 0, "counts": {}})["failed"] += 1
     path.parent.mkdir(parents=True, exist_ok=True)
+    site_column = ["site"] if with_sites else []
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["folder", "photos", "failed", *class_names, "total", *CountErrors.folder_header(class_names)])
-        for folder in sorted(per_folder):
-            entry = per_folder[folder]
+        writer.writerow(
+            ["folder", *site_column, "photos", "failed", *class_names, "total", *CountErrors.folder_header(class_names)]
+        )
+        for folder, site in sorted(per_group, key=lambda key: (key[0], key[1] is None, key[1] or "")):
+            entry = per_group[(folder, site)]
             counts = {name: entry["counts"].get(name, 0) for name in class_names}
             writer.writerow(
-                [folder or ".", entry["photos"], entry["failed"], *counts.values(), sum(counts.values()),
-                 *errors.folder_row(counts, entry["photos"])]
+                [folder or ".", *([site or "-"] if with_sites else []), entry["photos"], entry["failed"],
+                 *counts.values(), sum(counts.values()), *errors.folder_row(counts, entry["photos"])]
             )  # fmt: skip
     return path

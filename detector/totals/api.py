@@ -39,6 +39,10 @@ def read_run(run_dir: Path) -> tuple[list[PhotoRecord], dict]:
     if not settings_path.is_file():
         raise DetectorError(f"{run_dir}: not a run directory ({RUN_SETTINGS} missing): count with --run {run_dir}")
     records, _ = RunDirectory(run_dir).outcome()
+    if any((record.geo or {}).get("sites") is not None for record in records):  # rasters counted with --sites
+        from detector.geo.survey import site_units
+
+        records = site_units(records)  # one unit per raster and site: totals per site polygon
     return records, json.loads(settings_path.read_text(encoding="utf-8"))
 
 

@@ -14,6 +14,7 @@ from detector.counting.uncertainty import CountErrors
 from detector.settings import CountOptions
 from detector.versions.runtimes import DEFAULT_RUNTIME
 from sealion_app import present
+from sealion_app.geo import write_geojson_file
 from sealion_app.models import ModelRegistry
 from sealion_app.service import count_batch, prune_old_batches
 from sealion_app.ui.controls import CountControls, CountSettings, takes_count_settings
@@ -95,6 +96,9 @@ def build_batch_tab(
             headers=["file", "error"], label="Files not counted", interactive=False, elem_id="batch-errors"
         )
         batch_csv = gr.File(label="CSV (one row per photo)", interactive=False, elem_id="batch-csv")
+        batch_geojson = gr.File(
+            label="GeoJSON (one point per animal, from GeoTIFF uploads)", interactive=False, elem_id="batch-geojson"
+        )
         gallery = gr.Gallery(label="Annotated photos", columns=4, format="jpeg", height="auto", elem_id="batch-gallery")
         with gr.Accordion("JSON result", open=False):
             batch_json = gr.JSON(label="Batch result")
@@ -105,6 +109,9 @@ def build_batch_tab(
             api_name="count_batch",
             concurrency_id="batch",
             concurrency_limit=1,
-        )
+        ).then(  # the API has the animals in the JSON result (animals_geojson); the page offers them as a file
+            lambda summary: write_geojson_file((summary or {}).get("animals_geojson"), batch_dir),
+            inputs=batch_json, outputs=batch_geojson, api_visibility="private",
+        )  # fmt: skip
         for control in controls.inputs:
             control.change(show_settings, inputs=controls.inputs, outputs=batch_settings, api_visibility="private")
