@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from detector.arguments import add_model_arguments, settings_from
 from detector.counting.results import CountResult
@@ -45,7 +47,10 @@ def add_count_arguments(count: argparse.ArgumentParser) -> None:
     """The options of ``sealion-count`` / ``python -m detector count``."""
     count.add_argument("paths", nargs="+", metavar="PATH", help="photo files or folders")
     count.add_argument("--recursive", "-r", action="store_true", help="look into sub-folders")
-    count.add_argument("--out", type=Path, help="write counts to a .csv or .json file (default: print a table)")
+    count.add_argument(
+        "--out", type=Path,
+        help="write counts to a .csv or .json file, or '-' for CSV on stdout (default: print a table)",
+    )  # fmt: skip
     count.add_argument("--save-annotated", type=Path, metavar="DIR", help="save annotated JPEGs here")
     count.add_argument(
         "--conf", type=float, default=None,
@@ -129,7 +134,7 @@ def run_count(args: argparse.Namespace, stop: StopOnSignal | None = None) -> int
     from tqdm import tqdm
 
     from detector.counting.model import Detector
-    from detector.counting.records import PhotoRecord, write_counts
+    from detector.counting.records import PhotoRecord
     from detector.survey.runs import LocalEngine, RunDirectory, count_photos, find_photos, run_settings
 
     stop = stop or StopOnSignal()
@@ -150,14 +155,23 @@ def run_count(args: argparse.Namespace, stop: StopOnSignal | None = None) -> int
         conf=args.conf, iou=args.iou, slicing=args.slicing, tile_size=args.tile_size, overlap=args.overlap,
         photo_scale=photo_scale, batch_size=args.batch_size, gate=gate_arg(args.gate),
     )  # fmt: skip
-    detector = Detector.load(settings.model)
     note = _Notes(args.quiet)
+    photos, missing = find_photos(args.paths, args.recursive)
+    if args.run and not args.new_run and photos and not missing:
+        complete = _complete_run(args.run, settings.model, options, photos)
+        if complete is not None:  # nothing left to count with these settings: the model is not loaded
+            print(f"run {args.run} is complete: all {len(photos)} photos already counted", file=sys.stderr)
+            run = RunDirectory(args.run)
+            records, failures = run.outcome()
+            return _finish(args, run, records, failures, CountErrors.of(complete), note, len(photos), len(missing))
+    check_torch_pair()
+    quiet_libraries(args.quiet)
+    detector = Detector.load(settings.model)
     note(
         f"model {detector.info.version} ({detector.info.source}, sha256 {detector.info.sha256[:12]}) on "
         f"{detector.device} with {detector.runtime}"
     )
     errors = CountErrors.of(detector.weights.version)
-    photos, missing = find_photos(args.paths, args.recursive)
     run = RunDirectory.open(args.run, run_settings(detector, options), args.new_run) if args.run else None
     for failure in missing:
         print(f"skipped {failure.file}: {failure.error}", file=sys.stderr)
@@ -205,19 +219,61 @@ def run_count(args: argparse.Namespace, stop: StopOnSignal | None = None) -> int
     stop.finishing()
     if run:
         records, failures = run.outcome()
+    return _finish(args, run, records, failures, errors, note, len(photos), len(missing))
+
+
+def _finish(
+    args: argparse.Namespace, run: Any, records: list[Any], failures: list[Any], errors: CountErrors,
+    note: _Notes, photos: int, missing: int,
+) -> int:  # fmt: skip
+    """Write the run's files, ``--out`` (``-``: CSV on stdout) or the table; the exit code."""
+    from detector.counting.records import write_counts, write_counts_csv_to
+
+    if run:
         counts_csv, summary_csv = run.export(records, failures, errors)
         note(f"run {args.run}: {len(records)} photos counted, {len(failures)} failed; {counts_csv}, {summary_csv}")
-    if args.out:
+    if args.out is not None and str(args.out) == "-":
+        write_counts_csv_to(sys.stdout, records, failures, errors)
+    elif args.out:
         write_counts(args.out, records, failures, errors)
         note(f"wrote {len(records)} results to {args.out}")
     elif not run:
         _print_table([record.result for record in records], errors, note)
     if failures:
-        print(f"{len(failures)} of {len(photos) + len(missing)} files failed", file=sys.stderr)
+        print(f"{len(failures)} of {photos + missing} files failed", file=sys.stderr)
     if not photos:
         print("no photos found", file=sys.stderr)
         return 1
     return 1 if failures else 0
+
+
+def _complete_run(folder: Path, model: Any, options: CountOptions, photos: list[Any]) -> Any | None:
+    """The model version (manifest entry) when run ``folder`` already holds every photo, unchanged, counted with the
+    settings these arguments give; None when anything is left to count or the settings may differ (the caller then
+    loads the model and :meth:`RunDirectory.open` decides). Resolves and checks the weights but loads no network."""
+    from types import SimpleNamespace
+
+    from detector.counting.model import Detector, select_device
+    from detector.survey.runs import RUN_FORMAT, RUN_SETTINGS, RunDirectory, run_settings
+    from detector.versions.hub import resolve_weights
+    from detector.versions.runtimes import choose_runtime
+
+    saved_path = folder / RUN_SETTINGS
+    if not saved_path.is_file() or RunDirectory(folder).pending(photos)[0]:
+        return None
+    weights = resolve_weights(model)
+    version = weights.version
+    if not version.class_names or not (options.tile_size or version.imgsz):
+        return None  # known only once the network is loaded
+    planned = SimpleNamespace(
+        info=SimpleNamespace(version=version.name, sha256=weights.sha256, greyscale_input=version.greyscale_input,
+                             class_conf=dict(version.class_conf)),
+        runtime=choose_runtime(model.runtime, version, select_device(model.device)),
+        class_names=tuple(version.class_names), imgsz=version.imgsz,
+    )  # fmt: skip
+    planned.thresholds = lambda conf, class_conf: Detector.thresholds(planned, conf, class_conf)  # type: ignore[arg-type]
+    wanted = {"format": RUN_FORMAT, **run_settings(planned, options)}
+    return version if json.loads(saved_path.read_text()) == wanted else None
 
 
 class _Notes:
@@ -260,8 +316,6 @@ def _run(args: argparse.Namespace) -> int:
         return run(args)
     stop = StopOnSignal().install()
     try:
-        check_torch_pair()
-        quiet_libraries(args.quiet)
         return run_count(args, stop)
     except DetectorError as exc:
         print(f"error: {exc}", file=sys.stderr)

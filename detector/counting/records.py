@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from detector.counting.metadata import PhotoMetadata
 from detector.counting.results import CountResult
@@ -86,19 +86,26 @@ def write_counts_csv(
     """One row per counted photo, then one per failed file (its name and the error, the rest empty); ``errors``:
     the model version's (empty columns when unknown)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        write_counts_csv_to(handle, records, failures, errors)
+    return path
+
+
+def write_counts_csv_to(
+    handle: TextIO, records: Sequence[PhotoRecord], failures: Sequence[Failure] = (), errors: CountErrors | None = None
+) -> None:
+    """:func:`write_counts_csv`'s rows into an open text stream (``sys.stdout`` for ``--out -``)."""
     class_names = records[0].result.class_names if records else ()
     header = counts_header(class_names)
     uncertainty = (errors or CountErrors()).photo_row(class_names)
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        for record in records:
-            row = [*record.result.csv_row(), *uncertainty, *record.metadata.csv_row(), record.sha256, ""]
-            row[0] = record.file
-            writer.writerow(row)
-        for failure in failures:
-            writer.writerow([failure.file, *[""] * (len(header) - 2), failure.error])
-    return path
+    writer = csv.writer(handle)
+    writer.writerow(header)
+    for record in records:
+        row = [*record.result.csv_row(), *uncertainty, *record.metadata.csv_row(), record.sha256, ""]
+        row[0] = record.file
+        writer.writerow(row)
+    for failure in failures:
+        writer.writerow([failure.file, *[""] * (len(header) - 2), failure.error])
 
 
 def write_counts_json(
