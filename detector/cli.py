@@ -288,19 +288,25 @@ class _Notes:
 
 
 def _print_table(results: list[CountResult], errors: CountErrors, note: _Notes) -> None:
-    """The counts as a table on stdout; a last row gives each class's typical error per photo, ``!`` marking a class
-    the version counts no better than guessing the mean (explained on stderr)."""
+    """The counts as a table on stdout, each with its typical error on that photo (``5±3``); a last row gives how
+    each class's error is set, ``!`` marking a class the version counts no better than guessing the mean
+    (explained on stderr)."""
     if not results:
         return
     names = results[0].class_names
     header = ["file", *names, "total"]
-    rows = [[Path(r.source or "").name, *map(str, r.counts.values()), str(r.total)] for r in results]
+
+    def cell(result: CountResult, name: str) -> str:
+        error = errors.photo_error(name, result.counts)
+        return f"{result.counts[name]}" + (f"±{error:.0f}" if error is not None else "")
+
+    rows = [[Path(r.source or "").name, *(cell(r, n) for n in names), str(r.total)] for r in results]
     if errors.known:
         flagged = errors.worse_than_mean(names)
-        cells = [f"±{errors.typical[n]:.0f}{'!' * (n in flagged)}" if n in errors.typical else "?" for n in names]
-        rows.append(["typical error", *cells, ""])
+        rows.append(["typical error", *(f"{errors.rule(n)}{'!' * (n in flagged)}" for n in names), ""])
+        how = "max(floor, share of the photo's total count)" if errors.scales else "one number per class, every photo"
         note(
-            f"typical error: each class's count error per photo on photos model {errors.version} never saw"
+            f"typical error: each class's count error per photo on photos model {errors.version} never saw ({how})"
             + (f"; ! = no better than guessing the mean ({', '.join(flagged)})" if flagged else "")
         )
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]

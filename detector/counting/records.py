@@ -97,10 +97,11 @@ def write_counts_csv_to(
     """:func:`write_counts_csv`'s rows into an open text stream (``sys.stdout`` for ``--out -``)."""
     class_names = records[0].result.class_names if records else ()
     header = counts_header(class_names)
-    uncertainty = (errors or CountErrors()).photo_row(class_names)
+    errors = errors or CountErrors()
     writer = csv.writer(handle)
     writer.writerow(header)
     for record in records:
+        uncertainty = errors.photo_row(class_names, record.result.counts)
         row = [*record.result.csv_row(), *uncertainty, *record.metadata.csv_row(), record.sha256, ""]
         row[0] = record.file
         writer.writerow(row)
@@ -142,12 +143,13 @@ def write_summary_csv(
     class_names: tuple[str, ...] = ()
     for record in records:
         class_names = class_names or record.result.class_names
-        entry = per_folder.setdefault(record.folder, {"photos": 0, "failed": 0, "counts": {}})
+        entry = per_folder.setdefault(record.folder, {"photos": 0, "failed": 0, "counts": {}, "each": []})
         entry["photos"] += 1
+        entry["each"].append(record.result.counts)
         for name, count in record.result.counts.items():
             entry["counts"][name] = entry["counts"].get(name, 0) + count
     for failure in failures:
-        per_folder.setdefault(failure.folder, {"photos": 0, "failed": 0, "counts": {}})["failed"] += 1
+        per_folder.setdefault(failure.folder, {"photos": 0, "failed": 0, "counts": {}, "each": []})["failed"] += 1
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
@@ -157,6 +159,6 @@ def write_summary_csv(
             counts = {name: entry["counts"].get(name, 0) for name in class_names}
             writer.writerow(
                 [folder or ".", entry["photos"], entry["failed"], *counts.values(), sum(counts.values()),
-                 *errors.folder_row(counts, entry["photos"])]
+                 *errors.folder_row(class_names, entry["each"])]
             )  # fmt: skip
     return path
