@@ -75,6 +75,11 @@ def status_line(result: CountResult) -> str:
     return line + warnings + note
 
 
+def failure_text(reason: str) -> str:
+    """The Count tab's status when a photo cannot be counted: the reason, where the result would be (Markdown)."""
+    return f"⚠ **Cannot count this photo.** {reason}\n\nUpload a photo (JPEG, PNG, TIFF, …) and press **Count**."
+
+
 def scale_text(result: CountResult) -> str:
     """'scale auto: adult females ≈ 20 px (photo scale 0.25)'."""
     if result.photo_scale is None:

@@ -146,6 +146,28 @@ def test_example_then_count(browser, app):
     page.close()
 
 
+def test_a_bad_file_on_the_count_tab_shows_its_reason_where_the_result_would_be(browser, app, tmp_path):
+    notes = tmp_path / "notes.jpg"
+    notes.write_text("field notes, not a photo")
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(app.url, wait_until="domcontentloaded")
+    count_button = page.get_by_role("button", name="Count", exact=True)
+    count_button.wait_for(timeout=60_000)
+    with page.expect_response(lambda r: "/gradio_api/upload?" in r.url and r.request.method == "POST"):
+        page.locator("#photo-input input[type=file]").set_input_files(str(notes))
+    count_button.click()
+    page.wait_for_function(
+        "() => /Cannot count/.test(document.querySelector('#count-status')?.innerText || '')", timeout=60_000
+    )
+    status = page.locator("#count-status").inner_text()
+    assert "notes.jpg: not an image file" in status, status
+    page.wait_for_timeout(6_000)  # longer than a toast stays: the reason stays
+    assert "notes.jpg: not an image file" in page.locator("#count-status").inner_text()
+    assert page.locator("#photo-input img").count() == 0  # no broken preview of the file left behind
+    _keep(page, "count-bad-file.jpg", tmp_path, clip=_clip(page, "#photo-input", "#count-status"))
+    page.close()
+
+
 def test_batch_tab_counts_and_lists_bad_files(browser, app, tmp_path):
     broken = tmp_path / "broken.jpg"
     broken.write_text("not a photo")
