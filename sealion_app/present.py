@@ -165,8 +165,14 @@ def batch_table(
         for name, count in sums.items():
             ends = errors.interval(name, [r.counts for r in results])
             cells.append(f"{count} ({ends[0]}–{ends[1]})" if ends else str(count))
-        rows.append([f"all {len(results)} photos", *cells, sum(sums.values()), "", "", "", "", "", ""])
+        label = f"all {len(results)} photos" if len(results) > 1 else "the 1 photo"
+        rows.append([label, *cells, sum(sums.values()), "", "", "", "", "", ""])
     return pd.DataFrame(rows, columns=columns)
+
+
+# The Batch table's column widths: file, five classes, total, width, height, female px, scale, seconds, warnings;
+# they add up to the table's width, so every column, warnings last, is on screen at 1400 px and below.
+BATCH_COLUMN_WIDTHS = ["11%", *["9%"] * 5, "5%", "5%", "5%", "5%", "5%", "5%", "14%"]
 
 
 def batch_note(errors: CountErrors, class_names: Sequence[str]) -> str:

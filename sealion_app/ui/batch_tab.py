@@ -89,6 +89,8 @@ def build_batch_tab(
             present.batch_table([], default.class_names, CountErrors.of(default.weights.version)),
             label="Counts per photo",
             interactive=False,
+            wrap=True,  # a long warning wraps in its cell instead of pushing the column out of sight
+            column_widths=present.BATCH_COLUMN_WIDTHS,
             elem_id="batch-table",
         )
         batch_errors = gr.Dataframe(
@@ -105,6 +107,7 @@ def build_batch_tab(
             api_name="count_batch",
             concurrency_id="batch",
             concurrency_limit=1,
+            show_progress_on=[batch_table],  # one progress bar, on the table it fills (not one per output)
         )
         for control in controls.inputs:
             control.change(show_settings, inputs=controls.inputs, outputs=batch_settings, api_visibility="private")
