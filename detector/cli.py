@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from detector.arguments import add_model_arguments, settings_from
 from detector.counting.results import CountResult
@@ -47,8 +49,8 @@ def add_count_arguments(count: argparse.ArgumentParser) -> None:
     count.add_argument("--recursive", "-r", action="store_true", help="look into sub-folders")
     count.add_argument(
         "--out", type=Path,
-        help="write counts to a .csv or .json file, or the animals as map points to a .geojson file (georeferenced "
-        "rasters) (default: print a table)",
+        help="write counts to a .csv or .json file, '-' for CSV on stdout, or the animals as map points to a "
+        ".geojson file (georeferenced rasters) (default: print a table)",
     )  # fmt: skip
     count.add_argument("--save-annotated", type=Path, metavar="DIR", help="save annotated JPEGs here")
     count.add_argument(
@@ -136,7 +138,7 @@ def run_count(args: argparse.Namespace, stop: StopOnSignal | None = None) -> int
     from tqdm import tqdm
 
     from detector.counting.model import Detector
-    from detector.counting.records import PhotoRecord, write_counts
+    from detector.counting.records import PhotoRecord
     from detector.survey.runs import LocalEngine, RunDirectory, count_photos, find_photos, run_settings
 
     stop = stop or StopOnSignal()
@@ -160,14 +162,23 @@ def run_count(args: argparse.Namespace, stop: StopOnSignal | None = None) -> int
     from detector.geo.cli import RasterCounting
 
     geo = RasterCounting(args)
-    detector = Detector.load(settings.model)
     note = _Notes(args.quiet)
+    photos, missing = find_photos(args.paths, args.recursive)
+    if args.run and not args.new_run and photos and not missing:
+        complete = _complete_run(args.run, settings.model, options, photos)
+        if complete is not None:  # nothing left to count with these settings: the model is not loaded
+            print(f"run {args.run} is complete: all {len(photos)} photos already counted", file=sys.stderr)
+            run = RunDirectory(args.run)
+            records, failures = run.outcome()
+            return _finish(args, run, records, failures, CountErrors.of(complete), note, len(photos), len(missing), geo)
+    check_torch_pair()
+    quiet_libraries(args.quiet)
+    detector = Detector.load(settings.model)
     note(
         f"model {detector.info.version} ({detector.info.source}, sha256 {detector.info.sha256[:12]}) on "
         f"{detector.device} with {detector.runtime}"
     )
     errors = CountErrors.of(detector.weights.version)
-    photos, missing = find_photos(args.paths, args.recursive)
     run = RunDirectory.open(args.run, run_settings(detector, options), args.new_run) if args.run else None
     for failure in missing:
         print(f"skipped {failure.file}: {failure.error}", file=sys.stderr)
@@ -220,24 +231,67 @@ def run_count(args: argparse.Namespace, stop: StopOnSignal | None = None) -> int
     stop.finishing()
     if run:
         records, failures = run.outcome()
+    return _finish(args, run, records, failures, errors, note, len(photos), len(missing), geo)
+
+
+def _finish(
+    args: argparse.Namespace, run: Any, records: list[Any], failures: list[Any], errors: CountErrors,
+    note: _Notes, photos: int, missing: int, geo: Any,
+) -> int:  # fmt: skip
+    """Write the run's files, ``--out`` (``-``: CSV on stdout; a .geojson: the animals as map points) or the table;
+    the exit code."""
+    from detector.counting.records import write_counts, write_counts_csv_to
+
+    if run:
         records = geo.with_sites(records)  # rasters counted before --sites was given (or changed) get theirs too
         counts_csv, summary_csv = run.export(records, failures, errors)
         note(f"run {args.run}: {len(records)} photos counted, {len(failures)} failed; {counts_csv}, {summary_csv}")
     if geo.write(args.out, records, args.animals_csv):  # --out animals.geojson, --animals-csv (detector.geo)
         written = [p for p in (args.out if geo.geojson else None, args.animals_csv) if p]
         note(f"wrote the animals of {len(records)} results to {', '.join(map(str, written))}")
-    if args.out and not geo.geojson:
+    if args.out is not None and str(args.out) == "-":
+        write_counts_csv_to(sys.stdout, records, failures, errors)
+    elif args.out and not geo.geojson:
         write_counts(args.out, records, failures, errors)
         note(f"wrote {len(records)} results to {args.out}")
     elif not args.out and not run:
         _print_table([record.result for record in records], errors, note)
         geo.print_sites(records)
     if failures:
-        print(f"{len(failures)} of {len(photos) + len(missing)} files failed", file=sys.stderr)
+        print(f"{len(failures)} of {photos + missing} files failed", file=sys.stderr)
     if not photos:
         print("no photos found", file=sys.stderr)
         return 1
     return 1 if failures else 0
+
+
+def _complete_run(folder: Path, model: Any, options: CountOptions, photos: list[Any]) -> Any | None:
+    """The model version (manifest entry) when run ``folder`` already holds every photo, unchanged, counted with the
+    settings these arguments give; None when anything is left to count or the settings may differ (the caller then
+    loads the model and :meth:`RunDirectory.open` decides). Resolves and checks the weights but loads no network."""
+    from types import SimpleNamespace
+
+    from detector.counting.model import Detector, select_device
+    from detector.survey.runs import RUN_FORMAT, RUN_SETTINGS, RunDirectory, run_settings
+    from detector.versions.hub import resolve_weights
+    from detector.versions.runtimes import choose_runtime
+
+    saved_path = folder / RUN_SETTINGS
+    if not saved_path.is_file() or RunDirectory(folder).pending(photos)[0]:
+        return None
+    weights = resolve_weights(model)
+    version = weights.version
+    if not version.class_names or not (options.tile_size or version.imgsz):
+        return None  # known only once the network is loaded
+    planned = SimpleNamespace(
+        info=SimpleNamespace(version=version.name, sha256=weights.sha256, greyscale_input=version.greyscale_input,
+                             class_conf=dict(version.class_conf)),
+        runtime=choose_runtime(model.runtime, version, select_device(model.device)),
+        class_names=tuple(version.class_names), imgsz=version.imgsz,
+    )  # fmt: skip
+    planned.thresholds = lambda conf, class_conf: Detector.thresholds(planned, conf, class_conf)  # type: ignore[arg-type]
+    wanted = {"format": RUN_FORMAT, **run_settings(planned, options)}
+    return version if json.loads(saved_path.read_text()) == wanted else None
 
 
 class _Notes:
@@ -252,19 +306,25 @@ class _Notes:
 
 
 def _print_table(results: list[CountResult], errors: CountErrors, note: _Notes) -> None:
-    """The counts as a table on stdout; a last row gives each class's typical error per photo, ``!`` marking a class
-    the version counts no better than guessing the mean (explained on stderr)."""
+    """The counts as a table on stdout, each with its typical error on that photo (``5±3``); a last row gives how
+    each class's error is set, ``!`` marking a class the version counts no better than guessing the mean
+    (explained on stderr)."""
     if not results:
         return
     names = results[0].class_names
     header = ["file", *names, "total"]
-    rows = [[Path(r.source or "").name, *map(str, r.counts.values()), str(r.total)] for r in results]
+
+    def cell(result: CountResult, name: str) -> str:
+        error = errors.photo_error(name, result.counts)
+        return f"{result.counts[name]}" + (f"±{error:.0f}" if error is not None else "")
+
+    rows = [[Path(r.source or "").name, *(cell(r, n) for n in names), str(r.total)] for r in results]
     if errors.known:
         flagged = errors.worse_than_mean(names)
-        cells = [f"±{errors.typical[n]:.0f}{'!' * (n in flagged)}" if n in errors.typical else "?" for n in names]
-        rows.append(["typical error", *cells, ""])
+        rows.append(["typical error", *(f"{errors.rule(n)}{'!' * (n in flagged)}" for n in names), ""])
+        how = "max(floor, share of the photo's total count)" if errors.scales else "one number per class, every photo"
         note(
-            f"typical error: each class's count error per photo on photos model {errors.version} never saw"
+            f"typical error: each class's count error per photo on photos model {errors.version} never saw ({how})"
             + (f"; ! = no better than guessing the mean ({', '.join(flagged)})" if flagged else "")
         )
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
@@ -280,8 +340,6 @@ def _run(args: argparse.Namespace) -> int:
         return run(args)
     stop = StopOnSignal().install()
     try:
-        check_torch_pair()
-        quiet_libraries(args.quiet)
         return run_count(args, stop)
     except DetectorError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -4,18 +4,27 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import sys
 
 from detector.errors import DetectorError
 
 # Offline and private: ultralytics never reaches for the network, Gradio and the hub send no telemetry.
 OFFLINE_DEFAULTS = {"YOLO_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_DISABLE_TELEMETRY": "1"}
+# OpenVINO has no variable for it: ``import openvino`` sends an event to www.google-analytics.com through the
+# ``openvino_telemetry`` package unless a consent file in ~/intel says no. Without that package OpenVINO uses its own
+# no-op stub, so the product makes the package unimportable in its process (the user's choice: this variable = 1).
+OPENVINO_TELEMETRY_MODULE = "openvino_telemetry"
+OPENVINO_TELEMETRY_VARIABLE = "SEALION_OPENVINO_TELEMETRY"
 TORCH_PAIR = ("2.15.0", "0.29.2")  # the torch/torchvision pair of the Dockerfile and the README's CPU-only tip
 
 
 def set_offline_defaults() -> None:
-    """Set :data:`OFFLINE_DEFAULTS` unless the environment already says otherwise (before gradio/ultralytics load)."""
+    """Set :data:`OFFLINE_DEFAULTS` unless the environment already says otherwise (before gradio/ultralytics load),
+    and turn OpenVINO's telemetry off unless ``SEALION_OPENVINO_TELEMETRY=1`` (before openvino loads)."""
     for name, value in OFFLINE_DEFAULTS.items():
         os.environ.setdefault(name, value)
+    if os.environ.get(OPENVINO_TELEMETRY_VARIABLE, "0") != "1":
+        sys.modules.setdefault(OPENVINO_TELEMETRY_MODULE, None)  # type: ignore[arg-type]  # import -> ImportError
 
 
 def _version(package: str) -> str | None:

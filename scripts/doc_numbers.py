@@ -42,7 +42,7 @@ class Facts:
     sha256s: frozenset[str]  # every version's weights and exported files, and the example photos
     counts: dict[str, dict[str, int]]  # example photo stem -> per-class counts (default version and runtime)
     tiles: dict[str, int]
-    errors: dict[str, float]  # the default version's typical error per class
+    errors: dict[str, float]  # the default version's typical error per class on the SPARSE photo
     batch_csv: list[str]  # the batch CSV's header and the BATCH photo's row, as the product writes them
 
 
@@ -76,7 +76,7 @@ def product_facts() -> Facts:
         ),  # fmt: skip
         counts={stem: result.counts for stem, result in results.items()},
         tiles={stem: result.tiles for stem, result in results.items()},
-        errors=dict(CountErrors.of(version).typical),
+        errors={n: CountErrors.of(version).photo_error(n, results[SPARSE].counts) or 0.0 for n in version.class_names},
         batch_csv=batch_csv,
     )
 

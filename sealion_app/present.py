@@ -36,18 +36,21 @@ def pretty(name: str) -> str:
     return name.replace("_", " ")
 
 
-def expected_errors(metrics: Mapping[str, Any]) -> dict[str, float]:
-    """Each class's cross-validated count RMSE (animals per photo) from a model card's metrics; {} if unknown."""
-    return dict(CountErrors.from_metrics(metrics).typical)
+def expected_errors(metrics: Mapping[str, Any]) -> CountErrors:
+    """A model card's cross-validated count errors (:class:`CountErrors`; nothing known: empty)."""
+    return CountErrors.from_metrics(metrics)
 
 
-def counts_table(result: CountResult, errors: Mapping[str, float] | None = None) -> pd.DataFrame:
-    """One row per class (all classes, zeros included) and a total row, each count with its typical error."""
-    errors = errors or {}
-    rows = [
-        [pretty(name), count, f"± {errors[name]:.0f} per photo" if name in errors else "unknown"]
-        for name, count in result.counts.items()
-    ]
+def counts_table(result: CountResult, errors: CountErrors | None = None) -> pd.DataFrame:
+    """One row per class (all classes, zeros included) and a total row, each count with its typical error on a
+    photo like this one (:meth:`CountErrors.photo_error`: it scales with the photo's count where the card says how)."""
+    errors = errors or CountErrors()
+
+    def error(name: str) -> str:
+        value = errors.photo_error(name, result.counts)
+        return f"± {value:.0f} per photo" if value is not None else "unknown"
+
+    rows = [[pretty(name), count, error(name)] for name, count in result.counts.items()]
     rows.append(["total", result.total, ""])
     return pd.DataFrame(rows, columns=COUNT_COLUMNS)
 
@@ -66,10 +69,15 @@ def status_line(result: CountResult) -> str:
     warnings = "".join(f"\n\n⚠ **Check the scale:** {html.escape(w, quote=False)}" for w in result.warnings)
     note = (
         "\n\nCounts are estimates. The *typical error* column gives each class's root-mean-square count error on "
-        "survey photos the model never saw (cross-validation, Model tab): a count of 30 with ± 60 means the true "
-        "number could well be zero or a hundred. Check the boxes."
+        "survey photos the model never saw (cross-validation, Model tab), for a photo with as many animals as this "
+        "one: a count of 30 with ± 60 means the true number could well be zero or a hundred. Check the boxes."
     )
     return line + warnings + note
+
+
+def failure_text(reason: str) -> str:
+    """The Count tab's status when a photo cannot be counted: the reason, where the result would be (Markdown)."""
+    return f"⚠ **Cannot count this photo.** {reason}\n\nUpload a photo (JPEG, PNG, TIFF, …) and press **Count**."
 
 
 def scale_text(result: CountResult) -> str:
@@ -132,13 +140,15 @@ def batch_table(
     headers = [f"{n} ⚠" if n in flagged else n for n in class_names]  # the CSV's column names
     columns = ["file", *headers, "total", "width", "height", "female px", "scale", "seconds", "warnings"]
 
-    def cell(name: str, count: int) -> str:
-        return f"{count} ± {errors.typical[name]:.0f}" if name in errors.typical else str(count)
+    def cell(name: str, result: CountResult) -> str:
+        error = errors.photo_error(name, result.counts)
+        count = result.counts[name]
+        return f"{count} ± {error:.0f}" if error is not None else str(count)
 
     rows = [
         [
             r.source or "",
-            *(cell(name, count) for name, count in r.counts.items()),
+            *(cell(name, r) for name in r.counts),
             r.total,
             r.image_size[0],
             r.image_size[1],
@@ -153,10 +163,16 @@ def batch_table(
         sums = {name: sum(r.counts[name] for r in results) for name in class_names}
         cells = []
         for name, count in sums.items():
-            ends = errors.interval(name, count, len(results))
+            ends = errors.interval(name, [r.counts for r in results])
             cells.append(f"{count} ({ends[0]}–{ends[1]})" if ends else str(count))
-        rows.append([f"all {len(results)} photos", *cells, sum(sums.values()), "", "", "", "", "", ""])
+        label = f"all {len(results)} photos" if len(results) > 1 else "the 1 photo"
+        rows.append([label, *cells, sum(sums.values()), "", "", "", "", "", ""])
     return pd.DataFrame(rows, columns=columns)
+
+
+# The Batch table's column widths: file, five classes, total, width, height, female px, scale, seconds, warnings;
+# they add up to the table's width, so every column, warnings last, is on screen at 1400 px and below.
+BATCH_COLUMN_WIDTHS = ["11%", *["9%"] * 5, "5%", "5%", "5%", "5%", "5%", "5%", "14%"]
 
 
 def batch_note(errors: CountErrors, class_names: Sequence[str]) -> str:
@@ -165,9 +181,9 @@ def batch_note(errors: CountErrors, class_names: Sequence[str]) -> str:
         return "This model version has no cross-validated errors: its counts come without a typical error."
     flagged = errors.worse_than_mean(class_names)
     note = (
-        f"± is each class's typical count error per photo (model {errors.version}, on survey photos it never saw). "
-        "The last row sums all photos with a range of ± photos × that error: errors of photos from one colony do "
-        "not cancel out."
+        f"± is each class's typical count error on a photo like that one (model {errors.version}, on survey photos "
+        f"it never saw{': it grows with the photo’s count' if errors.scales else ''}). The last row sums all photos "
+        "with a range of ± the sum of their errors: errors of photos from one colony do not cancel out."
     )
     if flagged:
         note += (

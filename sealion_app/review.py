@@ -31,13 +31,54 @@ SHORT_LABELS = {  # the annotator draws a label on every box: short words keep a
 }
 
 
-LABELS_HIDDEN_OVER = 100  # a count with more boxes opens in the Review tab with class labels hidden: on a colony
-# the labels pile into an unreadable mass over the animals; the box colour still gives the class
+# The annotator draws each label as a white box of 20 screen px by the text's width (12 px Arial: about 6.5 px a
+# character, plus 10) on the top edge of its box; the Review tab first shows a photo whole in about 1300 x 820 px.
+LABEL_HEIGHT_PX, LABEL_CHAR_PX, LABEL_PAD_PX = 20, 6.5, 10
+SHOWN_WHOLE_PX = (1300, 820)
+LABELS_OVERLAP_SHARE = 0.25  # labels start hidden when more than this share of them would cover another label
 
 
-def labels_shown_for(boxes: int) -> bool:
-    """Whether the Review tab opens a count of ``boxes`` detections with class labels on (see LABELS_HIDDEN_OVER)."""
-    return boxes <= LABELS_HIDDEN_OVER
+def labels_overlap(xyxy: Any, labels: Sequence[str], image_size: tuple[int, int]) -> float:
+    """The share of boxes whose label, as the annotator draws it with the photo shown whole, overlaps another
+    box's label: what makes labels on clustered animals unreadable, whatever the number of boxes."""
+    import numpy as np
+
+    boxes = np.asarray(xyxy, dtype=np.float64).reshape(-1, 4)
+    if len(boxes) < 2:
+        return 0.0
+    scale = min(SHOWN_WHOLE_PX[0] / max(image_size[0], 1), SHOWN_WHOLE_PX[1] / max(image_size[1], 1))
+    height = LABEL_HEIGHT_PX / scale
+    widths = np.array([(LABEL_CHAR_PX * len(label) + LABEL_PAD_PX) / scale for label in labels])
+    left, top = boxes[:, 0], boxes[:, 1] - height
+    right, bottom = left + widths, boxes[:, 1]
+    cell = max(float(widths.max()), height)  # a label overlaps only labels in its own or a neighbouring cell
+    grid: dict[tuple[int, int], list[int]] = {}
+    for i, (x, y) in enumerate(zip((left // cell).astype(int), (top // cell).astype(int), strict=True)):
+        grid.setdefault((x, y), []).append(i)
+    covered = np.zeros(len(boxes), dtype=bool)
+    for (x, y), members in grid.items():
+        near = [j for dx in (-1, 0, 1) for dy in (-1, 0, 1) for j in grid.get((x + dx, y + dy), [])]
+        for i in members:
+            others = np.array([j for j in near if j != i], dtype=int)
+            if len(others):
+                hit = (left[others] < right[i]) & (left[i] < right[others])
+                hit &= (top[others] < bottom[i]) & (top[i] < bottom[others])
+                covered[i] = bool(hit.any())
+    return float(covered.mean())
+
+
+def labels_shown_for(result: CountResult) -> bool:
+    """Whether the Review tab opens a count with class labels on: off where more than LABELS_OVERLAP_SHARE of the
+    labels would pile onto each other (the box colour still gives the class), decided by overlap, not by count."""
+    labels = [short_label(result.class_names[int(c)]) for c in result.class_id]
+    return labels_overlap(result.xyxy, labels, result.image_size) <= LABELS_OVERLAP_SHARE
+
+
+def by_frequency(class_names: Sequence[str], animals: Mapping[str, int]) -> list[int]:
+    """The classes' indices, the most numerous first (``animals``: class name or its pretty name → count): the
+    annotator gives a new box the first of its labels, so the likeliest class comes first."""
+    count = {name: animals.get(name, animals.get(pretty(name), 0)) for name in class_names}
+    return sorted(range(len(class_names)), key=lambda i: -count[class_names[i]])
 
 
 def short_label(class_name: str) -> str:

@@ -160,8 +160,8 @@ def test_count_batch_with_one_broken_file(client, tmp_path):
     flagged = errors.worse_than_mean(SEA_LION_CLASSES)
     assert table["headers"][1:6] == [f"{n} ⚠" if n in flagged else n for n in SEA_LION_CLASSES]
     first = summary["results"][0]["counts"]
-    assert table["data"][0][1:6] == [f"{first[n]} ± {errors.typical[n]:.0f}" for n in SEA_LION_CLASSES]
-    assert float(rows_of(csv_file)[0]["pups_error"]) == round(errors.typical["pups"], 1)
+    assert table["data"][0][1:6] == [f"{first[n]} ± {errors.photo_error(n, first):.0f}" for n in SEA_LION_CLASSES]
+    assert float(rows_of(csv_file)[0]["pups_error"]) == round(errors.photo_error("pups", first), 1)
     assert failures["data"] == [[failure["file"], failure["error"]]]
     assert len(gallery) == 2 and all(Path(item["image"]).is_file() for item in gallery)
     rows = rows_of(csv_file)

@@ -7,6 +7,7 @@ import threading
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from PIL import Image
@@ -346,3 +347,23 @@ def test_the_model_tab_says_why_the_cpu_runtime_is_the_default():
         assert one in row and (a["passes"] or f"{one} at {a['seconds_per_photo']:.2f} s/photo, moves counts" in row)
     assert measured[version.cpu_runtime]["passes"] is True
     assert f"rule: {measured[version.cpu_runtime]['rule']}" in row  # the benchmark's own wording, from the manifest
+
+
+def test_the_batch_tab_shows_one_progress_bar_every_column_and_one_photo_as_one(offline_manifest):
+    from sealion_app.ui.demo import build_demo
+
+    config = build_demo(start_registry()).get_config_file()
+    table = next(c for c in config["components"] if c["props"].get("elem_id") == "batch-table")
+    (batch,) = [d for d in config["dependencies"] if d.get("api_name") == "count_batch"]
+    assert batch["show_progress_on"] == [table["id"]]  # not a bar on each of the six outputs
+    widths = table["props"]["column_widths"]
+    assert table["props"]["wrap"] and len(widths) == len(table["props"]["value"]["headers"])
+    assert sum(float(w.rstrip("%")) for w in widths) == 100  # the warnings column fits, at any page width
+    one = present.batch_table([_one_result()], SEA_LION_CLASSES)
+    assert one.iloc[-1, 0] == "the 1 photo"
+
+
+def _one_result():
+    from detector.counting.results import CountResult
+
+    return CountResult(np.zeros((1, 4)), np.array([2]), np.ones(1), SEA_LION_CLASSES, (50, 40), source="a.jpg")

@@ -114,3 +114,44 @@ def test_non_recursive_folder_skips_subfolders_and_a_bad_version_is_one_line(pho
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines()[-1].startswith("error: Unknown model version 'v99'")
     assert "Traceback" not in bad.stderr
+
+
+def test_out_dash_writes_only_csv_to_stdout():
+    example = REPO_ROOT / "examples" / "noaa_train_6.jpg"
+    piped = run_cli("count", str(example), "--out", "-")  # the shipped default: its typical errors are known
+    assert piped.returncode == 0, piped.stderr
+    rows = list(csv.DictReader(piped.stdout.splitlines()))
+    assert [Path(row["file"]).name for row in rows] == [example.name]
+    assert rows[0]["total"] == str(sum(int(rows[0][name]) for name in SEA_LION_CLASSES))
+    assert "typical error" not in piped.stdout and not Path("-").exists()  # the table's footer: test_uncertainty.py
+
+
+def test_resuming_a_complete_run_does_not_load_the_model(tmp_path, tiny_models, monkeypatch):
+    from detector.cli import main
+    from detector.counting.model import Detector
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for index in range(2):
+        Image.fromarray(np.random.default_rng(index).integers(0, 255, (320, 480, 3), np.uint8)).save(
+            photos / f"IMG_{index}.jpg"
+        )
+    run = tmp_path / "run"
+    options = ["count", str(photos), "--run", str(run), "--photo-scale", "1", "--quiet"]
+    assert run_cli(*options, weights=tiny_models["v1"]).returncode == 0
+    (run / "counts.csv").unlink()  # written again from the run's lines
+
+    def loading(*args, **kwargs):
+        raise AssertionError("the model was loaded although every photo is counted")
+
+    monkeypatch.setenv("SEALION_WEIGHTS", str(tiny_models["v1"]))
+    monkeypatch.setenv("SEALION_DEVICE", "cpu")
+    monkeypatch.setattr(Detector, "load", loading)
+    assert main(options) == 0
+    assert len(list(csv.DictReader((run / "counts.csv").open()))) == 2
+    loaded = "model local ("  # the line printed once the model is loaded
+    changed = run_cli(*options[:-1], "--conf", "0.5", weights=tiny_models["v1"])  # other settings: refused as before
+    assert changed.returncode == 2 and loaded in changed.stderr and "other settings" in changed.stderr
+    (photos / "IMG_2.jpg").write_bytes((photos / "IMG_0.jpg").read_bytes())
+    resumed = run_cli(*options[:-1], weights=tiny_models["v1"])  # a photo left to count
+    assert resumed.returncode == 0 and loaded in resumed.stderr and "2 of 3 photos already counted" in resumed.stderr

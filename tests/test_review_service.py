@@ -12,6 +12,7 @@ from detector.classes import SEA_LION_CLASSES
 from detector.review.formats import to_coco, to_viame_csv
 from detector.review.record import PhotoAnnotations
 from detector.review.store import load_reviews
+from sealion_app import present
 from sealion_app import review as service
 from sealion_app.service import photo_jpeg
 from tests.test_annotations import PHOTO, model_count
@@ -34,10 +35,8 @@ def test_the_annotator_shows_short_labels_and_gives_back_class_names(tmp_path):
 
 
 def test_labels_hidden_on_a_dense_photo_keep_each_box_class_by_its_colour(tmp_path):
-    """Without labels (a colony: more than LABELS_HIDDEN_OVER boxes) a box's class is its colour; showing the labels
+    """Without labels (clustered animals, whose labels would pile up) a box's class is its colour; showing the labels
     again gives every box its class's label, and a box drawn but not yet classed stays unclassed."""
-    assert service.labels_shown_for(service.LABELS_HIDDEN_OVER)
-    assert not service.labels_shown_for(service.LABELS_HIDDEN_OVER + 1)
     original = model_count()
     value = service.annotator_value(photo_jpeg(PHOTO, tmp_path), original, labels=False)
     assert [box["label"] for box in value["boxes"]] == ["", "", "", ""]
@@ -113,3 +112,29 @@ def test_save_and_export_stores_the_review_and_writes_four_files(tmp_path):
     assert summary["saved_as"].endswith(".review.json")
     (saved,) = load_reviews(tmp_path / "reviews")
     assert saved.annotations == annotations and np.array_equal(saved.original.xyxy, original.xyxy)
+
+
+def test_labels_are_hidden_by_how_much_they_would_overlap_not_by_the_number_of_boxes():
+    """40 animals packed in a corner of a 1248x832 photo: their labels pile up, so they start hidden; 150 animals
+    spread over a survey original: their labels stand apart, so they are shown."""
+    import numpy as np
+
+    from detector.counting.results import CountResult
+
+    def result(xyxy: np.ndarray, size: tuple[int, int]) -> CountResult:
+        return CountResult(xyxy, np.full(len(xyxy), 2), np.ones(len(xyxy)), tuple(SEA_LION_CLASSES), size)
+
+    packed = np.array([[20 + 12 * (i % 8), 20 + 12 * (i // 8), 30 + 12 * (i % 8), 30 + 12 * (i // 8)]
+                       for i in range(40)])  # fmt: skip
+    spread = np.array([[200 + 350 * (i % 15), 200 + 320 * (i // 15), 230 + 350 * (i % 15), 225 + 320 * (i // 15)]
+                       for i in range(150)])  # fmt: skip
+    assert service.labels_overlap(packed, ["female"] * 40, (1248, 832)) == 1.0
+    assert not service.labels_shown_for(result(packed, (1248, 832)))  # 40 boxes: shown by the old 100-box rule
+    assert service.labels_overlap(spread, ["female"] * 150, (5616, 3744)) == 0.0
+    assert service.labels_shown_for(result(spread, (5616, 3744)))  # 150 boxes: hidden by the old rule
+
+
+def test_a_new_box_starts_as_the_most_numerous_class():
+    sample = present.class_distribution()
+    order = service.by_frequency(SEA_LION_CLASSES, dict(zip(sample["class"], sample["animals"], strict=True)))
+    assert SEA_LION_CLASSES[order[0]] == "adult_females" and SEA_LION_CLASSES[order[-1]] == "subadult_males"

@@ -280,3 +280,49 @@ def test_the_take_all_rule():
     assert take_all([0, 0, 0], reviews=2) == []  # nothing counted: nothing is sure
     assert take_all([10, 10], reviews=5) == [0]  # never every photo: the rest stays a random sample
     assert take_all([5, 9, 7], reviews=0) == []
+
+
+def test_a_reviews_folder_holding_exports_is_read_and_said(run_dir, tmp_path):
+    """A folder given to --reviews is read whole: the app's saved reviews and every export file inside it."""
+    assert cli("sample", run_dir, "--photos", 9, "--strata", 2).returncode == 0
+    names = sorted(Path(r["file"]).name for r in sampled(run_dir))
+    folder = tmp_path / "reviews"
+    folder.mkdir()
+    write_dots(folder / "reviewed_dots.csv", names)
+    (folder / "README.txt").write_text("reviewed by A. Biologist")
+    done = cli("estimate", run_dir, "--reviews", folder)
+    assert done.returncode == 0, done.stderr
+    assert f"{folder / 'reviewed_dots.csv'}: dots table, 9 photos" in done.stderr
+    assert f"{folder / 'README.txt'}: not read (not a .csv or .json file" in done.stderr
+    assert "matched 0 reviewed photos by sha256, 9 by file name" in done.stderr
+    assert "--sample-reviewed" not in done.stderr  # every sampled photo has rows
+    assert estimate_rows(run_dir)[("all", "pups")]["estimate"] == "81.1"  # as from the table given by name
+    planning = next(line for line in done.stderr.splitlines() if "precision planning" in line)
+    assert "of the run's 12 photos" in planning and "(of 12)" not in planning
+
+
+def test_a_reviews_folder_that_matches_nothing_names_each_file_and_why(run_dir, tmp_path):
+    assert cli("sample", run_dir, "--photos", 9, "--strata", 2).returncode == 0
+    folder = tmp_path / "reviews"
+    folder.mkdir()
+    (folder / "other_dots.csv").write_text(dots_csv([(annotations("elsewhere.jpg", 3, 1), 1.0)]))
+    (folder / "notes.json").write_text('{"reviewer": "A. Biologist"}')
+    done = cli("estimate", run_dir, "--reviews", folder)
+    assert done.returncode == 2
+    assert "none of the 1 reviewed photos" in done.stderr
+    assert (
+        f"{folder / 'other_dots.csv'}: dots table of 1 photos (elsewhere.jpg), none of them a photo of the run"
+        in done.stderr
+    )
+    assert f"{folder / 'notes.json'}: not read (" in done.stderr
+
+
+def test_the_sample_reviewed_advice_only_when_sampled_photos_lack_rows(run_dir, tmp_path):
+    assert cli("sample", run_dir, "--photos", 9, "--strata", 2).returncode == 0
+    names = sorted(Path(r["file"]).name for r in sampled(run_dir))
+    everyone = cli("estimate", run_dir, "--reviews", write_dots(tmp_path / "all.csv", names))
+    assert everyone.returncode == 0 and "--sample-reviewed" not in everyone.stderr, everyone.stderr
+    one_short = cli("estimate", run_dir, "--reviews", write_dots(tmp_path / "some.csv", names[1:]))
+    assert (
+        "1 sampled photos have no rows in the reviews" in one_short.stderr and "--sample-reviewed" in one_short.stderr
+    )

@@ -5,8 +5,11 @@ and its table, and the app's Batch table."""
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
+import math
 import os
+import re
 import subprocess
 import sys
 
@@ -58,10 +61,13 @@ def test_the_default_version_brings_its_own_errors_from_the_manifest():
 def test_a_folder_interval_is_photos_times_the_typical_error_clipped_at_zero():
     errors = CountErrors.from_metrics(METRICS)
     # The issue's folder: 3 photos, 0 pups counted though it holds at least 19.
-    assert errors.interval("pups", 0, 3) == (0, 290)  # 3 x 96.5 = 289.5: the 19 pups are inside
-    assert errors.interval("adult_females", 65, 3) == (0, 247)  # 65 - 181.2 < 0, 65 + 181.2 = 246.2
-    assert errors.interval("adult_males", 100, 2) == (77, 123)  # 100 -/+ 22.8
-    assert CountErrors().interval("pups", 5, 3) is None
+    assert errors.interval("pups", [{"pups": 0}] * 3) == (0, 290)  # 3 x 96.5 = 289.5: the 19 pups are inside
+    assert errors.interval("adult_females", [{"adult_females": 65}, {}, {}]) == (
+        0,
+        247,
+    )  # 65 - 181.2 < 0, 65 + 181.2 = 246.2
+    assert errors.interval("adult_males", [{"adult_males": 100}, {}]) == (77, 123)  # 100 -/+ 22.8
+    assert CountErrors().interval("pups", [{"pups": 5}, {}, {}]) is None
 
 
 def test_summary_and_counts_csv_carry_the_errors_intervals_and_flags(tmp_path):
@@ -122,8 +128,9 @@ def test_the_cli_out_files_of_the_default_model_carry_its_errors(tmp_path, defau
     done = _count(str(EXAMPLE), "--out", str(tmp_path / "counts.csv"))
     assert done.returncode == 0, done.stderr
     (row,) = csv.DictReader((tmp_path / "counts.csv").open(newline=""))
+    counts = {n: int(row[n]) for n in SEA_LION_CLASSES}
     assert {n: float(row[f"{n}_error"]) for n in SEA_LION_CLASSES} == {
-        n: round(default_errors.typical[n], 1) for n in SEA_LION_CLASSES
+        n: round(default_errors.photo_error(n, counts), 1) for n in SEA_LION_CLASSES
     }
     assert row["worse_than_mean"].split() == default_errors.worse_than_mean(SEA_LION_CLASSES)
     done = _count(str(EXAMPLE), "--out", str(tmp_path / "counts.json"))
@@ -140,6 +147,48 @@ def test_sealion_count_prints_only_the_table_on_stdout(default_errors):
     assert lines[0].split() == ["file", *SEA_LION_CLASSES, "total"]
     assert lines[1].split()[0] == EXAMPLE.name and len(lines[1].split()) == len(SEA_LION_CLASSES) + 2
     flagged = default_errors.worse_than_mean(SEA_LION_CLASSES)
-    errors = [f"±{default_errors.typical[n]:.0f}{'!' * (n in flagged)}" for n in SEA_LION_CLASSES]
+    errors = [f"{default_errors.rule(n)}{'!' * (n in flagged)}" for n in SEA_LION_CLASSES]
     assert lines[2].split() == ["typical", "error", *errors] and len(lines) == 3  # nothing else: no loading lines
     assert "model " in done.stderr and "typical error" in done.stderr  # what it loaded, and the legend: on stderr
+
+
+def test_the_manifest_holds_the_error_model_fitted_from_the_out_of_fold_photos_and_the_docs_its_coverage():
+    spec = importlib.util.spec_from_file_location("count_error_model", REPO_ROOT / "scripts" / "count_error_model.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    fit, table = script.report()
+    recorded = load_manifest().get().metrics["cv_error_scale"]
+    assert recorded == fit, "rerun python scripts/count_error_model.py --write"
+    assert table in (REPO_ROOT / "docs" / "survey.md").read_text(), "paste scripts/count_error_model.py's table"
+
+
+def test_a_sparse_photo_gets_a_narrow_range_and_a_dense_colony_a_wide_one(tmp_path, default_errors):
+    """The default version's ranges follow the photo: 9 animals (the issue's sparse beach: ± 35 subadult males,
+    ± 48 adult females, ± 96 pups before) against a colony of 493 (photo 43 as a fold model counted it)."""
+    sparse, dense = [0, 1, 8, 0, 0], [32, 120, 309, 31, 1]
+    records = [PhotoRecord(f"{name}.jpg", _result(c, f"{name}.jpg"), "A") for name, c in (("s", sparse), ("d", dense))]
+    with write_counts_csv(tmp_path / "counts.csv", records, errors=default_errors).open(newline="") as handle:
+        rows = {row["file"]: {n: float(row[f"{n}_error"]) for n in SEA_LION_CLASSES} for row in csv.DictReader(handle)}
+    assert rows["s.jpg"]["subadult_males"] < 10 and rows["s.jpg"]["adult_females"] < 25 and rows["s.jpg"]["pups"] < 10
+    assert rows["d.jpg"]["subadult_males"] > 100 and rows["d.jpg"]["pups"] > 150
+    table = present.counts_table(_result(sparse), default_errors)
+    assert table.iloc[4, 2] == f"± {default_errors.floor['pups']:.0f} per photo"  # not ± 96 for 0 pups
+    batch = present.batch_table([_result(sparse, "s.jpg")], SEA_LION_CLASSES, default_errors)
+    assert batch.iloc[0, 3] == f"8 ± {default_errors.floor['adult_females']:.0f}"
+    with write_summary_csv(tmp_path / "summary.csv", records[:1], errors=default_errors).open(newline="") as handle:
+        (folder,) = csv.DictReader(handle)
+    assert (folder["pups_low"], folder["pups_high"]) == ("0", str(math.ceil(default_errors.floor["pups"])))
+
+
+def test_the_ranges_the_docs_print_for_a_sparse_and_a_dense_photo_are_the_products(default_errors):
+    text = (REPO_ROOT / "docs" / "survey.md").read_text()
+    rows = re.findall(r"^\| `[\w.]+` \((\d+), (\d+), (\d+), (\d+), (\d+); \d+ animals\), (before|after) \| (.*) \|$",
+                      text, re.MULTILINE)  # fmt: skip
+    assert len(rows) == 5
+    for *counts, when, cells in rows:
+        photo = dict(zip(SEA_LION_CLASSES, map(int, counts), strict=True))
+        old = CountErrors.from_metrics(
+            {k: v for k, v in load_manifest().get().metrics.items() if k != "cv_error_scale"}
+        )
+        errors = default_errors if when == "after" else old
+        assert cells.split(" | ") == [f"± {errors.photo_error(n, photo):.0f}" for n in SEA_LION_CLASSES], cells

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import math
 import os
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -51,14 +52,19 @@ def _pil_open(stream: io.BytesIO | Path) -> Image.Image:
     return opener(stream)
 
 
+def too_many_pixels(label: str, pixels: int, size: str = "") -> ImageLoadError:
+    """The one message for a photo over the pixel limit: the limit in force and the setting that raises it."""
+    return ImageLoadError(
+        f"{label}: {size or f'{pixels:,} pixels'} is more than the {MAX_PIXELS:,} pixels allowed (a decompression "
+        f"bomb or a mosaic; split it, or set {ENV_MAX_PIXELS}={pixels} or more to count it)."
+    )
+
+
 def _check_size(width: int, height: int, label: str) -> None:
     if width < 1 or height < 1:
         raise ImageLoadError(f"{label}: the image is empty ({width}x{height} pixels).")
     if width * height > MAX_PIXELS:
-        raise ImageLoadError(
-            f"{label}: {width}x{height} pixels is more than the {MAX_PIXELS:,} allowed "
-            f"(a decompression bomb or a mosaic; split it or raise {ENV_MAX_PIXELS})."
-        )
+        raise too_many_pixels(label, width * height, f"{width}x{height} pixels")
 
 
 ROWS_PER_CHUNK = 512  # wide greyscale conversions run a band of rows at a time, so no full-size float copy exists
@@ -139,6 +145,8 @@ def load_image(source: ImageInput, label: str | None = None, reduce: float = 1.0
     if isinstance(source, bytes):
         stream: io.BytesIO | Path = io.BytesIO(source)
         label = label or "uploaded bytes"
+        if not source:
+            raise ImageLoadError(f"{label}: the file is empty (0 bytes).")
     elif isinstance(source, (str, os.PathLike)):
         stream = Path(source)
         label = label or stream.name
@@ -161,8 +169,9 @@ def load_image(source: ImageInput, label: str | None = None, reduce: float = 1.0
                 return load_pil(image, label, owned=True)
     except ImageLoadError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageLoadError(f"{label}: too many pixels to decode safely ({exc}).") from exc
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:  # Pillow's check at open
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        raise too_many_pixels(label, int(found[1]) if found else MAX_PIXELS + 1) from exc
     except UnidentifiedImageError as exc:
         raise ImageLoadError(f"{label}: not an image file (or an unsupported format).") from exc
     except (OSError, ValueError, SyntaxError) as exc:

@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from detector.counting.metadata import PhotoMetadata
 from detector.counting.results import CountResult
@@ -104,19 +104,27 @@ def write_counts_csv(
     """One row per counted photo, then one per failed file (its name and the error, the rest empty); ``errors``:
     the model version's (empty columns when unknown)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        write_counts_csv_to(handle, records, failures, errors)
+    return path
+
+
+def write_counts_csv_to(
+    handle: TextIO, records: Sequence[PhotoRecord], failures: Sequence[Failure] = (), errors: CountErrors | None = None
+) -> None:
+    """:func:`write_counts_csv`'s rows into an open text stream (``sys.stdout`` for ``--out -``)."""
     class_names = records[0].result.class_names if records else ()
     header = counts_header(class_names)
-    uncertainty = (errors or CountErrors()).photo_row(class_names)
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        for record in records:
-            row = [*record.result.csv_row(), *uncertainty, *record.metadata.csv_row(), record.sha256, ""]
-            row[0] = record.file
-            writer.writerow(row)
-        for failure in failures:
-            writer.writerow([failure.file, *[""] * (len(header) - 2), failure.error])
-    return path
+    errors = errors or CountErrors()
+    writer = csv.writer(handle)
+    writer.writerow(header)
+    for record in records:
+        uncertainty = errors.photo_row(class_names, record.result.counts)
+        row = [*record.result.csv_row(), *uncertainty, *record.metadata.csv_row(), record.sha256, ""]
+        row[0] = record.file
+        writer.writerow(row)
+    for failure in failures:
+        writer.writerow([failure.file, *[""] * (len(header) - 2), failure.error])
 
 
 def write_counts_json(
@@ -157,12 +165,15 @@ def write_summary_csv(
         class_names = class_names or record.result.class_names
         for folder, site, counts in record.groups():
             with_sites = with_sites or (record.geo or {}).get("sites") is not None
-            entry = per_group.setdefault((folder, site), {"photos": 0, "failed": 0, "counts": {}})
+            entry = per_group.setdefault((folder, site), {"photos": 0, "failed": 0, "counts": {}, "each": []})
             entry["photos"] += 1
+            entry["each"].append(counts)
             for name, count in counts.items():
                 entry["counts"][name] = entry["counts"].get(name, 0) + count
     for failure in failures:
-        per_group.setdefault((failure.folder, None), {"photos": 0, "failed": 0, "counts": {}})["failed"] += 1
+        per_group.setdefault((failure.folder, None), {"photos": 0, "failed": 0, "counts": {}, "each": []})[
+            "failed"
+        ] += 1
     path.parent.mkdir(parents=True, exist_ok=True)
     site_column = ["site"] if with_sites else []
     with path.open("w", newline="") as handle:
@@ -175,6 +186,6 @@ def write_summary_csv(
             counts = {name: entry["counts"].get(name, 0) for name in class_names}
             writer.writerow(
                 [folder or ".", *([site or "-"] if with_sites else []), entry["photos"], entry["failed"],
-                 *counts.values(), sum(counts.values()), *errors.folder_row(counts, entry["photos"])]
+                 *counts.values(), sum(counts.values()), *errors.folder_row(class_names, entry["each"])]
             )  # fmt: skip
     return path

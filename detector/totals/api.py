@@ -11,7 +11,7 @@ from pathlib import Path
 from detector.counting.records import PhotoRecord
 from detector.errors import DetectorError
 from detector.totals.estimation import TotalsEstimate, estimate_from_sample
-from detector.totals.reviews import MatchedReviews, ReviewSourceError, match_reviews, read_review_source
+from detector.totals.reviews import MatchedReviews, ReviewSourceError, SourceRead, match_reviews, read_review_sources
 from detector.totals.sampling import ReviewSample, SampleError
 
 ESTIMATE_CSV = "estimate.csv"
@@ -84,27 +84,33 @@ def estimate_totals(
     records, settings = read_run(run_dir)
     sample = ReviewSample.read(run_dir)
     check_frame(sample, records, Path(run_dir))
-    reviewed = [photo for source in reviews for photo in read_review_source(Path(source))]
+    sources = read_review_sources([Path(source) for source in reviews])
+    reviewed = [photo for _, photos in sources for photo in photos]
     matched = match_reviews(records, reviewed)
     if not matched.counts:
-        examples = ", ".join(r.photo for r in reviewed[:3]) or "no reviewed photos in them"
+        looked_at = "; ".join(_why_unmatched(read) for read, _ in sources)
         raise ReviewSourceError(
             f"none of the {len(reviewed)} reviewed photos in {', '.join(map(str, reviews))} is a photo of the run "
-            f"{run_dir} (matched by sha256, else by file name; e.g. {examples}): review the photos listed in "
+            f"{run_dir} (matched by sha256, else by file name). Looked at: {looked_at}. Review the photos listed in "
             f"{Path(run_dir) / 'review-sample.csv'}"
         )
     counts = dict(matched.counts)
     class_names = records[0].result.class_names
-    notes = [f"matched {matched.by_sha256} reviewed photos by sha256, {matched.by_name} by file name"]
+    notes = [
+        "read " + "; ".join(read.describe() for read, _ in sources),
+        f"matched {matched.by_sha256} reviewed photos by sha256, {matched.by_name} by file name",
+    ]
+    without_rows = [p.file for p in sample.sampled if p.file not in counts]
     if sample_reviewed:
-        empty = [p.file for p in sample.sampled if p.file not in counts]
-        counts.update({file: dict.fromkeys(class_names, 0) for file in empty})
-        if empty:
-            notes.append(f"{len(empty)} sampled photos without rows in the reviews taken as reviewed, no animals")
-    elif matched.needs_empty:
+        counts.update({file: dict.fromkeys(class_names, 0) for file in without_rows})
+        if without_rows:
+            notes.append(
+                f"{len(without_rows)} sampled photos without rows in the reviews taken as reviewed, no animals"
+            )
+    elif matched.needs_empty and without_rows:
         notes.append(
-            "a dots table or VIAME CSV has no rows for a photo reviewed as empty: if every sampled photo was "
-            "reviewed, add --sample-reviewed"
+            f"{len(without_rows)} sampled photos have no rows in the reviews (a dots table or VIAME CSV has none for "
+            "a photo reviewed as empty): if every sampled photo was reviewed, add --sample-reviewed"
         )
     if matched.unmatched:
         notes.append(f"{len(matched.unmatched)} reviewed photos are not in the run: {', '.join(matched.unmatched[:5])}")
@@ -130,6 +136,16 @@ def estimate_totals(
     model_counts = {r.file: r.result.counts for r in records}
     estimate = estimate_from_sample(sample, model_counts, in_sample, class_names, method, confidence)
     return SurveyTotals(estimate, matched, run_model, (*notes, *estimate.notes))
+
+
+def _why_unmatched(read: SourceRead) -> str:
+    """One source of a failed match, and why none of its photos is a run photo."""
+    if read.skipped:
+        return read.describe()
+    if not read.photos:
+        return f"{read.path}: {read.kind}, no photos in it"
+    names = ", ".join(read.photos[:3]) + (", …" if len(read.photos) > 3 else "")
+    return f"{read.path}: {read.kind} of {len(read.photos)} photos ({names}), none of them a photo of the run"
 
 
 def write_estimate_csv(path: Path, estimate: TotalsEstimate) -> Path:

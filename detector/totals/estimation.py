@@ -231,8 +231,11 @@ def _precision_note(
     cv = float((y - x).std(ddof=1) / mean)
     big_n = len(sample.frame)
     need = {e: photos_for_precision(cv, e, big_n) for e in (0.1, 0.2)}
-    return (
-        f"precision planning: the reviewed photos' (truth − model) spread is {cv:.2f} of the mean count per photo; "
-        f"a simple random sample of about {need[0.1]} photos gives ±10 % on the total of all animals, "
-        f"{need[0.2]} gives ±20 % (of {big_n})"
-    )
+    spread = f"precision planning: the reviewed photos' (truth − model) spread is {cv:.2f} of the mean count per photo"
+    if need[0.2] >= big_n:
+        plan = f"even ±20 % needs every one of the run's {big_n} photos reviewed"
+    elif need[0.1] >= big_n:
+        plan = f"about {need[0.2]} of the run's {big_n} photos give ±20 %; ±10 % needs every one of them reviewed"
+    else:
+        plan = f"about {need[0.1]} of the run's {big_n} photos give ±10 %, about {need[0.2]} give ±20 %"
+    return f"{spread}; for the total of all animals, a simple random sample: {plan}"

@@ -1,6 +1,7 @@
 """Reviewed counts from the sources the product reads, matched to a run's photos (sha256 first, else file name).
 
-Sources: the app's reviews directory (:func:`detector.review_store.load_reviews`), COCO JSON and VIAME CSV
+Sources: the app's reviews directory (:func:`detector.review_store.load_reviews`, and every export inside it),
+COCO JSON and VIAME CSV
 (:func:`detector.review_store.read_annotations`), and dots tables (photo, x, y, class: one row per animal, as the
 app exports them and ``training.dataset`` reads them; only counts are needed here, and ``detector`` may not import
 ``training``, so the table is counted with :mod:`csv`).
@@ -53,36 +54,89 @@ def _dots_table_counts(path: Path, columns: Sequence[str]) -> list[ReviewedPhoto
     return [ReviewedPhoto(p, c, str(path), lists_empty_photos=False) for p, c in counts.items()]
 
 
-def read_review_source(source: Path) -> list[ReviewedPhoto]:
-    """The reviewed photos of one source: a reviews directory, a COCO ``.json``, a dots table or a VIAME CSV."""
-    from detector.review.store import load_reviews, read_annotations
+@dataclass(frozen=True)
+class SourceRead:
+    """One file or folder looked at for reviews: what it was read as and the photos it names, or why it was not."""
 
-    source = Path(source)
-    if source.is_dir():
-        try:
-            reviews = load_reviews(source)
-        except (ValueError, KeyError, json.JSONDecodeError) as exc:
-            raise ReviewSourceError(f"{source}: a saved review cannot be read ({exc})") from None
-        return [ReviewedPhoto(r.photo, r.counts, str(source), r.photo_sha256, r.model_version, True) for r in reviews]
-    if not source.is_file():
-        raise ReviewSourceError(f"{source}: no such file or folder (give the app's reviews folder or an export)")
+    path: str
+    kind: str = ""  # "the app's reviews", "dots table", "COCO JSON", "VIAME CSV"; "" when not read
+    photos: tuple[str, ...] = ()
+    skipped: str = ""  # why it was not read
+
+    def describe(self) -> str:
+        if self.skipped:
+            return f"{self.path}: not read ({self.skipped})"
+        return f"{self.path}: {self.kind}, {len(self.photos)} photos"
+
+
+REVIEW_FILE_SUFFIXES = (".csv", ".json")
+NOT_A_REVIEW_SOURCE = "a review source is the app's reviews folder, a COCO .json, a dots table or a VIAME .csv"
+
+
+def read_review_source(source: Path) -> list[ReviewedPhoto]:
+    """The reviewed photos of one source: a folder (the app's saved reviews and every dots table, COCO ``.json`` and
+    VIAME CSV directly inside it), a COCO ``.json``, a dots table or a VIAME CSV."""
+    return [photo for _, photos in read_review_sources([source]) for photo in photos]
+
+
+def read_review_sources(sources: Sequence[Path]) -> list[tuple[SourceRead, list[ReviewedPhoto]]]:
+    """Each file read, in order (a folder: its app reviews, then its files by name), with its reviewed photos.
+
+    A file named on its own that cannot be read is an error; one found in a folder is listed as not read, with why.
+    """
+    read: list[tuple[SourceRead, list[ReviewedPhoto]]] = []
+    for source in map(Path, sources):
+        if source.is_dir():
+            from detector.review.store import load_reviews
+
+            start = len(read)
+            try:
+                reviews = load_reviews(source)
+            except (ValueError, KeyError, json.JSONDecodeError) as exc:
+                raise ReviewSourceError(f"{source}: a saved review cannot be read ({exc})") from None
+            photos = [ReviewedPhoto(r.photo, r.counts, str(source), r.photo_sha256, r.model_version) for r in reviews]
+            if photos:
+                read.append((SourceRead(f"{source}/", "the app's reviews", tuple(p.photo for p in photos)), photos))
+            for path in sorted(p for p in source.iterdir() if p.is_file()):
+                if path.suffix.lower() not in REVIEW_FILE_SUFFIXES:
+                    read.append((SourceRead(str(path), skipped=f"not a .csv or .json file; {NOT_A_REVIEW_SOURCE}"), []))
+                    continue
+                try:
+                    read.append(_read_file(path))
+                except ReviewSourceError as exc:
+                    read.append((SourceRead(str(path), skipped=str(exc)), []))
+            if len(read) == start:
+                read.append((SourceRead(f"{source}/", skipped="empty: no saved reviews and no files in it"), []))
+        elif source.is_file():
+            read.append(_read_file(source))
+        else:
+            raise ReviewSourceError(f"{source}: no such file or folder (give the app's reviews folder or an export)")
+    return read
+
+
+def _read_file(source: Path) -> tuple[SourceRead, list[ReviewedPhoto]]:
+    """One export: a dots table, a COCO ``.json`` or a VIAME CSV."""
+    from detector.review.store import read_annotations
+
     if source.suffix.lower() == ".csv":
         with source.open(newline="", encoding="utf-8-sig") as handle:
             header = next(csv.reader(handle), [])
         if {"x", "y", "class"} <= set(header) and any(c in header for c in DOTS_PHOTO_COLUMNS):
-            return _dots_table_counts(source, header)
+            photos = _dots_table_counts(source, header)
+            return SourceRead(str(source), "dots table", tuple(p.photo for p in photos)), photos
     try:
         annotations = read_annotations(source)
     except ValueError as exc:
-        raise ReviewSourceError(
-            f"{exc} (a review source is the app's reviews folder, a COCO .json, a dots table or a VIAME .csv)"
-        ) from None
+        raise ReviewSourceError(f"{exc} ({NOT_A_REVIEW_SOURCE})") from None
     version = ""
-    if source.suffix.lower() == ".json":  # the app's COCO export names the model versions reviewed
+    coco = source.suffix.lower() == ".json"
+    if coco:  # the app's COCO export names the model versions reviewed
         versions = (json.loads(source.read_text(encoding="utf-8-sig")).get("info") or {}).get("model_versions") or []
         version = ",".join(versions)
-    empty_listed = source.suffix.lower() == ".json"  # COCO lists every image; VIAME only lines of animals
-    return [ReviewedPhoto(a.photo, a.counts, str(source), "", version, empty_listed) for a in annotations]
+    # COCO lists every image; VIAME only lines of animals
+    photos = [ReviewedPhoto(a.photo, a.counts, str(source), "", version, coco) for a in annotations]
+    kind = "COCO JSON" if coco else "VIAME CSV"
+    return SourceRead(str(source), kind, tuple(p.photo for p in photos)), photos
 
 
 @dataclass(frozen=True)

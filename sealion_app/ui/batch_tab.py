@@ -90,6 +90,8 @@ def build_batch_tab(
             present.batch_table([], default.class_names, CountErrors.of(default.weights.version)),
             label="Counts per photo",
             interactive=False,
+            wrap=True,  # a long warning wraps in its cell instead of pushing the column out of sight
+            column_widths=present.BATCH_COLUMN_WIDTHS,
             elem_id="batch-table",
         )
         batch_errors = gr.Dataframe(
@@ -109,6 +111,7 @@ def build_batch_tab(
             api_name="count_batch",
             concurrency_id="batch",
             concurrency_limit=1,
+            show_progress_on=[batch_table],  # one progress bar, on the table it fills (not one per output)
         ).then(  # the API has the animals in the JSON result (animals_geojson); the page offers them as a file
             lambda summary: write_geojson_file((summary or {}).get("animals_geojson"), batch_dir),
             inputs=batch_json, outputs=batch_geojson, api_visibility="private",

@@ -80,6 +80,14 @@ def build_count_tab(
         path = Path(image)
         return present.result_dict(detector.count(path, settings.options(), source=path.name))
 
+    def count_shown(*args: Any) -> tuple[Any, ...]:
+        """The Count button: :func:`count`, with a failure's reason shown where the result would be (a toast
+        fades; the API's ``/count`` still raises it) and the photo input cleared of a file it cannot show."""
+        try:
+            return (*count(*args), gr.skip())
+        except gr.Error as exc:
+            return None, None, None, present.failure_text(str(exc.message)), None
+
     @guard
     def inspection(image: str | None, annotated_jpeg: str | None):
         """The slider's pair, (photo, counted photo), both full size; the photo as the detector decoded it."""
@@ -144,13 +152,22 @@ def build_count_tab(
                 with gr.Accordion("JSON result", open=False):
                     result_json = gr.JSON(label="Result")
         count_button.click(
+            count_shown,
+            inputs=[image, *controls.inputs],
+            outputs=[annotated, counts, result_json, status, image],
+            api_visibility="private",
+            concurrency_id="count",
+            concurrency_limit=count_workers,
+        ).success(inspection, inputs=[image, annotated], outputs=inspect, api_visibility="private")
+        # The API's /count: the same handler, a failure raised to the caller (gradio_client's AppError).
+        gr.Button(visible=False).click(
             count,
             inputs=[image, *controls.inputs],
             outputs=[annotated, counts, result_json, status],
             api_name="count",
             concurrency_id="count",
             concurrency_limit=count_workers,
-        ).success(inspection, inputs=[image, annotated], outputs=inspect, api_visibility="private")
+        )
         # The lean API path: the same inputs, the JSON result only (no overlay to draw, encode and download).
         data_only = gr.JSON(visible=False)
         gr.Button(visible=False).click(

@@ -1,5 +1,6 @@
 """Inspecting boxes at colony density, in the browser: the Count tab's boxes as a layer that turns off and on, zoom
-presets and a faster wheel for its photo viewer, and the Review tab's relabel dialog listing every class.
+presets and a faster wheel for its photo viewer, and the Review tab's relabel dialog listing every class (its colour
+picker hidden).
 
 Client-side script, run once when the page loads (``demo.load(js=page_js(classes))``). Hand-written because the
 components have no setting for these: Gradio's ImageSlider zooms 1.05× per wheel event up to 15× (``handleWheel`` in its
@@ -90,6 +91,11 @@ _PAGE_JS = f"""
   // its label (a dense photo) would open with the first class filled in: its colour's class is filled in instead.
   const labelsByColor = LABELS_BY_COLOR;
   const fix = (dialog) => {{
+    // The dialog's colour picker: a class has one colour, so it only confuses; hidden (its value is still read).
+    let picker = dialog.querySelector("input[type=color]");
+    const inContent = (node) => node.parentElement.classList.contains("model-content");
+    while (picker?.parentElement && !inContent(picker)) picker = picker.parentElement;
+    if (picker?.parentElement) picker.style.display = "none";
     const input = dialog.querySelector("input[aria-label=Label]");
     const named = labelsByColor[(dialog.querySelector("input[type=color]")?.value || "").toLowerCase()];
     const listAll = () => {{

@@ -18,6 +18,7 @@ from gradio_image_annotation import image_annotator
 
 from detector.classes import SEA_LION_CLASSES, class_color
 from detector.settings import CountOptions
+from sealion_app import present
 from sealion_app import review as service
 from sealion_app.models import ModelRegistry
 from sealion_app.service import photo_jpeg, prune_old_batches
@@ -28,10 +29,11 @@ REVIEW_HINT = (
     "Delete (or the bin button under the photo). **Add** a missed animal: press **C** (create mode, or the box "
     "button), drag a box, pick its class. **Change a class**: double-click the box (or select it and press E). **D** "
     "returns to drag mode (move/resize). **Scroll to zoom, drag the background to pan**, Space resets the view. "
-    "Labels: male, subadult (male), female, juvenile, pup; on a photo with more than "
-    f"{service.LABELS_HIDDEN_OVER} boxes they start hidden (the box colour is the class): tick **Show class labels** "
-    "to see them. The counts below follow every edit; **Save review** stores it and gives the corrected counts and "
-    "the training files."
+    "Labels: male, subadult (male), female, juvenile, pup; where they would pile onto each other (clustered "
+    "animals) they start hidden (the box colour is the class): tick **Show class labels** to see them. A new box "
+    "starts as a female, the most numerous class, then as the class you last picked. "
+    "The counts below follow every edit; **Save review** stores it and gives the corrected counts and the training "
+    "files."
 )
 
 
@@ -64,11 +66,13 @@ def build_review_tab(
     class_names = list(registry.default.class_names or SEA_LION_CLASSES)
     colors = [class_color(name, i) for i, name in enumerate(class_names)]
     labels = [service.short_label(name) for name in class_names]  # short: hundreds of labels on one photo
+    sample = present.class_distribution()  # the NOAA sample's official counts: adult females are the most numerous
+    order = service.by_frequency(class_names, dict(zip(sample["class"], sample["animals"], strict=True)))
 
     @guard
     def load(photo: str | None, result: dict | None, loaded_key: str):
         """Put the last count's detections on the annotator, unless that count is already under review; class labels
-        on unless the photo has more than LABELS_HIDDEN_OVER boxes."""
+        on unless they would pile onto each other (:func:`sealion_app.review.labels_shown_for`)."""
         if not photo or not result:
             empty = "Count a photo in the **Count** tab first; its boxes appear here."
             return None, None, None, "", empty, None, gr.skip()
@@ -84,7 +88,7 @@ def build_review_tab(
         if not service.same_photo(Path(photo).name, shown, original):
             not_counted = "The photo in the **Count** tab has not been counted yet: press Count."
             return None, None, None, "", not_counted, None, gr.skip()
-        labels = service.labels_shown_for(len(original))
+        labels = service.labels_shown_for(original)
         value = service.annotator_value(shown, original, labels)
         table, edits = service.review_table(original, service.PhotoAnnotations.from_result(original))
         line = service.edits_line(original, service.PhotoAnnotations.from_result(original), edits)
@@ -185,9 +189,9 @@ def build_review_tab(
                 True, label="Show class labels", container=False, scale=1, min_width=180, elem_id="show-labels"
             )
             gr.HTML(_legend(labels, colors), elem_id="review-legend", scale=4)
-        annotator = image_annotator(
-            label_list=labels,
-            label_colors=colors,
+        annotator = image_annotator(  # a new box takes the first label: the most numerous class, not "male"
+            label_list=[labels[i] for i in order],
+            label_colors=[colors[i] for i in order],
             image_type="pil",  # the pixels are not used; "filepath" would re-encode the photo per edit
             sources=[],
             show_clear_button=False,
