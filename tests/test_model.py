@@ -11,7 +11,7 @@ from PIL import Image
 
 from detector import Detector
 from detector.classes import SEA_LION_CLASSES
-from detector.counting.model import select_device
+from detector.counting.backends import select_device
 from detector.counting.slicing import tile_grid
 from detector.errors import DetectorError
 from detector.settings import ModelSettings
