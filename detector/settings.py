@@ -65,7 +65,7 @@ class CountOptions:
     ``conf`` None: the model version's calibrated per-class thresholds (``class_conf`` replaces them).
     ``tile_size`` None: the model's input size. ``photo_scale`` None: auto from each photo's size
     (:mod:`detector.counting.scale`). ``gate``: skip the tiles a coarse first pass finds no animal near
-    (:mod:`detector.counting.gate`); False (the default) runs the full pass on every tile.
+    (:mod:`detector.counting.gate`; on by default, :data:`DEFAULT_GATE`); False runs the full pass on every tile.
     """
 
     conf: float | None = None

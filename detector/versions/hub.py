@@ -1,4 +1,4 @@
-"""Find the weights file of a model version: explicit file → hub (cache first) → shipped default.
+"""Find the weights file of a model version (the order: :func:`resolve_weights`) and its exported runtimes.
 
 Every file is checked against its pinned sha256 before anything loads it.
 """
@@ -247,7 +247,8 @@ def _resolve_local(
 
 
 def _unlisted_version(path: Path, sha256: str, ground_scale: float | None) -> ModelVersion:
-    """An unlisted weights file as a ``local`` version, from the facts it records and the ground-scale setting."""
+    """An unlisted weights file as a ``local`` version, from the facts it records (a published version's file: its
+    calibrated thresholds too) and the ground-scale setting."""
     facts = read_weights_facts(path)
     if facts is None and ground_scale is None:
         raise ModelResolutionError(
@@ -265,7 +266,10 @@ def _unlisted_version(path: Path, sha256: str, ground_scale: float | None) -> Mo
         )  # fmt: skip
     chosen = facts.ground_scale if ground_scale is None else ground_scale
     version = ModelVersion.unlisted(path.name, sha256, ground_scale=chosen)
-    return replace(version, class_names=facts.class_names, imgsz=facts.chip_size)
+    return replace(
+        version, class_names=facts.class_names, imgsz=facts.chip_size, class_conf=dict(facts.class_conf),
+        greyscale_input=facts.greyscale_input,
+    )  # fmt: skip
 
 
 def resolve_runtime(
