@@ -11,7 +11,7 @@ from pathlib import Path
 from detector.arguments import add_model_arguments, settings_from
 from detector.counting.results import CountResult
 from detector.counting.scale import ADULT_FEMALE_LENGTH_PX, scale_from_female_length
-from detector.counting.uncertainty import CountErrors
+from detector.counting.uncertainty import CountUncertainty
 from detector.environment import check_torch_pair
 from detector.errors import DetectorError
 from detector.interrupts import INTERRUPTED_EXIT, Interrupted, StopOnSignal
@@ -156,7 +156,7 @@ def run_count(args: argparse.Namespace, stop: StopOnSignal | None = None) -> int
         f"model {detector.info.version} ({detector.info.source}, sha256 {detector.info.sha256[:12]}) on "
         f"{detector.device} with {detector.runtime}"
     )
-    errors = CountErrors.of(detector.weights.version)
+    errors = CountUncertainty.of(detector.weights.version)
     photos, missing = find_photos(args.paths, args.recursive)
     run = RunDirectory.open(args.run, run_settings(detector, options), args.new_run) if args.run else None
     for failure in missing:
@@ -231,7 +231,7 @@ class _Notes:
             print(text, file=sys.stderr)
 
 
-def _print_table(results: list[CountResult], errors: CountErrors, note: _Notes) -> None:
+def _print_table(results: list[CountResult], errors: CountUncertainty, note: _Notes) -> None:
     """The counts as a table on stdout; a last row gives each class's typical error per photo, ``!`` marking a class
     the version counts no better than guessing the mean (explained on stderr)."""
     if not results:

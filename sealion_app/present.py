@@ -16,7 +16,7 @@ from detector.classes import class_color
 from detector.counting.records import Failure
 from detector.counting.results import CountResult
 from detector.counting.scale import ADULT_FEMALE_LENGTH_PX
-from detector.counting.uncertainty import CountErrors
+from detector.counting.uncertainty import CountUncertainty
 
 if TYPE_CHECKING:
     from detector.counting.model import Detector
@@ -38,7 +38,7 @@ def pretty(name: str) -> str:
 
 def expected_errors(metrics: Mapping[str, Any]) -> dict[str, float]:
     """Each class's cross-validated count RMSE (animals per photo) from a model card's metrics; {} if unknown."""
-    return dict(CountErrors.from_metrics(metrics).typical)
+    return dict(CountUncertainty.from_metrics(metrics).typical)
 
 
 def counts_table(result: CountResult, errors: Mapping[str, float] | None = None) -> pd.DataFrame:
@@ -122,12 +122,12 @@ def fit_for_jpeg(rgb: np.ndarray) -> np.ndarray:
 
 
 def batch_table(
-    results: Sequence[CountResult], class_names: Sequence[str], errors: CountErrors | None = None
+    results: Sequence[CountResult], class_names: Sequence[str], errors: CountUncertainty | None = None
 ) -> pd.DataFrame:
     """One row per counted photo with per-class columns, each count with its typical error ("37 ± 60"), a class
     the version counts no better than guessing the mean marked ⚠ in its header; then a row of the sums over all
-    photos with their range (:meth:`CountErrors.interval`)."""
-    errors = errors or CountErrors()
+    photos with their range (:meth:`CountUncertainty.interval`)."""
+    errors = errors or CountUncertainty()
     flagged = set(errors.worse_than_mean(class_names))
     headers = [f"{n} ⚠" if n in flagged else n for n in class_names]  # the CSV's column names
     columns = ["file", *headers, "total", "width", "height", "female px", "scale", "seconds", "warnings"]
@@ -159,7 +159,7 @@ def batch_table(
     return pd.DataFrame(rows, columns=columns)
 
 
-def batch_note(errors: CountErrors, class_names: Sequence[str]) -> str:
+def batch_note(errors: CountUncertainty, class_names: Sequence[str]) -> str:
     """What the ± and ⚠ of :func:`batch_table` mean, for this model version."""
     if not errors.known:
         return "This model version has no cross-validated errors: its counts come without a typical error."
@@ -270,7 +270,7 @@ def runtime_choice_lines(data: dict[str, Any]) -> list[str]:
 def accuracy_lines(data: dict[str, Any]) -> list[str]:
     """Expected accuracy in sentences, then per class: threshold, cross-validated count error, guess-the-mean error."""
     metrics = data.get("metrics") or {}
-    errors = CountErrors.from_metrics(metrics)
+    errors = CountUncertainty.from_metrics(metrics)
     rmse, baseline = errors.typical, errors.baseline
     thresholds = data.get("class_conf") or {}
     if not rmse and not thresholds:

@@ -15,7 +15,7 @@ from typing import Any
 
 from detector.counting.metadata import PhotoMetadata
 from detector.counting.results import CountResult
-from detector.counting.uncertainty import CountErrors
+from detector.counting.uncertainty import CountUncertainty
 
 
 @dataclass(frozen=True)
@@ -73,22 +73,22 @@ class Failure:
 
 def counts_header(class_names: Sequence[str]) -> list[str]:
     """Columns of the counts CSV: the result's columns, each class's typical error and the classes counted worse
-    than guessing the mean (:class:`CountErrors`), the survey metadata, the file's sha256, the error."""
+    than guessing the mean (:class:`CountUncertainty`), the survey metadata, the file's sha256, the error."""
     return [
-        *CountResult.csv_header(class_names), *CountErrors.photo_header(class_names), *PhotoMetadata.csv_header(),
+        *CountResult.csv_header(class_names), *CountUncertainty.photo_header(class_names), *PhotoMetadata.csv_header(),
         "sha256", "error",
     ]  # fmt: skip
 
 
 def write_counts_csv(
-    path: Path, records: Sequence[PhotoRecord], failures: Sequence[Failure] = (), errors: CountErrors | None = None
+    path: Path, records: Sequence[PhotoRecord], failures: Sequence[Failure] = (), errors: CountUncertainty | None = None
 ) -> Path:
     """One row per counted photo, then one per failed file (its name and the error, the rest empty); ``errors``:
     the model version's (empty columns when unknown)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     class_names = records[0].result.class_names if records else ()
     header = counts_header(class_names)
-    uncertainty = (errors or CountErrors()).photo_row(class_names)
+    uncertainty = (errors or CountUncertainty()).photo_row(class_names)
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
@@ -102,7 +102,7 @@ def write_counts_csv(
 
 
 def write_counts_json(
-    path: Path, records: Sequence[PhotoRecord], failures: Sequence[Failure] = (), errors: CountErrors | None = None
+    path: Path, records: Sequence[PhotoRecord], failures: Sequence[Failure] = (), errors: CountUncertainty | None = None
 ) -> Path:
     """``{"results", "failures", "uncertainty"}``: the records, the failures, the version's errors per class."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -110,14 +110,14 @@ def write_counts_json(
     payload = {
         "results": [r.to_dict() for r in records],
         "failures": [f.to_dict() for f in failures],
-        "uncertainty": (errors or CountErrors()).to_dict(class_names),
+        "uncertainty": (errors or CountUncertainty()).to_dict(class_names),
     }
     path.write_text(json.dumps(payload, indent=2))
     return path
 
 
 def write_counts(
-    path: Path, records: Sequence[PhotoRecord], failures: Sequence[Failure] = (), errors: CountErrors | None = None
+    path: Path, records: Sequence[PhotoRecord], failures: Sequence[Failure] = (), errors: CountUncertainty | None = None
 ) -> Path:
     """``.json`` → :func:`write_counts_json`, anything else → :func:`write_counts_csv`."""
     writer = write_counts_json if path.suffix.lower() == ".json" else write_counts_csv
@@ -125,12 +125,12 @@ def write_counts(
 
 
 def write_summary_csv(
-    path: Path, records: Iterable[PhotoRecord], failures: Iterable[Failure] = (), errors: CountErrors | None = None
+    path: Path, records: Iterable[PhotoRecord], failures: Iterable[Failure] = (), errors: CountUncertainty | None = None
 ) -> Path:
     """One row per folder (site / flight): photos counted, files failed, animals per class, total, then each
-    class's and the total's interval (:meth:`CountErrors.folder_row`) and the classes counted worse than guessing
+    class's and the total's interval (:meth:`CountUncertainty.folder_row`) and the classes counted worse than guessing
     the mean."""
-    errors = errors or CountErrors()
+    errors = errors or CountUncertainty()
     per_folder: dict[str, dict[str, Any]] = {}
     class_names: tuple[str, ...] = ()
     for record in records:
@@ -144,7 +144,9 @@ def write_summary_csv(
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["folder", "photos", "failed", *class_names, "total", *CountErrors.folder_header(class_names)])
+        writer.writerow(
+            ["folder", "photos", "failed", *class_names, "total", *CountUncertainty.folder_header(class_names)]
+        )
         for folder in sorted(per_folder):
             entry = per_folder[folder]
             counts = {name: entry["counts"].get(name, 0) for name in class_names}

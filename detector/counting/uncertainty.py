@@ -28,7 +28,7 @@ INTERVAL_METHOD = (
 
 
 @dataclass(frozen=True)
-class CountErrors:
+class CountUncertainty:
     """A model version's expected count error per class, and the classes it counts worse than guessing the mean."""
 
     version: str = ""
@@ -36,7 +36,7 @@ class CountErrors:
     baseline: Mapping[str, float] = field(default_factory=dict)  # RMSE of guessing the training mean per photo
 
     @classmethod
-    def from_metrics(cls, metrics: Mapping[str, Any], version: str = "") -> CountErrors:
+    def from_metrics(cls, metrics: Mapping[str, Any], version: str = "") -> CountUncertainty:
         """From a model card's ``metrics``; empty (errors unknown) when the card has no cross-validation."""
         per_class = metrics.get("cv_calibrated_rmse_per_class") or metrics.get("cv_rmse_per_class") or {}
         baseline = metrics.get("baseline_rmse_per_class") or {}
@@ -47,7 +47,7 @@ class CountErrors:
         )
 
     @classmethod
-    def of(cls, model_version: Any) -> CountErrors:
+    def of(cls, model_version: Any) -> CountUncertainty:
         """From a :class:`~detector.versions.manifest.ModelVersion` (a loaded detector's ``weights.version``)."""
         return cls.from_metrics(model_version.metrics or {}, model_version.name)
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from detector.counting.images import SUPPORTED_SUFFIXES
 from detector.counting.records import Failure, PhotoRecord, write_counts_csv, write_summary_csv
-from detector.counting.uncertainty import CountErrors
+from detector.counting.uncertainty import CountUncertainty
 from detector.errors import DetectorError
 from detector.files import atomic_path, sha256_bytes, sha256_file
 from detector.settings import DEFAULT_DECODERS, DEFAULT_GROUP, CountOptions
@@ -226,7 +226,7 @@ class RunDirectory:
         return todo, skipped
 
     def export(
-        self, records: Sequence[PhotoRecord], failures: Sequence[Failure], errors: CountErrors | None = None
+        self, records: Sequence[PhotoRecord], failures: Sequence[Failure], errors: CountUncertainty | None = None
     ) -> tuple[Path, Path]:
         """Write ``counts.csv`` and ``summary.csv`` from :meth:`outcome` (atomically: a reader never sees half a
         file), with the model version's count ``errors`` (:mod:`detector.counting.uncertainty`)."""

@@ -10,7 +10,7 @@ from typing import Any
 
 import gradio as gr
 
-from detector.counting.uncertainty import CountErrors
+from detector.counting.uncertainty import CountUncertainty
 from detector.settings import CountOptions
 from detector.versions.runtimes import DEFAULT_RUNTIME
 from sealion_app import present
@@ -46,7 +46,7 @@ def build_batch_tab(
 
         prune_old_batches(batch_dir)
         outcome = count_batch(detector, [str(f) for f in files], settings.options(), progress=report, out_dir=batch_dir)
-        errors = CountErrors.of(detector.weights.version)
+        errors = CountUncertainty.of(detector.weights.version)
         table = present.batch_table(outcome.results, detector.class_names, errors)
         failures = present.failures_table(outcome.failures)
         elapsed = time.perf_counter() - started
@@ -86,7 +86,7 @@ def build_batch_tab(
         batch_button = gr.Button("Count all", variant="primary")
         batch_status = gr.Markdown(elem_id="batch-status")
         batch_table = gr.Dataframe(
-            present.batch_table([], default.class_names, CountErrors.of(default.weights.version)),
+            present.batch_table([], default.class_names, CountUncertainty.of(default.weights.version)),
             label="Counts per photo",
             interactive=False,
             elem_id="batch-table",
