@@ -1,4 +1,5 @@
-"""Errors raised by the detector. Each message is one line that says what went wrong and how to fix it."""
+"""Every exception the detector raises, in one place (re-exported by the modules that raise them). Each message is
+one line that says what went wrong and how to fix it."""
 
 
 class DetectorError(Exception):
@@ -15,3 +16,23 @@ class WeightsIntegrityError(DetectorError):
 
 class ImageLoadError(DetectorError):
     """An input could not be read as a photo (corrupt, unsupported, too large)."""
+
+
+class RunSettingsError(DetectorError):
+    """A rerun asked for settings other than the run directory's."""
+
+
+class SampleError(DetectorError):
+    """The sample cannot be drawn or read (too few photos asked, no sample drawn yet, a changed run)."""
+
+
+class ReviewSourceError(DetectorError):
+    """A review source cannot be read, or its reviews do not match the run."""
+
+
+class TooFewReviews(DetectorError):
+    """A stratum has too few reviewed photos for an estimate with a standard error."""
+
+
+class Interrupted(Exception):
+    """Raised where counting can stop cleanly, after a signal asked it to."""

@@ -16,13 +16,10 @@ from typing import Any
 import numpy as np
 
 from detector.classes import SEA_LION_CLASSES
+from training.errors import TrainingError
 
 DATASET_RECORD = "photos.json"
 DOTS_PHOTO_COLUMNS = ("train_id", "photo", "photo_id", "image")
-
-
-class TrainingError(RuntimeError):
-    """A training step cannot go on (missing file, bad table, inconsistent data); the message names the file."""
 
 
 def read_rgb(path: Path) -> np.ndarray:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from detector.counting.images import SUPPORTED_SUFFIXES
 from detector.counting.records import Failure, PhotoRecord, write_counts_csv, write_summary_csv
 from detector.counting.uncertainty import CountUncertainty
-from detector.errors import DetectorError
+from detector.errors import DetectorError, RunSettingsError
 from detector.files import atomic_path, sha256_bytes, sha256_file
 from detector.settings import DEFAULT_DECODERS, DEFAULT_GROUP, CountOptions
 
@@ -41,10 +41,6 @@ FAILURES = "failures.jsonl"
 COUNTS_CSV = "counts.csv"
 SUMMARY_CSV = "summary.csv"
 RUN_FORMAT = 1
-
-
-class RunSettingsError(DetectorError):
-    """A rerun asked for settings other than the run directory's."""
 
 
 @dataclass(frozen=True)
