@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from detector.arguments import add_model_arguments, settings_from
+from detector.arguments import add_model_arguments, option_message, settings_from
 from detector.counting.results import CountResult
 from detector.counting.scale import ADULT_FEMALE_LENGTH_PX, scale_from_female_length
 from detector.counting.uncertainty import CountUncertainty
@@ -264,7 +264,7 @@ def _run(args: argparse.Namespace) -> int:
         quiet_libraries(args.quiet)
         return run_count(args, stop)
     except DetectorError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {option_message(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # before counting began (loading the model): nothing was counted
         print("interrupted before counting began", file=sys.stderr)

@@ -1,9 +1,27 @@
 """Every exception the detector raises, in one place (re-exported by the modules that raise them). Each message is
 one line that says what went wrong and how to fix it."""
 
+from __future__ import annotations
+
+from collections.abc import Callable
+
 
 class DetectorError(Exception):
-    """Base class of every error the detector raises on purpose."""
+    """Base class of every error the detector raises on purpose.
+
+    An error that a setting can mend names it through ``setting`` (a field of ``ModelSettings`` or ``CountOptions``,
+    e.g. ``device``) and writes ``{setting}`` where its name goes: the library's message reads ``device=cpu``; an
+    edge words it for its users with :meth:`worded` (the command line: ``--device cpu``)."""
+
+    def __init__(self, message: str = "", *, setting: str | None = None) -> None:
+        self.template, self.setting = message, setting
+        super().__init__(self.worded(lambda name: f"{name}="))
+
+    def worded(self, spelled: Callable[[str], str]) -> str:
+        """The message with the setting spelled as ``spelled(name)`` says (``--device `` on the command line)."""
+        if self.setting is None:
+            return self.template
+        return self.template.replace("{setting}", spelled(self.setting))
 
 
 class ModelResolutionError(DetectorError):

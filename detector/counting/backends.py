@@ -44,11 +44,17 @@ def select_device(requested: str | None = None) -> str:
     if requested.isdigit():
         requested = f"cuda:{requested}"
     if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise DetectorError(f"Device {requested!r} asked for, but CUDA is not available here; use --device cpu.")
+        raise DetectorError(
+            f"Device {requested!r} asked for, but CUDA is not available here; use {{setting}}cpu.", setting="device"
+        )
     if requested == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise DetectorError("Device 'mps' asked for, but Apple MPS is not available here; use --device cpu.")
+        raise DetectorError(
+            "Device 'mps' asked for, but Apple MPS is not available here; use {setting}cpu.", setting="device"
+        )
     if requested != "cpu" and not requested.startswith(("cuda", "mps")):
-        raise DetectorError(f"Unknown device {requested!r}; use auto, cpu, cuda, cuda:N or mps.")
+        raise DetectorError(
+            f"Unknown device {requested!r}; use {{setting}}auto, cpu, cuda, cuda:N or mps.", setting="device"
+        )
     return requested
 
 
@@ -167,9 +173,7 @@ class ExportRuntime(UltralyticsRuntime):
         import torch
 
         if device not in (None, "cpu"):
-            logger.warning(
-                "Runtime %s runs on the CPU, not on %s (use --runtime torch for %s).", export.name, device, device
-            )
+            logger.warning("Runtime %s runs on the CPU, not on %s (the torch runtime runs there).", export.name, device)
         self.name = export.name
         self.export = export
         self.threads_asked = threads  # None: the runtime's own choice (OpenVINO's LATENCY mode: every core)

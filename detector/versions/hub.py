@@ -236,7 +236,9 @@ def _resolve_local(
     the ground scale, chip size and classes the file records (:mod:`detector.versions.weights_facts`); the
     setting's ground scale overrides the recorded one, and a file that records none is refused without it."""
     if not path.is_file():
-        raise ModelResolutionError(f"Weights file {path} does not exist (from --weights or {ENV_WEIGHTS}).")
+        raise ModelResolutionError(
+            f"Weights file {path} does not exist (from {{setting}}{path} or {ENV_WEIGHTS}).", setting="weights"
+        )
     actual = verify_sha256(path, sha256) if sha256 else sha256_file(path)
     listed = next((v for v in manifest.versions.values() if v.sha256 == actual), None)
     if listed is None and version_name and version_name in manifest.versions:
@@ -253,9 +255,10 @@ def _unlisted_version(path: Path, sha256: str, ground_scale: float | None) -> Mo
     if facts is None and ground_scale is None:
         raise ModelResolutionError(
             f"Weights file {path} does not record the ground scale it was trained at (no facts in the checkpoint, "
-            f"no training record beside it), and counting at the wrong scale miscounts every class: give "
-            f"--ground-scale ({ENV_GROUND_SCALE}), e.g. 0.5 for a model trained on photos at half resolution, or "
-            "record it with python -m training.train --stamp RUN --dataset DATASET."
+            f"no training record beside it), and counting at the wrong scale miscounts every class: give it "
+            f"({{setting}}0.5 for a model trained on photos at half resolution; {ENV_GROUND_SCALE}), or "
+            "record it with python -m training.train --stamp RUN --dataset DATASET.",
+            setting="ground_scale",
         )
     if facts is None:
         return ModelVersion.unlisted(path.name, sha256, ground_scale=ground_scale)
