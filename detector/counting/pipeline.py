@@ -157,12 +157,12 @@ class SlicedCount:
         """The photo's tiles and which of them a gated count runs (coarse pass, then growing)."""
         options = options.changed(gate=True)
         grid = self.tiles(prepared.work.shape[1], prepared.work.shape[0], prepared.tile_size, options)
-        gate_conf = self.thresholds(options).gate or 0.0  # set: the options ask for the gate
-        gate = self.tile_gate(gate_conf, options)
+        thresholds = self.thresholds(options)
+        gate = self.tile_gate(thresholds.gate or 0.0, options)  # set: the options ask for the gate
         (ran,), _ = gate.coarse_pass([prepared], [grid])
         if ran is None:
             return grid, np.ones(len(grid), dtype=bool)
-        found = self.detect(prepared.work, grid[ran], np.full(len(self.model.class_names), gate_conf), options)
+        found = self.detect(prepared.work, grid[ran], thresholds.full_pass, options)
         return grid, gate.grow(prepared.work, grid, ran, found)[1]
 
     def tile_gate(self, conf: float, options: CountOptions) -> TileGate:

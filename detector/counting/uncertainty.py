@@ -19,7 +19,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from detector.versions.manifest import ModelVersion
 
 INTERVAL_METHOD = (
     "count ± photos × the class's cross-validated RMSE per photo (an upper bound on the RMS error of a sum of "
@@ -47,9 +50,9 @@ class CountUncertainty:
         )
 
     @classmethod
-    def of(cls, model_version: Any) -> CountUncertainty:
-        """From a :class:`~detector.versions.manifest.ModelVersion` (a loaded detector's ``weights.version``)."""
-        return cls.from_metrics(model_version.metrics or {}, model_version.name)
+    def of(cls, version: ModelVersion) -> CountUncertainty:
+        """From a model version's record (a loaded detector's ``weights.version``)."""
+        return cls.from_metrics(version.metrics or {}, version.name)
 
     @property
     def known(self) -> bool:

@@ -230,7 +230,7 @@ def _listed_version(manifest: Manifest, repo_id: str, revision: str) -> ModelVer
 
 
 def _resolve_local(
-    path: Path, sha256: str | None, manifest: Manifest, version_name: str | None, ground_scale: float | None
+    path: Path, sha256: str | None, manifest: Manifest, version: str | None, ground_scale: float | None
 ) -> ResolvedWeights:
     """An explicit file: a manifest version when its sha256 is listed, else an unlisted ``local`` version counted at
     the ground scale, chip size and classes the file records (:mod:`detector.versions.weights_facts`); the
@@ -241,11 +241,10 @@ def _resolve_local(
         )
     actual = verify_sha256(path, sha256) if sha256 else sha256_file(path)
     listed = next((v for v in manifest.versions.values() if v.sha256 == actual), None)
-    if listed is None and version_name and version_name in manifest.versions:
-        listed = manifest.versions[version_name]
+    if listed is None and version and version in manifest.versions:
+        listed = manifest.versions[version]
         verify_sha256(path, listed.sha256)
-    version = listed or _unlisted_version(path, actual, ground_scale)
-    return ResolvedWeights(path, actual, "local", version)
+    return ResolvedWeights(path, actual, "local", listed or _unlisted_version(path, actual, ground_scale))
 
 
 def _unlisted_version(path: Path, sha256: str, ground_scale: float | None) -> ModelVersion:

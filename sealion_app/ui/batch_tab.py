@@ -70,11 +70,11 @@ def build_batch_tab(
             options = settings.options()
         except (gr.Error, ValueError):
             return "Settings: the adult female length must be 0 (auto) or a positive number of pixels."
-        label = settings.model_version or registry.default_label
+        version = settings.model_version or registry.default_version
         runtime = settings.runtime
-        shown = registry.get(label, runtime) if registry.is_loaded(label, runtime) else None
+        shown = registry.get(version, runtime) if registry.is_loaded(version, runtime) else None
         chosen = shown.runtime if shown else runtime or DEFAULT_RUNTIME
-        return present.settings_text(options, shown or default, version=label, runtime=chosen)
+        return present.settings_text(options, shown or default, version=version, runtime=chosen)
 
     with gr.Tab("Batch", id="batch"):
         gr.Markdown(
