@@ -9,7 +9,7 @@ Per photo: the tiles, how many the full pass ran and skipped, the coarse pass's 
 ungated, whether they agree within 1 % or one animal per class (``detector.versions.runtimes.counts_agree``, the bar for
 turning the gate on by default), the tiles in which the full pass finds anything (what a perfect gate would run: running
 only those keeps the counts exactly), and, where ``dot-coordinates.csv`` has the photo, the biologists' dots that
-fall in no tile the full pass ran (``Detector.gated_tiles``: the coarse pass, then growing), and, where
+fall in no tile the full pass ran (``SlicedCount.gated_tiles``: the coarse pass, then growing), and, where
 ``counts.csv`` has the photo's id, how far each count is from the official one (the sum over classes of
 |count - official|): does a difference the gate makes count worse against the truth, or better? Writes
 ``benchmarks/results/gate_recall.json`` and a Markdown table beside it.
@@ -75,10 +75,12 @@ def measure(
 
     on, off = CountOptions(gate=True, conf=conf), CountOptions(gate=False, conf=conf)
     prepared = detector.prepare(photo, on)
-    seconds_off, ungated = timed(lambda: detector.count_prepared(prepared, off))
-    seconds_on, gated = timed(lambda: detector.count_prepared(prepared, on))
-    grid, ran = detector.gated_tiles(prepared, on)
-    found = detector.detect(prepared.work, grid, off)  # the ungated pass's tile detections, seams not yet merged
+    seconds_off, (ungated,) = timed(lambda: detector.count_many([prepared], off))
+    seconds_on, (gated,) = timed(lambda: detector.count_many([prepared], on))
+    pipeline = detector.pipeline
+    grid, ran = pipeline.gated_tiles(prepared, on)
+    # the ungated pass's tile detections, seams not yet merged
+    found = pipeline.detect(prepared.work, grid, pipeline.thresholds(off).count, off)
     entry: dict[str, Any] = {
         "photo": label(photo),
         "tiles": gated.tiles,

@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     rgb = load_image(photo)
     tiles = tile_grid(rgb.shape[1], rgb.shape[0], det.imgsz, 0.2)
     crops = [np.ascontiguousarray(rgb[y1:y2, x1:x2, ::-1]) for x1, y1, x2, y2 in tiles]  # BGR, as ultralytics wants
-    half = det.half
+    half = det.network.precision == "fp16"
     log(f"{photo.name}: {len(tiles)} tiles of {det.imgsz} px on {args.device} ({'fp16' if half else 'fp32'})")
 
     def sync() -> None:

@@ -124,7 +124,7 @@ def count_with_product(args: argparse.Namespace, tiles: Sequence[str], split: st
         raise SystemExit(f"the model's classes are {detector.class_names}, not the elephant seals' {CLASSES}")
     options = CountOptions(photo_scale=1.0, conf=low)
     found: dict[str, list[tuple[str, float]]] = {}
-    thresholds = {name: float(t) for name, t in zip(CLASSES, detector.thresholds(), strict=True)}  # the version's
+    thresholds = detector.thresholds()  # the version's
     for k, tile in enumerate(tiles):
         result = detector.count(PINNIPEDS / split / tile, options)
         found[tile] = [(CLASSES[c], float(s)) for c, s in zip(result.class_id, result.confidence, strict=True)]

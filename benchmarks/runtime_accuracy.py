@@ -78,17 +78,9 @@ def passes(summary: dict[str, Any], torch: dict[str, Any]) -> bool:
 
 
 def effective_precision(detector: Any) -> str:
-    """What the network really runs in: fp32 for torch on a CPU; an OpenVINO model's compiled inference precision
-    (read from ultralytics' OpenVINO backend, the object ``Detector._configure_openvino`` configures)."""
-    if detector.runtime == "torch":
-        return "fp16" if detector.half else "fp32"
-    backend = getattr(getattr(detector._yolo.predictor, "model", None), "backend", None)
-    compiled = getattr(backend, "ov_compiled_model", None)
-    if compiled is None:
-        return "unknown"
-    value = compiled.get_property("INFERENCE_PRECISION_HINT")  # an openvino Type, e.g. f32 or bf16
-    name = value.get_type_name() if hasattr(value, "get_type_name") else str(value)
-    return {"f32": "fp32", "bf16": "bf16", "f16": "fp16"}.get(name, name)
+    """What the network really runs in, as its runtime describes it: torch's fp32 (fp16 on CUDA), an OpenVINO
+    model's compiled inference precision."""
+    return detector.network.precision
 
 
 def summarize_runtimes(per_photo: list[dict[str, Any]], precision: dict[str, str]) -> dict[str, dict[str, Any]]:

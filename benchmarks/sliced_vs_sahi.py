@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         height, width = work.shape[:2]
         grid = np.array(get_slice_bboxes(height, width, tile, tile, False, args.overlap, args.overlap)).reshape(-1, 4)
         options = CountOptions(conf=args.conf, iou=args.iou, batch_size=args.batch_size)
-        return det.detect(work, grid, options).merge_tiles()
+        return det.pipeline.detect(work, grid, det.pipeline.thresholds(options).count, options).merge_tiles()
 
     also = args.also_runtime if args.also_runtime is not None else ["openvino-f32"]
     others = {}

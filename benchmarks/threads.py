@@ -61,8 +61,7 @@ def child(args: argparse.Namespace) -> None:
     from benchmarks.common import load_detector
 
     det = load_detector(args)
-    det._threads = args.threads  # the detector re-pins torch to this after each batch
-    torch.set_num_threads(args.threads)
+    det.network.set_threads(args.threads)  # the runtime re-pins torch to this after each batch
     det.count(args.photo, photo_scale=args.photo_scale)
     times = []
     for _ in range(args.repeats):

@@ -8,6 +8,7 @@ import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 
+from detector.errors import DetectorError
 from detector.settings import (
     ENV_DEVICE,
     ENV_GROUND_SCALE,
@@ -20,6 +21,11 @@ from detector.settings import (
     Settings,
 )
 from detector.versions.runtimes import RUNTIME_CHOICES
+
+
+def option_message(error: DetectorError) -> str:
+    """An error as the command line's user reads it: a setting it names is spelled as its option (``--device cpu``)."""
+    return error.worded(lambda name: f"--{name.replace('_', '-')} ")
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:

@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from detector.arguments import add_model_arguments, settings_from
+from detector.arguments import add_model_arguments, option_message, settings_from
 from detector.counting.results import CountResult
 from detector.counting.scale import ADULT_FEMALE_LENGTH_PX, scale_from_female_length
-from detector.counting.uncertainty import CountErrors
+from detector.counting.uncertainty import CountUncertainty
 from detector.environment import check_torch_pair
 from detector.errors import DetectorError
 from detector.interrupts import INTERRUPTED_EXIT, Interrupted, StopOnSignal
@@ -170,7 +170,9 @@ def run_count(args: argparse.Namespace, stop: StopOnSignal | None = None) -> int
             print(f"run {args.run} is complete: all {len(photos)} photos already counted", file=sys.stderr)
             run = RunDirectory(args.run)
             records, failures = run.outcome()
-            return _finish(args, run, records, failures, CountErrors.of(complete), note, len(photos), len(missing), geo)
+            return _finish(
+                args, run, records, failures, CountUncertainty.of(complete), note, len(photos), len(missing), geo
+            )
     check_torch_pair()
     quiet_libraries(args.quiet)
     detector = Detector.load(settings.model)
@@ -178,7 +180,7 @@ def run_count(args: argparse.Namespace, stop: StopOnSignal | None = None) -> int
         f"model {detector.info.version} ({detector.info.source}, sha256 {detector.info.sha256[:12]}) on "
         f"{detector.device} with {detector.runtime}"
     )
-    errors = CountErrors.of(detector.weights.version)
+    errors = CountUncertainty.of(detector.weights.version)
     run = RunDirectory.open(args.run, run_settings(detector, options), args.new_run) if args.run else None
     for failure in missing:
         print(f"skipped {failure.file}: {failure.error}", file=sys.stderr)
@@ -235,7 +237,7 @@ def run_count(args: argparse.Namespace, stop: StopOnSignal | None = None) -> int
 
 
 def _finish(
-    args: argparse.Namespace, run: Any, records: list[Any], failures: list[Any], errors: CountErrors,
+    args: argparse.Namespace, run: Any, records: list[Any], failures: list[Any], errors: CountUncertainty,
     note: _Notes, photos: int, missing: int, geo: Any,
 ) -> int:  # fmt: skip
     """Write the run's files, ``--out`` (``-``: CSV on stdout; a .geojson: the animals as map points) or the table;
@@ -305,7 +307,7 @@ class _Notes:
             print(text, file=sys.stderr)
 
 
-def _print_table(results: list[CountResult], errors: CountErrors, note: _Notes) -> None:
+def _print_table(results: list[CountResult], errors: CountUncertainty, note: _Notes) -> None:
     """The counts as a table on stdout, each with its typical error on that photo (``5±3``); a last row gives how
     each class's error is set, ``!`` marking a class the version counts no better than guessing the mean
     (explained on stderr)."""
@@ -342,7 +344,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         return run_count(args, stop)
     except DetectorError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {option_message(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # before counting began (loading the model): nothing was counted
         print("interrupted before counting began", file=sys.stderr)

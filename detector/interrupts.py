@@ -10,11 +10,9 @@ import signal
 import threading
 from types import FrameType
 
+from detector.errors import Interrupted
+
 INTERRUPTED_EXIT = 130  # 128 + SIGINT, what shells report for a command stopped by Ctrl-C
-
-
-class Interrupted(Exception):
-    """Raised where counting can stop cleanly, after a signal asked it to."""
 
 
 class StopOnSignal:

@@ -65,7 +65,7 @@ class CountOptions:
     ``conf`` None: the model version's calibrated per-class thresholds (``class_conf`` replaces them).
     ``tile_size`` None: the model's input size. ``photo_scale`` None: auto from each photo's size
     (:mod:`detector.counting.scale`). ``gate``: skip the tiles a coarse first pass finds no animal near
-    (:mod:`detector.counting.gate`); False (the default) runs the full pass on every tile.
+    (:mod:`detector.counting.gate`; on by default, :data:`DEFAULT_GATE`); False runs the full pass on every tile.
     """
 
     conf: float | None = None
@@ -161,14 +161,14 @@ class ModelSettings:
             given["weights"] = Path(given["weights"])
         return replace(self, **given) if given else self
 
-    def for_version(self, name: str) -> ModelSettings:
+    def for_version(self, version: str) -> ModelSettings:
         """The settings of another manifest version: same device, hub and manifest, nothing pinned to the first.
 
         An exported runtime named for the first version becomes auto (another version may have no such export);
         torch, which every version has, carries over."""
         runtime = self.runtime if self.runtime in ("torch", DEFAULT_RUNTIME) else DEFAULT_RUNTIME
         return replace(
-            self, version=name, weights=None, sha256=None, repo_id=None, revision=None, ground_scale=None,
+            self, version=version, weights=None, sha256=None, repo_id=None, revision=None, ground_scale=None,
             runtime=runtime,
         )  # fmt: skip
 

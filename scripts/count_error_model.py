@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from detector.counting.uncertainty import ERROR_SCALE, CountErrors, coverage, fit_error_scale  # noqa: E402
+from detector.counting.uncertainty import ERROR_SCALE, CountUncertainty, coverage, fit_error_scale  # noqa: E402
 
 OUT_OF_FOLD = sorted((ROOT / "benchmarks" / "results").glob("gate_recall_cv_fold*.json"))
 Photo = tuple[Mapping[str, int], Mapping[str, int]]
@@ -48,7 +48,7 @@ def leave_one_out(photos: dict[str, Photo], class_names: Sequence[str]) -> dict[
     hits = dict.fromkeys(class_names, 0)
     for name in photos:
         rest = [photo for other, photo in photos.items() if other != name]
-        errors = CountErrors.from_metrics({ERROR_SCALE: fit_error_scale(rest, class_names)})
+        errors = CountUncertainty.from_metrics({ERROR_SCALE: fit_error_scale(rest, class_names)})
         for cls, share in coverage(errors, [photos[name]], class_names).items():
             hits[cls] += share
     return {cls: hits[cls] / len(photos) for cls in class_names}
@@ -63,8 +63,8 @@ def report(version_name: str | None = None) -> tuple[dict, str]:
     photos = out_of_fold_photos()
     fit = fit_error_scale(list(photos.values()), names)
     fit["source"] = "benchmarks/results/gate_recall_cv_fold*.json: " + ", ".join(photos)
-    old = CountErrors.from_metrics({k: v for k, v in version.metrics.items() if k != ERROR_SCALE})
-    new = CountErrors.from_metrics({**version.metrics, ERROR_SCALE: fit})
+    old = CountUncertainty.from_metrics({k: v for k, v in version.metrics.items() if k != ERROR_SCALE})
+    new = CountUncertainty.from_metrics({**version.metrics, ERROR_SCALE: fit})
     pairs = list(photos.values())
     old_cov, new_cov, loo = coverage(old, pairs, names), coverage(new, pairs, names), leave_one_out(photos, names)
     mean_width = {

@@ -50,7 +50,7 @@ def product_facts() -> Facts:
     """Count the two example photos with the default version as the app does (auto runtime, auto scale)."""
     from detector.counting.model import Detector
     from detector.counting.records import PhotoRecord, write_counts_csv
-    from detector.counting.uncertainty import CountErrors
+    from detector.counting.uncertainty import CountUncertainty
     from detector.files import sha256_bytes, sha256_file
     from detector.settings import ModelSettings
     from detector.versions.manifest import load_manifest
@@ -62,7 +62,7 @@ def product_facts() -> Facts:
     data = (EXAMPLES / f"{BATCH}.jpg").read_bytes()
     record = PhotoRecord(f"{BATCH}.jpg", results[BATCH], sha256=sha256_bytes(data), size=len(data))
     with tempfile.TemporaryDirectory() as folder:
-        batch_csv = write_counts_csv(Path(folder) / "batch.csv", [record], errors=CountErrors.of(version))
+        batch_csv = write_counts_csv(Path(folder) / "batch.csv", [record], errors=CountUncertainty.of(version))
         batch_csv = batch_csv.read_text().splitlines()
     files = {sha for v in manifest.versions.values() for r in v.runtimes.values() for sha in r.files.values()}
     return Facts(
@@ -76,7 +76,9 @@ def product_facts() -> Facts:
         ),  # fmt: skip
         counts={stem: result.counts for stem, result in results.items()},
         tiles={stem: result.tiles for stem, result in results.items()},
-        errors={n: CountErrors.of(version).photo_error(n, results[SPARSE].counts) or 0.0 for n in version.class_names},
+        errors={
+            n: CountUncertainty.of(version).photo_error(n, results[SPARSE].counts) or 0.0 for n in version.class_names
+        },
         batch_csv=batch_csv,
     )
 

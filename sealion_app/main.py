@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
-    from detector.arguments import settings_from
+    from detector.arguments import option_message, settings_from
     from detector.counting.images import set_max_pixels
     from sealion_app.models import ModelRegistry
     from sealion_app.ui.demo import build_demo
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         set_max_pixels(settings.max_pixels)
         registry = ModelRegistry.start(settings.model)
     except DetectorError as exc:
-        print(f"error: cannot load the model: {exc}", file=sys.stderr)
+        print(f"error: cannot load the model: {option_message(exc)}", file=sys.stderr)
         return 2
     info = registry.default.info
     reviews_dir = args.reviews_dir or settings.reviews_dir

@@ -32,10 +32,10 @@ class ModelRegistry:
         self.default = default
         self.manifest = manifest
         self.settings = settings or ModelSettings(device=default.device)
-        self.default_label = default.info.version
+        self.default_version = default.info.version
         self._loaded: dict[tuple[str, str], Detector] = {
-            (self.default_label, STARTUP): default,
-            (self.default_label, default.runtime): default,
+            (self.default_version, STARTUP): default,
+            (self.default_version, default.runtime): default,
         }
         self._lock = threading.Lock()
 
@@ -53,67 +53,67 @@ class ModelRegistry:
 
     def choices(self) -> list[str]:
         """Version labels for the chooser: the startup model first, then the other manifest versions."""
-        names = [self.default_label]
+        names = [self.default_version]
         if self.manifest:
-            names += [name for name in self.manifest.versions if name != self.default_label]
+            names += [name for name in self.manifest.versions if name != self.default_version]
         return names
 
-    def runtime_choices(self, label: str | None = None) -> list[str]:
+    def runtime_choices(self, version: str | None = None) -> list[str]:
         """The runtimes a version offers: auto, torch, then its exports (from the manifest; nothing is loaded)."""
-        label = label or self.default_label
-        if label == self.default_label:
+        version = version or self.default_version
+        if version == self.default_version:
             exports = self.default.weights.version.runtimes  # the startup weights' own (a model card's too)
-        elif self.manifest and label in self.manifest.versions:
-            exports = self.manifest.get(label).runtimes
+        elif self.manifest and version in self.manifest.versions:
+            exports = self.manifest.get(version).runtimes
         else:
             exports = {}
         return offered_runtimes(exports)
 
-    def is_loaded(self, label: str | None, runtime: str | None = None) -> bool:
-        return self._key(label, runtime) in self._loaded
+    def is_loaded(self, version: str | None, runtime: str | None = None) -> bool:
+        return self._key(version, runtime) in self._loaded
 
-    def get(self, label: str | None = None, runtime: str | None = None) -> Detector:
-        """The detector of a version label (the startup model for ``None``/empty) with a runtime, loaded on first use.
+    def get(self, version: str | None = None, runtime: str | None = None) -> Detector:
+        """The detector of a version (the startup model for ``None``/empty) with a runtime, loaded on first use.
 
         ``runtime`` None, empty or "auto": the startup detector for the startup version, auto for another; a named
         runtime the version lacks, or one that cannot run here, raises :class:`DetectorError`."""
-        key = self._key(label, runtime)
+        key = self._key(version, runtime)
         detector = self._loaded.get(key)
         if detector is not None:
             return detector
-        label, runtime = key
-        if label not in self.choices():
+        version, runtime = key
+        if version not in self.choices():
             known = ", ".join(self.choices())
-            raise DetectorError(f"Unknown model version {label!r}; choose one of: {known}.")
-        offered = self.runtime_choices(label)
+            raise DetectorError(f"Unknown model version {version!r}; choose one of: {known}.")
+        offered = self.runtime_choices(version)
         if runtime != STARTUP and runtime not in offered:
             raise DetectorError(
-                f"Model version {label} has no runtime {runtime!r}; choose one of: {', '.join(offered)}."
+                f"Model version {version} has no runtime {runtime!r}; choose one of: {', '.join(offered)}."
             )
         with self._lock:  # one load at a time; a second caller waits and then reuses the result
             detector = self._loaded.get(key)
             if detector is None:
-                detector = self._load(label, runtime, offered)
+                detector = self._load(version, runtime, offered)
                 self._loaded[key] = detector
-                self._loaded.setdefault((label, detector.runtime), detector)  # what it runs, asked for by name
+                self._loaded.setdefault((version, detector.runtime), detector)  # what it runs, asked for by name
         return detector
 
-    def _key(self, label: str | None, runtime: str | None) -> tuple[str, str]:
+    def _key(self, version: str | None, runtime: str | None) -> tuple[str, str]:
         runtime = (runtime or "").strip().lower()
-        return label or self.default_label, STARTUP if runtime in (STARTUP, DEFAULT_RUNTIME) else runtime
+        return version or self.default_version, STARTUP if runtime in (STARTUP, DEFAULT_RUNTIME) else runtime
 
-    def _load(self, label: str, runtime: str, offered: list[str]) -> Detector:
-        """Load ``label`` with ``runtime`` (STARTUP: auto): the startup version keeps its startup settings (its
+    def _load(self, version: str, runtime: str, offered: list[str]) -> Detector:
+        """Load ``version`` with ``runtime`` (STARTUP: auto): the startup version keeps its startup settings (its
         weights, as pinned), another resolves from the manifest (:meth:`ModelSettings.for_version`)."""
         from detector.counting.model import Detector
 
-        settings = self.settings if label == self.default_label else self.settings.for_version(label)
+        settings = self.settings if version == self.default_version else self.settings.for_version(version)
         if runtime == STARTUP:
-            logger.info("Loading model version %s on first use", label)
+            logger.info("Loading model version %s on first use", version)
             return Detector.load(settings)
-        logger.info("Loading model version %s with runtime %s on first use", label, runtime)
+        logger.info("Loading model version %s with runtime %s on first use", version, runtime)
         try:
             return Detector.load(replace(settings, runtime=runtime))
         except DetectorError as exc:
             reason = str(exc).rstrip(". ")
-            raise DetectorError(f"Model version {label}: {reason}. Its runtimes: {', '.join(offered)}.") from exc
+            raise DetectorError(f"Model version {version}: {reason}. Its runtimes: {', '.join(offered)}.") from exc

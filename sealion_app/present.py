@@ -16,7 +16,7 @@ from detector.classes import class_color
 from detector.counting.records import Failure
 from detector.counting.results import CountResult
 from detector.counting.scale import ADULT_FEMALE_LENGTH_PX
-from detector.counting.uncertainty import CountErrors
+from detector.counting.uncertainty import CountUncertainty
 
 if TYPE_CHECKING:
     from detector.counting.model import Detector
@@ -36,15 +36,16 @@ def pretty(name: str) -> str:
     return name.replace("_", " ")
 
 
-def expected_errors(metrics: Mapping[str, Any]) -> CountErrors:
-    """A model card's cross-validated count errors (:class:`CountErrors`; nothing known: empty)."""
-    return CountErrors.from_metrics(metrics)
+def expected_errors(metrics: Mapping[str, Any]) -> CountUncertainty:
+    """A model card's cross-validated count errors (:class:`CountUncertainty`; nothing known: empty)."""
+    return CountUncertainty.from_metrics(metrics)
 
 
-def counts_table(result: CountResult, errors: CountErrors | None = None) -> pd.DataFrame:
+def counts_table(result: CountResult, errors: CountUncertainty | None = None) -> pd.DataFrame:
     """One row per class (all classes, zeros included) and a total row, each count with its typical error on a
-    photo like this one (:meth:`CountErrors.photo_error`: it scales with the photo's count where the card says how)."""
-    errors = errors or CountErrors()
+    photo like this one (:meth:`CountUncertainty.photo_error`: it scales with the photo's count where the card says
+    how)."""
+    errors = errors or CountUncertainty()
 
     def error(name: str) -> str:
         value = errors.photo_error(name, result.counts)
@@ -130,12 +131,12 @@ def fit_for_jpeg(rgb: np.ndarray) -> np.ndarray:
 
 
 def batch_table(
-    results: Sequence[CountResult], class_names: Sequence[str], errors: CountErrors | None = None
+    results: Sequence[CountResult], class_names: Sequence[str], errors: CountUncertainty | None = None
 ) -> pd.DataFrame:
     """One row per counted photo with per-class columns, each count with its typical error ("37 ± 60"), a class
     the version counts no better than guessing the mean marked ⚠ in its header; then a row of the sums over all
-    photos with their range (:meth:`CountErrors.interval`)."""
-    errors = errors or CountErrors()
+    photos with their range (:meth:`CountUncertainty.interval`)."""
+    errors = errors or CountUncertainty()
     flagged = set(errors.worse_than_mean(class_names))
     headers = [f"{n} ⚠" if n in flagged else n for n in class_names]  # the CSV's column names
     columns = ["file", *headers, "total", "width", "height", "female px", "scale", "seconds", "warnings"]
@@ -175,7 +176,7 @@ def batch_table(
 BATCH_COLUMN_WIDTHS = ["11%", *["9%"] * 5, "5%", "5%", "5%", "5%", "5%", "5%", "14%"]
 
 
-def batch_note(errors: CountErrors, class_names: Sequence[str]) -> str:
+def batch_note(errors: CountUncertainty, class_names: Sequence[str]) -> str:
     """What the ± and ⚠ of :func:`batch_table` mean, for this model version."""
     if not errors.known:
         return "This model version has no cross-validated errors: its counts come without a typical error."
@@ -286,7 +287,7 @@ def runtime_choice_lines(data: dict[str, Any]) -> list[str]:
 def accuracy_lines(data: dict[str, Any]) -> list[str]:
     """Expected accuracy in sentences, then per class: threshold, cross-validated count error, guess-the-mean error."""
     metrics = data.get("metrics") or {}
-    errors = CountErrors.from_metrics(metrics)
+    errors = CountUncertainty.from_metrics(metrics)
     rmse, baseline = errors.typical, errors.baseline
     thresholds = data.get("class_conf") or {}
     if not rmse and not thresholds:

@@ -21,7 +21,7 @@ from detector.counting.images import load_image
 from detector.counting.overlay import draw_overlay
 from detector.counting.records import Failure, PhotoRecord, write_counts_csv
 from detector.counting.results import CountResult
-from detector.counting.uncertainty import CountErrors
+from detector.counting.uncertainty import CountUncertainty
 from detector.errors import DetectorError
 from detector.settings import CountOptions
 from detector.survey.runs import count_photos
@@ -195,6 +195,6 @@ def count_batch(
     if progress:
         progress(len(photos), len(photos), "done")
     if outcome.records or outcome.failures:
-        errors = CountErrors.of(detector.weights.version)
+        errors = CountUncertainty.of(detector.weights.version)
         outcome.csv_path = write_counts_csv(folder / BATCH_CSV, outcome.records, outcome.failures, errors)
     return outcome

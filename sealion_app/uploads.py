@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from detector.counting.images import SUPPORTED_SUFFIXES
+from sealion_app.errors import MemberTooLarge
 
 # Limits for one request: enough for a survey day's photos, far below what would exhaust the server.
 MAX_ZIP_MEMBERS = 1000
@@ -24,10 +25,6 @@ MAX_MEMBER_BYTES = 200 * 1024**2
 MAX_ZIP_TOTAL_BYTES = 4 * 1024**3
 MAX_COMPRESSION_RATIO = 200  # photos barely compress; a huge ratio means a zip bomb
 READ_CHUNK = 1024**2
-
-
-class MemberTooLarge(ValueError):
-    """A zip member inflated past :data:`MAX_MEMBER_BYTES` (its header understated its size)."""
 
 
 @dataclass(frozen=True)

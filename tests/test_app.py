@@ -14,7 +14,7 @@ from gradio_client import Client, handle_file  # a required dependency: a broken
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from detector.counting.uncertainty import CountErrors
+from detector.counting.uncertainty import CountUncertainty
 from detector.versions.manifest import load_manifest
 from detector.versions.runtimes import counts_agree
 from tests.app_process import answers, start_app
@@ -156,7 +156,7 @@ def test_count_batch_with_one_broken_file(client, tmp_path):
     assert failure["file"] == "broken.jpg"
     assert "broken.jpg" in failure["error"] and ("truncated" in failure["error"] or "damaged" in failure["error"])
     assert [row[0] for row in table["data"]] == [EXAMPLES[0].name, EXAMPLES[1].name, "all 2 photos"]
-    errors = CountErrors.of(load_manifest().get())  # the default version's own errors, flags and ranges
+    errors = CountUncertainty.of(load_manifest().get())  # the default version's own errors, flags and ranges
     flagged = errors.worse_than_mean(SEA_LION_CLASSES)
     assert table["headers"][1:6] == [f"{n} ⚠" if n in flagged else n for n in SEA_LION_CLASSES]
     first = summary["results"][0]["counts"]

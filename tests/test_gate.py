@@ -12,11 +12,13 @@ from detector.cli import build_parser
 from detector.counting.gate import (
     DEFAULT_GATE_SETTINGS,
     GateSettings,
+    TileGate,
     coarse_size,
     margin_in_work_pixels,
     tiles_to_grow,
     tiles_touched,
 )
+from detector.counting.pipeline import SlicedCount
 from detector.counting.slicing import tile_grid
 from detector.errors import DetectorError
 from detector.settings import DEFAULT_GATE, CountOptions, ModelSettings, gate_arg
@@ -82,14 +84,20 @@ def shipped() -> Detector:
     return Detector.load(ModelSettings(device="cpu"))
 
 
+def _detect(detector: Detector, options: CountOptions):
+    """The gate's ``detect`` callback: (image, tiles) pairs through the detector's network at the count's thresholds."""
+    conf = detector.pipeline.thresholds(options).count
+    return lambda images: [found for _, found in detector.pipeline.detect_stream(images, conf, options)]
+
+
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
 def test_gated_counts_hold_to_ungated_ones_on_the_shipped_examples(shipped, example):
     """The examples are 4x-downsampled survey photos, enlarged 2x for the model: the gate leaves such photos alone
     (their coarse view misses isolated animals), so gate on and off count the same."""
     prepared = shipped.prepare(example, CountOptions(photo_scale=0.25))
     assert prepared.factor == 2  # enlarged for the model
-    ungated = shipped.count_prepared(prepared, CountOptions(photo_scale=0.25, gate=False))
-    gated = shipped.count_prepared(prepared, CountOptions(photo_scale=0.25, gate=True))
+    ungated = shipped.count_many([prepared], CountOptions(photo_scale=0.25, gate=False))[0]
+    gated = shipped.count_many([prepared], CountOptions(photo_scale=0.25, gate=True))[0]
     assert gated.counts == ungated.counts and counts_agree(ungated.counts, gated.counts)
     assert gated.tiles == ungated.tiles == gated.tiles_run and gated.tiles_skipped == gated.gate_tiles == 0
     row = dict(zip(gated.csv_header(gated.class_names), gated.csv_row(), strict=True))
@@ -101,9 +109,11 @@ def test_the_gate_skips_water_on_a_sparse_example_when_allowed_to(shipped):
     pass keeps the tiles near the animals and skips others."""
     prepared = shipped.prepare(REPO_ROOT / "examples" / "noaa_train_6.jpg", CountOptions(photo_scale=0.25))
     grid = tile_grid(prepared.work.shape[1], prepared.work.shape[0], prepared.tile_size, 0.2)
-    (keep,), (coarse,) = shipped.gate([prepared], [grid], CountOptions(), GateSettings(max_enlargement=2))
+    allowed = SlicedCount(shipped.network.predict, shipped.info, shipped.device, GateSettings(max_enlargement=2))
+    options = CountOptions()
+    (keep,), (coarse,) = allowed.tile_gate(allowed.thresholds(options).gate, options).coarse_pass([prepared], [grid])
     assert 0 < keep.sum() < len(grid) and 0 < coarse < len(grid)
-    found = shipped.detect(prepared.work, grid, CountOptions())
+    (found,) = _detect(shipped, CountOptions())([(prepared.work, grid)])
     dense = np.bincount(found.tile_id, minlength=len(grid)) >= 5  # the tiles over the animals' rock
     assert dense.any() and keep[dense].all()
 
@@ -114,21 +124,23 @@ def test_growing_from_one_tile_follows_the_animals_and_merges_like_one_pass(ship
     options = CountOptions(photo_scale=0.25)
     prepared = shipped.prepare(REPO_ROOT / "examples" / "noaa_train_6.jpg", options)
     grid = tile_grid(prepared.work.shape[1], prepared.work.shape[0], prepared.tile_size, options.overlap)
-    everything = shipped.detect(prepared.work, grid, options)
+    detect = _detect(shipped, options)
+    (everything,) = detect([(prepared.work, grid)])
     seed = np.zeros(len(grid), bool)
     seed[np.bincount(everything.tile_id, minlength=len(grid)).argmax()] = True
-    found, ran = shipped.grow(prepared, grid, seed, shipped.detect(prepared.work, grid[seed], options), options)
+    (seeded,) = detect([(prepared.work, grid[seed])])
+    found, ran = TileGate(detect, shipped.ground_scale).grow(prepared.work, grid, seed, seeded)
     assert seed.sum() < ran.sum() < len(grid) and ran[seed].all()
     margin = margin_in_work_pixels(GateSettings(), shipped.ground_scale)
     assert not tiles_to_grow(grid, ran, found.xyxy, margin).any()  # grown until no detection reaches a skipped tile
-    assert len(found.merge_tiles()) == len(shipped.detect(prepared.work, grid[ran], options).merge_tiles())
+    assert len(found.merge_tiles()) == len(detect([(prepared.work, grid[ran])])[0].merge_tiles())
 
 
 @pytest.mark.skipif(not FULLRES.is_file(), reason=NO_SHARED_DATA)
 def test_the_gate_holds_counts_and_skips_tiles_on_a_full_resolution_photo(shipped):
     prepared = shipped.prepare(FULLRES, CountOptions())
-    ungated = shipped.count_prepared(prepared, CountOptions(gate=False))
-    gated = shipped.count_prepared(prepared, CountOptions(gate=True))
+    ungated = shipped.count_many([prepared], CountOptions(gate=False))[0]
+    gated = shipped.count_many([prepared], CountOptions(gate=True))[0]
     assert counts_agree(ungated.counts, gated.counts), (gated.counts, ungated.counts)
     assert gated.tiles_skipped > 0 and 0 < gated.gate_tiles < gated.tiles
     assert gated.tiles_run + gated.tiles_skipped == gated.tiles == ungated.tiles_run

@@ -175,13 +175,15 @@ def test_running_only_the_tiles_with_a_detection_keeps_the_counts():
 
     detector, off = Detector.load(), CountOptions(gate=False)
     prepared = detector.prepare(SHARED_DATA / "fullres-raw" / "44.jpg", off)
-    grid, _ = detector.gated_tiles(prepared, CountOptions(gate=True))
-    with_detections = grid[np.unique(detector.detect(prepared.work, grid, off).tile_id)]
+    pipeline = detector.pipeline
+    grid, _ = pipeline.gated_tiles(prepared, CountOptions(gate=True))
+    conf = pipeline.thresholds(off).count
+    with_detections = grid[np.unique(pipeline.detect(prepared.work, grid, conf, off).tile_id)]
     assert len(with_detections) < len(grid) / 2
-    only = detector.detect(prepared.work, with_detections, off).merge_tiles()
+    only = pipeline.detect(prepared.work, with_detections, conf, off).merge_tiles()
     per_class = np.bincount(only.class_id, minlength=len(detector.class_names)).tolist()
     counted = dict(zip(detector.class_names, per_class, strict=True))
-    assert counted == detector.count_prepared(prepared, off).counts
+    assert counted == detector.count_many([prepared], off)[0].counts
 
 
 def test_the_docs_show_the_committed_gate_recall_table():

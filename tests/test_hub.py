@@ -142,3 +142,28 @@ def test_an_explicit_repo_and_revision_work_with_an_empty_manifest(hub_env, tmp_
     assert resolved.sha256 == hub_env.sha256["v2"] and resolved.source == "hub"
     with pytest.raises(ModelResolutionError, match="give the hub repo"):
         resolve(revision="v2", manifest=manifest)
+
+
+def test_a_published_versions_weights_count_as_the_version_when_given_as_an_unlisted_file(tiny_models, tmp_path):
+    """The weights training.publish writes carry the version's calibrated thresholds (and greyscale input): the same
+    file given as explicit weights, with no manifest listing it, counts at those thresholds, not at DEFAULT_CONF."""
+    from detector.counting.model import Detector
+    from detector.settings import DEFAULT_CONF, ModelSettings
+    from training.publish import CardInputs, ManifestUpdate, PublishTarget, TrainedModel, publish
+
+    calibrated = {"adult_males": 0.3, "subadult_males": 0.25, "adult_females": 0.2, "juveniles": 0.22, "pups": 0.15}
+    model = TrainedModel(tiny_models["v1"], "v9", 320, 1.0, "yolov5n.yaml", class_conf=calibrated)
+    target = PublishTarget("sealion-tests/stamped", git_repo=tmp_path / "repo")
+    card = CardInputs(training_command="test", training_data={"photo_ids": []}, metrics={})
+    (tmp_path / "weights").mkdir()
+    published = publish(model, card, target, ManifestUpdate(tmp_path / "weights" / "manifest.yaml"))
+    copy = Path(shutil.copy(tmp_path / "repo" / published.filename, tmp_path / "copy.pt"))
+    assert sha256_file(copy) == published.sha256  # what the version's manifest entry pins
+
+    (tmp_path / "weights" / "none.yaml").write_text("versions: {}\n")
+    nothing_listed = load_manifest(tmp_path / "weights" / "none.yaml")
+    unlisted = resolve_weights(ModelSettings(weights=copy), manifest=nothing_listed)
+    assert unlisted.version.name == "local" and dict(unlisted.version.class_conf) == calibrated
+    assert Detector(unlisted, device="cpu", warmup=False).thresholds() == calibrated
+    plain = resolve_weights(ModelSettings(weights=tiny_models["v1"]), manifest=nothing_listed)
+    assert Detector(plain, device="cpu", warmup=False).thresholds() == dict.fromkeys(calibrated, DEFAULT_CONF)

@@ -10,8 +10,9 @@ import torch
 from PIL import Image
 
 from detector import Detector
+from detector.arguments import option_message
 from detector.classes import SEA_LION_CLASSES
-from detector.counting.model import select_device
+from detector.counting.backends import select_device
 from detector.counting.slicing import tile_grid
 from detector.errors import DetectorError
 from detector.settings import ModelSettings
@@ -104,8 +105,11 @@ def test_device_selection():
     if not torch.cuda.is_available():
         with pytest.raises(DetectorError, match="CUDA is not available"):
             select_device("cuda")
-    with pytest.raises(DetectorError, match="Unknown device"):
+    with pytest.raises(DetectorError, match="Unknown device") as refused:
         select_device("tpu")
+    # the library names the setting; the command line, its option (detector.arguments.option_message)
+    assert "use device=auto, cpu" in str(refused.value) and "--" not in str(refused.value)
+    assert "use --device auto, cpu" in option_message(refused.value)
 
 
 def test_load_a_pinned_version_from_the_hub_and_count(hub_env, tmp_path, photo):

@@ -72,7 +72,7 @@ def test_the_openvino_model_takes_a_thread_count_and_a_precision(tiny_export):
     weights, folder = tiny_export
     export = replace(weights.version.runtimes["openvino"], name="openvino-f32", inference_precision="f32")
     detector = Detector(weights, runtime=ResolvedRuntime(folder / export.path, "local", export), threads=1)
-    compiled = detector._yolo.predictor.model.backend.ov_compiled_model
+    compiled = detector.network.backend.ov_compiled_model
     assert compiled.get_property("INFERENCE_NUM_THREADS") == 1
     assert str(compiled.get_property("INFERENCE_PRECISION_HINT")) in {"<Type: 'float32'>", "f32"}
     reference = Detector(weights, device="cpu").count(EXAMPLES[1], conf=LOW_CONF, photo_scale=0.25)
@@ -100,7 +100,7 @@ def test_a_short_batch_runs_as_it_is_not_padded_to_the_exports_batch(tiny_export
     export = replace(weights.version.runtimes["openvino"], name="openvino-f32", inference_precision="f32")
     assert export.batch == 16
     detector = Detector(weights, runtime=ResolvedRuntime(folder / export.path, "local", export))
-    backend = detector._yolo.predictor.model.backend
+    backend = detector.network.backend
     assert backend.ov_compiled_model.input().get_partial_shape()[0].is_dynamic
     backend.ov_compiled_model = spy = _BatchSizes(backend.ov_compiled_model)
     counted = detector.count(EXAMPLES[0], conf=LOW_CONF, photo_scale=0.25, batch_size=16)

@@ -14,7 +14,7 @@ import pytest
 
 from detector import Detector
 from detector.counting.slicing import tile_grid
-from detector.counting.uncertainty import CountErrors
+from detector.counting.uncertainty import CountUncertainty
 from detector.files import sha256_file
 from detector.settings import ModelSettings
 from detector.versions.manifest import load_manifest
@@ -56,7 +56,7 @@ def test_it_counts_a_real_photo_within_its_own_error_for_the_classes_it_counts_w
     females, 62 adult males); the error and the classes come from the default version's card, so a new version is
     held to its own numbers. The slack: the example is downsampled 4x and upsampled 2x to the model's scale, blurrier
     than the photos its CV counted (v3 counts 557 adult females there, 2.2x its CV RMSE of 31.6)."""
-    errors = CountErrors.of(load_manifest().get())
+    errors = CountUncertainty.of(load_manifest().get())
     official = _official_counts(SAMPLE_COUNTS_CSV)[EXAMPLE.stem.removeprefix("noaa_train_")]
     result = shipped.count(EXAMPLE)  # auto scale: the example's size says downsampled 4x
     good = [n for n in SEA_LION_CLASSES if n in errors.typical and n not in errors.worse_than_mean(SEA_LION_CLASSES)]
@@ -74,7 +74,7 @@ def test_per_class_error_on_the_photos_with_official_counts_is_within_its_cross_
     full-resolution raws 5 42 43 44 50; raw 3 is another photograph than the one counted): each class's RMSE over
     them is at most 1.5x the version's cross-validated RMSE from its card. The slack covers 12 photos against the
     cross-validation's and the runtime; a collapse of a class the version counts well fails by far."""
-    errors = CountErrors.of(load_manifest().get())
+    errors = CountUncertainty.of(load_manifest().get())
     official = _official_counts(shared_data / "counts.csv")
     photos = [shared_data / "downsampled" / "Train" / f"{i}.jpg" for i in (0, 1, 2, 4, 6, 7, 8)]
     photos += [shared_data / "fullres-raw" / f"{i}.jpg" for i in (5, 42, 43, 44, 50)]

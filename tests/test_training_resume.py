@@ -154,7 +154,7 @@ def test_stamp_records_the_facts_of_a_run_trained_before_they_were_recorded(resu
         record.pop(key)
     (old / "training_record.json").write_text(json.dumps(record))
     assert run_state(old) == "finished" and read_weights_facts(old / "weights" / "best.pt") is None
-    with pytest.raises(ModelResolutionError, match="--ground-scale"):
+    with pytest.raises(ModelResolutionError, match="ground_scale=0.5"):
         resolve_weights(ModelSettings(weights=old / "weights" / "best.pt"))
 
     assert stamp_run(old, dataset) == WeightsFacts(0.25, 96, SEA_LION_CLASSES, str(dataset))

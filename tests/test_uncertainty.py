@@ -18,7 +18,7 @@ import pytest
 
 from detector.counting.records import PhotoRecord, write_counts_csv, write_summary_csv
 from detector.counting.results import CountResult
-from detector.counting.uncertainty import CountErrors
+from detector.counting.uncertainty import CountUncertainty
 from detector.versions.manifest import load_manifest
 from sealion_app import present
 from tests.helpers import REPO_ROOT, SEA_LION_CLASSES
@@ -39,19 +39,20 @@ def _result(per_class: list[int], source: str = "a.jpg") -> CountResult:
 
 
 def test_errors_come_from_the_calibrated_card_numbers_and_flag_classes_no_better_than_the_mean():
-    errors = CountErrors.from_metrics(METRICS, "vX")
+    errors = CountUncertainty.from_metrics(METRICS, "vX")
     assert errors.typical["pups"] == 96.5  # calibrated beats uncalibrated: those are the thresholds counting
     assert errors.worse_than_mean(SEA_LION_CLASSES) == ["subadult_males", "juveniles", "pups"]
     assert (
-        not CountErrors.from_metrics({}).known and CountErrors.from_metrics({}).worse_than_mean(SEA_LION_CLASSES) == []
+        not CountUncertainty.from_metrics({}).known
+        and CountUncertainty.from_metrics({}).worse_than_mean(SEA_LION_CLASSES) == []
     )
-    assert CountErrors.from_metrics({"cv_rmse_per_class": {"pups": 3.0}}).typical == {"pups": 3.0}
+    assert CountUncertainty.from_metrics({"cv_rmse_per_class": {"pups": 3.0}}).typical == {"pups": 3.0}
 
 
 def test_the_default_version_brings_its_own_errors_from_the_manifest():
     manifest = load_manifest()
     version = manifest.get()  # whatever is the default now (v2 today, v3 once shipped)
-    errors = CountErrors.of(version)
+    errors = CountUncertainty.of(version)
     card = version.metrics.get("cv_calibrated_rmse_per_class") or version.metrics["cv_rmse_per_class"]
     assert errors.version == manifest.default and errors.typical == pytest.approx(card)
     baseline = version.metrics.get("baseline_rmse_per_class") or {}
@@ -59,7 +60,7 @@ def test_the_default_version_brings_its_own_errors_from_the_manifest():
 
 
 def test_a_folder_interval_is_photos_times_the_typical_error_clipped_at_zero():
-    errors = CountErrors.from_metrics(METRICS)
+    errors = CountUncertainty.from_metrics(METRICS)
     # The folder: 3 photos, 0 pups counted though it holds at least 19.
     assert errors.interval("pups", [{"pups": 0}] * 3) == (0, 290)  # 3 x 96.5 = 289.5: the 19 pups are inside
     assert errors.interval("adult_females", [{"adult_females": 65}, {}, {}]) == (
@@ -67,11 +68,11 @@ def test_a_folder_interval_is_photos_times_the_typical_error_clipped_at_zero():
         247,
     )  # 65 - 181.2 < 0, 65 + 181.2 = 246.2
     assert errors.interval("adult_males", [{"adult_males": 100}, {}]) == (77, 123)  # 100 -/+ 22.8
-    assert CountErrors().interval("pups", [{"pups": 5}, {}, {}]) is None
+    assert CountUncertainty().interval("pups", [{"pups": 5}, {}, {}]) is None
 
 
 def test_summary_and_counts_csv_carry_the_errors_intervals_and_flags(tmp_path):
-    errors = CountErrors.from_metrics(METRICS, "vX")
+    errors = CountUncertainty.from_metrics(METRICS, "vX")
     records = [
         PhotoRecord(f"{i}.jpg", _result(counts), folder=folder)
         for i, (counts, folder) in enumerate([([0, 0, 19, 0, 0], "A"), ([0, 0, 0, 0, 0], "A"), ([3, 0, 46, 0, 0], "A"),
@@ -99,7 +100,7 @@ def test_summary_and_counts_csv_carry_the_errors_intervals_and_flags(tmp_path):
 
 
 def test_the_batch_table_shows_each_count_with_its_error_flags_and_a_total_row_with_the_range():
-    errors = CountErrors.from_metrics(METRICS, "vX")
+    errors = CountUncertainty.from_metrics(METRICS, "vX")
     table = present.batch_table([_result([0, 0, 19, 0, 0], "x.jpg"), _result([2, 0, 0, 0, 3], "y.jpg")],
                                 SEA_LION_CLASSES, errors)  # fmt: skip
     assert list(table.columns[1:7]) == [
@@ -120,8 +121,8 @@ def _count(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def default_errors() -> CountErrors:
-    return CountErrors.of(load_manifest().get())
+def default_errors() -> CountUncertainty:
+    return CountUncertainty.of(load_manifest().get())
 
 
 def test_the_cli_out_files_of_the_default_model_carry_its_errors(tmp_path, default_errors):
@@ -187,7 +188,7 @@ def test_the_ranges_the_docs_print_for_a_sparse_and_a_dense_photo_are_the_produc
     assert len(rows) == 5
     for *counts, when, cells in rows:
         photo = dict(zip(SEA_LION_CLASSES, map(int, counts), strict=True))
-        old = CountErrors.from_metrics(
+        old = CountUncertainty.from_metrics(
             {k: v for k, v in load_manifest().get().metrics.items() if k != "cv_error_scale"}
         )
         errors = default_errors if when == "after" else old

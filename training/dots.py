@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from detector.classes import SEA_LION_CLASSES
+from training.errors import PairMismatchError
 from training.io import Dots, read_counts, read_rgb
 
 # RGB at dot centres in the full-resolution dotted photos (data README), in SEA_LION_CLASSES order.
@@ -48,10 +49,6 @@ RING_RADIUS, RING_RATIO = 6.0, 2.5  # JPEG ringing: a peak this near a much stro
 # A pair whose best orientation still differs this much (median over pixels of the per-pixel max channel
 # difference, 0-255) is not the same photograph.
 MISMATCH_MEDIAN_DIFF = 8.0
-
-
-class PairMismatchError(ValueError):
-    """The raw photo and the dotted copy are not the same photograph."""
 
 
 def _colour_labels(rgb: np.ndarray, max_distance: float) -> np.ndarray:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from detector.classes import SEA_LION_CLASSES
+from training.errors import TrainingError
 
 DATASET_RECORD = "photos.json"
 DOTS_FOLDER = "dots"  # dots/<photo id>.csv: each animal's position (x,y,class) at the ground scale
@@ -33,10 +34,6 @@ def write_photo_dots(dataset: Path, photo_id: str, xy: np.ndarray, class_names: 
     path = folder / f"{photo_id}.csv"
     path.write_text("\n".join(lines) + "\n")
     return path
-
-
-class TrainingError(RuntimeError):
-    """A training step cannot go on (missing file, bad table, inconsistent data); the message names the file."""
 
 
 def read_rgb(path: Path) -> np.ndarray:

@@ -29,6 +29,7 @@ from detector.files import sha256_file
 from detector.versions.hub import ResolvedWeights
 from detector.versions.manifest import DEFAULT_MANIFEST, ModelVersion, add_version, load_manifest
 from detector.versions.runtimes import EXPORT_CHOICES
+from detector.versions.weights_facts import WeightsFacts, read_weights_facts, stamp_checkpoint
 from training.card import card_text, summary_metrics
 from training.export import ExportOptions, ExportPlan, default_check_photos, export_version, ship_runtimes
 from training.io import DatasetRecord, TrainingError
@@ -108,6 +109,15 @@ def half_precision_copy(weights: Path, dest: Path) -> Path:
     return dest
 
 
+def stamp_counting(weights: Path, model: TrainedModel) -> None:
+    """Record in the published weights how the version counts (its calibrated thresholds, greyscale input) beside
+    what they were trained on, so the same file given as explicit weights counts as the version does."""
+    trained = read_weights_facts(weights) or WeightsFacts(float(model.ground_scale), int(model.imgsz), SEA_LION_CLASSES)
+    stamp_checkpoint(
+        weights, replace(trained, class_conf=dict(model.class_conf), greyscale_input=bool(model.greyscale_input))
+    )
+
+
 def publish(
     model: TrainedModel,
     card: CardInputs,
@@ -124,6 +134,7 @@ def publish(
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         half_precision_copy(model.weights, folder / filename)
+        stamp_counting(folder / filename, model)
         record = ModelVersion(
             name=version,
             repo_id=target.repo_id,

@@ -12,16 +12,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from detector.versions.manifest import ModelVersion
-from training.io import TrainingError
+from training.errors import PublishError
 
 IDENTITY = ["-c", "user.name=sealion-counter training", "-c", "user.email=training@sealion-counter.invalid"]
 
 
 DEFAULT_REPO_ID = "sealion-counter/steller-sealions-yolov5"
-
-
-class PublishError(TrainingError):
-    """Publishing cannot go on (tag exists, repo unusable, ...); the message says why."""
 
 
 @dataclass(frozen=True)

@@ -10,23 +10,29 @@ pass finds the first of them, and growing follows them, faint hits (at the gate'
 the 17 full-resolution NOAA photos with v4 (``benchmarks.gate_recall``, docs/benchmarks.md): growing keeps more
 photos within 1 % or one animal of the ungated counts and leaves fewer of the biologists' dots in skipped tiles
 than the coarse pass alone, for more of the network's tiles. Each growing round is a short batch: it costs only its
-tiles because OpenVINO exports are compiled for any batch (:class:`detector.counting.model.Detector`).
+tiles because OpenVINO exports are compiled for any batch (:class:`detector.counting.backends.OpenVINORuntime`).
 
 A photo enlarged to reach the model's scale (a downsampled copy) is not gated: it has no detail to spare, and its
 coarse view misses isolated animals (the shipped example ``noaa_train_6.jpg``, enlarged 2x: 3 of 25 adult females
 scored below 0.005 in the coarse view and 0.29-0.44 in the full pass).
 
-The geometry here is pure (arrays in, arrays out); :meth:`detector.counting.model.Detector.count_prepared_many` runs the
-coarse pass through the same network and batches as the full one.
+The geometry here is pure (arrays in, arrays out); :class:`TileGate` runs the two passes through a ``detect``
+callback, the sliced count's own (:mod:`detector.counting.pipeline`): the coarse views of all photos share the
+network's batches, as the full pass's tiles do.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Protocol
 
 import numpy as np
 
+from detector.counting.detections import Detections
+from detector.counting.images import resize_to
 from detector.counting.scale import ADULT_FEMALE_LENGTH_PX
+from detector.counting.slicing import photo_tiles
 from detector.errors import DetectorError
 
 
@@ -93,3 +99,65 @@ def tiles_to_grow(tiles: np.ndarray, ran: np.ndarray, boxes: np.ndarray, margin:
 def margin_in_work_pixels(settings: GateSettings, ground_scale: float) -> float:
     """The gate's margin in pixels of the image the model tiles (the photo at the model's ground scale)."""
     return settings.margin_px * ground_scale
+
+
+# (image, tiles) pairs → each image's detections in its own pixels, at the gate's confidence
+Detect = Callable[[Sequence[tuple[np.ndarray, np.ndarray]]], list[Detections]]
+
+
+class GatedPhoto(Protocol):
+    """What the gate needs of a photo at the model's scale (a :class:`detector.counting.pipeline.Prepared`)."""
+
+    work: np.ndarray  # RGB at the model's scale
+    factor: float  # how much the photo was resized to reach it
+    tile_size: int
+
+
+@dataclass(frozen=True)
+class TileGate:
+    """The gate's two passes for one count, through the count's network: ``detect`` runs (image, tiles) pairs at
+    the gate's confidence; ``ground_scale`` is the model's (the margin is in survey-original pixels)."""
+
+    detect: Detect
+    ground_scale: float
+    settings: GateSettings = DEFAULT_GATE_SETTINGS
+
+    @property
+    def margin(self) -> float:
+        return margin_in_work_pixels(self.settings, self.ground_scale)
+
+    def coarse_pass(
+        self, photos: Sequence[GatedPhoto], grids: Sequence[np.ndarray]
+    ) -> tuple[list[np.ndarray | None], list[int]]:
+        """For each photo, which of its ``grids`` tiles the full pass needs (None: all of them; a photo of one tile,
+        one enlarged for the model, or one whose coarse view would cost as many tiles, is not gated), and how many
+        tiles the coarse pass ran. The coarse views of all photos share the network's batches."""
+        views: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for index, (photo, grid) in enumerate(zip(photos, grids, strict=True)):
+            size = coarse_size(photo.work.shape[1], photo.work.shape[0], self.settings.coarse)
+            coarse_tiles = photo_tiles(size[0], size[1], photo.tile_size, "auto", self.settings.overlap)
+            if len(grid) > 1 and len(coarse_tiles) < len(grid) and photo.factor <= self.settings.max_enlargement:
+                views[index] = (resize_to(photo.work, size), coarse_tiles)
+        keep: list[np.ndarray | None] = [None] * len(grids)
+        counted = [0] * len(grids)
+        if not views:
+            return keep, counted
+        for (index, (view, coarse_tiles)), hits in zip(views.items(), self.detect(list(views.values())), strict=True):
+            work_h, work_w = photos[index].work.shape[:2]
+            to_work = np.array([work_w / view.shape[1], work_h / view.shape[0]] * 2, dtype=np.float32)
+            keep[index] = tiles_touched(grids[index], hits.xyxy * to_work, self.margin)
+            counted[index] = len(coarse_tiles)
+        return keep, counted
+
+    def grow(
+        self, work: np.ndarray, grid: np.ndarray, ran: np.ndarray, found: Detections
+    ) -> tuple[Detections, np.ndarray]:
+        """The second half (:func:`tiles_to_grow`): run the skipped tiles of ``grid`` that the detections ``found``
+        so far reach, until none does; all detections (tile ids stay distinct) and the tiles that ran."""
+        ran = ran.copy()
+        while (more := tiles_to_grow(grid, ran, found.xyxy, self.margin)).any():
+            (extra,) = self.detect([(work, grid[more])])
+            first_id = int(ran.sum())  # tiles are numbered from 0 per call; the tiles already run hold 0..first_id-1
+            found = Detections.merge([found, replace(extra, tile_id=extra.tile_id + first_id)])
+            ran |= more
+        return found, ran

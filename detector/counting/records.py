@@ -15,7 +15,7 @@ from typing import Any, TextIO
 
 from detector.counting.metadata import PhotoMetadata
 from detector.counting.results import CountResult
-from detector.counting.uncertainty import CountErrors
+from detector.counting.uncertainty import CountUncertainty
 
 
 @dataclass(frozen=True)
@@ -91,15 +91,15 @@ class Failure:
 
 def counts_header(class_names: Sequence[str]) -> list[str]:
     """Columns of the counts CSV: the result's columns, each class's typical error and the classes counted worse
-    than guessing the mean (:class:`CountErrors`), the survey metadata, the file's sha256, the error."""
+    than guessing the mean (:class:`CountUncertainty`), the survey metadata, the file's sha256, the error."""
     return [
-        *CountResult.csv_header(class_names), *CountErrors.photo_header(class_names), *PhotoMetadata.csv_header(),
+        *CountResult.csv_header(class_names), *CountUncertainty.photo_header(class_names), *PhotoMetadata.csv_header(),
         "sha256", "error",
     ]  # fmt: skip
 
 
 def write_counts_csv(
-    path: Path, records: Sequence[PhotoRecord], failures: Sequence[Failure] = (), errors: CountErrors | None = None
+    path: Path, records: Sequence[PhotoRecord], failures: Sequence[Failure] = (), errors: CountUncertainty | None = None
 ) -> Path:
     """One row per counted photo, then one per failed file (its name and the error, the rest empty); ``errors``:
     the model version's (empty columns when unknown)."""
@@ -110,12 +110,15 @@ def write_counts_csv(
 
 
 def write_counts_csv_to(
-    handle: TextIO, records: Sequence[PhotoRecord], failures: Sequence[Failure] = (), errors: CountErrors | None = None
+    handle: TextIO,
+    records: Sequence[PhotoRecord],
+    failures: Sequence[Failure] = (),
+    errors: CountUncertainty | None = None,
 ) -> None:
     """:func:`write_counts_csv`'s rows into an open text stream (``sys.stdout`` for ``--out -``)."""
     class_names = records[0].result.class_names if records else ()
     header = counts_header(class_names)
-    errors = errors or CountErrors()
+    errors = errors or CountUncertainty()
     writer = csv.writer(handle)
     writer.writerow(header)
     for record in records:
@@ -128,7 +131,7 @@ def write_counts_csv_to(
 
 
 def write_counts_json(
-    path: Path, records: Sequence[PhotoRecord], failures: Sequence[Failure] = (), errors: CountErrors | None = None
+    path: Path, records: Sequence[PhotoRecord], failures: Sequence[Failure] = (), errors: CountUncertainty | None = None
 ) -> Path:
     """``{"results", "failures", "uncertainty"}``: the records, the failures, the version's errors per class."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -136,14 +139,14 @@ def write_counts_json(
     payload = {
         "results": [r.to_dict() for r in records],
         "failures": [f.to_dict() for f in failures],
-        "uncertainty": (errors or CountErrors()).to_dict(class_names),
+        "uncertainty": (errors or CountUncertainty()).to_dict(class_names),
     }
     path.write_text(json.dumps(payload, indent=2))
     return path
 
 
 def write_counts(
-    path: Path, records: Sequence[PhotoRecord], failures: Sequence[Failure] = (), errors: CountErrors | None = None
+    path: Path, records: Sequence[PhotoRecord], failures: Sequence[Failure] = (), errors: CountUncertainty | None = None
 ) -> Path:
     """``.json`` → :func:`write_counts_json`, anything else → :func:`write_counts_csv`."""
     writer = write_counts_json if path.suffix.lower() == ".json" else write_counts_csv
@@ -151,13 +154,13 @@ def write_counts(
 
 
 def write_summary_csv(
-    path: Path, records: Iterable[PhotoRecord], failures: Iterable[Failure] = (), errors: CountErrors | None = None
+    path: Path, records: Iterable[PhotoRecord], failures: Iterable[Failure] = (), errors: CountUncertainty | None = None
 ) -> Path:
     """One row per folder (site / flight): photos counted, files failed, animals per class, total, then each
-    class's and the total's interval (:meth:`CountErrors.folder_row`) and the classes counted worse than guessing
+    class's and the total's interval (:meth:`CountUncertainty.folder_row`) and the classes counted worse than guessing
     the mean. With site polygons (``--sites``) a ``site`` column follows the folder and each folder has one row per
     site its animals fall in (``-``: outside every polygon); ``photos`` then counts the rasters with animals there."""
-    errors = errors or CountErrors()
+    errors = errors or CountUncertainty()
     per_group: dict[tuple[str, str | None], dict[str, Any]] = {}
     class_names: tuple[str, ...] = ()
     with_sites = False
@@ -179,7 +182,15 @@ def write_summary_csv(
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(
-            ["folder", *site_column, "photos", "failed", *class_names, "total", *CountErrors.folder_header(class_names)]
+            [
+                "folder",
+                *site_column,
+                "photos",
+                "failed",
+                *class_names,
+                "total",
+                *CountUncertainty.folder_header(class_names),
+            ]
         )
         for folder, site in sorted(per_group, key=lambda key: (key[0], key[1] is None, key[1] or "")):
             entry = per_group[(folder, site)]

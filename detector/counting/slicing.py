@@ -40,6 +40,13 @@ def tile_grid(width: int, height: int, tile_size: int, overlap: float = DEFAULT_
     return np.array(tiles, dtype=np.int64).reshape(-1, 4)
 
 
+def photo_tiles(width: int, height: int, tile_size: int, slicing: str, overlap: float) -> np.ndarray:
+    """The tiles the model sees of a ``width`` x ``height`` image: a grid when slicing ("auto": when the image is
+    larger than a tile), else the whole image as one."""
+    sliced = slicing == "on" or (slicing == "auto" and max(width, height) > tile_size)
+    return tile_grid(width, height, tile_size, overlap) if sliced else np.array([[0, 0, width, height]])
+
+
 def shift_boxes(xyxy: np.ndarray, offset_x: float, offset_y: float) -> np.ndarray:
     """Boxes in tile pixels → boxes in image pixels."""
     return np.asarray(xyxy, dtype=np.float32) + np.array([offset_x, offset_y, offset_x, offset_y], dtype=np.float32)

@@ -25,7 +25,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from detector.versions.manifest import ModelVersion
 
 INTERVAL_METHOD = (
     "count ± the sum of the photos' typical errors of the class (an upper bound on the RMS error of a sum of "
@@ -36,7 +39,7 @@ DENSE_FROM = 100  # animals counted on a photo from which its error is modelled 
 
 
 @dataclass(frozen=True)
-class CountErrors:
+class CountUncertainty:
     """A model version's expected count error per class, and the classes it counts worse than guessing the mean."""
 
     version: str = ""
@@ -46,7 +49,7 @@ class CountErrors:
     share: Mapping[str, float] = field(default_factory=dict)  # error model: error per animal counted on the photo
 
     @classmethod
-    def from_metrics(cls, metrics: Mapping[str, Any], version: str = "") -> CountErrors:
+    def from_metrics(cls, metrics: Mapping[str, Any], version: str = "") -> CountUncertainty:
         """From a model card's ``metrics``; empty (errors unknown) when the card has no cross-validation."""
         per_class = metrics.get("cv_calibrated_rmse_per_class") or metrics.get("cv_rmse_per_class") or {}
         baseline = metrics.get("baseline_rmse_per_class") or {}
@@ -60,9 +63,9 @@ class CountErrors:
         )
 
     @classmethod
-    def of(cls, model_version: Any) -> CountErrors:
-        """From a :class:`~detector.versions.manifest.ModelVersion` (a loaded detector's ``weights.version``)."""
-        return cls.from_metrics(model_version.metrics or {}, model_version.name)
+    def of(cls, version: ModelVersion) -> CountUncertainty:
+        """From a model version's record (a loaded detector's ``weights.version``)."""
+        return cls.from_metrics(version.metrics or {}, version.name)
 
     @property
     def known(self) -> bool:
@@ -191,7 +194,7 @@ def fit_error_scale(
 
 
 def coverage(
-    errors: CountErrors, photos: Sequence[tuple[Mapping[str, int], Mapping[str, int]]], class_names: Sequence[str]
+    errors: CountUncertainty, photos: Sequence[tuple[Mapping[str, int], Mapping[str, int]]], class_names: Sequence[str]
 ) -> dict[str, float]:
     """Per class, the share of photos (model counts, true counts) whose true count lies within count ± error."""
     return {

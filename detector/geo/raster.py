@@ -303,7 +303,7 @@ def _count_window(
 
 def _thresholds(detector: Any, options: CountOptions) -> dict[str, float]:
     """The thresholds a count applies, per class (for a raster whose windows were all nodata)."""
-    return dict(zip(detector.class_names, detector.thresholds(options.conf, options.class_conf).tolist(), strict=True))
+    return detector.thresholds(options)
 
 
 def _scale_warnings(scale: RasterScale) -> list[str]:

@@ -27,7 +27,7 @@ import numpy as np
 from detector.classes import SEA_LION_CLASSES
 from detector.counting.metadata import PhotoMetadata
 from detector.counting.results import CountResult
-from detector.counting.uncertainty import CountErrors
+from detector.counting.uncertainty import CountUncertainty
 
 MATCH_IOU = 0.5  # an original detection and a reviewed box are the same animal at IoU >= this
 DECIMALS = 2  # boxes are kept to 0.01 px: exact through every format
@@ -414,7 +414,7 @@ class Review:
         result = self.result()
         return [
             *result.csv_row(),
-            *CountErrors().photo_row(result.class_names),
+            *CountUncertainty().photo_row(result.class_names),
             *self.metadata.csv_row(),
             self.photo_sha256,
             "",

@@ -22,14 +22,18 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from detector.counting.images import SUPPORTED_SUFFIXES
 from detector.counting.records import Failure, PhotoRecord, write_counts_csv, write_summary_csv
-from detector.counting.uncertainty import CountErrors
-from detector.errors import DetectorError
+from detector.counting.uncertainty import CountUncertainty
+from detector.errors import DetectorError, RunSettingsError
 from detector.files import atomic_path, sha256_bytes, sha256_file
 from detector.settings import DEFAULT_DECODERS, DEFAULT_GROUP, CountOptions
+
+if TYPE_CHECKING:
+    from detector.counting.model import Detector, Prepared
+    from detector.counting.results import CountResult
 
 RUN_SETTINGS = "run.json"
 RESULTS = "results.jsonl"
@@ -37,10 +41,6 @@ FAILURES = "failures.jsonl"
 COUNTS_CSV = "counts.csv"
 SUMMARY_CSV = "summary.csv"
 RUN_FORMAT = 1
-
-
-class RunSettingsError(DetectorError):
-    """A rerun asked for settings other than the run directory's."""
 
 
 @dataclass(frozen=True)
@@ -222,7 +222,7 @@ class RunDirectory:
         return todo, skipped
 
     def export(
-        self, records: Sequence[PhotoRecord], failures: Sequence[Failure], errors: CountErrors | None = None
+        self, records: Sequence[PhotoRecord], failures: Sequence[Failure], errors: CountUncertainty | None = None
     ) -> tuple[Path, Path]:
         """Write ``counts.csv`` and ``summary.csv`` from :meth:`outcome` (atomically: a reader never sees half a
         file), with the model version's count ``errors`` (:mod:`detector.counting.uncertainty`)."""
@@ -235,15 +235,14 @@ class RunDirectory:
 ProgressCallback = Callable[[PhotoRecord | Failure], None]
 
 
-def run_settings(detector: Any, options: CountOptions) -> dict[str, Any]:
+def run_settings(detector: Detector, options: CountOptions) -> dict[str, Any]:
     """What decides a run's counts, as stored in ``run.json``: model, runtime, thresholds, tiles, photo scale."""
     info = detector.info
-    thresholds = detector.thresholds(options.conf, options.class_conf)
     return {
         "model": {"version": info.version, "sha256": info.sha256},
-        "runtime": getattr(detector, "runtime", "torch"),
+        "runtime": detector.runtime,
         "greyscale_input": bool(info.greyscale_input),
-        "conf": {name: round(float(value), 4) for name, value in zip(detector.class_names, thresholds, strict=True)},
+        "conf": {name: round(value, 4) for name, value in detector.thresholds(options).items()},
         "iou": float(options.iou),
         "slicing": str(options.slicing),
         "tile_size": int(options.tile_size or detector.imgsz),
@@ -259,10 +258,10 @@ class LoadedPhoto:
 
     photo: PhotoSource
     data: bytes
-    prepared: Any  # detector.counting.model.Prepared
+    prepared: Prepared
 
 
-def load_file(detector: Any, photo: PhotoSource, options: CountOptions) -> LoadedPhoto | Failure:
+def load_file(detector: Detector, photo: PhotoSource, options: CountOptions) -> LoadedPhoto | Failure:
     """Read and decode one photo (thread-safe: the model is not used); a failure names the file."""
     try:
         data = photo.read_bytes()
@@ -278,11 +277,11 @@ def load_file(detector: Any, photo: PhotoSource, options: CountOptions) -> Loade
 
 
 def finish_file(
-    detector: Any,
+    detector: Detector,
     loaded: LoadedPhoto | Failure,
     options: CountOptions,
     annotated_dir: Path | None = None,
-    result: Any = None,
+    result: CountResult | None = None,
 ) -> PhotoRecord | Failure:
     """Count a loaded photo into a record (the network half; ``result``: its count, already made with others), or
     pass its failure on; never raises for a bad photo."""
@@ -294,7 +293,7 @@ def finish_file(
     photo, data = loaded.photo, loaded.data
     try:
         if result is None:
-            result = detector.count_prepared(loaded.prepared, options)
+            (result,) = detector.count_many([loaded.prepared], options)
         if annotated_dir is not None:
             from PIL import Image
 
@@ -318,20 +317,20 @@ def finish_file(
 
 
 def count_file(
-    detector: Any, photo: PhotoSource, options: CountOptions, annotated_dir: Path | None = None
+    detector: Detector, photo: PhotoSource, options: CountOptions, annotated_dir: Path | None = None
 ) -> PhotoRecord | Failure:
     """Count one photo file into a record, or a failure that names the file; never raises for a bad photo."""
     return finish_file(detector, load_file(detector, photo, options), options, annotated_dir)
 
 
 def finish_group(
-    detector: Any, group: Sequence[LoadedPhoto | Failure], options: CountOptions, annotated_dir: Path | None = None
+    detector: Detector, group: Sequence[LoadedPhoto | Failure], options: CountOptions, annotated_dir: Path | None = None
 ) -> Iterator[PhotoRecord | Failure]:
-    """Count decoded photos together (:meth:`Detector.count_prepared_stream`: their tiles share the network's
+    """Count decoded photos together (:meth:`Detector.stream`: their tiles share the network's
     batches), giving each photo's record as soon as its last tile is counted, in order; after a failure the rest of
     the group is counted one photo at a time, so a failure names its file."""
     loaded = [one for one in group if isinstance(one, LoadedPhoto)]
-    stream = detector.count_prepared_stream([one.prepared for one in loaded], options) if len(loaded) > 1 else None
+    stream = detector.stream([one.prepared for one in loaded], options) if len(loaded) > 1 else None
     for one in group:
         result = None
         if stream is not None and isinstance(one, LoadedPhoto):
@@ -343,7 +342,7 @@ def finish_group(
 
 
 def count_photos(
-    detector: Any,
+    detector: Detector,
     photos: Sequence[PhotoSource],
     options: CountOptions,
     annotated_dir: Path | None = None,
@@ -395,7 +394,7 @@ class Engine(Protocol):
 class LocalEngine:
     """The local engine: this process's detector, ``decoders`` threads decoding ahead (:func:`count_photos`)."""
 
-    detector: Any
+    detector: Detector
     decoders: int = DEFAULT_DECODERS
 
     def count_into_run(

@@ -22,16 +22,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from detector.errors import DetectorError
+from detector.errors import DetectorError, TooFewReviews
 from detector.totals.sampling import MIN_PER_STRATUM, ReviewSample, is_take_all, photos_for_precision
 
 METHODS = ("difference", "ratio")
 ALL = "all"  # the scope (folder column) of the whole run's rows
 ALL_CLASSES = "all_classes"  # the class column of the rows that sum every class
-
-
-class TooFewReviews(DetectorError):
-    """A stratum has too few reviewed photos for an estimate with a standard error."""
 
 
 @dataclass(frozen=True)

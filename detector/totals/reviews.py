@@ -20,13 +20,9 @@ from pathlib import Path
 
 from detector.classes import SEA_LION_CLASSES
 from detector.counting.records import PhotoRecord
-from detector.errors import DetectorError
+from detector.errors import ReviewSourceError
 
 DOTS_PHOTO_COLUMNS = ("train_id", "photo", "photo_id", "image")  # as training.io reads them
-
-
-class ReviewSourceError(DetectorError):
-    """A review source cannot be read, or its reviews do not match the run."""
 
 
 @dataclass(frozen=True)

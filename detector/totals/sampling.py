@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from detector.counting.records import PhotoRecord
-from detector.errors import DetectorError
+from detector.errors import SampleError
 
 SAMPLE_CSV = "review-sample.csv"
 FRAME_CSV = "review-frame.csv"
@@ -53,10 +53,6 @@ def take_all_stratum(folder: str) -> str:
 def is_take_all(stratum: str) -> bool:
     """Whether ``stratum`` is a folder's take-all stratum (every photo reviewed, none drawn at random)."""
     return stratum.endswith(f":{TAKE_ALL}")
-
-
-class SampleError(DetectorError):
-    """The sample cannot be drawn or read (too few photos asked, no sample drawn yet, a changed run)."""
 
 
 @dataclass(frozen=True)

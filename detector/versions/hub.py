@@ -1,4 +1,4 @@
-"""Find the weights file of a model version: explicit file → hub (cache first) → shipped default.
+"""Find the weights file of a model version (the order: :func:`resolve_weights`) and its exported runtimes.
 
 Every file is checked against its pinned sha256 before anything loads it.
 """
@@ -230,31 +230,34 @@ def _listed_version(manifest: Manifest, repo_id: str, revision: str) -> ModelVer
 
 
 def _resolve_local(
-    path: Path, sha256: str | None, manifest: Manifest, version_name: str | None, ground_scale: float | None
+    path: Path, sha256: str | None, manifest: Manifest, version: str | None, ground_scale: float | None
 ) -> ResolvedWeights:
     """An explicit file: a manifest version when its sha256 is listed, else an unlisted ``local`` version counted at
     the ground scale, chip size and classes the file records (:mod:`detector.versions.weights_facts`); the
     setting's ground scale overrides the recorded one, and a file that records none is refused without it."""
     if not path.is_file():
-        raise ModelResolutionError(f"Weights file {path} does not exist (from --weights or {ENV_WEIGHTS}).")
+        raise ModelResolutionError(
+            f"Weights file {path} does not exist (from {{setting}}{path} or {ENV_WEIGHTS}).", setting="weights"
+        )
     actual = verify_sha256(path, sha256) if sha256 else sha256_file(path)
     listed = next((v for v in manifest.versions.values() if v.sha256 == actual), None)
-    if listed is None and version_name and version_name in manifest.versions:
-        listed = manifest.versions[version_name]
+    if listed is None and version and version in manifest.versions:
+        listed = manifest.versions[version]
         verify_sha256(path, listed.sha256)
-    version = listed or _unlisted_version(path, actual, ground_scale)
-    return ResolvedWeights(path, actual, "local", version)
+    return ResolvedWeights(path, actual, "local", listed or _unlisted_version(path, actual, ground_scale))
 
 
 def _unlisted_version(path: Path, sha256: str, ground_scale: float | None) -> ModelVersion:
-    """An unlisted weights file as a ``local`` version, from the facts it records and the ground-scale setting."""
+    """An unlisted weights file as a ``local`` version, from the facts it records (a published version's file: its
+    calibrated thresholds too) and the ground-scale setting."""
     facts = read_weights_facts(path)
     if facts is None and ground_scale is None:
         raise ModelResolutionError(
             f"Weights file {path} does not record the ground scale it was trained at (no facts in the checkpoint, "
-            f"no training record beside it), and counting at the wrong scale miscounts every class: give "
-            f"--ground-scale ({ENV_GROUND_SCALE}), e.g. 0.5 for a model trained on photos at half resolution, or "
-            "record it with python -m training.train --stamp RUN --dataset DATASET."
+            f"no training record beside it), and counting at the wrong scale miscounts every class: give it "
+            f"({{setting}}0.5 for a model trained on photos at half resolution; {ENV_GROUND_SCALE}), or "
+            "record it with python -m training.train --stamp RUN --dataset DATASET.",
+            setting="ground_scale",
         )
     if facts is None:
         return ModelVersion.unlisted(path.name, sha256, ground_scale=ground_scale)
@@ -265,7 +268,10 @@ def _unlisted_version(path: Path, sha256: str, ground_scale: float | None) -> Mo
         )  # fmt: skip
     chosen = facts.ground_scale if ground_scale is None else ground_scale
     version = ModelVersion.unlisted(path.name, sha256, ground_scale=chosen)
-    return replace(version, class_names=facts.class_names, imgsz=facts.chip_size)
+    return replace(
+        version, class_names=facts.class_names, imgsz=facts.chip_size, class_conf=dict(facts.class_conf),
+        greyscale_input=facts.greyscale_input,
+    )  # fmt: skip
 
 
 def resolve_runtime(

@@ -1,8 +1,11 @@
-"""What a weights file says about itself: the ground scale, chip size and class names it was trained at.
+"""What a weights file says about itself: the ground scale, chip size and class names it was trained at, and, once
+published, how its version counts (calibrated thresholds, greyscale input).
 
 ``training.train`` writes these facts into every checkpoint it saves (a top-level key of the ultralytics checkpoint
-dict, which ultralytics keeps when it strips or half-precisions the file) and into the run's training record. An
-unlisted ``--weights`` file is counted at its own ground scale; one that records none needs ``--ground-scale``.
+dict, which ultralytics keeps when it strips or half-precisions the file) and into the run's training record;
+``training.publish`` adds the version's calibrated thresholds to the weights it publishes. An unlisted weights file
+is counted as it records (a published version's file as the version); one that records no ground scale needs the
+ground-scale setting.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,20 +24,28 @@ TRAINING_RECORD = "training_record.json"
 @dataclass(frozen=True)
 class WeightsFacts:
     """The input a model was trained on: photos at ``ground_scale`` of native survey resolution, cut into chips of
-    ``chip_size`` pixels, labelled with ``class_names`` (in class-index order)."""
+    ``chip_size`` pixels, labelled with ``class_names`` (in class-index order). A published version's weights also
+    carry how it counts: ``class_conf`` (its calibrated thresholds) and ``greyscale_input``."""
 
     ground_scale: float
     chip_size: int
     class_names: tuple[str, ...]
     dataset: str = ""  # the dataset folder the facts were read from
+    class_conf: Mapping[str, float] = field(default_factory=dict)
+    greyscale_input: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "ground_scale": float(self.ground_scale),
             "chip_size": int(self.chip_size),
             "class_names": list(self.class_names),
             "dataset": self.dataset,
         }
+        if self.class_conf:  # a training checkpoint's facts stay as they were
+            data["class_conf"] = {str(name): float(value) for name, value in self.class_conf.items()}
+        if self.greyscale_input:
+            data["greyscale_input"] = True
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> WeightsFacts:
@@ -43,6 +54,8 @@ class WeightsFacts:
             chip_size=int(data["chip_size"]),
             class_names=tuple(str(n) for n in data["class_names"]),
             dataset=str(data.get("dataset", "")),
+            class_conf={str(name): float(value) for name, value in (data.get("class_conf") or {}).items()},
+            greyscale_input=bool(data.get("greyscale_input", False)),
         )
 
 

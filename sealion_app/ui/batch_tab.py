@@ -10,7 +10,7 @@ from typing import Any
 
 import gradio as gr
 
-from detector.counting.uncertainty import CountErrors
+from detector.counting.uncertainty import CountUncertainty
 from detector.settings import CountOptions
 from detector.versions.runtimes import DEFAULT_RUNTIME
 from sealion_app import present
@@ -47,7 +47,7 @@ def build_batch_tab(
 
         prune_old_batches(batch_dir)
         outcome = count_batch(detector, [str(f) for f in files], settings.options(), progress=report, out_dir=batch_dir)
-        errors = CountErrors.of(detector.weights.version)
+        errors = CountUncertainty.of(detector.weights.version)
         table = present.batch_table(outcome.results, detector.class_names, errors)
         failures = present.failures_table(outcome.failures)
         elapsed = time.perf_counter() - started
@@ -71,11 +71,11 @@ def build_batch_tab(
             options = settings.options()
         except (gr.Error, ValueError):
             return "Settings: the adult female length must be 0 (auto) or a positive number of pixels."
-        label = settings.model_version or registry.default_label
+        version = settings.model_version or registry.default_version
         runtime = settings.runtime
-        shown = registry.get(label, runtime) if registry.is_loaded(label, runtime) else None
+        shown = registry.get(version, runtime) if registry.is_loaded(version, runtime) else None
         chosen = shown.runtime if shown else runtime or DEFAULT_RUNTIME
-        return present.settings_text(options, shown or default, version=label, runtime=chosen)
+        return present.settings_text(options, shown or default, version=version, runtime=chosen)
 
     with gr.Tab("Batch", id="batch"):
         gr.Markdown(
@@ -87,7 +87,7 @@ def build_batch_tab(
         batch_button = gr.Button("Count all", variant="primary")
         batch_status = gr.Markdown(elem_id="batch-status")
         batch_table = gr.Dataframe(
-            present.batch_table([], default.class_names, CountErrors.of(default.weights.version)),
+            present.batch_table([], default.class_names, CountUncertainty.of(default.weights.version)),
             label="Counts per photo",
             interactive=False,
             wrap=True,  # a long warning wraps in its cell instead of pushing the column out of sight

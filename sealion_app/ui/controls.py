@@ -143,7 +143,7 @@ def model_controls(registry: ModelRegistry, imgsz: int) -> SharedControls:
     with gr.Row():
         model_version = gr.Dropdown(
             registry.choices(),
-            value=registry.default_label,
+            value=registry.default_version,
             label="Model version",
             info="From weights/manifest.yaml; other versions load on first use.",
             interactive=True,
