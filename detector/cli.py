@@ -12,7 +12,13 @@ from typing import Any
 
 from detector.arguments import add_model_arguments, option_message, settings_from
 from detector.counting.results import CountResult
-from detector.counting.scale import ADULT_FEMALE_LENGTH_PX, scale_from_female_length
+from detector.counting.scale import (
+    ADULT_FEMALE_LENGTH_PX,
+    SEA_LION_REFERENCE,
+    ScaleReference,
+    scale_from_female_length,
+    scale_from_reference_length,
+)
 from detector.counting.uncertainty import CountUncertainty
 from detector.environment import check_torch_pair
 from detector.errors import DetectorError
@@ -73,8 +79,13 @@ def add_count_arguments(count: argparse.ArgumentParser) -> None:
     scale = count.add_mutually_exclusive_group()
     scale.add_argument(
         "--female-length", type=float, default=None, metavar="PX",
-        help="how long an adult female is in the photos, in pixels (about "
+        help="sea lion versions: how long an adult female is in the photos, in pixels (about "
         f"{ADULT_FEMALE_LENGTH_PX} in a survey original); default: auto from each photo's size",
+    )  # fmt: skip
+    scale.add_argument(
+        "--reference-length", type=float, default=None, metavar="PX",
+        help="any version: how long its reference class is in the photos, in pixels (sea lions: adult females; "
+        "the manifest's reference_class and reference_length_px, docs/models.md); default: auto",
     )  # fmt: skip
     scale.add_argument(
         "--photo-scale", type=photo_scale_arg, default=None, metavar="auto|S",
@@ -158,6 +169,7 @@ def run_count(args: argparse.Namespace, stop: StopOnSignal | None = None) -> int
     options = CountOptions(
         conf=args.conf, iou=args.iou, slicing=args.slicing, tile_size=args.tile_size, overlap=args.overlap,
         photo_scale=photo_scale, batch_size=args.batch_size, gate=gate_arg(args.gate),
+        reference_length=args.reference_length,
     )  # fmt: skip
     from detector.geo.cli import RasterCounting
 
@@ -180,6 +192,7 @@ def run_count(args: argparse.Namespace, stop: StopOnSignal | None = None) -> int
         f"model {detector.info.version} ({detector.info.source}, sha256 {detector.info.sha256[:12]}) on "
         f"{detector.device} with {detector.runtime}"
     )
+    _check_scale_flags(args, detector.info.scale_reference)
     errors = CountUncertainty.of(detector.weights.version)
     run = RunDirectory.open(args.run, run_settings(detector, options), args.new_run) if args.run else None
     for failure in missing:
@@ -267,6 +280,22 @@ def _finish(
     return 1 if failures else 0
 
 
+def _check_scale_flags(args: argparse.Namespace, reference: ScaleReference) -> None:
+    """Refuse a scale flag the loaded version cannot use: ``--female-length`` for a version that measures scale by
+    another class, ``--reference-length`` for one that names no reference class."""
+    if args.female_length is not None and reference.class_name != SEA_LION_REFERENCE.class_name:
+        what = (
+            f"its reference class is {reference.class_name}" if reference.class_name else "it names no reference class"
+        )
+        fix = "--reference-length PX" if reference.class_name else "--photo-scale S"
+        raise DetectorError(f"--female-length measures adult female sea lions, but {what}: use {fix} instead.")
+    if args.reference_length is not None:
+        try:
+            scale_from_reference_length(args.reference_length, reference)
+        except ValueError as exc:
+            raise DetectorError(f"--reference-length: {exc}.") from None
+
+
 def _complete_run(folder: Path, model: Any, options: CountOptions, photos: list[Any]) -> Any | None:
     """The model version (manifest entry) when run ``folder`` already holds every photo, unchanged, counted with the
     settings these arguments give; None when anything is left to count or the settings may differ (the caller then
@@ -287,7 +316,8 @@ def _complete_run(folder: Path, model: Any, options: CountOptions, photos: list[
         return None  # known only once the network is loaded
     planned = SimpleNamespace(
         info=SimpleNamespace(version=version.name, sha256=weights.sha256, greyscale_input=version.greyscale_input,
-                             class_conf=dict(version.class_conf)),
+                             class_conf=dict(version.class_conf),
+                             reference_class=version.scale_reference.class_name),
         runtime=choose_runtime(model.runtime, version, select_device(model.device)),
         class_names=tuple(version.class_names), imgsz=version.imgsz,
     )  # fmt: skip

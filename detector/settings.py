@@ -63,9 +63,10 @@ class CountOptions:
     """How one photo is counted; validated here, so a bad value is refused before any work, naming the setting.
 
     ``conf`` None: the model version's calibrated per-class thresholds (``class_conf`` replaces them).
-    ``tile_size`` None: the model's input size. ``photo_scale`` None: auto from each photo's size
-    (:mod:`detector.counting.scale`). ``gate``: skip the tiles a coarse first pass finds no animal near
-    (:mod:`detector.counting.gate`; on by default, :data:`DEFAULT_GATE`); False runs the full pass on every tile.
+    ``tile_size`` None: the model's input size. ``photo_scale`` None: ``reference_length`` (how long the version's
+    reference class is in the photos, in pixels) or else auto from each photo's size (:mod:`detector.counting.scale`).
+    ``gate``: skip the tiles a coarse first pass finds no animal near (:mod:`detector.counting.gate`; on by default,
+    :data:`DEFAULT_GATE`); False runs the full pass on every tile.
     """
 
     conf: float | None = None
@@ -77,6 +78,8 @@ class CountOptions:
     batch_size: int = DEFAULT_BATCH
     class_conf: Mapping[str, float] | None = None
     gate: bool = DEFAULT_GATE
+    reference_length: float | None = None  # the reference class's length in the photos (px); sets the photo scale
+    reference_class: str | None = None  # the class reference_length measures; None: the version's reference class
 
     def __post_init__(self) -> None:
         if self.conf is not None and not 0 <= self.conf <= 1:
@@ -91,6 +94,8 @@ class CountOptions:
             raise DetectorError(f"overlap must be at least 0 and below 1, got {self.overlap}.")
         if self.photo_scale is not None and not self.photo_scale > 0:
             raise DetectorError(f"photo_scale must be positive, got {self.photo_scale}.")
+        if self.reference_length is not None and self.photo_scale is not None:
+            raise DetectorError("give photo_scale or reference_length, not both (each sets the photo scale).")
         if self.batch_size < 1:
             raise DetectorError(f"batch_size must be at least 1, got {self.batch_size}.")
         if not isinstance(self.gate, bool):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 from detector.counting.backends import ExportRuntime, UltralyticsRuntime, load_runtime, select_device
@@ -19,11 +20,22 @@ from detector.counting.results import CountResult, ModelInfo
 from detector.errors import DetectorError
 from detector.settings import CountOptions, ModelSettings
 from detector.versions.hub import ResolvedRuntime, ResolvedWeights, resolve_runtime, resolve_weights
+from detector.versions.manifest import ModelVersion
 from detector.versions.runtimes import TORCH, choose_runtime, runtime_unavailable
 
 __all__ = ["Detector", "Prepared", "select_device"]
 
 logger = logging.getLogger(__name__)
+
+
+def _reference_fields(version: ModelVersion) -> dict[str, Any]:
+    """The :class:`ModelInfo` fields of a version's scale reference (:attr:`ModelVersion.scale_reference`)."""
+    reference = version.scale_reference
+    return {
+        "reference_class": reference.class_name,
+        "reference_length_px": reference.length_px,
+        "frame_sides": reference.frame_sides,
+    }
 
 
 class Detector:
@@ -67,6 +79,7 @@ class Detector:
             greyscale_input=bool(version.greyscale_input),
             runtime=self.network.name,
             runtime_path=str(runtime.path) if runtime is not None else None,
+            **_reference_fields(replace(version, class_names=self.class_names)),
         )
         self.pipeline = SlicedCount(self.network.predict, self.info, self.network.device)
         self.load_ms = (time.perf_counter() - started) * 1000

@@ -22,7 +22,7 @@ from detector.counting.detections import Detections
 from detector.counting.gate import DEFAULT_GATE_SETTINGS, GateSettings, TileGate
 from detector.counting.images import ImageInput, greyscale, header_size, load_image, resize_to
 from detector.counting.results import CountResult, ModelInfo
-from detector.counting.scale import PhotoScale, choose_photo_scale, scale_warnings
+from detector.counting.scale import PhotoScale, choose_photo_scale, requested_photo_scale, scale_warnings
 from detector.counting.slicing import photo_tiles
 from detector.errors import DetectorError
 from detector.settings import DEFAULT_CONF, CountOptions
@@ -114,7 +114,11 @@ class SlicedCount:
         rgb = None if size else load_image(image, label=source)
         width, height = size or (rgb.shape[1], rgb.shape[0])
         try:
-            scale = choose_photo_scale(options.photo_scale, width, height)
+            reference = self.model.scale_reference
+            requested = requested_photo_scale(
+                options.photo_scale, options.reference_length, options.reference_class, reference
+            )
+            scale = choose_photo_scale(requested, width, height, reference)
         except ValueError as exc:
             raise DetectorError(f"{exc}.") from None
         factor = self.model.ground_scale / scale.value
@@ -213,12 +217,19 @@ class SlicedCount:
         """Refuse, before doing it, work beyond :data:`WORK_BUDGET_PIXELS`; the message names the setting."""
         width, height = size
         work_w, work_h = max(1, round(width * factor)), max(1, round(height * factor))
-        setting = f"adult females ≈ {scale.adult_female_px:.0f} px (photo scale {scale.value:.3g}, {scale.source})"
+        reference = self.model.scale_reference
+        length = reference.describe(scale.value)
+        setting = f"{length} (photo scale {scale.value:.3g}, {scale.source})" if reference.length_px else length
+        larger = (
+            f"a larger {reference.animals[:-1]} length (photo scale)"
+            if reference.length_px
+            else "a smaller photo scale"
+        )
         if work_w * work_h > WORK_BUDGET_PIXELS:
             raise DetectorError(
                 f"{label}: with {setting} the {width}×{height} photo becomes {work_w}×{work_h} px for the model "
                 f"({work_w * work_h / 1e6:.0f} MP), over the {WORK_BUDGET_PIXELS / 1e6:.0f} MP one photo may use; "
-                "set a larger adult female length (photo scale) — is the photo really that close up?"
+                f"set {larger} — is the photo really that close up?"
             )
         tiles = len(self.tiles(work_w, work_h, tile_size, options))
         if tiles == 1:
@@ -228,7 +239,7 @@ class SlicedCount:
         if tiles > limit:
             raise DetectorError(
                 f"{label}: {tiles} tiles of {tile_size} px at {setting}, over the {limit} one photo may use; "
-                f"use a larger tile size (the model's input is {imgsz} px) or a larger adult female length."
+                f"use a larger tile size (the model's input is {imgsz} px) or {larger}."
             )
 
     def _result(
@@ -263,5 +274,5 @@ class SlicedCount:
             photo_scale=prepared.scale.value,
             scale_source=prepared.scale.source,
             runtime=self.model.runtime,
-            warnings=tuple(scale_warnings(prepared.scale, len(found), (width, height))),
+            warnings=tuple(scale_warnings(prepared.scale, len(found), (width, height), self.model.scale_reference)),
         )

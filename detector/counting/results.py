@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from detector.counting.scale import SEA_LION_REFERENCE, ScaleReference
+
 
 @dataclass(frozen=True)
 class ModelInfo:
@@ -29,11 +31,20 @@ class ModelInfo:
     greyscale_input: bool = False  # photos are counted as their greyscale copy
     runtime: str = "torch"  # what runs the network: "torch" or an exported runtime ("openvino", ...)
     runtime_path: str | None = None  # the exported model loaded (None: the weights file, with torch)
+    reference_class: str | None = SEA_LION_REFERENCE.class_name  # how photo scale is measured (ScaleReference)
+    reference_length_px: float | None = SEA_LION_REFERENCE.length_px
+    frame_sides: tuple[int, ...] = SEA_LION_REFERENCE.frame_sides
+
+    @property
+    def scale_reference(self) -> ScaleReference:
+        """The version's reference class and length (sea lions: adult females, 80 px at photo scale 1)."""
+        return ScaleReference(self.reference_class, self.reference_length_px, tuple(self.frame_sides))
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["class_names"] = list(self.class_names)
         data["class_conf"] = dict(self.class_conf)
+        data["frame_sides"] = list(self.frame_sides)
         return data
 
     def public_dict(self) -> dict[str, Any]:
@@ -54,6 +65,8 @@ class ModelInfo:
         data.setdefault("runtime_path", runtime_file)
         data["class_names"] = tuple(data.get("class_names", ()))
         data["class_conf"] = dict(data.get("class_conf") or {})
+        if "frame_sides" in data:
+            data["frame_sides"] = tuple(data["frame_sides"] or ())
         return cls(**{name: value for name, value in data.items() if name in cls.__dataclass_fields__})
 
 
@@ -135,11 +148,20 @@ class CountResult:
         return self.tiles - self.tiles_skipped
 
     @property
-    def adult_female_px(self) -> float | None:
-        """Typical adult female length in this photo (pixels) at the photo scale used."""
-        from detector.counting.scale import ADULT_FEMALE_LENGTH_PX
+    def scale_reference(self) -> ScaleReference:
+        """How the model measures photo scale (the sea lion default when the result names no model)."""
+        return self.model.scale_reference if self.model else SEA_LION_REFERENCE
 
-        return None if self.photo_scale is None else self.photo_scale * ADULT_FEMALE_LENGTH_PX
+    @property
+    def reference_px(self) -> float | None:
+        """Typical length (pixels) of the model's reference class in this photo at the photo scale used."""
+        return None if self.photo_scale is None else self.scale_reference.length_at(self.photo_scale)
+
+    @property
+    def adult_female_px(self) -> float | None:
+        """Typical adult female length in this photo (pixels) at the photo scale used; None for a model whose
+        reference class is not the sea lions' adult females (see :attr:`reference_px`)."""
+        return self.reference_px if self.scale_reference.class_name == "adult_females" else None
 
     def to_dict(self, include_boxes: bool = True) -> dict[str, Any]:
         """A JSON-ready dict. Box rows are ``[x1, y1, x2, y2, confidence, class_id]``."""
@@ -159,6 +181,8 @@ class CountResult:
             "photo_scale": None if self.photo_scale is None else round(self.photo_scale, 6),
             "scale_source": self.scale_source,
             "adult_female_px": None if self.adult_female_px is None else round(self.adult_female_px, 1),
+            "reference_class": self.scale_reference.class_name,
+            "reference_px": None if self.reference_px is None else round(self.reference_px, 1),
             "runtime": self.runtime,
             "warnings": list(self.warnings),
             "timings_ms": {k: round(float(v), 2) for k, v in self.timings_ms.items()},

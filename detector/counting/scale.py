@@ -1,9 +1,11 @@
-"""Photo scale: how large the animals in a photo are, compared with the survey photos the models learned from.
+"""Photo scale: how large the animals in a photo are, compared with the photos a model version learned from.
 
-Pure functions, no I/O. A *photo scale* of 1.0 is a NOAA survey original (4992 or 5616 pixels wide, two
-cameras), where an adult female is about :data:`ADULT_FEMALE_LENGTH_PX` pixels long; 0.25 is such a photo
-downsampled 4x. People give it as the adult female length they see in the photo (a ruler in any image viewer
-measures it; a ground resolution in cm/pixel would need camera and altitude data the NOAA photos do not carry).
+Pure functions, no I/O. A *photo scale* of 1.0 is a photo at the native resolution of the version's data: for the
+sea lion versions a NOAA survey original (4992 or 5616 pixels wide, two cameras), where an adult female is about
+:data:`ADULT_FEMALE_LENGTH_PX` pixels long; 0.25 is such a photo downsampled 4x. Each version names a *reference
+class* and its typical length at photo scale 1 (:class:`ScaleReference`; sea lions: adult females, 80 px). People
+give the scale as the reference class's length they see in the photo (a ruler in any image viewer measures it; a
+ground resolution in cm/pixel would need camera and altitude data the NOAA photos do not carry).
 """
 
 from __future__ import annotations
@@ -25,6 +27,38 @@ ScaleSource = Literal["auto", "manual"]
 
 
 @dataclass(frozen=True)
+class ScaleReference:
+    """How a model version measures photo scale: its reference class, that class's typical length in pixels at
+    photo scale 1, and the long sides of the whole frames its data came from (auto recognises them and their
+    whole-factor copies). ``class_name`` None: the version names no reference class (scale is set as a number);
+    ``frame_sides`` empty: auto takes every photo at the data's native resolution (photo scale 1)."""
+
+    class_name: str | None = "adult_females"
+    length_px: float | None = ADULT_FEMALE_LENGTH_PX
+    frame_sides: tuple[int, ...] = SURVEY_LONG_SIDES
+
+    @property
+    def animals(self) -> str:
+        """The reference class in words, plural: "adult females", "cows"."""
+        if not self.class_name:
+            return "animals"
+        words = self.class_name.replace("_", " ")
+        return words if words.endswith("s") else words + "s"
+
+    def length_at(self, scale: float) -> float | None:
+        """The reference class's typical length (pixels) in a photo at ``scale``; None when the version names none."""
+        return None if self.length_px is None else scale * self.length_px
+
+    def describe(self, scale: float) -> str:
+        """``adult females ≈ 20 px`` (or ``photo scale 0.25`` when the version names no reference class)."""
+        length = self.length_at(scale)
+        return f"photo scale {scale:.3g}" if length is None else f"{self.animals} ≈ {length:.0f} px"
+
+
+SEA_LION_REFERENCE = ScaleReference()
+
+
+@dataclass(frozen=True)
 class PhotoScale:
     """The scale used for one photo, how it was chosen, and what auto would have chosen."""
 
@@ -41,72 +75,118 @@ class PhotoScale:
 
 def scale_from_female_length(length_px: float) -> float:
     """The photo scale at which an adult female is ``length_px`` pixels long."""
-    smallest = MIN_PHOTO_SCALE * ADULT_FEMALE_LENGTH_PX
+    return scale_from_reference_length(length_px, SEA_LION_REFERENCE)
+
+
+def scale_from_reference_length(length_px: float, reference: ScaleReference) -> float:
+    """The photo scale at which the version's reference class is ``length_px`` pixels long."""
+    if reference.length_px is None:
+        raise ValueError(
+            "this model version names no reference class and length (reference_class/reference_length_px in its "
+            "manifest entry), so give the photo scale as a number instead"
+        )
+    smallest = MIN_PHOTO_SCALE * reference.length_px
     if not length_px >= smallest or not math.isfinite(length_px):
-        raise ValueError(f"the adult female length must be at least {smallest:g} pixels, got {length_px}")
-    return length_px / ADULT_FEMALE_LENGTH_PX
+        noun = reference.animals[:-1] if reference.animals.endswith("s") else reference.animals
+        raise ValueError(f"the {noun} length must be at least {smallest:g} pixels, got {length_px}")
+    return length_px / reference.length_px
 
 
-def auto_photo_scale(width: int, height: int) -> tuple[float, bool]:
-    """The scale of a whole survey frame of this size, and whether the size was recognised.
+def requested_photo_scale(
+    photo_scale: float | None, reference_length: float | None, measured_class: str | None, reference: ScaleReference
+) -> float | None:
+    """The manual photo scale a count asks for: ``photo_scale``, or the scale at which the version's reference class
+    is ``reference_length`` pixels long (``measured_class``: the class the length was measured on, e.g.
+    ``adult_females`` from ``--female-length``; it must be the version's reference class). None: auto."""
+    if reference_length is None:
+        return photo_scale
+    if measured_class and measured_class != reference.class_name:
+        measured = ScaleReference(measured_class, None).animals
+        raise ValueError(
+            f"the length given measures {measured}, but this model version measures scale by "
+            f"{reference.animals if reference.class_name else 'no reference class'}; give the reference length "
+            "(--reference-length) or the photo scale (--photo-scale) instead"
+        )
+    return scale_from_reference_length(float(reference_length), reference)
 
-    A long side within 2 % of a survey original divided by a common factor (1, 2, 3, 4, 6, 8, 16) gives it exactly
-    (1404 px → 5616/4 → 0.25). Any other size is taken relative to a 4992-pixel original (at least
-    :data:`MIN_PHOTO_SCALE`): a guess, flagged.
+
+def auto_photo_scale(width: int, height: int, frame_sides: tuple[int, ...] = SURVEY_LONG_SIDES) -> tuple[float, bool]:
+    """The scale of a whole frame of this size, and whether the size was recognised.
+
+    A long side within 2 % of a frame of the version's data (``frame_sides``; sea lions: the survey originals)
+    divided by a common factor (1, 2, 3, 4, 6, 8, 16) gives it exactly (1404 px → 5616/4 → 0.25). Any other size is
+    taken relative to the first frame side (at least :data:`MIN_PHOTO_SCALE`): a guess, flagged. A version whose
+    data have no frame size (tiles of any size) takes every photo at native resolution (1.0), flagged.
     """
+    if not frame_sides:
+        return 1.0, False
     long_side = max(int(width), int(height))
     best: tuple[float, float] | None = None  # (relative mismatch, scale)
-    for original in SURVEY_LONG_SIDES:
+    for original in frame_sides:
         for factor in WHOLE_FACTORS:
             mismatch = abs(long_side * factor / original - 1)
             if mismatch <= SIZE_TOLERANCE and (best is None or mismatch < best[0]):
                 best = (mismatch, 1 / factor)
     if best is not None:
         return best[1], True
-    return max(MIN_PHOTO_SCALE, long_side / SURVEY_LONG_SIDES[0]), False
+    return max(MIN_PHOTO_SCALE, long_side / frame_sides[0]), False
 
 
-def choose_photo_scale(requested: float | None, width: int, height: int) -> PhotoScale:
+def choose_photo_scale(
+    requested: float | None, width: int, height: int, reference: ScaleReference = SEA_LION_REFERENCE
+) -> PhotoScale:
     """``requested`` (a manual photo scale) or auto's, for a photo of this size."""
-    auto, matched = auto_photo_scale(width, height)
+    auto, matched = auto_photo_scale(width, height, reference.frame_sides)
     if requested is None:
         return PhotoScale(auto, "auto", auto, matched)
     if not requested >= MIN_PHOTO_SCALE or not math.isfinite(requested):
-        raise ValueError(
-            f"photo_scale must be at least {MIN_PHOTO_SCALE:g} (adult females "
-            f"{MIN_PHOTO_SCALE * ADULT_FEMALE_LENGTH_PX:g} px), got {requested}"
-        )
+        smallest = f" ({reference.describe(MIN_PHOTO_SCALE)})" if reference.length_px else ""
+        raise ValueError(f"photo_scale must be at least {MIN_PHOTO_SCALE:g}{smallest}, got {requested}")
     return PhotoScale(float(requested), "manual", auto, matched)
 
 
-def scale_warnings(scale: PhotoScale, total: int, size: tuple[int, int]) -> list[str]:
+def scale_warnings(
+    scale: PhotoScale, total: int, size: tuple[int, int], reference: ScaleReference = SEA_LION_REFERENCE
+) -> list[str]:
     """Plain-language warnings when the scale may have made animals too small or too large for the model.
 
-    ``total`` is the number of animals counted, ``size`` the photo's (width, height).
+    ``total`` is the number of animals counted, ``size`` the photo's (width, height), ``reference`` the version's
+    reference class (the warnings speak of it: adult females for sea lions, cows for elephant seals).
     """
     width, height = size
-    auto_phrase = f"auto would use adult females ≈ {scale.auto * ADULT_FEMALE_LENGTH_PX:.0f} px"
+    now, animals = reference.describe(scale.value), reference.animals
+    one = animals[:-1] if animals.endswith("s") else animals
+    measure = f"measure one {one} and set its length" if reference.length_px else "set the photo scale"
     warnings: list[str] = []
     if scale.source == "manual":
         ratio = scale.value / scale.auto
         if ratio >= WARN_FACTOR or ratio <= 1 / WARN_FACTOR:
             size_word = "smaller" if ratio > 1 else "larger"
             how_much = ratio if ratio > 1 else 1 / ratio
+            frame = "survey frame" if reference.frame_sides == SURVEY_LONG_SIDES else "frame of the model's data"
             warnings.append(
-                f"Adult females set to ≈ {scale.adult_female_px:.0f} px: if this {width}×{height} photo is a whole "
-                f"survey frame, the model sees animals {how_much:.1f}× {size_word} than it learned them and counts "
-                f"may be far off ({auto_phrase}). Keep the setting only if the photo is a crop of a survey photo "
-                "and you measured the animals."
+                f"{now[0].upper()}{now[1:]} set: if this {width}×{height} photo is a whole {frame}, the model sees "
+                f"animals {how_much:.1f}× {size_word} than it learned them and counts may be far off (auto would use "
+                f"{reference.describe(scale.auto)}). Keep the setting only if the photo is a crop and you measured "
+                "the animals."
             )
-    elif not scale.auto_matched:
+    elif not scale.auto_matched and not reference.frame_sides:
         warnings.append(
-            f"{width}×{height} px is not the size of a survey photo or of a copy downsampled 2, 3, 4, 6, 8 or 16×, so "
-            f"auto guessed adult females ≈ {scale.adult_female_px:.0f} px; measure one adult female and set the "
-            "length if the counts look wrong (a crop of a survey photo needs about 80 px per female)."
+            f"The model's data have no frame size, so auto takes this {width}×{height} px photo at the resolution "
+            f"the model learned from ({now}); if the animals are larger or smaller, {measure}."
+        )
+    elif not scale.auto_matched:
+        sizes = "a survey photo" if reference.frame_sides == SURVEY_LONG_SIDES else "a frame of the model's data"
+        typical = (
+            f" (a crop of {sizes} needs about {reference.length_px:g} px per {one})" if reference.length_px else ""
+        )
+        warnings.append(
+            f"{width}×{height} px is not the size of {sizes} or of a copy downsampled 2, 3, 4, 6, 8 or 16×, so "
+            f"auto guessed {now}; {measure} if the counts look wrong{typical}."
         )
     if total == 0 and warnings:
         warnings.append(
-            f"No animals found with adult females ≈ {scale.adult_female_px:.0f} px. If there are animals in the "
-            "photo, the scale is probably wrong: measure an adult female and set its length in pixels."
+            f"No animals found with {now}. If there are animals in the photo, the scale is probably wrong: "
+            f"{measure}{' in pixels' if reference.length_px else ''}."
         )
     return warnings

@@ -235,6 +235,13 @@ class RunDirectory:
 ProgressCallback = Callable[[PhotoRecord | Failure], None]
 
 
+def _scale_setting(options: CountOptions, reference_class: str | None) -> str | float:
+    """``auto``, a photo scale, or the reference length asked for (``cow 40 px``)."""
+    if options.reference_length is not None:
+        return f"{options.reference_class or reference_class} {options.reference_length:g} px"
+    return "auto" if options.photo_scale is None else float(options.photo_scale)
+
+
 def run_settings(detector: Detector, options: CountOptions) -> dict[str, Any]:
     """What decides a run's counts, as stored in ``run.json``: model, runtime, thresholds, tiles, photo scale."""
     info = detector.info
@@ -247,7 +254,7 @@ def run_settings(detector: Detector, options: CountOptions) -> dict[str, Any]:
         "slicing": str(options.slicing),
         "tile_size": int(options.tile_size or detector.imgsz),
         "overlap": float(options.overlap),
-        "photo_scale": "auto" if options.photo_scale is None else float(options.photo_scale),
+        "photo_scale": _scale_setting(options, info.reference_class),
         "gate": "on" if options.gate else "off",
     }
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from detector.counting.scale import SEA_LION_REFERENCE, ScaleReference
 from detector.errors import ModelResolutionError
 from detector.settings import DEFAULT_IMGSZ, ENV_MANIFEST
 from detector.versions.runtimes import FORMATS, runtime_format
@@ -110,6 +111,11 @@ class ModelVersion:
     greyscale_input: bool = False  # the detector counts every photo as its greyscale copy (colour-blind)
     runtimes: Mapping[str, ExportedRuntime] = field(default_factory=dict)  # exports in the same revision
     cpu_runtime: str | None = None  # the runtime "auto" picks on a CPU (one of ``runtimes``); None: torch
+    # How photo scale is measured (detector.counting.scale.ScaleReference); None: the sea lion default for a
+    # version with the sea lion classes (adult females, 80 px, survey frames), else none / native resolution
+    reference_class: str | None = None  # the class people measure in a photo
+    reference_length_px: float | None = None  # its typical length at photo scale 1 (the data's native resolution)
+    frame_sides: tuple[int, ...] | None = None  # long sides of the data's whole frames; () = tiles of any size
 
     def __post_init__(self) -> None:
         if self.cpu_runtime and self.cpu_runtime not in self.runtimes:
@@ -117,6 +123,27 @@ class ModelVersion:
                 f"Model version {self.name!r}: cpu_runtime {self.cpu_runtime!r} is not one of its runtimes "
                 f"({', '.join(self.runtimes) or 'none'})."
             )
+        if self.reference_class and self.class_names and self.reference_class not in self.class_names:
+            raise ModelResolutionError(
+                f"Model version {self.name!r}: reference_class {self.reference_class!r} is not one of its classes "
+                f"({', '.join(self.class_names)})."
+            )
+        if (self.reference_class is None) != (self.reference_length_px is None):
+            raise ModelResolutionError(
+                f"Model version {self.name!r}: give reference_class and reference_length_px together."
+            )
+
+    @property
+    def scale_reference(self) -> ScaleReference:
+        """How this version measures photo scale: its own reference, else the sea lion default for the sea lion
+        classes (or an unknown class list), else no reference class and photos at native resolution."""
+        sea_lions = not self.class_names or SEA_LION_REFERENCE.class_name in self.class_names
+        default = SEA_LION_REFERENCE if sea_lions else ScaleReference(None, None, ())
+        return ScaleReference(
+            self.reference_class if self.reference_class is not None else default.class_name,
+            self.reference_length_px if self.reference_length_px is not None else default.length_px,
+            tuple(self.frame_sides) if self.frame_sides is not None else default.frame_sides,
+        )
 
     @property
     def pinned_revision(self) -> str:
@@ -145,6 +172,11 @@ class ModelVersion:
             data["runtimes"] = {name: runtime.to_dict() for name, runtime in self.runtimes.items()}
         if self.cpu_runtime:
             data["cpu_runtime"] = self.cpu_runtime
+        if self.reference_class is not None:
+            data["reference_class"] = self.reference_class
+            data["reference_length_px"] = float(self.reference_length_px or 0)
+        if self.frame_sides is not None:
+            data["frame_sides"] = [int(side) for side in self.frame_sides]
         return data
 
     def to_card(self) -> dict[str, Any]:
@@ -182,7 +214,19 @@ class ModelVersion:
             greyscale_input=bool(meta.get("greyscale_input", False)),
             runtimes=_runtimes(meta.get("runtimes"), f"The model card of {repo_id}@{revision}"),
             cpu_runtime=meta.get("cpu_runtime") or None,
+            **_reference(meta),
         )
+
+
+def _reference(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The scale reference fields of a manifest entry or card (absent: the defaults of :class:`ModelVersion`)."""
+    sides = data.get("frame_sides")
+    length = data.get("reference_length_px")
+    return {
+        "reference_class": str(data["reference_class"]) if data.get("reference_class") else None,
+        "reference_length_px": float(length) if length is not None else None,
+        "frame_sides": tuple(int(side) for side in sides) if sides is not None else None,
+    }
 
 
 @dataclass(frozen=True)
@@ -232,6 +276,7 @@ def _version_from_dict(name: str, data: Mapping[str, Any]) -> ModelVersion:
         greyscale_input=bool(data.get("greyscale_input", False)),
         runtimes=_runtimes(data.get("runtimes"), f"Manifest entry {name!r}"),
         cpu_runtime=data.get("cpu_runtime") or None,
+        **_reference(data),
     )
 
 
