@@ -1,10 +1,13 @@
-"""The fixed class list of the sea lion model and the colour drawn for each class.
+"""The class list of the sea lion models and the colour drawn for each class; other model versions name their own
+classes (``class_names`` in the manifest) and get colours of a fallback palette.
 
 Colours follow the biologists' dot convention of the NOAA survey (red, magenta, brown, blue, green),
 brightened where the dot colour would vanish on dark rock (brown becomes orange-brown).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 SEA_LION_CLASSES: tuple[str, ...] = ("adult_males", "subadult_males", "adult_females", "juveniles", "pups")
 
@@ -38,3 +41,18 @@ _FALLBACK_PALETTE: tuple[tuple[int, int, int], ...] = (
 def class_color(name: str, index: int) -> tuple[int, int, int]:
     """RGB colour of a class: the documented one for sea lion classes, a stable palette entry otherwise."""
     return CLASS_COLORS.get(name, _FALLBACK_PALETTE[index % len(_FALLBACK_PALETTE)])
+
+
+def is_sea_lion(class_names: Sequence[str]) -> bool:
+    """Whether a version's classes are the sea lion ones (or a subset): their exports keep the sea lion names."""
+    return bool(class_names) and set(class_names) <= set(SEA_LION_CLASSES)
+
+
+def supercategory(class_names: Sequence[str]) -> str:
+    """COCO supercategory of a version's classes: ``sea_lion`` for the sea lion classes, else ``animal``."""
+    return "sea_lion" if is_sea_lion(class_names) else "animal"
+
+
+def animals_described(class_names: Sequence[str]) -> str:
+    """What a version counts, for export descriptions: "Steller sea lion", else its classes ("bull/cow/pup")."""
+    return "Steller sea lion" if is_sea_lion(class_names) else "/".join(class_names)

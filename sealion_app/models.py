@@ -7,6 +7,7 @@ import threading
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from detector.counting.scale import ScaleReference
 from detector.errors import DetectorError
 from detector.settings import ModelSettings
 from detector.versions.manifest import Manifest
@@ -68,6 +69,14 @@ class ModelRegistry:
         else:
             exports = {}
         return offered_runtimes(exports)
+
+    def scale_reference(self, version: str | None = None) -> ScaleReference:
+        """How a version measures photo scale (its reference class and length), from the manifest: nothing is
+        loaded. An unknown version: the startup model's."""
+        version = version or self.default_version
+        if version != self.default_version and self.manifest and version in self.manifest.versions:
+            return self.manifest.get(version).scale_reference
+        return self.default.info.scale_reference
 
     def is_loaded(self, version: str | None, runtime: str | None = None) -> bool:
         return self._key(version, runtime) in self._loaded

@@ -15,7 +15,6 @@ import pandas as pd
 from detector.classes import class_color
 from detector.counting.records import Failure
 from detector.counting.results import CountResult
-from detector.counting.scale import ADULT_FEMALE_LENGTH_PX
 from detector.counting.uncertainty import CountUncertainty
 
 if TYPE_CHECKING:
@@ -82,11 +81,15 @@ def failure_text(reason: str) -> str:
 
 
 def scale_text(result: CountResult) -> str:
-    """'scale auto: adult females ≈ 20 px (photo scale 0.25)'."""
+    """'scale auto: adult females ≈ 20 px (photo scale 0.25)' (the version's reference class: cows for elephant
+    seals)."""
     if result.photo_scale is None:
         return "scale ?"
-    female = f"adult females ≈ {result.adult_female_px:.0f} px"
-    return f"scale {result.scale_source or '?'}: {female} (photo scale {result.photo_scale:.3g})"
+    reference = result.scale_reference
+    if reference.length_px is None:
+        return f"scale {result.scale_source or '?'}: photo scale {result.photo_scale:.3g}"
+    length = reference.describe(result.photo_scale)
+    return f"scale {result.scale_source or '?'}: {length} (photo scale {result.photo_scale:.3g})"
 
 
 def threshold_text(result: CountResult) -> str:
@@ -101,10 +104,13 @@ def threshold_text(result: CountResult) -> str:
 
 def settings_text(options: Any, detector: Detector, version: str | None = None, runtime: str | None = None) -> str:
     """What the Batch tab will use: the Count tab's settings, in words (``runtime`` None: the detector's)."""
-    if options.photo_scale is None:
+    reference = detector.info.scale_reference
+    if options.reference_length is not None:
+        scale = f"{reference.animals} ≈ {options.reference_length:.0f} px in every photo"
+    elif options.photo_scale is None:
         scale = "auto for each photo, from its size (the table and CSV show what each photo got)"
     else:
-        scale = f"adult females ≈ {options.photo_scale * ADULT_FEMALE_LENGTH_PX:.0f} px in every photo"
+        scale = f"{reference.describe(options.photo_scale)} in every photo"
     conf = "the model's calibrated threshold per class" if options.conf is None else f"{options.conf:.2f} for all"
     tiles = f"{options.tile_size} px" if options.tile_size else f"the model's input ({detector.imgsz} px)"
     return (
@@ -139,7 +145,7 @@ def batch_table(
     errors = errors or CountUncertainty()
     flagged = set(errors.worse_than_mean(class_names))
     headers = [f"{n} ⚠" if n in flagged else n for n in class_names]  # the CSV's column names
-    columns = ["file", *headers, "total", "width", "height", "female px", "scale", "seconds", "warnings"]
+    columns = ["file", *headers, "total", "width", "height", reference_column(results), "scale", "seconds", "warnings"]
 
     def cell(name: str, result: CountResult) -> str:
         error = errors.photo_error(name, result.counts)
@@ -153,7 +159,7 @@ def batch_table(
             r.total,
             r.image_size[0],
             r.image_size[1],
-            round(r.adult_female_px, 1) if r.adult_female_px is not None else "",
+            round(r.reference_px, 1) if r.reference_px is not None else "",
             r.scale_source or "",
             round(r.timings_ms.get("total", 0.0) / 1000, 2),
             " | ".join(r.warnings),
@@ -171,9 +177,20 @@ def batch_table(
     return pd.DataFrame(rows, columns=columns)
 
 
-# The Batch table's column widths: file, five classes, total, width, height, female px, scale, seconds, warnings;
-# they add up to the table's width, so every column, warnings last, is on screen at 1400 px and below.
-BATCH_COLUMN_WIDTHS = ["11%", *["9%"] * 5, "5%", "5%", "5%", "5%", "5%", "5%", "14%"]
+def reference_column(results: Sequence[CountResult]) -> str:
+    """The Batch table's column of the reference class's length: "female px" for sea lions, "cow px", ..."""
+    reference = results[0].scale_reference if results else None
+    if reference is None or reference.class_name == "adult_females":
+        return "female px"
+    return f"{reference.class_name} px" if reference.class_name else "reference px"
+
+
+def batch_column_widths(classes: int) -> list[str]:
+    """The Batch table's column widths: file, the classes, total, width, height, reference px, scale, seconds,
+    warnings; they add up to the table's width, so every column, warnings last, is on screen at 1400 px and below
+    (five sea lion classes: 9 % each; fewer classes share the same 45 %)."""
+    share = 45 / max(1, classes)
+    return ["11%", *[f"{share:g}%"] * classes, "5%", "5%", "5%", "5%", "5%", "5%", "14%"]
 
 
 def batch_note(errors: CountUncertainty, class_names: Sequence[str]) -> str:

@@ -24,7 +24,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from detector.classes import SEA_LION_CLASSES, class_color
+from detector.classes import SEA_LION_CLASSES, class_color, is_sea_lion
+from detector.counting.scale import SEA_LION_REFERENCE, ScaleReference
 from detector.files import sha256_file
 from detector.versions.hub import ResolvedWeights
 from detector.versions.manifest import DEFAULT_MANIFEST, ModelVersion, add_version, load_manifest
@@ -59,6 +60,7 @@ class TrainedModel:
     init: InitReport | None = None  # the weights it started from
     class_names: tuple[str, ...] = SEA_LION_CLASSES  # its dataset's classes, in the network's order
     family: str = "sealions"  # what the weights file is named after (sealions-yolov5n-v4.pt)
+    scale_reference: ScaleReference | None = None  # how photo scale is measured; None: the sea lion default
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,9 @@ class Published:
     filename: str
     sha256: str
     where: str  # git folder or hub endpoint
+
+
+MAX_FRAME_SIDES = 3  # a dataset with more photo sizes than this has crops, not frames of a few cameras
 
 
 def weights_filename(base_config: str, version: str, family: str = "sealions") -> str:
@@ -150,6 +155,7 @@ def publish(
             + (f" from {Path(model.init.source).name}" if model.init else " (random init)"),
             class_conf=dict(model.class_conf),
             greyscale_input=model.greyscale_input,
+            **_reference_fields(model.scale_reference),
         )
         if exports.exports:  # in the same revision; each checked against torch on the plan's photos
             verified = ResolvedWeights(folder / filename, record.sha256, "local", record)
@@ -187,6 +193,43 @@ def publish(
         pinned = replace(record, commit=commit, shipped_file=shipped_file)
         add_version(listing, pinned, make_default=manifest.make_default)
     return Published(target.repo_id, version, commit, filename, record.sha256, target.where)
+
+
+def _reference_fields(reference: ScaleReference | None) -> dict[str, Any]:
+    """The manifest fields of a scale reference (none for the sea lion default: existing entries stay as they are)."""
+    if reference is None:
+        return {}
+    return {
+        "reference_class": reference.class_name,
+        "reference_length_px": reference.length_px,
+        "frame_sides": tuple(reference.frame_sides),
+    }
+
+
+def scale_reference_of(
+    dataset: DatasetRecord, reference_class: str | None = None, length_px: float | None = None
+) -> ScaleReference | None:
+    """How a version trained on ``dataset`` measures photo scale: ``reference_class`` (default: adult females for the
+    sea lion classes, else the dataset's most numerous class), its typical length at the data's native resolution
+    (``length_px``, else the dataset's ``body_length_px``), and the long sides of its photos at native resolution
+    (auto recognises them: a 500 px tile counts at photo scale 1). None: the sea lion default."""
+    names = tuple(dataset.class_names)
+    if is_sea_lion(names) and reference_class in (None, SEA_LION_REFERENCE.class_name) and length_px is None:
+        return None
+    if reference_class is None:
+        totals = {n: sum(int(p.dot_counts.get(n, 0)) for p in dataset.photos) for n in names}
+        reference_class = max(names, key=lambda n: totals[n])
+    if reference_class not in names:
+        raise PublishError(f"--reference-class {reference_class!r} is not a class of the dataset ({', '.join(names)})")
+    length = length_px if length_px is not None else dataset.body_length_px.get(reference_class)
+    if not length:
+        raise PublishError(
+            f"the dataset's photos.json records no typical length of {reference_class} (body_length_px): rebuild it "
+            "with python -m training.boxes, or give --reference-length PX (its length at native resolution)"
+        )
+    sides = sorted({round(max(p.size) / (dataset.photo_scale or 1.0)) for p in dataset.photos if p.size})
+    frame_sides = tuple(sides) if len(sides) <= MAX_FRAME_SIDES else ()  # many sizes: crops, not frames
+    return ScaleReference(reference_class, float(length), frame_sides)
 
 
 def training_run_summary(record: TrainingRecord) -> dict[str, Any]:
@@ -274,6 +317,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--subject", default="Steller sea lions in aerial survey photos", help="what it counts (the card's first line)"
     )
+    parser.add_argument(
+        "--reference-class",
+        help="the class people measure to set a photo's scale (default: adult_females for sea lions, else the "
+        "dataset's most numerous class, e.g. cow)",
+    )
+    parser.add_argument(
+        "--reference-length", type=float, metavar="PX",
+        help="its typical length in pixels at the data's native resolution (default: the dataset's body_length_px)",
+    )  # fmt: skip
     parser.add_argument("--data-licence", default="", help="the training data's licence, repeated on the card")
     parser.add_argument("--data-citation", default="", help="the publication the training data asks to be cited with")
     args = parser.parse_args(argv)
@@ -297,6 +349,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             init=record.init,
             class_names=tuple(dataset.class_names),
             family=args.family,
+            scale_reference=scale_reference_of(dataset, args.reference_class, args.reference_length),
         )
         card = CardInputs(
             training_command=record.command,

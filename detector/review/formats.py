@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from detector.classes import SEA_LION_CLASSES
+from detector.classes import SEA_LION_CLASSES, animals_described, supercategory
 from detector.counting.records import counts_header
 from detector.review.record import DECIMALS, PhotoAnnotations, Review, coordinate_text, review_columns
 
@@ -74,10 +74,13 @@ def to_coco(items: Sequence[PhotoAnnotations], info: Mapping[str, Any] | None = 
                 }
             )
     return {
-        "info": dict(info or {"description": "Steller sea lion annotations"}),
+        "info": dict(info or {"description": f"{animals_described(class_names)} annotations"}),
         "images": images,
         "annotations": annotations,
-        "categories": [{"id": i + 1, "name": name, "supercategory": "sea_lion"} for i, name in enumerate(class_names)],
+        "categories": [
+            {"id": i + 1, "name": name, "supercategory": supercategory(class_names)}
+            for i, name in enumerate(class_names)
+        ],
     }
 
 

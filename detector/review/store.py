@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from detector.classes import SEA_LION_CLASSES
+from detector.classes import SEA_LION_CLASSES, animals_described
 from detector.files import write_atomic
 from detector.review.formats import dots_csv, from_coco, from_viame_csv, reviewed_counts_csv, to_coco, to_viame_csv
 from detector.review.record import PhotoAnnotations, Review
@@ -77,7 +77,8 @@ def write_exports(folder: Path, reviews: list[Review], stem: str = "reviewed") -
     folder = Path(folder)
     annotations = [review.annotations for review in reviews]
     info = {
-        "description": "Steller sea lion annotations reviewed in the sea lion counter",
+        "description": f"{animals_described(annotations[0].class_names if annotations else SEA_LION_CLASSES)} "
+        "annotations reviewed in the sea lion counter",
         "reviewers": sorted({review.reviewer for review in reviews}),
         "date_created": max((review.reviewed_at for review in reviews), default=""),
         "model_versions": sorted({review.model_version for review in reviews if review.model_version}),

@@ -84,7 +84,8 @@ def estimate_totals(
     records, settings = read_run(run_dir)
     sample = ReviewSample.read(run_dir)
     check_frame(sample, records, Path(run_dir))
-    sources = read_review_sources([Path(source) for source in reviews])
+    class_names = records[0].result.class_names  # the run's model's classes: what the reviews may name
+    sources = read_review_sources([Path(source) for source in reviews], class_names)
     reviewed = [photo for _, photos in sources for photo in photos]
     matched = match_reviews(records, reviewed)
     if not matched.counts:
@@ -95,7 +96,6 @@ def estimate_totals(
             f"{Path(run_dir) / 'review-sample.csv'}"
         )
     counts = dict(matched.counts)
-    class_names = records[0].result.class_names
     notes = [
         "read " + "; ".join(read.describe() for read, _ in sources),
         f"matched {matched.by_sha256} reviewed photos by sha256, {matched.by_name} by file name",

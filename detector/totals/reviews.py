@@ -37,15 +37,17 @@ class ReviewedPhoto:
     lists_empty_photos: bool = True  # False for a dots table / VIAME CSV: an empty photo has no rows
 
 
-def _dots_table_counts(path: Path, columns: Sequence[str]) -> list[ReviewedPhoto]:
+def _dots_table_counts(path: Path, columns: Sequence[str], class_names: Sequence[str]) -> list[ReviewedPhoto]:
     photo_column = next((c for c in DOTS_PHOTO_COLUMNS if c in columns), None)
     counts: dict[str, dict[str, int]] = {}
     with path.open(newline="", encoding="utf-8-sig") as handle:
         for line, row in enumerate(csv.DictReader(handle), start=2):
             name = (row.get("class") or "").strip()
-            if name not in SEA_LION_CLASSES:
-                raise ReviewSourceError(f"{path}, line {line}: unknown class {name!r} ({', '.join(SEA_LION_CLASSES)})")
-            photo = counts.setdefault(row[photo_column].strip(), dict.fromkeys(SEA_LION_CLASSES, 0))
+            if name not in class_names:
+                raise ReviewSourceError(
+                    f"{path}, line {line}: class {name!r} is not a class of the run's model ({', '.join(class_names)})"
+                )
+            photo = counts.setdefault(row[photo_column].strip(), dict.fromkeys(class_names, 0))
             photo[name] += 1
     return [ReviewedPhoto(p, c, str(path), lists_empty_photos=False) for p, c in counts.items()]
 
@@ -69,14 +71,17 @@ REVIEW_FILE_SUFFIXES = (".csv", ".json")
 NOT_A_REVIEW_SOURCE = "a review source is the app's reviews folder, a COCO .json, a dots table or a VIAME .csv"
 
 
-def read_review_source(source: Path) -> list[ReviewedPhoto]:
+def read_review_source(source: Path, class_names: Sequence[str] = SEA_LION_CLASSES) -> list[ReviewedPhoto]:
     """The reviewed photos of one source: a folder (the app's saved reviews and every dots table, COCO ``.json`` and
     VIAME CSV directly inside it), a COCO ``.json``, a dots table or a VIAME CSV."""
-    return [photo for _, photos in read_review_sources([source]) for photo in photos]
+    return [photo for _, photos in read_review_sources([source], class_names) for photo in photos]
 
 
-def read_review_sources(sources: Sequence[Path]) -> list[tuple[SourceRead, list[ReviewedPhoto]]]:
+def read_review_sources(
+    sources: Sequence[Path], class_names: Sequence[str] = SEA_LION_CLASSES
+) -> list[tuple[SourceRead, list[ReviewedPhoto]]]:
     """Each file read, in order (a folder: its app reviews, then its files by name), with its reviewed photos.
+    ``class_names``: the run's model's classes (the classes the exports may name).
 
     A file named on its own that cannot be read is an error; one found in a folder is listed as not read, with why.
     """
@@ -98,19 +103,19 @@ def read_review_sources(sources: Sequence[Path]) -> list[tuple[SourceRead, list[
                     read.append((SourceRead(str(path), skipped=f"not a .csv or .json file; {NOT_A_REVIEW_SOURCE}"), []))
                     continue
                 try:
-                    read.append(_read_file(path))
+                    read.append(_read_file(path, class_names))
                 except ReviewSourceError as exc:
                     read.append((SourceRead(str(path), skipped=str(exc)), []))
             if len(read) == start:
                 read.append((SourceRead(f"{source}/", skipped="empty: no saved reviews and no files in it"), []))
         elif source.is_file():
-            read.append(_read_file(source))
+            read.append(_read_file(source, class_names))
         else:
             raise ReviewSourceError(f"{source}: no such file or folder (give the app's reviews folder or an export)")
     return read
 
 
-def _read_file(source: Path) -> tuple[SourceRead, list[ReviewedPhoto]]:
+def _read_file(source: Path, class_names: Sequence[str]) -> tuple[SourceRead, list[ReviewedPhoto]]:
     """One export: a dots table, a COCO ``.json`` or a VIAME CSV."""
     from detector.review.store import read_annotations
 
@@ -118,10 +123,10 @@ def _read_file(source: Path) -> tuple[SourceRead, list[ReviewedPhoto]]:
         with source.open(newline="", encoding="utf-8-sig") as handle:
             header = next(csv.reader(handle), [])
         if {"x", "y", "class"} <= set(header) and any(c in header for c in DOTS_PHOTO_COLUMNS):
-            photos = _dots_table_counts(source, header)
+            photos = _dots_table_counts(source, header, class_names)
             return SourceRead(str(source), "dots table", tuple(p.photo for p in photos)), photos
     try:
-        annotations = read_annotations(source)
+        annotations = read_annotations(source, tuple(class_names))
     except ValueError as exc:
         raise ReviewSourceError(f"{exc} ({NOT_A_REVIEW_SOURCE})") from None
     version = ""

@@ -48,7 +48,10 @@ def build_batch_tab(
         prune_old_batches(batch_dir)
         outcome = count_batch(detector, [str(f) for f in files], settings.options(), progress=report, out_dir=batch_dir)
         errors = CountUncertainty.of(detector.weights.version)
-        table = present.batch_table(outcome.results, detector.class_names, errors)
+        table = gr.Dataframe(  # the version's classes: their columns and widths
+            present.batch_table(outcome.results, detector.class_names, errors),
+            column_widths=present.batch_column_widths(len(detector.class_names)),
+        )
         failures = present.failures_table(outcome.failures)
         elapsed = time.perf_counter() - started
         summary = (
@@ -70,7 +73,7 @@ def build_batch_tab(
         try:
             options = settings.options()
         except (gr.Error, ValueError):
-            return "Settings: the adult female length must be 0 (auto) or a positive number of pixels."
+            return "Settings: the reference length must be 0 (auto) or a positive number of pixels."
         version = settings.model_version or registry.default_version
         runtime = settings.runtime
         shown = registry.get(version, runtime) if registry.is_loaded(version, runtime) else None
@@ -91,7 +94,7 @@ def build_batch_tab(
             label="Counts per photo",
             interactive=False,
             wrap=True,  # a long warning wraps in its cell instead of pushing the column out of sight
-            column_widths=present.BATCH_COLUMN_WIDTHS,
+            column_widths=present.batch_column_widths(len(default.class_names)),
             elem_id="batch-table",
         )
         batch_errors = gr.Dataframe(

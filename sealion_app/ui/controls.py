@@ -17,7 +17,7 @@ from typing import Any
 
 import gradio as gr
 
-from detector.counting.scale import ADULT_FEMALE_LENGTH_PX, scale_from_female_length
+from detector.counting.scale import ADULT_FEMALE_LENGTH_PX, SEA_LION_REFERENCE, ScaleReference
 from detector.settings import (
     DEFAULT_GATE,
     DEFAULT_IOU,
@@ -56,23 +56,26 @@ class CountSettings:
     iou: float = DEFAULT_IOU
     slicing: str = DEFAULT_SLICING
     tile_size: float = 0  # 0: the model's input size
-    female_length_px: float = 0  # how long an adult female is in the photo, in pixels; 0: auto from its size
+    female_length_px: float = 0  # the version's reference class's length in the photo (sea lions: adult females), px;
+    # 0: auto from its size. The API keeps the sea lion name; for an elephant-seal version it is a cow's length.
     model_version: str = ""  # "": the startup model
     runtime: str = ""  # "" or auto: the version's automatic choice
     gate: str = DEFAULT_GATE_CHOICE  # on/off: the tile gate (detector.counting.gate)
 
     def options(self) -> CountOptions:
-        """The :class:`CountOptions` these settings ask for; a bad female length is a one-line gr.Error."""
-        try:
-            photo_scale = scale_from_female_length(float(self.female_length_px)) if self.female_length_px else None
-        except ValueError as exc:
-            raise gr.Error(f"Adult female length: {exc} (or 0 for auto).", print_exception=False) from None
+        """The :class:`CountOptions` these settings ask for; the length is checked against the version's reference
+        class when the photo is counted (a bad one is a one-line error naming the class)."""
+        length = float(self.female_length_px or 0)
+        if length < 0:
+            raise gr.Error(
+                f"Reference length: must be 0 (auto) or a length in pixels, got {length:g}.", print_exception=False
+            )
         return CountOptions(
             conf=float(self.conf) if self.conf else None,
             iou=float(self.iou),
             slicing=str(self.slicing or DEFAULT_SLICING),
             tile_size=int(self.tile_size) if self.tile_size else None,
-            photo_scale=photo_scale,
+            reference_length=length or None,
             gate=gate_arg(self.gate) if self.gate not in ("", None) else DEFAULT_GATE,
         )
 
@@ -180,7 +183,34 @@ def model_controls(registry: ModelRegistry, imgsz: int) -> SharedControls:
     return SharedControls(model_version, runtime, iou, slicing, tile_size, gate)
 
 
-def detection_controls(shared: SharedControls) -> CountControls:
+def length_control(reference: ScaleReference) -> dict[str, str]:
+    """Label and help of the length setting for a version's reference class (sea lions: adult females)."""
+    if reference.length_px is None:
+        return {
+            "label": "Reference length (px): this version names no reference class",
+            "info": "0 = auto: every photo at the resolution the model learned from. Resets to auto for a new photo.",
+        }
+    one = reference.animals[:-1] if reference.animals.endswith("s") else reference.animals
+    if reference.frame_sides:
+        side = reference.frame_sides[0]
+        typical = (
+            f"a whole frame ({side} px wide): about {reference.length_px:g} px, a copy downsampled 4x: about "
+            f"{reference.length_px / 4:g}"
+        )
+        if reference == SEA_LION_REFERENCE:
+            typical = f"a survey original: about {ADULT_FEMALE_LENGTH_PX} px, a copy downsampled 4x: about "
+            typical += f"{ADULT_FEMALE_LENGTH_PX // 4}"
+        auto = "from the photo's size"
+    else:
+        typical = f"at the resolution the model learned from: about {reference.length_px:g} px"
+        auto = "the photo at the resolution the model learned from"
+    return {
+        "label": f"{one[0].upper()}{one[1:]} length in this photo (px)",
+        "info": f"0 = auto, {auto} ({typical}). Set it for crops. Resets to auto for a new photo.",
+    }
+
+
+def detection_controls(shared: SharedControls, reference: ScaleReference = SEA_LION_REFERENCE) -> CountControls:
     """The Count tab's settings (confidence, adult female length) with the :class:`SharedControls`: the Batch tab
     counts with the same."""
     with gr.Accordion("Settings", open=True):
@@ -193,15 +223,7 @@ def detection_controls(shared: SharedControls) -> CountControls:
             info="0 = the model's calibrated threshold per class (counts best on unseen photos)",
         )
         female_length = gr.Number(
-            value=0,
-            minimum=0,
-            maximum=2000,
-            step=1,
-            label="Adult female length in this photo (px)",
-            info=f"0 = auto, from the photo's size (a survey original: about "
-            f"{ADULT_FEMALE_LENGTH_PX} px, a copy downsampled 4x: about "
-            f"{ADULT_FEMALE_LENGTH_PX // 4}). Set it for crops. Resets to auto for a new photo.",
-            elem_id="female-length",
+            value=0, minimum=0, maximum=2000, step=1, elem_id="female-length", **length_control(reference)
         )
     return CountControls(
         conf,

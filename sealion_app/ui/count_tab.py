@@ -18,6 +18,7 @@ from sealion_app.ui.controls import (
     CountSettings,
     SharedControls,
     detection_controls,
+    length_control,
     takes_count_settings,
 )
 from sealion_app.ui.inspect import BOXES_JS, ZOOM_PRESETS, zoom_js
@@ -47,7 +48,8 @@ def build_count_tab(
     def count(image: str | None, settings: CountSettings):
         """Count sea lions in one photo: annotated JPEG, per-class counts table, JSON result, status line.
 
-        ``female_length_px``: how long an adult female is in the photo, in pixels; 0 = auto from the photo's size.
+        ``female_length_px``: how long the version's reference class is in the photo, in pixels (sea lions: an adult
+        female; elephant seals: a cow); 0 = auto from the photo's size.
         """
         if not image:
             raise gr.Error("Upload a photo (or pick an example) first.", print_exception=False)
@@ -101,7 +103,7 @@ def build_count_tab(
                 image = PhotoInput(
                     type="filepath", label="Photo", sources=["upload", "clipboard"], elem_id="photo-input"
                 )
-                controls = detection_controls(shared)
+                controls = detection_controls(shared, registry.scale_reference())
                 count_button = gr.Button("Count", variant="primary")
                 if examples:
                     gr.Examples(
@@ -181,4 +183,11 @@ def build_count_tab(
         show_boxes.change(None, inputs=show_boxes, js=BOXES_JS, api_visibility="private")  # in the page only
         # A new photo starts at auto scale: a length typed for the previous photo must not carry over.
         image.change(lambda: 0, outputs=controls.female_length, api_visibility="private")
+        # Another version: the length setting names its reference class (adult females, cows) and resets to auto.
+        shared.model_version.change(
+            lambda version: gr.Number(value=0, **length_control(registry.scale_reference(version))),
+            inputs=shared.model_version,
+            outputs=controls.female_length,
+            api_visibility="private",
+        )
     return CountTab(image, result_json, controls)

@@ -88,5 +88,8 @@ def build_demo(registry: ModelRegistry, count_workers: int = 2, reviews_dir: Pat
             build_about_tab(registry.default.class_names)
         gr.api(model_info, api_name="model_info", concurrency_id="model_load")
         review_classes = registry.default.class_names or SEA_LION_CLASSES  # as the Review tab labels them
-        demo.load(None, js=page_js(review_classes), api_visibility="private")  # zoom, layers, dialog (ui.inspect)
+        others = [v.class_names for v in registry.manifest.versions.values()] if registry.manifest else []
+        demo.load(
+            None, js=page_js(review_classes, *others), api_visibility="private"
+        )  # zoom, layers, dialog (ui.inspect)
     return demo

@@ -21,10 +21,13 @@ ZOOM_PRESETS = (1, 4, 15)  # the zoom buttons: fit, 4×, 15× (the viewer's maxi
 BOXES_OFF_CLASS = "boxes-off"  # on #inspect-image: the counted layer hidden, the photo itself shown
 
 
-def page_js(class_names: Sequence[str]) -> str:
-    """The page's script, knowing the Review tab's classes: their labels, by the colour of a box shown without one."""
+def page_js(class_names: Sequence[str], *more: Sequence[str]) -> str:
+    """The page's script, knowing the Review tab's classes (``more``: those of the other versions it may review):
+    their labels, by the colour of a box shown without one."""
     hex_color = "#{:02x}{:02x}{:02x}".format
-    by_color = {hex_color(*unlabelled_color(name, i)): short_label(name) for i, name in enumerate(class_names)}
+    by_color: dict[str, str] = {}
+    for names in (*more, class_names):  # the startup version's labels win a shared colour
+        by_color |= {hex_color(*unlabelled_color(name, i)): short_label(name) for i, name in enumerate(names)}
     return _PAGE_JS.replace("LABELS_BY_COLOR", json.dumps(by_color))
 
 

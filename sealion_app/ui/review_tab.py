@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,22 @@ def _legend(labels: list[str], colors: list[tuple[int, int, int]]) -> str:
     return f"<div>Box colours: {swatches}</div>"
 
 
+def _class_labels(class_names: Sequence[str]) -> tuple[list[str], list[tuple[int, int, int]], list[int]]:
+    """A version's classes as the annotator shows them: short labels, colours, and the order of its relabel list
+    (most numerous first in the NOAA sample, so a new sea lion box takes "female"; other classes keep their order)."""
+    colors = [class_color(name, i) for i, name in enumerate(class_names)]
+    labels = [service.short_label(name) for name in class_names]  # short: hundreds of labels on one photo
+    sample = present.class_distribution()  # the NOAA sample's official counts: adult females are the most numerous
+    order = service.by_frequency(list(class_names), dict(zip(sample["class"], sample["animals"], strict=True)))
+    return labels, colors, order
+
+
+def _annotator_for(value: dict | None, class_names: Sequence[str]) -> Any:
+    """The annotator showing ``value`` with the relabel list and colours of ``class_names`` (the counted version's)."""
+    labels, colors, order = _class_labels(class_names)
+    return image_annotator(value=value, label_list=[labels[i] for i in order], label_colors=[colors[i] for i in order])
+
+
 def _bad(exc: Exception, title: str = "Cannot save this review") -> gr.Error:
     return gr.Error(str(exc).replace("<", "&lt;"), title=title, print_exception=False)
 
@@ -63,11 +79,7 @@ def build_review_tab(
 
     ``guard`` maps unexpected failures to one-line gr.Errors (``sealion_app.ui.demo.human_errors``).
     """
-    class_names = list(registry.default.class_names or SEA_LION_CLASSES)
-    colors = [class_color(name, i) for i, name in enumerate(class_names)]
-    labels = [service.short_label(name) for name in class_names]  # short: hundreds of labels on one photo
-    sample = present.class_distribution()  # the NOAA sample's official counts: adult females are the most numerous
-    order = service.by_frequency(class_names, dict(zip(sample["class"], sample["animals"], strict=True)))
+    labels, colors, order = _class_labels(registry.default.class_names or SEA_LION_CLASSES)
 
     @guard
     def load(photo: str | None, result: dict | None, loaded_key: str):
@@ -75,10 +87,10 @@ def build_review_tab(
         on unless they would pile onto each other (:func:`sealion_app.review.labels_shown_for`)."""
         if not photo or not result:
             empty = "Count a photo in the **Count** tab first; its boxes appear here."
-            return None, None, None, "", empty, None, gr.skip()
+            return None, None, None, "", empty, None, gr.skip(), gr.skip()
         key = hashlib.sha256(json.dumps([photo, result], sort_keys=True, default=str).encode()).hexdigest()
         if key == loaded_key:  # back from another tab: keep the edits in progress
-            return (gr.skip(),) * 7
+            return (gr.skip(),) * 8
         try:
             original = service.original_from_json(result)
         except ValueError as exc:
@@ -87,12 +99,14 @@ def build_review_tab(
         shown = photo_jpeg(Path(photo), batch_dir)
         if not service.same_photo(Path(photo).name, shown, original):
             not_counted = "The photo in the **Count** tab has not been counted yet: press Count."
-            return None, None, None, "", not_counted, None, gr.skip()
+            return None, None, None, "", not_counted, None, gr.skip(), gr.skip()
         labels = service.labels_shown_for(original)
         value = service.annotator_value(shown, original, labels)
         table, edits = service.review_table(original, service.PhotoAnnotations.from_result(original))
         line = service.edits_line(original, service.PhotoAnnotations.from_result(original), edits)
-        return value, original.to_dict(), photo, key, line, table, labels
+        names = original.class_names  # the counted version's classes: its relabel list, colours and legend
+        legend = _legend(*_class_labels(names)[:2])
+        return _annotator_for(value, names), original.to_dict(), photo, key, line, table, labels, legend
 
     @guard
     def toggle_labels(show: bool, value: dict | None, original_dict: dict | None, photo: str | None):
@@ -155,7 +169,7 @@ def build_review_tab(
             raise _bad(exc, "Cannot import these annotations") from None
         boxes = service.annotator_boxes(annotations, labels=show)
         value = {"image": str(photo_jpeg(Path(photo), batch_dir)), "boxes": boxes}
-        return value, f"Imported {len(annotations)} boxes from {Path(path).name}"
+        return _annotator_for(value, original.class_names), f"Imported {len(annotations)} boxes from {Path(path).name}"
 
     @guard
     def review_api(
@@ -188,7 +202,7 @@ def build_review_tab(
             show_labels = gr.Checkbox(
                 True, label="Show class labels", container=False, scale=1, min_width=180, elem_id="show-labels"
             )
-            gr.HTML(_legend(labels, colors), elem_id="review-legend", scale=4)
+            legend = gr.HTML(_legend(labels, colors), elem_id="review-legend", scale=4)
         annotator = image_annotator(  # a new box takes the first label: the most numerous class, not "male"
             label_list=[labels[i] for i in order],
             label_colors=[colors[i] for i in order],
@@ -239,7 +253,7 @@ def build_review_tab(
         tab.select(
             load,
             inputs=[image, result_json, key_state],
-            outputs=[annotator, original_state, photo_state, key_state, status, table, show_labels],
+            outputs=[annotator, original_state, photo_state, key_state, status, table, show_labels, legend],
             api_visibility="private",
         )
         show_labels.input(  # the reviewer's click only: load() sets it without redrawing twice
