@@ -303,6 +303,7 @@ def _complete_run(folder: Path, model: Any, options: CountOptions, photos: list[
     from types import SimpleNamespace
 
     from detector.counting.model import Detector, select_device
+    from detector.counting.pipeline import SlicedCount
     from detector.survey.runs import RUN_FORMAT, RUN_SETTINGS, RunDirectory, run_settings
     from detector.versions.hub import resolve_weights
     from detector.versions.runtimes import choose_runtime
@@ -316,12 +317,13 @@ def _complete_run(folder: Path, model: Any, options: CountOptions, photos: list[
         return None  # known only once the network is loaded
     planned = SimpleNamespace(
         info=SimpleNamespace(version=version.name, sha256=weights.sha256, greyscale_input=version.greyscale_input,
-                             class_conf=dict(version.class_conf),
+                             class_conf=dict(version.class_conf), class_names=tuple(version.class_names),
                              reference_class=version.scale_reference.class_name),
         runtime=choose_runtime(model.runtime, version, select_device(model.device)),
         class_names=tuple(version.class_names), imgsz=version.imgsz,
     )  # fmt: skip
-    planned.thresholds = lambda conf, class_conf: Detector.thresholds(planned, conf, class_conf)  # type: ignore[arg-type]
+    planned.pipeline = SlicedCount(None, planned.info, "")  # type: ignore[arg-type]  (thresholds only: no network)
+    planned.thresholds = lambda options: Detector.thresholds(planned, options)  # type: ignore[arg-type]
     wanted = {"format": RUN_FORMAT, **run_settings(planned, options)}
     return version if json.loads(saved_path.read_text()) == wanted else None
 
