@@ -202,3 +202,40 @@ def test_survey_totals_of_a_seal_run_from_its_coco_review(tmp_path):
     est = estimate_rows(run.folder)
     assert {c for _, c in est} == {"bull", "cow", "pup", "all_classes"}
     assert (float(est[("all", "cow")]["estimate"]), float(est[("all", "pup")]["estimate"])) == (15.0, 6.0)
+
+
+def test_the_app_switches_between_the_sea_lion_default_and_a_seal_version(tmp_path):
+    """Through ``gradio_client``: a tile counted with the elephant-seal version comes back with bull/cow/pup counts,
+    its length setting measured in cows; the Model tab's info, the Batch CSV and a Review's COCO export follow the
+    version; the default still counts sea lions."""
+    from gradio_client import Client, handle_file
+
+    from tests.app_process import start_app
+
+    manifest = seal_manifest(tmp_path / "weights")
+    running = start_app(tmp_path, extra_env={"SEALION_MANIFEST": str(manifest)})
+    try:
+        client = Client(running.url, verbose=False, download_files=str(tmp_path / "downloads"))
+        seals = client.predict(
+            handle_file(str(TILE)), female_length_px=2 * COW_PX, model_version="es", api_name="/count"
+        )[2]
+        assert list(seals["counts"]) == SEAL_CLASSES and seals["class_names"] == SEAL_CLASSES
+        assert (seals["photo_scale"], seals["reference_class"], seals["reference_px"]) == (2.0, "cow", 2 * COW_PX)
+        info = client.predict("es", api_name="/model_info")
+        assert info["class_names"] == SEAL_CLASSES and set(info["class_colors"]) == set(SEAL_CLASSES)
+        sea_lions = client.predict(handle_file(str(TILE)), api_name="/count")[2]
+        assert list(sea_lions["counts"]) == SEA_LION_CLASSES  # the default is unchanged by the switch
+        batch = client.predict([handle_file(str(TILE))], model_version="es", api_name="/count_batch")
+        with open(batch[2]) as handle:
+            assert next(csv.reader(handle)) == counts_header(SEAL_CLASSES)
+        boxes = [{"xyxy": [10, 10, 50, 40], "class_name": "cow"}, {"xyxy": [60, 60, 90, 80], "class_name": "bull"}]
+        summary, counts_csv, _dots, coco_json, _viame = client.predict(
+            handle_file(str(TILE)), json.dumps(boxes), "A. Biologist", json.dumps(seals), api_name="/review"
+        )
+        assert summary["counts"] == {"bull": 1, "cow": 1, "pup": 0}
+        coco = json.loads(Path(coco_json).read_text())
+        assert [c["name"] for c in coco["categories"]] == SEAL_CLASSES
+        with open(counts_csv) as handle:
+            assert next(csv.reader(handle))[:5] == ["file", "bull", "cow", "pup", "total"]
+    finally:
+        running.stop()
