@@ -151,42 +151,48 @@ def scale_warnings(
     """Plain-language warnings when the scale may have made animals too small or too large for the model.
 
     ``total`` is the number of animals counted, ``size`` the photo's (width, height), ``reference`` the version's
-    reference class (the warnings speak of it: adult females for sea lions, cows for elephant seals).
+    reference class (the warnings speak of it: adult females for sea lions, cows for elephant seals; the sea lion
+    wording is as it always was).
     """
     width, height = size
     now, animals = reference.describe(scale.value), reference.animals
     one = animals[:-1] if animals.endswith("s") else animals
-    measure = f"measure one {one} and set its length" if reference.length_px else "set the photo scale"
+    article = "an" if one[:1] in "aeiou" else "a"
+    survey = reference.frame_sides == SURVEY_LONG_SIDES
+    frame, frames = ("survey frame", "survey photo") if survey else ("frame of the model's data",) * 2
     warnings: list[str] = []
     if scale.source == "manual":
         ratio = scale.value / scale.auto
         if ratio >= WARN_FACTOR or ratio <= 1 / WARN_FACTOR:
             size_word = "smaller" if ratio > 1 else "larger"
             how_much = ratio if ratio > 1 else 1 / ratio
-            frame = "survey frame" if reference.frame_sides == SURVEY_LONG_SIDES else "frame of the model's data"
+            setting = f"{now[0].upper()}{now[1:]}".replace(" ≈", " set to ≈", 1) if reference.length_px else now
             warnings.append(
-                f"{now[0].upper()}{now[1:]} set: if this {width}×{height} photo is a whole {frame}, the model sees "
-                f"animals {how_much:.1f}× {size_word} than it learned them and counts may be far off (auto would use "
-                f"{reference.describe(scale.auto)}). Keep the setting only if the photo is a crop and you measured "
-                "the animals."
+                f"{setting[0].upper()}{setting[1:]}: if this {width}×{height} photo is a whole {frame}, the model "
+                f"sees animals {how_much:.1f}× {size_word} than it learned them and counts may be far off (auto "
+                f"would use {reference.describe(scale.auto)}). Keep the setting only if the photo is a crop of "
+                f"{article if not survey else 'a'} {frames} and you measured the animals."
             )
     elif not scale.auto_matched and not reference.frame_sides:
+        measure = f"measure one {one} and set its length" if reference.length_px else "set the photo scale"
         warnings.append(
             f"The model's data have no frame size, so auto takes this {width}×{height} px photo at the resolution "
             f"the model learned from ({now}); if the animals are larger or smaller, {measure}."
         )
     elif not scale.auto_matched:
-        sizes = "a survey photo" if reference.frame_sides == SURVEY_LONG_SIDES else "a frame of the model's data"
+        measure = f"measure one {one} and set the length" if reference.length_px else "set the photo scale"
+        per = "female" if reference.class_name == "adult_females" else one
         typical = (
-            f" (a crop of {sizes} needs about {reference.length_px:g} px per {one})" if reference.length_px else ""
+            f" (a crop of {article if not survey else 'a'} {frames} needs about {reference.length_px:g} px per {per})"
         )
         warnings.append(
-            f"{width}×{height} px is not the size of {sizes} or of a copy downsampled 2, 3, 4, 6, 8 or 16×, so "
-            f"auto guessed {now}; {measure} if the counts look wrong{typical}."
+            f"{width}×{height} px is not the size of {article if not survey else 'a'} {frames} or of a copy "
+            f"downsampled 2, 3, 4, 6, 8 or 16×, so auto guessed {now}; {measure} if the counts look wrong"
+            f"{typical if reference.length_px else ''}."
         )
     if total == 0 and warnings:
+        measure = f"measure {article} {one} and set its length in pixels" if reference.length_px else "set it"
         warnings.append(
-            f"No animals found with {now}. If there are animals in the photo, the scale is probably wrong: "
-            f"{measure}{' in pixels' if reference.length_px else ''}."
+            f"No animals found with {now}. If there are animals in the photo, the scale is probably wrong: {measure}."
         )
     return warnings
