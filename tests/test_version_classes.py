@@ -239,3 +239,20 @@ def test_the_app_switches_between_the_sea_lion_default_and_a_seal_version(tmp_pa
             assert next(csv.reader(handle))[:5] == ["file", "bull", "cow", "pup", "total"]
     finally:
         running.stop()
+
+
+def test_publish_names_the_cow_its_length_and_the_500_px_tiles_of_a_seal_dataset(tmp_path):
+    from training.boxes import BoxBuildOptions, ClassMap, build_box_dataset, read_boxes
+    from training.dataset import ChipOptions
+    from training.publish import scale_reference_of
+
+    record = build_box_dataset(
+        read_boxes(SEALS / "annotations.csv"), tmp_path / "seals",
+        BoxBuildOptions(ClassMap.parse("bull,cow,pup", ["other=drop"]), ground_scale=0.2, folds=0),
+        chips=ChipOptions(size=96, overlap=0.25, empty_share=0.2),
+    )  # fmt: skip
+    reference = scale_reference_of(record)  # pups are the most numerous, but the middle-sized cow is measured
+    assert reference == ScaleReference("cow", record.body_length_px["cow"], (500,))
+    assert scale_reference_of(record, "bull").class_name == "bull"
+    with pytest.raises(Exception, match="'walrus' is not a class of the dataset"):
+        scale_reference_of(record, "walrus")

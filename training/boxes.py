@@ -373,7 +373,6 @@ def build_box_dataset(
         body_length_px={c: round(v / options.photo_scale, 1) for c, v in lengths.items()},
         class_names=names,
         seed=options.seed,
-        photo_scale=options.photo_scale,
     )
     record.write(out)
     return record

@@ -175,7 +175,6 @@ class DatasetRecord:
     class_names: tuple[str, ...] = SEA_LION_CLASSES
     seed: int = 0
     refused: tuple[Mapping[str, str], ...] = ()
-    photo_scale: float = 1.0  # the images' scale relative to the data's native resolution (box datasets)
 
     @property
     def by_id(self) -> dict[str, PhotoEntry]:
@@ -211,7 +210,6 @@ class DatasetRecord:
             class_names=tuple(data.get("class_names") or SEA_LION_CLASSES),
             seed=int(data.get("seed", 0)),
             refused=tuple(data.get("refused") or ()),
-            photo_scale=float(data.get("photo_scale", 1.0)),
         )
 
     @classmethod

@@ -206,19 +206,29 @@ def _reference_fields(reference: ScaleReference | None) -> dict[str, Any]:
     }
 
 
+def default_reference_class(dataset: DatasetRecord) -> str:
+    """The class a version is measured by unless publish is told: the most numerous of the middle-sized classes
+    (neither the shortest nor the longest typical length: common, and neither the young nor the largest males):
+    adult females for sea lions, cows for elephant seals. With fewer than three measured classes, the most numerous."""
+    names = tuple(dataset.class_names)
+    totals = {n: sum(int(p.dot_counts.get(n, 0)) for p in dataset.photos) for n in names}
+    lengths = {n: dataset.body_length_px[n] for n in names if dataset.body_length_px.get(n)}
+    middle = [n for n in lengths if min(lengths.values()) < lengths[n] < max(lengths.values())]
+    return max(middle or names, key=lambda n: totals[n])
+
+
 def scale_reference_of(
     dataset: DatasetRecord, reference_class: str | None = None, length_px: float | None = None
 ) -> ScaleReference | None:
     """How a version trained on ``dataset`` measures photo scale: ``reference_class`` (default: adult females for the
-    sea lion classes, else the dataset's most numerous class), its typical length at the data's native resolution
+    sea lion classes, else :func:`default_reference_class`), its typical length at the data's native resolution
     (``length_px``, else the dataset's ``body_length_px``), and the long sides of its photos at native resolution
     (auto recognises them: a 500 px tile counts at photo scale 1). None: the sea lion default."""
     names = tuple(dataset.class_names)
     if is_sea_lion(names) and reference_class in (None, SEA_LION_REFERENCE.class_name) and length_px is None:
         return None
     if reference_class is None:
-        totals = {n: sum(int(p.dot_counts.get(n, 0)) for p in dataset.photos) for n in names}
-        reference_class = max(names, key=lambda n: totals[n])
+        reference_class = default_reference_class(dataset)
     if reference_class not in names:
         raise PublishError(f"--reference-class {reference_class!r} is not a class of the dataset ({', '.join(names)})")
     length = length_px if length_px is not None else dataset.body_length_px.get(reference_class)
@@ -227,7 +237,9 @@ def scale_reference_of(
             f"the dataset's photos.json records no typical length of {reference_class} (body_length_px): rebuild it "
             "with python -m training.boxes, or give --reference-length PX (its length at native resolution)"
         )
-    sides = sorted({round(max(p.size) / (dataset.photo_scale or 1.0)) for p in dataset.photos if p.size})
+    sides = sorted(
+        {round(max(p.size) / dataset.ground_scale) for p in dataset.photos if p.size}
+    )  # stored at ground scale
     frame_sides = tuple(sides) if len(sides) <= MAX_FRAME_SIDES else ()  # many sizes: crops, not frames
     return ScaleReference(reference_class, float(length), frame_sides)
 
@@ -320,7 +332,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--reference-class",
         help="the class people measure to set a photo's scale (default: adult_females for sea lions, else the "
-        "dataset's most numerous class, e.g. cow)",
+        "most numerous class of middle size, e.g. cow)",
     )
     parser.add_argument(
         "--reference-length", type=float, metavar="PX",
