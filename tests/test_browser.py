@@ -692,3 +692,40 @@ def test_review_a_survey_original_with_hundreds_of_animals(browser, app, tmp_pat
     assert "0 added, 1 removed, 1 reclassified" in status, status
     assert _review_counts(page) == table
     page.close()
+
+
+def test_switching_to_a_seal_version_relabels_the_length_setting_and_the_review(browser, tmp_path):
+    """A manifest with the sea lion default and a bull/cow/pup version: choosing the seal version names the length
+    setting after its reference class (cows), and its count opens in the Review tab with the seal classes: their
+    legend, and a new box that takes a seal class, not "female"."""
+    from sealion_app.review import short_label
+    from tests.test_version_classes import TILE, seal_manifest
+
+    running = start_app(tmp_path, extra_env={"SEALION_MANIFEST": str(seal_manifest(tmp_path / "weights"))})
+    try:
+        page = _page_with_photo(browser, running, TILE)
+        page.set_viewport_size({"width": 1400, "height": 1700})
+        assert "Adult female length" in page.locator("#female-length").inner_text()
+        page.locator("#model-version input").click()
+        page.get_by_role("option", name="es", exact=True).click()
+        page.get_by_text("Cow length in this photo (px)").wait_for(timeout=30_000)
+        _count(page, "scale auto: cows ≈ 38 px (photo scale 1)")
+        page.get_by_role("tab", name="Review").click()
+        _wait_for_status(page, "#review-status", "after review")
+        legend = page.locator("#review-legend").inner_text()
+        assert all(short_label(n) in legend for n in ("bull", "cow", "pup")) and "female" not in legend, legend
+        at = _canvas_point(page, (500, 500))
+        page.locator("#review-annotator button[aria-label='Create box']").click()
+        page.mouse.move(*at(20, 20))
+        page.mouse.down()
+        page.mouse.move(*at(40, 35), steps=4)
+        page.mouse.move(*at(60, 50), steps=4)
+        page.mouse.up()
+        dialog = page.locator("#model-box-edit")
+        dialog.wait_for(state="visible", timeout=10_000)
+        assert dialog.locator("input[aria-label=Label]").input_value() in {
+            short_label(n) for n in ("bull", "cow", "pup")
+        }
+        page.close()
+    finally:
+        running.stop()

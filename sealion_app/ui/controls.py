@@ -150,6 +150,7 @@ def model_controls(registry: ModelRegistry, imgsz: int) -> SharedControls:
             label="Model version",
             info="From weights/manifest.yaml; other versions load on first use.",
             interactive=True,
+            elem_id="model-version",
         )
     with gr.Accordion(ADVANCED_LABEL, open=False, elem_id="advanced"):
         gr.Markdown(
