@@ -8,6 +8,7 @@ brightened where the dot colour would vanish on dark rock (brown becomes orange-
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 SEA_LION_CLASSES: tuple[str, ...] = ("adult_males", "subadult_males", "adult_females", "juveniles", "pups")
 
@@ -28,6 +29,41 @@ BODY_LENGTH_PX: dict[str, int] = {
     "juveniles": 60,
     "pups": 40,
 }
+
+SURVEY_LONG_SIDES: tuple[int, ...] = (4992, 5616)  # long side of the NOAA survey originals the models learned from
+ADULT_FEMALE_LENGTH_PX = BODY_LENGTH_PX["adult_females"]  # in a survey original: 80 px
+
+
+@dataclass(frozen=True)
+class ScaleReference:
+    """How a model version measures photo scale: its reference class, that class's typical length in pixels at
+    photo scale 1, and the long sides of the whole frames its data came from (auto recognises them and their
+    whole-factor copies). ``class_name`` None: the version names no reference class (scale is set as a number);
+    ``frame_sides`` empty: auto takes every photo at the data's native resolution (photo scale 1)."""
+
+    class_name: str | None = "adult_females"
+    length_px: float | None = ADULT_FEMALE_LENGTH_PX
+    frame_sides: tuple[int, ...] = SURVEY_LONG_SIDES
+
+    @property
+    def animals(self) -> str:
+        """The reference class in words, plural: "adult females", "cows"."""
+        if not self.class_name:
+            return "animals"
+        words = self.class_name.replace("_", " ")
+        return words if words.endswith("s") else words + "s"
+
+    def length_at(self, scale: float) -> float | None:
+        """The reference class's typical length (pixels) in a photo at ``scale``; None when the version names none."""
+        return None if self.length_px is None else scale * self.length_px
+
+    def describe(self, scale: float) -> str:
+        """``adult females ≈ 20 px`` (or ``photo scale 0.25`` when the version names no reference class)."""
+        length = self.length_at(scale)
+        return f"photo scale {scale:.3g}" if length is None else f"{self.animals} ≈ {length:.0f} px"
+
+
+SEA_LION_REFERENCE = ScaleReference()
 
 _FALLBACK_PALETTE: tuple[tuple[int, int, int], ...] = (
     (255, 180, 0),

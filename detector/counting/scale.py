@@ -14,48 +14,14 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from detector.classes import BODY_LENGTH_PX
+from detector.classes import ADULT_FEMALE_LENGTH_PX, SEA_LION_REFERENCE, SURVEY_LONG_SIDES, ScaleReference
 
-SURVEY_LONG_SIDES: tuple[int, ...] = (4992, 5616)  # long side of the NOAA survey originals the models learned from
-ADULT_FEMALE_LENGTH_PX = BODY_LENGTH_PX["adult_females"]  # in a survey original: 80 px
 WHOLE_FACTORS = (1, 2, 3, 4, 6, 8, 16)  # the downsampling factors auto recognises (more would match any small size)
 SIZE_TOLERANCE = 0.02  # a long side within 2 % of a survey original / k counts as that copy
 WARN_FACTOR = 1.5  # a manual scale this far from the auto one gets a warning
 MIN_PHOTO_SCALE = 1 / 16  # adult females 5 px: below this nothing is countable, and the upscaled copy explodes
 
 ScaleSource = Literal["auto", "manual"]
-
-
-@dataclass(frozen=True)
-class ScaleReference:
-    """How a model version measures photo scale: its reference class, that class's typical length in pixels at
-    photo scale 1, and the long sides of the whole frames its data came from (auto recognises them and their
-    whole-factor copies). ``class_name`` None: the version names no reference class (scale is set as a number);
-    ``frame_sides`` empty: auto takes every photo at the data's native resolution (photo scale 1)."""
-
-    class_name: str | None = "adult_females"
-    length_px: float | None = ADULT_FEMALE_LENGTH_PX
-    frame_sides: tuple[int, ...] = SURVEY_LONG_SIDES
-
-    @property
-    def animals(self) -> str:
-        """The reference class in words, plural: "adult females", "cows"."""
-        if not self.class_name:
-            return "animals"
-        words = self.class_name.replace("_", " ")
-        return words if words.endswith("s") else words + "s"
-
-    def length_at(self, scale: float) -> float | None:
-        """The reference class's typical length (pixels) in a photo at ``scale``; None when the version names none."""
-        return None if self.length_px is None else scale * self.length_px
-
-    def describe(self, scale: float) -> str:
-        """``adult females ≈ 20 px`` (or ``photo scale 0.25`` when the version names no reference class)."""
-        length = self.length_at(scale)
-        return f"photo scale {scale:.3g}" if length is None else f"{self.animals} ≈ {length:.0f} px"
-
-
-SEA_LION_REFERENCE = ScaleReference()
 
 
 @dataclass(frozen=True)

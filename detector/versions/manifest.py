@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from detector.counting.scale import SEA_LION_REFERENCE, ScaleReference
+from detector.classes import SEA_LION_REFERENCE, ScaleReference
 from detector.errors import ModelResolutionError
 from detector.settings import DEFAULT_IMGSZ, ENV_MANIFEST
 from detector.versions.runtimes import FORMATS, runtime_format
