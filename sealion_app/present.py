@@ -14,7 +14,7 @@ import pandas as pd
 
 from detector.classes import class_color
 from detector.counting.records import Failure
-from detector.counting.results import CountResult
+from detector.counting.results import CountResult, ModelInfo
 from detector.counting.uncertainty import CountUncertainty
 
 if TYPE_CHECKING:
@@ -270,6 +270,7 @@ def model_markdown(data: dict[str, Any]) -> str:
         f"| device | `{data['device']}` |",
         f"| runtime | `{data.get('runtime') or 'torch'}` |",
         f"| input size / trained photo scale | {data['imgsz']} px / {data['ground_scale']} |",
+        f"| scale measured by | {reference_text(data)} |",
     ]
     lines += runtime_choice_lines(data)
     if data.get("greyscale_input"):
@@ -278,6 +279,16 @@ def model_markdown(data: dict[str, Any]) -> str:
         lines += ["", data["description"]]
     lines += accuracy_lines(data)
     return "\n".join(lines)
+
+
+def reference_text(data: dict[str, Any]) -> str:
+    """How the version measures photo scale (:func:`model_info`'s reference fields), in words."""
+    reference = ModelInfo.from_dict({"version": "", "sha256": "", "source": "", **data}).scale_reference
+    if reference.length_px is None:
+        return "no reference class: photos are counted at the resolution the model learned from (photo scale 1)"
+    sides = " or ".join(f"{side} px" for side in reference.frame_sides)
+    frames = f"; auto recognises frames {sides} wide and copies of them" if sides else ""
+    return f"{reference.animals}, about {reference.length_px:g} px at photo scale 1{frames}"
 
 
 def runtime_choice_lines(data: dict[str, Any]) -> list[str]:

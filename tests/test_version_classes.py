@@ -223,6 +223,7 @@ def test_the_app_switches_between_the_sea_lion_default_and_a_seal_version(tmp_pa
         assert (seals["photo_scale"], seals["reference_class"], seals["reference_px"]) == (2.0, "cow", 2 * COW_PX)
         info = client.predict("es", api_name="/model_info")
         assert info["class_names"] == SEAL_CLASSES and set(info["class_colors"]) == set(SEAL_CLASSES)
+        assert (info["reference_class"], info["reference_length_px"], info["frame_sides"]) == ("cow", COW_PX, [500])
         sea_lions = client.predict(handle_file(str(TILE)), api_name="/count")[2]
         assert list(sea_lions["counts"]) == SEA_LION_CLASSES  # the default is unchanged by the switch
         batch = client.predict([handle_file(str(TILE))], model_version="es", api_name="/count_batch")
