@@ -48,10 +48,7 @@ def build_batch_tab(
         prune_old_batches(batch_dir)
         outcome = count_batch(detector, [str(f) for f in files], settings.options(), progress=report, out_dir=batch_dir)
         errors = CountUncertainty.of(detector.weights.version)
-        table = gr.Dataframe(  # the version's classes: their columns and widths
-            present.batch_table(outcome.results, detector.class_names, errors),
-            column_widths=present.batch_column_widths(len(detector.class_names)),
-        )
+        table = present.batch_table(outcome.results, detector.class_names, errors)  # the version's class columns
         failures = present.failures_table(outcome.failures)
         elapsed = time.perf_counter() - started
         summary = (
