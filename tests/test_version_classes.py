@@ -25,7 +25,7 @@ from detector.errors import DetectorError, ModelResolutionError
 from detector.review.formats import from_coco, to_coco
 from detector.review.record import PhotoAnnotations
 from detector.settings import CountOptions, ModelSettings
-from detector.versions.manifest import load_manifest, version_to_dict
+from detector.versions.manifest import ModelVersion, load_manifest, version_to_dict
 from tests.helpers import REPO_ROOT, SEA_LION_CLASSES, build_untrained_model, sha256_of
 
 SEALS = REPO_ROOT / "tests" / "data" / "pinnipeds-tiny"
@@ -82,6 +82,8 @@ def test_a_manifest_entry_names_its_reference_class_and_sea_lion_entries_need_no
     entry = version_to_dict(es)
     assert (entry["reference_class"], entry["reference_length_px"], entry["frame_sides"]) == ("cow", COW_PX, [500])
     assert "reference_class" not in version_to_dict(listed.get())  # a sea lion entry is written as before
+    from_card = ModelVersion.from_card(es.to_card(), es.repo_id, "es")  # a model card carries the same
+    assert from_card.scale_reference == ES_REFERENCE
     # Without a reference, an elephant-seal entry is not measured by adult females: native resolution, no class.
     bare = load_manifest(seal_manifest(tmp_path / "bare", with_reference=False)).get("es")
     assert bare.scale_reference == ScaleReference(None, None, ())
