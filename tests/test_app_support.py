@@ -90,36 +90,41 @@ def test_startup_override_does_not_leak_into_later_versions(offline_manifest, mo
 
 
 def test_registry_offers_each_versions_runtimes_and_loads_one_detector_per_choice(monkeypatch, tmp_path):
-    """The shipped manifest: v1 has no exports (and is not shipped), v3 ships its OpenVINO ones; an explicit runtime
-    loads once, by name."""
+    """The shipped manifest: v1 has no exports (and is not shipped), the elephant-seal version ships its OpenVINO
+    ones, v3 is listed but no longer shipped; an explicit runtime loads once, by name."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-cache"))
     for name in ("SEALION_MANIFEST", "SEALION_MODEL_VERSION", "SEALION_WEIGHTS", "SEALION_RUNTIME"):
         monkeypatch.delenv(name, raising=False)
-    registry = ModelRegistry.start(Settings.from_env().model.with_options(device="cpu", version="v3"))
+    seals = "elephant-seals-v1"
+    registry = ModelRegistry.start(Settings.from_env().model.with_options(device="cpu", version=seals))
     assert registry.runtime_choices("v1") == ["auto", "torch"]
-    v3 = registry.runtime_choices("v3")
-    assert registry.runtime_choices() == v3 and v3[:2] == ["auto", "torch"] and {"openvino", "openvino-f32"} <= set(v3)
-    cpu_runtime = load_manifest().get("v3").cpu_runtime
-    assert registry.get("v3", cpu_runtime) is registry.default is registry.get("v3", "auto")  # auto ran cpu_runtime
+    choices = registry.runtime_choices(seals)
+    assert registry.runtime_choices() == choices and choices[:2] == ["auto", "torch"]
+    assert {"openvino", "openvino-f32"} <= set(choices)
+    cpu_runtime = load_manifest().get(seals).cpu_runtime
+    assert registry.get(seals, cpu_runtime) is registry.default is registry.get(seals, "auto")  # auto ran cpu_runtime
+    assert registry.default.class_names == ("bull", "cow", "pup")
     with pytest.raises(DetectorError, match=r"v1 has no runtime 'openvino'; choose one of: auto, torch\."):
         registry.get("v1", "openvino")
-    torch_v3 = registry.get("v3", "torch")
-    assert (torch_v3.info.version, torch_v3.runtime) == ("v3", "torch") and registry.get("v3", "torch") is torch_v3
+    torch_seals = registry.get(seals, "torch")
+    assert (torch_seals.info.version, torch_seals.runtime) == (seals, "torch") and registry.get(
+        seals, "torch"
+    ) is torch_seals
     assert not registry.is_loaded("v4")  # another version's auto is loaded when asked for
-    # listed, but not shipped and the hub is offline: Detector.load's reason, with the version and its runtimes
-    with pytest.raises(DetectorError, match=r"v3: Runtime openvino-int8 asked for, .* Its runtimes: auto"):
-        registry.get("v3", "openvino-int8")
+    # listed, but not shipped and the hub is offline: Detector.load's reason, naming the version
+    with pytest.raises(DetectorError, match=r"v3"):
+        registry.get("v3", "torch")
 
     # the app built on it: another version's chooser keeps a runtime it offers, else resets to auto; the Model tab
     # shows the detector of the chosen runtime
     from sealion_app.ui.demo import build_demo
 
     handlers = {f.name: f.fn for f in build_demo(registry).fns.values()}
-    kept, reset = handlers["runtime_choices"]("v3", "torch"), handlers["runtime_choices"]("v1", "openvino-f32")
+    kept, reset = handlers["runtime_choices"](seals, "torch"), handlers["runtime_choices"]("v1", "openvino-f32")
     assert kept.value == "torch" and "openvino-f32" in [value for _, value in kept.choices]
     assert reset.value == "auto" and [value for _, value in reset.choices] == ["auto", "torch"]
-    assert handlers["show_model"]("v3", "torch")[3]["runtime"] == "torch"
+    assert handlers["show_model"](seals, "torch")[3]["runtime"] == "torch"
 
 
 def test_model_info_and_markdown(offline_manifest):
