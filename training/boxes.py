@@ -27,6 +27,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -60,6 +61,25 @@ def _image_path(name: str, root: Path) -> Path:
     return path if path.is_absolute() else root / path
 
 
+def _labelled(
+    root: Path,
+    names: Mapping[Any, str],
+    boxes: Mapping[Any, list],
+    labels: Mapping[Any, list],
+    sources: Mapping[Any, str],
+) -> list[LabelledImage]:
+    """The images a label file lists (by key: its file name, or its id), with their boxes gathered per image."""
+    return [
+        LabelledImage(
+            _image_path(name, root),
+            np.array(boxes[key], dtype=np.float32).reshape(-1, 4),
+            tuple(labels[key]),
+            sources[key],
+        )  # fmt: skip
+        for key, name in names.items()
+    ]
+
+
 def read_plain_csv(path: Path, image_root: Path | None = None) -> list[LabelledImage]:
     """``image,x1,y1,x2,y2,class[,source]`` rows (no header; a header row naming ``x1`` is skipped).
 
@@ -88,15 +108,7 @@ def read_plain_csv(path: Path, image_root: Path | None = None) -> list[LabelledI
                 raise TrainingError(f"{path}, line {line}: box coordinates are not numbers: {row[1:5]}") from None
             boxes[name].append(box)
             labels[name].append(row[5].strip())
-    return [
-        LabelledImage(
-            _image_path(name, root),
-            np.array(boxes[name], dtype=np.float32).reshape(-1, 4),
-            tuple(labels[name]),
-            sources[name],
-        )  # fmt: skip
-        for name in boxes
-    ]
+    return _labelled(root, {name: name for name in boxes}, boxes, labels, sources)
 
 
 def read_coco(path: Path, image_root: Path | None = None) -> list[LabelledImage]:
@@ -118,15 +130,7 @@ def read_coco(path: Path, image_root: Path | None = None) -> list[LabelledImage]
         x, y, w, h = (float(v) for v in annotation["bbox"])
         boxes[image_id].append([x, y, x + w, y + h])
         labels[image_id].append(categories[int(annotation["category_id"])])
-    return [
-        LabelledImage(
-            _image_path(name, root),
-            np.array(boxes[i], dtype=np.float32).reshape(-1, 4),
-            tuple(labels[i]),
-            Path(name).stem,
-        )  # fmt: skip
-        for i, name in images.items()
-    ]
+    return _labelled(root, images, boxes, labels, {i: Path(name).stem for i, name in images.items()})
 
 
 def read_viame(path: Path, image_root: Path | None = None) -> list[LabelledImage]:
@@ -151,15 +155,7 @@ def read_viame(path: Path, image_root: Path | None = None) -> list[LabelledImage
                 raise TrainingError(f"{path}, line {line}: no class in columns 10 and after")
             boxes.setdefault(name, []).append([float(v) for v in row[3:7]])
             labels.setdefault(name, []).append(max(pairs, key=lambda pair: pair[1])[0])
-    return [
-        LabelledImage(
-            _image_path(name, root),
-            np.array(boxes[name], dtype=np.float32).reshape(-1, 4),
-            tuple(labels[name]),
-            Path(name).stem,
-        )  # fmt: skip
-        for name in boxes
-    ]
+    return _labelled(root, {name: name for name in boxes}, boxes, labels, {name: Path(name).stem for name in boxes})
 
 
 def _yolo_names(folder: Path) -> list[str]:

@@ -39,8 +39,11 @@ def _chips(listing: Path) -> list[str]:
     ]
 
 
-def join_datasets(base: Path, extra: Path, out: Path, ratio: float = 1.0, seed: int = 0) -> dict:
-    """Write the joint dataset (see the module's docstring); returns what ``joint.json`` records."""
+def join_datasets(
+    base: Path, extra: Path, out: Path, ratio: float = 1.0, seed: int = 0, command: str | None = None
+) -> dict:
+    """Write the joint dataset (see the module's docstring); returns what ``joint.json`` records. ``command``: how it
+    was made, for ``photos.json`` (None: the base's own command)."""
     base, extra, out = Path(base), Path(extra), Path(out)
     base_record, extra_record = DatasetRecord.read(base), DatasetRecord.read(extra)
     if tuple(base_record.class_names) != tuple(extra_record.class_names):
@@ -73,7 +76,7 @@ def join_datasets(base: Path, extra: Path, out: Path, ratio: float = 1.0, seed: 
     record = replace(
         base_record,
         splits=splits,
-        command=" ".join(sys.argv) if sys.argv and "training.joint" in " ".join(sys.argv) else base_record.command,
+        command=base_record.command if command is None else command,
     )
     record.write(out)
     joined = {"base": str(base.resolve()), "extra": str(extra.resolve()), "ratio": ratio, "seed": seed, "splits": added}
@@ -90,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     try:
-        joined = join_datasets(args.base, args.extra, args.out, args.ratio, args.seed)
+        joined = join_datasets(args.base, args.extra, args.out, args.ratio, args.seed, " ".join(sys.argv))
     except TrainingError as exc:
         raise SystemExit(f"joint: {exc}") from None
     for name, sizes in joined["splits"].items():
