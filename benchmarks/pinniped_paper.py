@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.common import REPO_ROOT, add_model_args, format_table, load_detector, log, write_results
+from detector.settings import DEFAULT_IOU
 
 PINNIPEDS = (
     Path(os.environ.get("SEALION_PINNIPED_DATA") or REPO_ROOT.parent / "shared" / "data" / "pinnipeds")
@@ -122,7 +123,7 @@ def count_with_product(args: argparse.Namespace, tiles: Sequence[str], split: st
     detector = load_detector(args, device=args.device)
     if tuple(detector.class_names) != CLASSES:
         raise SystemExit(f"the model's classes are {detector.class_names}, not the elephant seals' {CLASSES}")
-    options = CountOptions(photo_scale=1.0, conf=low)
+    options = CountOptions(photo_scale=args.photo_scale, conf=low, iou=args.iou)
     found: dict[str, list[tuple[str, float]]] = {}
     thresholds = detector.thresholds()  # the version's
     for k, tile in enumerate(tiles):
@@ -142,6 +143,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "split": args.split,
         "tiles": len(tiles),
         "model": {"version": info.version, "sha256": info.sha256, "ground_scale": info.ground_scale},
+        "photo_scale": args.photo_scale,
+        "iou": args.iou,
         "baseline_train_mean": mean_baseline(truth),
     }
     if args.sweep:
@@ -200,6 +203,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--split", choices=("test", "valid"), default="test")
     parser.add_argument("--conf", type=float, help="one threshold for every class (default: the version's)")
     parser.add_argument("--sweep", action="store_true", help="also our RMSE per class over thresholds 0.05-0.95")
+    parser.add_argument("--iou", type=float, default=DEFAULT_IOU, help=f"NMS IoU (default {DEFAULT_IOU})")
+    parser.add_argument(
+        "--photo-scale", type=float, default=1.0,
+        help="scale of the tiles relative to native survey resolution (default 1: the tiles are the version's frames)",
+    )  # fmt: skip
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--docs", action="store_true", help=f"write the table into {DOCS_TABLE.relative_to(REPO_ROOT)}")
     args = parser.parse_args(argv)
