@@ -1,12 +1,13 @@
-"""Coverage of the survey totals on real data: the 17 NOAA photos, the official counts as the truth.
+"""Coverage of the survey totals on real data: the NOAA photos with official counts, those counts as the truth.
 
     python -m benchmarks.survey_totals [--data DIR] [--run DIR] [--docs-only]
 
-Counts the sample's 17 photos (one file per photo id: the full-resolution raw photo, else the full-resolution dotted
-copy, else the 4x downsampled raw photo) with the default model into a run directory, then takes every sample the
-review design can draw (``detector.totals.draw_sample``: each stratum a simple random sample, so all combinations
-are equally likely), "reviews" it by revealing the official counts of its photos, estimates, and reports how often
-the 95 % interval covers the true total, per class, and how far the estimate lands from it against the raw model sum.
+Counts the sample's photos with official counts (one file per photo id: the full-resolution raw photo, else the
+full-resolution dotted copy, else the 4x downsampled raw photo) with the default model into a run directory, then
+takes every sample the review design can draw (``detector.totals.draw_sample``: each stratum a simple random sample,
+so all combinations are equally likely), "reviews" it by revealing the official counts of its photos, estimates, and
+reports how often the 95 % interval covers the true total, per class, and how far the estimate lands from it against
+the raw model sum.
 Writes ``benchmarks/results/survey_totals.json`` and the table between the markers in ``docs/survey.md``
 (``tests/test_totals_coverage.py`` checks that the table is what this computes for the shipped default model).
 """
@@ -37,7 +38,7 @@ DOCS = REPO_ROOT / "docs" / "survey.md"
 BEGIN, END = "<!-- survey-totals:begin -->", "<!-- survey-totals:end -->"
 # The NOAA sample: SEALION_NOAA_DATA, else ../shared next to the checkout (as the tests find it).
 SHARED_DATA = Path(os.environ.get("SEALION_NOAA_DATA") or REPO_ROOT.parent / "shared" / "data" / "noaa-sealions")
-# (photos reviewed of the 17, method); the coverage test holds the 90-97 % band at TESTED
+# (photos reviewed of the population, method); the coverage test holds the 90-97 % band at TESTED
 DESIGNS = ((6, "difference"), (8, "difference"), (10, "difference"), (10, "ratio"))
 TESTED = (10, "difference")
 

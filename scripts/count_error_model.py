@@ -7,8 +7,8 @@ out-of-fold counts the repository keeps, and its coverage on those photos.
 The out-of-fold counts: ``benchmarks/results/gate_recall_cv_fold{0,1}.json``, the default version's two
 cross-validation fold models counting the photos they never saw (``counts_ungated``, at the version's threshold),
 with the official counts. A photo counted both as ``fullres-raw`` and ``fullres-dotted`` is taken once, raw. They
-hold 12 of the 17 cross-validation photos (not 0, 1, 4, 6, 7: photo 0 is the densest colony); the per-class RMSE on
-the card is over all 17. ``tests/test_uncertainty.py`` checks that the manifest holds this fit.
+hold 12 of v4's 17 cross-validation photos (not 0, 1, 4, 6, 7: photo 0 is the densest colony); the per-class RMSE on
+the card is over all of them (its ``cv_photos``). ``tests/test_uncertainty.py`` checks that the manifest holds this fit.
 """
 
 from __future__ import annotations
@@ -72,8 +72,8 @@ def report(version_name: str | None = None) -> tuple[dict, str]:
         for label, e in (("old", old), ("new", new))
     }
     lines = [
-        "| class | one RMSE per class (card, 17 photos) | coverage | floor | share of total | coverage "
-        "| coverage, leave one out | mean ± old → new |",
+        f"| class | one RMSE per class (card, {version.metrics.get('cv_photos', '?')} photos) | coverage | floor "
+        "| share of total | coverage | coverage, leave one out | mean ± old → new |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for n in names:

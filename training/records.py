@@ -1,6 +1,7 @@
 """The JSON records the training steps write and read: a training run's ``training_record.json``, an evaluation
-(``fold0_metrics.json``, ``evaluate --out``), the cross-validation report (``cv_metrics.json``) and the per-class
-thresholds (``calibration.json``). One typed, frozen model per file, read and written here only.
+(``fold0_metrics.json``, ``evaluate --out``), the cross-validation report (``cv_metrics.json``), the per-class
+thresholds (``calibration.json``) and the comparison of cross-validation runs (``training.compare --out``). One
+typed, frozen model per file, read and written here only.
 
 The models are pydantic's (frozen): it checks every field's type on reading and names the bad or missing one, so a
 wrong file fails at the edge with its path and the field instead of as a ``KeyError`` three calls later. Keys this
@@ -301,6 +302,61 @@ class RevisionMetrics(Record):
     training: dict[str, float] = {}  # the final model's last validation metrics (ultralytics)
     cross_validation: CVReport | None = None
     calibration: Calibration | None = None
+
+
+# --- a comparison of cross-validation runs (training.compare) ------------------------------------------------------
+class DenseColony(Record):
+    """A photo with many pups (a dense colony), counted by the fold model that never saw it."""
+
+    photo_id: str
+    fold: str
+    true_pups: int
+    counted_pups: int
+
+
+class ArmCalibration(Record):
+    """What an arm's ``calibration.json`` says: its thresholds, the uniform threshold sweep and the confusion."""
+
+    uniform_conf: float
+    class_conf: dict[str, float]
+    calibration_helps: bool | None = None
+    calibrated_rmse: float  # mean per-class RMSE with thresholds chosen on the other folds
+    sweep: dict[str, dict[str, float]] = {}  # uniform threshold → per-class RMSE and their "mean"
+    confusion: ConfusionTable | None = None
+
+
+class ArmSummary(Record):
+    """One cross-validation run (an arm of the comparison), counted on the same folds as the others."""
+
+    name: str
+    cv_dir: str
+    model: str
+    init: str | None = None
+    conf: float
+    epochs_per_fold: int | str
+    training_hours: float | None = None  # the folds' training wall time, summed (None: not recorded)
+    cv_hours: float | None = None  # the whole CV: training, counting and chip mAP of every fold
+    per_class: dict[str, ClassError]
+    competition_rmse: float  # per-class RMSE averaged over the classes
+    ratio_to_baseline: float | None = None  # competition_rmse / the training mean's (None: the baseline is 0)
+    total_count_error: float  # Σ over photos |counted - true total| / Σ animals
+    fold_rmse: dict[str, float]  # each fold's mean per-class RMSE on its own photos (the spread across folds)
+    chip_map50: float
+    dense_colonies: list[DenseColony]
+    calibration: ArmCalibration | None = None
+
+
+class Comparison(Record):
+    """``training.compare --out``: cross-validation runs of the same folds, side by side, per class."""
+
+    WHAT: ClassVar[str] = "comparison of cross-validation runs"
+    HOW: ClassVar[str] = "run python -m training.compare --arm NAME=CV_DIR ... --out FILE first"
+    device: str = ""
+    classes: list[str]
+    folds: dict[str, list[str]]  # fold → the photos it counted
+    dense_pups: int  # a photo with at least this many pups is a dense colony
+    baseline: CountMetrics  # predicting the training folds' mean count (the same for every arm)
+    arms: list[ArmSummary]
 
 
 # --- a training run ---------------------------------------------------------------------------------------------
