@@ -205,6 +205,7 @@ def run_count(args: argparse.Namespace, stop: StopOnSignal | None = None) -> int
     todo, skipped = run.pending(photos) if run else (photos, 0)
     rasters, todo = geo.split(todo)  # GeoTIFFs and large TIFFs: counted window by window (detector.geo)
     geo.check_geojson([*rasters, *todo])
+    geo.check_scale(detector.info, rasters, options)
     if skipped:
         print(f"resuming {args.run}: {skipped} of {len(photos)} photos already counted", file=sys.stderr)  # always
     records, failures = [], list(missing)

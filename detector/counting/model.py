@@ -36,6 +36,7 @@ def _reference_fields(version: ModelVersion) -> dict[str, Any]:
         "reference_class": reference.class_name,
         "reference_length_px": reference.length_px,
         "frame_sides": reference.frame_sides,
+        "reference_length_m": reference.length_m,
     }
 
 
