@@ -23,6 +23,7 @@ from detector.classes import ADULT_FEMALE_LENGTH_M, SEA_LION_REFERENCE, ScaleRef
 from detector.counting.images import load_image  # noqa: E402
 from detector.errors import DetectorError, ModelResolutionError  # noqa: E402
 from detector.geo.raster import GeoOptions, choose_raster_scale, count_raster  # noqa: E402
+from detector.geo.scale import overlap_px, window_overlap_px  # noqa: E402
 from detector.settings import CountOptions, ModelSettings  # noqa: E402
 from detector.versions.manifest import ModelVersion, load_manifest, version_to_dict  # noqa: E402
 from tests.helpers import REPO_ROOT  # noqa: E402
@@ -148,3 +149,31 @@ def test_reference_length_m_gives_a_seal_geotiff_its_scale_by_the_cow(seals, sea
     assert (record["photo_scale"], record["geo"]["scale_source"], record["geo"]["reference_length_m"]) == (
         0.5, "manual", None,
     )  # fmt: skip
+
+
+def test_the_window_overlap_is_two_reference_animals_or_one_model_tile():
+    """Two of the version's reference animals at the raster's scale (sea lions: two 80 px adult females; a 100 px cow
+    version: two cows); a version with no reference length gets one of the model's tiles (imgsz at its ground
+    scale), never a sea lion's length."""
+    assert window_overlap_px(0.25, SEA_LION_REFERENCE, 320, 0.5) == overlap_px(0.25, 80) == 40
+    assert window_overlap_px(1.0, ScaleReference("cow", COW_PX, (500,)), 224, 0.448) == 200
+    assert window_overlap_px(1.0, ScaleReference(None, None, ()), 224, 0.448) == 500  # 224 px / 0.448
+    assert window_overlap_px(0.5, ScaleReference(None, None, ()), 224, 0.448) == 250
+
+
+def test_a_geotiff_counted_by_weights_without_a_reference_overlaps_by_a_model_tile(seal_tile, tmp_path):
+    """The shipped seal weights as a file no manifest in use lists (no reference class), on a GeoTIFF at a given
+    photo scale: the windows overlap by one of the model's tiles (224 px at ground scale 0.448: 500 px at photo
+    scale 1), not by two sea lion females, and the raster counts as the tile does."""
+    from detector import Detector
+    from tests.test_version_classes import seal_manifest
+
+    manifest = seal_manifest(tmp_path / "weights")
+    weights = tmp_path / "my-seals.pt"
+    weights.write_bytes((REPO_ROOT / "weights" / "elephant-seals-yolov5n-elephant-seals-v1.pt").read_bytes())
+    own = Detector.load(ModelSettings(weights=str(weights), manifest=str(manifest), device="cpu"), warmup=False)
+    assert own.info.scale_reference == ScaleReference(None, None, ()) and (own.imgsz, own.ground_scale) == (224, 0.448)
+    tif = write_geotiff(tmp_path / "seals.tif", seal_tile, gsd_m=0.025)
+    counted = count_raster(own, tif, CountOptions(photo_scale=1.0))
+    assert counted.geo_dict()["overlap_px"] == 500 and counted.windows == 1
+    assert counted.result.counts == own.count(TILE, photo_scale=1.0).counts and counted.result.total > 0

@@ -18,7 +18,6 @@ import numpy as np
 
 from detector.counting.results import CountResult
 from detector.counting.scale import (
-    ADULT_FEMALE_LENGTH_PX,
     SEA_LION_REFERENCE,
     WARN_FACTOR,
     ScaleReference,
@@ -27,7 +26,7 @@ from detector.counting.scale import (
 )
 from detector.errors import DetectorError
 from detector.geo import require_geo
-from detector.geo.scale import WINDOW_PX, RasterScale, overlap_px, scale_from_gsd, window_px
+from detector.geo.scale import WINDOW_PX, RasterScale, scale_from_gsd, window_overlap_px, window_px
 from detector.geo.windows import Window, centres_in, window_grid
 from detector.settings import CountOptions
 
@@ -41,7 +40,8 @@ class GeoOptions:
 
     window_px: int = WINDOW_PX  # at most; smaller where the model's copy would be too large (scale.window_px)
     reference_length_m: float | None = None  # None: the model version's (sea lions: 2.4 m; others: their manifest's)
-    overlap_px: int | None = None  # None: two reference animals (sea lions: adult females) at the raster's scale
+    overlap_px: int | None = None  # None: two reference animals (sea lions: adult females) at the raster's scale;
+    # a version without a reference length: one of the model's tiles (scale.window_overlap_px)
 
 
 @dataclass(frozen=True)
@@ -281,14 +281,15 @@ def count_raster(
             )
         except DetectorError as exc:
             raise DetectorError(f"{label}: {exc}") from None
-        # a version that names no reference length (its scale given as a number): the overlap of two adult females
-        animal_px = reference.length_px or ADULT_FEMALE_LENGTH_PX
-        overlap = geo.overlap_px if geo.overlap_px is not None else overlap_px(scale.value, animal_px)
+        overlap = geo.overlap_px
+        if overlap is None:
+            overlap = window_overlap_px(scale.value, reference, detector.imgsz, float(detector.ground_scale))
         side = min(window_px(geo.window_px, scale.value, float(detector.ground_scale)), math.isqrt(images.MAX_PIXELS))
         if overlap * 2 >= side:
+            need = f"two {reference.animals}" if reference.length_px else "one of the model's tiles"
             raise DetectorError(
-                f"{label}: a window of {side} px is too small for the {overlap} px overlap two "
-                f"{reference.animals if reference.length_px else 'animals'} need at this scale; use a larger window."
+                f"{label}: a window of {side} px is too small for the {overlap} px overlap {need} need at this scale; "
+                "use a larger window."
             )
         windows = window_grid(width, height, side, overlap)
         bands = colour_bands(src)

@@ -92,3 +92,15 @@ def overlap_px(scale: float, reference_px: float) -> int:
     """Window overlap in raster pixels at ``scale``: :data:`OVERLAP_LENGTHS` reference animals (``reference_px`` long
     at photo scale 1; sea lions: two adult females), at least 32 px."""
     return max(32, math.ceil(OVERLAP_LENGTHS * scale * reference_px))
+
+
+def window_overlap_px(scale: float, reference: ScaleReference, imgsz: int, ground_scale: float) -> int:
+    """Window overlap in raster pixels at ``scale`` for a model version measured by ``reference``: two of its
+    reference animals (:func:`overlap_px`; sea lions: two adult females). A version that names no reference length
+    gives no animal size, and no other species' is assumed: the overlap is then one of the model's tiles
+    (``imgsz`` pixels at its ``ground_scale``, in raster pixels at ``scale``), because an animal the model can
+    detect fits inside one of its tiles, so any such animal lies whole in some window (at the cost of more
+    overlap than an animal needs)."""
+    if reference.length_px is not None:
+        return overlap_px(scale, reference.length_px)
+    return max(32, math.ceil(scale * imgsz / ground_scale))
