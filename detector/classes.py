@@ -12,6 +12,11 @@ from dataclasses import dataclass
 
 SEA_LION_CLASSES: tuple[str, ...] = ("adult_males", "subadult_males", "adult_females", "juveniles", "pups")
 
+# What the sea lion versions are and count, in words: their model cards' heading and first sentence, and the app's
+# heading. Other versions name their own (``title`` and ``subject`` in the manifest entry or card).
+SEA_LION_TITLE = "Steller sea lion counter"
+SEA_LION_SUBJECT = "Steller sea lions in aerial survey photos"
+
 CLASS_COLORS: dict[str, tuple[int, int, int]] = {  # RGB
     "adult_males": (230, 25, 25),  # red
     "subadult_males": (240, 50, 230),  # magenta

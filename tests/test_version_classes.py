@@ -292,3 +292,19 @@ def test_an_unlisted_seal_weights_file_has_its_own_classes_and_no_sea_lion_scale
     assert given.returncode == 0 and "no scale reference" not in given.stderr, given.stderr
     refused = cli("count", TILE, "--weights", weights, "--device", "cpu", "--female-length", 80)
     assert refused.returncode == 2 and "use --photo-scale S instead" in refused.stderr, refused.stderr
+
+
+def test_a_version_names_what_it_counts_in_words():
+    """``title`` and ``subject`` (the card's heading and first sentence, for the app's heading) are read from a
+    manifest entry and a card alike; the shipped elephant-seal entry carries its card's, the sea lion entries none
+    (their words are the defaults: detector.classes.SEA_LION_TITLE)."""
+    product = load_manifest()
+    seals = product.get("elephant-seals-v1")
+    assert (seals.title, seals.subject) == (
+        "Elephant seal counter", "northern elephant seals (bulls, cows, pups) in aerial drone photos",
+    )  # fmt: skip
+    assert version_to_dict(seals)["title"] == "Elephant seal counter"
+    again = ModelVersion.from_card(seals.to_card(), seals.repo_id, seals.revision, name=seals.name)
+    assert (again.title, again.subject) == (seals.title, seals.subject)
+    default = product.get()
+    assert (default.title, default.subject) == ("", "") and "title" not in version_to_dict(default)

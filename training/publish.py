@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from detector.classes import SEA_LION_CLASSES, class_color, is_sea_lion
+from detector.classes import SEA_LION_CLASSES, SEA_LION_SUBJECT, SEA_LION_TITLE, class_color, is_sea_lion
 from detector.counting.scale import SEA_LION_REFERENCE, ScaleReference
 from detector.files import sha256_file
 from detector.versions.hub import ResolvedWeights
@@ -72,8 +72,8 @@ class CardInputs:
     metrics: Mapping[str, Any]  # compact: the card's front matter and the manifest (summary_metrics())
     full_metrics: RevisionMetrics | None = None  # metrics.json (default: metrics)
     training_run: Mapping[str, Any] = field(default_factory=dict)  # training_run_summary() of its training record
-    title: str = "Steller sea lion counter"  # the card's heading
-    subject: str = "Steller sea lions in aerial survey photos"  # what it counts, in the card's first sentence
+    title: str = SEA_LION_TITLE  # the card's heading (and the app's, in the manifest entry unless the sea lions')
+    subject: str = SEA_LION_SUBJECT  # what it counts, in the card's first sentence (and the app's heading)
     data_licence: str = ""  # the training data's licence, where it asks to be named (the card repeats it)
     data_citation: str = ""  # the publication the training data asks to be cited with
 
@@ -156,6 +156,9 @@ def publish(
             class_conf=dict(model.class_conf),
             greyscale_input=model.greyscale_input,
             **_reference_fields(model.scale_reference),
+            # in words, for the app's heading; the sea lions' defaults stay out of the entry (entries as before)
+            title=card.title if card.title != SEA_LION_TITLE else "",
+            subject=card.subject if card.subject != SEA_LION_SUBJECT else "",
         )
         if exports.exports:  # in the same revision; each checked against torch on the plan's photos
             verified = ResolvedWeights(folder / filename, record.sha256, "local", record)
@@ -333,9 +336,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="per-class count thresholds chosen elsewhere, e.g. bull=0.5,cow=0.4,pup=0.3 (instead of --calibration's)",
     )  # fmt: skip
     parser.add_argument("--family", default="sealions", help="what the weights file is named after")
-    parser.add_argument("--title", default="Steller sea lion counter", help="the model card's heading")
+    parser.add_argument("--title", default=SEA_LION_TITLE, help="the model card's and the app's heading")
     parser.add_argument(
-        "--subject", default="Steller sea lions in aerial survey photos", help="what it counts (the card's first line)"
+        "--subject", default=SEA_LION_SUBJECT, help="what it counts (the card's first line and the app's heading)"
     )
     parser.add_argument(
         "--reference-class",

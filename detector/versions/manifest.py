@@ -120,6 +120,11 @@ class ModelVersion:
     # The reference class's typical length on the ground in metres (a GeoTIFF's pixel size gives the scale from it);
     # None: 2.4 m for the sea lions' adult females (detector.classes.ADULT_FEMALE_LENGTH_M, cited), else unknown
     reference_length_m: float | None = None
+    # What the version is and counts, in words (its card's heading and first sentence: "Elephant seal counter",
+    # "northern elephant seals (bulls, cows, pups) in aerial drone photos"); "": not given (the sea lion versions'
+    # are detector.classes.SEA_LION_TITLE and SEA_LION_SUBJECT)
+    title: str = ""
+    subject: str = ""
 
     def __post_init__(self) -> None:
         if self.cpu_runtime and self.cpu_runtime not in self.runtimes:
@@ -184,7 +189,8 @@ class ModelVersion:
         )  # fmt: skip
 
     def _counting_options(self) -> dict[str, Any]:
-        """What the version sets beyond its weights (card and manifest alike): thresholds, greyscale, runtimes."""
+        """What the version sets beyond its weights (card and manifest alike): thresholds, greyscale, runtimes, scale
+        reference, and what it is and counts in words (title, subject)."""
         data: dict[str, Any] = {}
         if self.class_conf:
             data["class_conf"] = {k: float(v) for k, v in self.class_conf.items()}
@@ -201,6 +207,10 @@ class ModelVersion:
             data["frame_sides"] = [int(side) for side in self.frame_sides]
         if self.reference_length_m is not None:
             data["reference_length_m"] = float(self.reference_length_m)
+        if self.title:
+            data["title"] = self.title
+        if self.subject:
+            data["subject"] = self.subject
         return data
 
     def to_card(self) -> dict[str, Any]:
@@ -239,6 +249,7 @@ class ModelVersion:
             runtimes=_runtimes(meta.get("runtimes"), f"The model card of {repo_id}@{revision}"),
             cpu_runtime=meta.get("cpu_runtime") or None,
             **_reference(meta),
+            **_words(meta),
         )
 
 
@@ -253,6 +264,11 @@ def _reference(data: Mapping[str, Any]) -> dict[str, Any]:
         "frame_sides": tuple(int(side) for side in sides) if sides is not None else None,
         "reference_length_m": float(metres) if metres is not None else None,
     }
+
+
+def _words(data: Mapping[str, Any]) -> dict[str, str]:
+    """What a manifest entry or card says the version is and counts (``title``, ``subject``; absent: "")."""
+    return {key: str(data.get(key) or "") for key in ("title", "subject")}
 
 
 @dataclass(frozen=True)
@@ -303,6 +319,7 @@ def _version_from_dict(name: str, data: Mapping[str, Any]) -> ModelVersion:
         runtimes=_runtimes(data.get("runtimes"), f"Manifest entry {name!r}"),
         cpu_runtime=data.get("cpu_runtime") or None,
         **_reference(data),
+        **_words(data),
     )
 
 
