@@ -170,9 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             "runtime": detector.runtime,
             **({"weights": str(args.weights)} if args.weights else {}),
         },  # fmt: skip
-        "gate_settings": {
-            k: getattr(DEFAULT_GATE_SETTINGS, k) for k in ("coarse", "conf", "margin_px", "overlap", "max_enlargement")
-        },
+        "gate_settings": gate_settings(DEFAULT_GATE_SETTINGS, detector.info.scale_reference),
         "settings": {
             "count_options": (
                 f"conf {args.conf:g} for every class" if args.conf is not None else "calibrated per-class thresholds"
@@ -186,6 +184,20 @@ def main(argv: list[str] | None = None) -> int:
     finish(NAME, result, args.out, environment, report)
     write_markdown(NAME, markdown_table(result), args.out, args.docs)
     return 0
+
+
+def gate_settings(settings: Any, reference: Any) -> dict[str, Any]:
+    """The gate settings a run used, as its result records them: ``margin_px`` is the margin the model version got
+    (:meth:`~detector.counting.gate.GateSettings.margin_for`: 120 for the sea lions' 80 px adult female; "per box"
+    where the version names no reference length)."""
+    margin = settings.margin_for(reference)
+    return {
+        "coarse": settings.coarse,
+        "conf": settings.conf,
+        "margin_px": "per box" if margin is None else margin,
+        "overlap": settings.overlap,
+        "max_enlargement": settings.max_enlargement,
+    }
 
 
 def error_summary(per_photo: list[dict[str, Any]]) -> dict[str, Any]:
@@ -223,7 +235,9 @@ def markdown_table(result: dict[str, Any]) -> str:
     model = result["model"]
     lines = [
         f"Model {model['version']} (sha256 `{model['sha256'][:12]}…`, {model['runtime']}), gate settings "
-        + ", ".join(f"{k} {v:g}" for k, v in result["gate_settings"].items())
+        + ", ".join(
+            f"{k} {v:g}" if isinstance(v, float | int) else f"{k} {v}" for k, v in result["gate_settings"].items()
+        )
         + ":",
         "",
         format_table(headers, rows),

@@ -12,6 +12,11 @@ from dataclasses import dataclass
 
 SEA_LION_CLASSES: tuple[str, ...] = ("adult_males", "subadult_males", "adult_females", "juveniles", "pups")
 
+# What the sea lion versions are and count, in words: their model cards' heading and first sentence, and the app's
+# heading. Other versions name their own (``title`` and ``subject`` in the manifest entry or card).
+SEA_LION_TITLE = "Steller sea lion counter"
+SEA_LION_SUBJECT = "Steller sea lions in aerial survey photos"
+
 CLASS_COLORS: dict[str, tuple[int, int, int]] = {  # RGB
     "adult_males": (230, 25, 25),  # red
     "subadult_males": (240, 50, 230),  # magenta
@@ -33,17 +38,33 @@ BODY_LENGTH_PX: dict[str, int] = {
 SURVEY_LONG_SIDES: tuple[int, ...] = (4992, 5616)  # long side of the NOAA survey originals the models learned from
 ADULT_FEMALE_LENGTH_PX = BODY_LENGTH_PX["adult_females"]  # in a survey original: 80 px
 
+# An adult female's length on the ground, which turns a georeferenced raster's pixel size into a photo scale
+# (detector.geo.scale). Adult female Steller sea lions are 7.5-9.5 ft (2.3-2.9 m) long (NOAA Alaska Fisheries Science
+# Center, National Marine Mammal Laboratory, "Steller sea lions (Eumetopias jubatus)",
+# https://www.afsc.noaa.gov/nmml/gallery/pinnipeds/steller.php); 2.4 m is the short end of that range, because animals
+# hauled out are seen from above bent or curled rather than stretched out.
+ADULT_FEMALE_LENGTH_M = 2.4
+ADULT_FEMALE_LENGTH_SOURCE = (
+    "NOAA AFSC National Marine Mammal Laboratory: adult female Steller sea lions 2.3-2.9 m long"
+)
+
 
 @dataclass(frozen=True)
 class ScaleReference:
     """How a model version measures photo scale: its reference class, that class's typical length in pixels at
     photo scale 1, and the long sides of the whole frames its data came from (auto recognises them and their
     whole-factor copies). ``class_name`` None: the version names no reference class (scale is set as a number);
-    ``frame_sides`` empty: auto takes every photo at the data's native resolution (photo scale 1)."""
+    ``frame_sides`` empty: auto takes every photo at the data's native resolution (photo scale 1).
+
+    ``length_m``: the reference class's typical length on the ground, in metres, which a georeferenced raster's pixel
+    size turns into pixels (:mod:`detector.geo.scale`); None: not known for this version, so a raster's scale needs
+    the length given (``--reference-length-m``) or a manual scale. Only :data:`SEA_LION_REFERENCE` has one by
+    default (:data:`ADULT_FEMALE_LENGTH_M`, cited)."""
 
     class_name: str | None = "adult_females"
     length_px: float | None = ADULT_FEMALE_LENGTH_PX
     frame_sides: tuple[int, ...] = SURVEY_LONG_SIDES
+    length_m: float | None = None
 
     @property
     def animals(self) -> str:
@@ -52,6 +73,12 @@ class ScaleReference:
             return "animals"
         words = self.class_name.replace("_", " ")
         return words if words.endswith("s") else words + "s"
+
+    @property
+    def animal(self) -> str:
+        """The reference class in words, singular: "adult female", "cow"."""
+        animals = self.animals
+        return animals[:-1] if animals.endswith("s") else animals
 
     def length_at(self, scale: float) -> float | None:
         """The reference class's typical length (pixels) in a photo at ``scale``; None when the version names none."""
@@ -63,7 +90,7 @@ class ScaleReference:
         return f"photo scale {scale:.3g}" if length is None else f"{self.animals} ≈ {length:.0f} px"
 
 
-SEA_LION_REFERENCE = ScaleReference()
+SEA_LION_REFERENCE = ScaleReference(length_m=ADULT_FEMALE_LENGTH_M)
 
 _FALLBACK_PALETTE: tuple[tuple[int, int, int], ...] = (
     (255, 180, 0),

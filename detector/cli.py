@@ -193,6 +193,9 @@ def run_count(args: argparse.Namespace, stop: StopOnSignal | None = None) -> int
         f"{detector.device} with {detector.runtime}"
     )
     _check_scale_flags(args, detector.info.scale_reference)
+    unreferenced = detector.scale_reference_warning()
+    if unreferenced and options.photo_scale is None:
+        print(f"warning: {unreferenced}", file=sys.stderr)  # always, as the warnings per photo
     errors = CountUncertainty.of(detector.weights.version)
     run = RunDirectory.open(args.run, run_settings(detector, options), args.new_run) if args.run else None
     for failure in missing:
@@ -202,6 +205,7 @@ def run_count(args: argparse.Namespace, stop: StopOnSignal | None = None) -> int
     todo, skipped = run.pending(photos) if run else (photos, 0)
     rasters, todo = geo.split(todo)  # GeoTIFFs and large TIFFs: counted window by window (detector.geo)
     geo.check_geojson([*rasters, *todo])
+    geo.check_scale(detector.info, rasters, options)
     if skipped:
         print(f"resuming {args.run}: {skipped} of {len(photos)} photos already counted", file=sys.stderr)  # always
     records, failures = [], list(missing)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from detector.counting.scale import ScaleReference
 from detector.errors import DetectorError
 from detector.settings import ModelSettings
-from detector.versions.manifest import Manifest
+from detector.versions.manifest import Manifest, ModelVersion
 from detector.versions.runtimes import DEFAULT_RUNTIME, offered_runtimes
 
 if TYPE_CHECKING:
@@ -77,6 +77,21 @@ class ModelRegistry:
         if version != self.default_version and self.manifest and version in self.manifest.versions:
             return self.manifest.get(version).scale_reference
         return self.default.info.scale_reference
+
+    def model_version(self, version: str | None = None) -> ModelVersion:
+        """A version's record (title, subject, metrics, ...), from the manifest: nothing is loaded. An unknown
+        version: the startup model's."""
+        version = version or self.default_version
+        if version != self.default_version and self.manifest and version in self.manifest.versions:
+            return self.manifest.get(version)
+        return self.default.weights.version
+
+    def class_names(self, version: str | None = None) -> tuple[str, ...]:
+        """A version's classes, from the manifest (the startup model's: its weights' own)."""
+        version = version or self.default_version
+        if version != self.default_version and self.manifest and version in self.manifest.versions:
+            return tuple(self.manifest.get(version).class_names)
+        return tuple(self.default.class_names)
 
     def is_loaded(self, version: str | None, runtime: str | None = None) -> bool:
         return self._key(version, runtime) in self._loaded

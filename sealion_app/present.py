@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from detector.classes import class_color
+from detector.classes import SEA_LION_CLASSES, SEA_LION_SUBJECT, SEA_LION_TITLE, class_color
 from detector.counting.records import Failure
 from detector.counting.results import CountResult, ModelInfo
 from detector.counting.uncertainty import CountUncertainty
@@ -35,6 +35,38 @@ def pretty(name: str) -> str:
     return name.replace("_", " ")
 
 
+def plural(name: str) -> str:
+    """A class name as animals in words: "adult males", "bulls"."""
+    words = pretty(name)
+    return words if words.endswith("s") else words + "s"
+
+
+def and_list(words: Sequence[str]) -> str:
+    """ "a, b and c"."""
+    words = list(words)
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
+def is_sea_lion_version(class_names: Sequence[str]) -> bool:
+    """Whether the app describes a version as the sea lion counter it was built as: the five sea lion classes (or
+    a weights file whose classes are not known)."""
+    return tuple(class_names) in ((), SEA_LION_CLASSES)
+
+
+def heading_markdown(version: ModelVersion, class_names: Sequence[str]) -> str:
+    """The app's heading for the chosen model version: its title (``title`` in its manifest entry or card) and what
+    it counts (its ``subject``, and its classes). The sea lion versions keep the heading the app was built with."""
+    names = tuple(class_names)
+    sea_lions = is_sea_lion_version(names)
+    names = names or SEA_LION_CLASSES
+    title = version.title or (SEA_LION_TITLE if sea_lions else f"Animal counter: model version {version.name}")
+    if version.subject and version.subject != SEA_LION_SUBJECT:
+        what = f"Count {version.subject}, per class: {', '.join(pretty(n) for n in names)}."
+    else:
+        what = f"Count {and_list([plural(n) for n in names])} in aerial survey photos."
+    return f"# {title}\n{what}"
+
+
 def expected_errors(metrics: Mapping[str, Any]) -> CountUncertainty:
     """A model card's cross-validated count errors (:class:`CountUncertainty`; nothing known: empty)."""
     return CountUncertainty.from_metrics(metrics)
@@ -55,8 +87,16 @@ def counts_table(result: CountResult, errors: CountUncertainty | None = None) ->
     return pd.DataFrame(rows, columns=COUNT_COLUMNS)
 
 
-def status_line(result: CountResult) -> str:
-    """Elapsed time, device, model, tiling, scale and thresholds of one result, then any warnings, as Markdown."""
+def counts_label(errors: CountUncertainty) -> str:
+    """The Count tab's table label: where its typical errors come from, or that the version has none."""
+    if not errors.known:
+        return "Counts per class (typical errors unknown: this model version has no cross-validated count errors)"
+    return "Counts per class, with the typical error on survey photos the model never saw"
+
+
+def status_line(result: CountResult, errors: CountUncertainty | None = None) -> str:
+    """Elapsed time, device, model, tiling, scale and thresholds of one result, then any warnings, as Markdown;
+    then what the table's typical errors are (``errors``: the version's; None or unknown: it has none)."""
     model = result.model
     version = f"model **{model.version}** (`{model.sha256[:12]}`, {model.source}, {result.runtime})" if model else ""
     width, height = result.image_size
@@ -72,6 +112,12 @@ def status_line(result: CountResult) -> str:
         "survey photos the model never saw (cross-validation, Model tab), for a photo with as many animals as this "
         "one: a count of 30 with ± 60 means the true number could well be zero or a hundred. Check the boxes."
     )
+    if errors is None or not errors.known:
+        model_name = f"Model version {model.version}" if model else "This model version"
+        note = (
+            f"\n\nCounts are estimates. {model_name} has no cross-validated count errors (its model card has no "
+            "cross-validation), so its typical error is unknown: check the boxes."
+        )
     return line + warnings + note
 
 

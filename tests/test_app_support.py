@@ -372,3 +372,46 @@ def _one_result():
     from detector.counting.results import CountResult
 
     return CountResult(np.zeros((1, 4)), np.array([2]), np.ones(1), SEA_LION_CLASSES, (50, 40), source="a.jpg")
+
+
+def test_the_heading_and_about_text_follow_the_versions_words():
+    """The sea lion default keeps the heading and "What it does" the app was built with; the shipped elephant-seal
+    version is headed by its title and names its subject and classes (its manifest entry, as its card says); a
+    version that names neither gets its classes, never the sea lions'."""
+    from dataclasses import replace
+
+    from sealion_app.ui.about_tab import SEA_LION_INTRO, about_intro
+
+    manifest = load_manifest()
+    default, seals = manifest.get(), manifest.get("elephant-seals-v1")
+    assert present.heading_markdown(default, default.class_names) == (
+        "# Steller sea lion counter\nCount adult males, subadult males, adult females, juveniles and pups "
+        "in aerial survey photos."
+    )
+    assert present.heading_markdown(default, ()) == present.heading_markdown(default, default.class_names)
+    assert about_intro(default, default.class_names) == SEA_LION_INTRO and "Steller sea lions" in SEA_LION_INTRO
+    heading = present.heading_markdown(seals, seals.class_names)
+    assert heading.startswith("# Elephant seal counter\nCount northern elephant seals"), heading
+    assert heading.endswith("per class: bull, cow, pup.") and "sea lion" not in heading and "adult" not in heading
+    intro = about_intro(seals, seals.class_names)
+    assert "model version **elephant-seals-v1** (Elephant seal counter)" in intro and "bull, cow, pup" in intro
+    plain = replace(seals, title="", subject="")
+    assert present.heading_markdown(plain, plain.class_names) == (
+        "# Animal counter: model version elephant-seals-v1\nCount bulls, cows and pups in aerial survey photos."
+    )
+
+
+def test_a_version_without_count_errors_says_so_plainly():
+    from detector.counting.results import CountResult
+
+    result = CountResult(np.zeros((2, 4)), np.array([0, 2]), np.ones(2), ("bull", "cow", "pup"), (10, 10))
+    unknown = present.expected_errors({})
+    status = present.status_line(result, unknown)
+    assert "has no cross-validated count errors" in status and "typical error is unknown" in status, status
+    assert "survey photos" not in status and "could well be" not in status
+    assert "unknown" in present.counts_label(unknown) and "survey photos" not in present.counts_label(unknown)
+    known = present.expected_errors({"cv_rmse_per_class": {"bull": 2.0, "cow": 5.0, "pup": 4.0}})
+    assert "could well be" in present.status_line(result, known)
+    assert (
+        present.counts_label(known) == "Counts per class, with the typical error on survey photos the model never saw"
+    )

@@ -729,3 +729,41 @@ def test_switching_to_a_seal_version_relabels_the_length_setting_and_the_review(
         page.close()
     finally:
         running.stop()
+
+
+def test_the_elephant_seal_version_counts_a_seal_tile(browser, app, tmp_path):
+    """The shipped elephant-seal version, chosen in the app, counts a real 500 px drone tile of the pinniped data:
+    the heading becomes the version's title and names its classes (sea lion text gone), the counts table lists bull,
+    cow and pup (and no sea lion class), auto takes the tile as a whole frame of the seal data (cows ≈ 100 px), the
+    boxes are drawn, and with no cross-validation on its card the typical errors say plainly that they are unknown.
+    Kept as docs/screenshots/count-elephant-seals.jpg (SEALION_SCREENSHOTS_DIR=docs/screenshots; docs/pinnipeds.md)."""
+    from tests.test_version_classes import TILE
+
+    page = _page_with_photo(browser, app, TILE)
+    heading = page.locator("#heading")
+    assert heading.inner_text().startswith("Steller sea lion counter"), heading.inner_text()
+    page.locator("#model-version input").click()
+    page.get_by_role("option", name="elephant-seals-v1", exact=True).click()
+    page.get_by_text("Cow length in this photo (px)").wait_for(timeout=30_000)
+    page.get_by_role("heading", name="Elephant seal counter").wait_for(timeout=30_000)
+    said = heading.inner_text()
+    assert "northern elephant seals" in said and said.rstrip().endswith("per class: bull, cow, pup."), said
+    assert not any(word in said for word in ("sea lion", "Steller", "adult", "juvenile")), said
+    assert "typical errors unknown" in page.locator("#counts-table").inner_text()
+    status, rows = _count(page, "scale auto: cows ≈ 100 px (photo scale 1)")
+    counts = {row[0]: row[1] for row in rows}
+    assert list(counts) == ["bull", "cow", "pup", "total"], rows
+    assert all(counts[name].split("±")[0].strip().isdigit() for name in counts), rows
+    total = int(counts["total"].split("±")[0])
+    assert total == sum(int(counts[n].split("±")[0]) for n in ("bull", "cow", "pup")) and total > 0, rows
+    assert f"{total} animals in 500×500 px" in status, status
+    assert not any(name in page.locator("#counts-table").inner_text() for name in ("female", "juvenile")), rows
+    assert all(row[2] == "unknown" for row in rows[:-1]), rows
+    assert "elephant-seals-v1 has no cross-validated count errors" in status and "survey photos" not in status
+    page.locator("#inspect-image img").first.wait_for(timeout=60_000)
+    _keep(page, "count-elephant-seals.jpg", tmp_path, full_page=True)
+    page.get_by_role("tab", name="About / data").click()
+    intro = page.locator("#about-intro")
+    intro.get_by_text("elephant-seals-v1").wait_for(timeout=30_000)
+    assert "bull, cow, pup" in intro.inner_text() and "The app counts Steller sea lions" not in intro.inner_text()
+    page.close()

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from benchmarks import gate_recall
 from detector import Detector
 from detector.cli import build_parser
 from detector.counting.gate import (
@@ -19,6 +20,7 @@ from detector.counting.gate import (
     tiles_touched,
 )
 from detector.counting.pipeline import SlicedCount
+from detector.counting.scale import SEA_LION_REFERENCE, ScaleReference
 from detector.counting.slicing import tile_grid
 from detector.errors import DetectorError
 from detector.settings import DEFAULT_GATE, CountOptions, ModelSettings, gate_arg
@@ -60,10 +62,48 @@ def test_growing_reaches_only_the_tiles_not_yet_run():
 def test_sizes_and_margins_follow_the_model_scale():
     assert coarse_size(2808, 1872, 0.5) == (1404, 936)
     settings = GateSettings(margin_px=120)
-    assert margin_in_work_pixels(settings, 0.5) == 60  # a survey original's 120 px at ground scale 0.5
+    assert margin_in_work_pixels(settings, 0.5, SEA_LION_REFERENCE) == 60  # a survey original's 120 px at scale 0.5
 
 
-@pytest.mark.parametrize("values", [{"coarse": 1.0}, {"coarse": 0}, {"conf": 1.5}, {"margin_px": -1}, {"overlap": 1.0}])
+def test_the_margin_is_in_lengths_of_the_versions_reference_animal():
+    """Sea lions keep the margin the gate was benchmarked with (1.5 adult females: 120 px of a survey original); a
+    seal-like version with a 100 px cow gets 1.5 cows; a version with no reference length grows each box by 1.5 of
+    its own longer side, not by a sea lion's."""
+    assert DEFAULT_GATE_SETTINGS.margin_for(SEA_LION_REFERENCE) == 1.5 * 80 == 120
+    assert margin_in_work_pixels(DEFAULT_GATE_SETTINGS, 0.5, SEA_LION_REFERENCE) == 60
+    cows = ScaleReference("cow", 100.0, (500,))
+    assert DEFAULT_GATE_SETTINGS.margin_for(cows) == 150
+    assert margin_in_work_pixels(DEFAULT_GATE_SETTINGS, 0.448, cows) == pytest.approx(67.2)
+    assert GateSettings(margin_px=120).margin_for(cows) == 120  # a fixed margin stays fixed
+    assert GateSettings(margin_lengths=2).margin_for(cows) == 200
+    unnamed = TileGate(lambda images: [], 0.448, ScaleReference(None, None, ()))
+    assert DEFAULT_GATE_SETTINGS.margin_for(unnamed.reference) is None and unnamed.margin is None
+    boxes = np.array([[100, 100, 120, 110], [400, 10, 440, 70]])  # 20 px and 60 px long
+    assert unnamed.margins(boxes).tolist() == [30, 90]
+    tiles = tile_grid(1000, 320, 320, 0.2)  # starts 0, 227, 453, 680
+    # the small box, grown by 30 px, stays in its own tile; the large one (x 400-440) grown by 90 px reaches back
+    # into the first tile, where grown by the small box's 30 px it would not
+    assert tiles_touched(tiles, boxes[:1], unnamed.margins(boxes[:1])).tolist() == [True, False, False, False]
+    assert tiles_touched(tiles, boxes[1:], unnamed.margins(boxes[1:])).tolist() == [True, True, True, False]
+    assert tiles_touched(tiles, boxes[1:], 30).tolist() == [False, True, True, False]
+    assert tiles_touched(tiles, boxes, unnamed.margins(boxes)).tolist() == [True, True, True, False]
+
+
+def test_the_shipped_seal_version_gates_by_its_cow(shipped):
+    """The shipped elephant-seal version's gate margin is 1.5 of its 100 px cows at its ground scale, the sea lion
+    default's 1.5 of its 80 px adult females at its own."""
+    seals = Detector.load(ModelSettings(version="elephant-seals-v1", device="cpu"), warmup=False)
+    reference = seals.info.scale_reference
+    assert (reference.class_name, reference.length_px) == ("cow", 100.0)
+    gate = seals.pipeline.tile_gate(0.1, CountOptions())
+    assert gate.margin == pytest.approx(1.5 * 100 * seals.ground_scale)
+    assert shipped.pipeline.tile_gate(0.1, CountOptions()).margin == pytest.approx(1.5 * 80 * shipped.ground_scale)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [{"coarse": 1.0}, {"coarse": 0}, {"conf": 1.5}, {"margin_px": -1}, {"margin_lengths": -1}, {"overlap": 1.0}],
+)
 def test_bad_gate_settings_are_refused_naming_the_setting(values):
     with pytest.raises(DetectorError, match=next(iter(values))):
         GateSettings(**values)
@@ -129,9 +169,10 @@ def test_growing_from_one_tile_follows_the_animals_and_merges_like_one_pass(ship
     seed = np.zeros(len(grid), bool)
     seed[np.bincount(everything.tile_id, minlength=len(grid)).argmax()] = True
     (seeded,) = detect([(prepared.work, grid[seed])])
-    found, ran = TileGate(detect, shipped.ground_scale).grow(prepared.work, grid, seed, seeded)
+    reference = shipped.info.scale_reference
+    found, ran = TileGate(detect, shipped.ground_scale, reference).grow(prepared.work, grid, seed, seeded)
     assert seed.sum() < ran.sum() < len(grid) and ran[seed].all()
-    margin = margin_in_work_pixels(GateSettings(), shipped.ground_scale)
+    margin = margin_in_work_pixels(GateSettings(), shipped.ground_scale, reference)
     assert not tiles_to_grow(grid, ran, found.xyxy, margin).any()  # grown until no detection reaches a skipped tile
     assert len(found.merge_tiles()) == len(detect([(prepared.work, grid[ran])])[0].merge_tiles())
 
@@ -161,6 +202,6 @@ def test_the_gate_is_on_by_default_only_where_the_recall_table_says_it_keeps_cou
     default = load_manifest().get()
     assert recall["model"]["sha256"] == default.sha256, "gate_recall.json is of another model: rerun it"
     assert recall["summary"]["keeps_counts"] is True, "the gate loses counts on the default model: keep it off"
-    settings = {k: getattr(DEFAULT_GATE_SETTINGS, k) for k in recall["gate_settings"]}
+    settings = gate_recall.gate_settings(DEFAULT_GATE_SETTINGS, default.scale_reference)
     assert recall["gate_settings"] == settings, "gate_recall.json is of other gate settings: rerun it"
     assert "weights" not in recall["model"] and recall["settings"]["count_options"].startswith("calibrated")

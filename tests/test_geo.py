@@ -71,10 +71,11 @@ def test_window_cores_tile_the_raster_once_and_hold_whole_animals(width, height,
 
 
 def test_scale_from_the_gsd_and_a_too_coarse_gsd_names_both_numbers():
-    assert scale_from_gsd(0.03, 2.4) == pytest.approx(1.0)
-    assert scale_from_gsd(0.06, 2.4) == pytest.approx(0.5)
-    with pytest.raises(ValueError, match=r"100 cm/pixel.*2\.4 m"):
-        scale_from_gsd(1.0, 2.4)
+    assert scale_from_gsd(0.03, 2.4, 80) == pytest.approx(1.0)
+    assert scale_from_gsd(0.06, 2.4, 80) == pytest.approx(0.5)
+    assert scale_from_gsd(0.025, 2.5, 100) == pytest.approx(1.0)  # another version's reference: 100 px at scale 1
+    with pytest.raises(ValueError, match=r"100 cm/pixel.*2\.4 m.*under the 5 px"):
+        scale_from_gsd(1.0, 2.4, 80)
     assert window_px(6144, 0.25, 0.5) == 3072  # a coarse raster is enlarged for the model: a smaller window
 
 

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from detector.errors import ModelResolutionError, WeightsIntegrityError
 from detector.files import sha256_file
@@ -167,3 +168,24 @@ def test_a_published_versions_weights_count_as_the_version_when_given_as_an_unli
     assert Detector(unlisted, device="cpu", warmup=False).thresholds() == calibrated
     plain = resolve_weights(ModelSettings(weights=tiny_models["v1"]), manifest=nothing_listed)
     assert Detector(plain, device="cpu", warmup=False).thresholds() == dict.fromkeys(calibrated, DEFAULT_CONF)
+
+
+def test_publish_writes_a_versions_own_title_and_subject_to_its_entry_and_card(tiny_models, tmp_path):
+    """``--title``/``--subject`` other than the sea lions' go into the manifest entry (the app's heading reads them)
+    as into the card; the sea lion defaults stay out of the entry, as entries were before."""
+    from training.publish import CardInputs, ManifestUpdate, PublishTarget, TrainedModel, publish
+
+    listing = tmp_path / "weights" / "manifest.yaml"
+    listing.parent.mkdir()
+    target = PublishTarget("sealion-tests/words", git_repo=tmp_path / "repo")
+    words = {"title": "Test animal counter", "subject": "test animals in test photos"}
+    for version, card_words in (("v8", {}), ("v9", words)):
+        model = TrainedModel(tiny_models["v1"], version, 320, 1.0, "yolov5n.yaml")
+        card = CardInputs(training_command="test", training_data={"photo_ids": []}, metrics={}, **card_words)
+        publish(model, card, target, ManifestUpdate(listing))
+        readme = (tmp_path / "repo" / "README.md").read_text()
+        assert f"# {card.title} — YOLOv5 ({version})" in readme and f"Detects and counts {card.subject}" in readme
+    entries = yaml.safe_load(listing.read_text())["versions"]
+    assert "title" not in entries["v8"] and "subject" not in entries["v8"]
+    assert {k: entries["v9"][k] for k in words} == words
+    assert (load_manifest(listing).get("v9").title, load_manifest(listing).get("v8").title) == (words["title"], "")

@@ -176,3 +176,34 @@ def test_thresholds_chosen_elsewhere_name_every_class_once():
         parse_class_conf("bull=0.5,cow=0.4", CLASSES)
     with pytest.raises(TrainingError, match="from 0 to 1"):
         parse_class_conf("bull=1.5,cow=0.4,pup=0.3", CLASSES)
+
+
+def test_evaluate_counts_a_box_dataset_in_its_own_classes_with_the_shipped_seal_model(tmp_path):
+    """``training.evaluate`` on a bull/cow/pup dataset: the shipped elephant-seal weights count two of the tiles (a
+    fold's unseen photos), and every metric is per seal class, the truth being the tiles' boxes ("other" dropped).
+    The same weights against a record of the sea lion classes are refused, naming both class lists."""
+    from detector.errors import DetectorError
+    from training.evaluate import evaluate_model
+    from training.records import DataSplit
+
+    out = tmp_path / "ds"
+    assert dataset_main([
+        "--boxes", str(TINY / "annotations.csv"), "--classes", "bull,cow,pup", "--map", "other=drop",
+        "--ground-scale", "0.448", "--chip", "224", "--folds", "3", "--out", str(out),
+    ]) == 0  # fmt: skip
+    data_yaml = Path(DatasetRecord.read(out).splits["fold0"])
+    train_ids, val_ids = DataSplit.read(data_yaml).photo_ids(data_yaml)
+    weights = Path(__file__).parent.parent / "weights" / "elephant-seals-yolov5n-elephant-seals-v1.pt"
+    result = evaluate_model(weights, out, val_ids, train_ids, data_yaml=data_yaml, device="cpu")
+    boxes = Counter((Path(row[0]).stem, row[5]) for row in _rows() if row[5] != "other")
+    assert [row.truth for row in result.per_photo] == [[boxes[(p, c)] for c in CLASSES] for p in val_ids]
+    assert sum(sum(row.truth) for row in result.per_photo) > 10
+    assert list(result.model.per_class) == list(CLASSES) == list(result.baseline_training_mean.per_class)
+    assert set(result.chips.per_class_map50) <= set(CLASSES) and "cow" in result.chips.per_class_map50
+    assert all(len(row.predicted) == len(CLASSES) for row in result.per_photo)
+    assert result.model.competition_rmse < result.baseline_training_mean.competition_rmse  # it counts seals
+    record = json.loads((out / "photos.json").read_text())
+    del record["class_names"]  # a record of the sea lion classes (the default of an older record)
+    (out / "photos.json").write_text(json.dumps(record))
+    with pytest.raises(DetectorError, match=r"have classes \('bull', 'cow', 'pup'\).*lists \('adult_males'"):
+        evaluate_model(weights, out, val_ids, device="cpu")

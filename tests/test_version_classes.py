@@ -259,3 +259,52 @@ def test_publish_names_the_cow_its_length_and_the_500_px_tiles_of_a_seal_dataset
     assert scale_reference_of(record, "bull").class_name == "bull"
     with pytest.raises(Exception, match="'walrus' is not a class of the dataset"):
         scale_reference_of(record, "walrus")
+
+
+def test_an_unlisted_seal_weights_file_has_its_own_classes_and_no_sea_lion_scale(manifest, tmp_path, monkeypatch):
+    """The shipped elephant-seal weights passed as a plain file that the manifest in use does not list (a user's own
+    weights): the classes are the weights' own (bull, cow, pup), and with no reference class the scale is never the
+    sea lions' adult female: auto counts at the resolution the model learned from and says so, naming
+    --photo-scale; the same file under the product manifest is its version, measured by cows."""
+    from tests.test_totals import cli
+
+    weights = tmp_path / "my-seals.pt"
+    shutil.copyfile(REPO_ROOT / "weights" / "elephant-seals-yolov5n-elephant-seals-v1.pt", weights)
+    own = Detector.load(ModelSettings(weights=str(weights), manifest=str(manifest), device="cpu"), warmup=False)
+    assert (own.info.version, own.class_names) == ("local", tuple(SEAL_CLASSES))
+    assert own.info.scale_reference == ScaleReference(None, None, ())
+    said = own.scale_reference_warning()
+    assert said.startswith("my-seals.pt names no scale reference for its classes (bull, cow, pup)"), said
+    assert "--photo-scale S" in said and "--reference-length PX" in said and "reference_class" in said
+    counted = own.count(TILE)
+    assert (counted.photo_scale, counted.scale_source) == (1.0, "auto") and counted.total > 0
+    assert counted.warnings[0].startswith("The model names no scale reference, so auto takes this 500×500 px photo")
+    data = counted.to_dict(include_boxes=False)
+    assert (data["reference_class"], data["reference_px"], data["adult_female_px"]) == (None, None, None)
+    listed = Detector.load(ModelSettings(weights=str(weights), device="cpu"), warmup=False)  # the product manifest
+    assert listed.info.version == "elephant-seals-v1" and listed.info.scale_reference.class_name == "cow"
+    assert listed.scale_reference_warning() is None
+    monkeypatch.setenv("SEALION_MANIFEST", str(manifest))
+    done = cli("count", TILE, "--weights", weights, "--device", "cpu")
+    assert done.returncode == 0, done.stderr
+    assert f"warning: {said}" in done.stderr
+    given = cli("count", TILE, "--weights", weights, "--device", "cpu", "--photo-scale", 1)
+    assert given.returncode == 0 and "no scale reference" not in given.stderr, given.stderr
+    refused = cli("count", TILE, "--weights", weights, "--device", "cpu", "--female-length", 80)
+    assert refused.returncode == 2 and "use --photo-scale S instead" in refused.stderr, refused.stderr
+
+
+def test_a_version_names_what_it_counts_in_words():
+    """``title`` and ``subject`` (the card's heading and first sentence, for the app's heading) are read from a
+    manifest entry and a card alike; the shipped elephant-seal entry carries its card's, the sea lion entries none
+    (their words are the defaults: detector.classes.SEA_LION_TITLE)."""
+    product = load_manifest()
+    seals = product.get("elephant-seals-v1")
+    assert (seals.title, seals.subject) == (
+        "Elephant seal counter", "northern elephant seals (bulls, cows, pups) in aerial drone photos",
+    )  # fmt: skip
+    assert version_to_dict(seals)["title"] == "Elephant seal counter"
+    again = ModelVersion.from_card(seals.to_card(), seals.repo_id, seals.revision, name=seals.name)
+    assert (again.title, again.subject) == (seals.title, seals.subject)
+    default = product.get()
+    assert (default.title, default.subject) == ("", "") and "title" not in version_to_dict(default)

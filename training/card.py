@@ -22,6 +22,7 @@ from typing import Any
 
 from huggingface_hub import ModelCard, ModelCardData
 
+from detector.classes import SEA_LION_SUBJECT, SEA_LION_TITLE
 from detector.errors import DetectorError
 from detector.versions.manifest import DEFAULT_MANIFEST, ModelVersion, add_version, load_manifest
 from training.evaluate import epochs_text
@@ -41,9 +42,9 @@ def render_card(meta: Mapping[str, Any], body: str) -> ModelCard:
 def card_body(meta: Mapping[str, Any], version: str) -> str:
     metrics = meta.get("metrics") or {}
     lines = [
-        f"# {meta.get('title') or 'Steller sea lion counter'} — YOLOv5 ({version})",
+        f"# {meta.get('title') or SEA_LION_TITLE} — YOLOv5 ({version})",
         "",
-        f"Detects and counts {meta.get('subject') or 'Steller sea lions in aerial survey photos'}, in "
+        f"Detects and counts {meta.get('subject') or SEA_LION_SUBJECT}, in "
         f"{NUMBER_WORDS.get(len(meta['class_names']), len(meta['class_names']))} classes: "
         + ", ".join(meta["class_names"])
         + ".",

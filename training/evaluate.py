@@ -5,10 +5,11 @@
     # k-fold cross-validation over photos: train one model per fold, count on its unseen photos
     python -m training.evaluate --dataset DIR --cv --epochs 30 --out /work/train-runs/cv
 
-Reports per-class MAE and RMSE of the counts, the competition metric (per-class RMSE averaged over the five
-classes), the total-count error, the same numbers for the "predict the training mean" baseline, and mAP@0.5 on
-the validation chips (ultralytics ``val``). Ground truth is the official count (counts.csv) where known, else
-the dot count.
+Reports per-class MAE and RMSE of the counts, the competition metric (per-class RMSE averaged over the classes),
+the total-count error, the same numbers for the "predict the training mean" baseline, and mAP@0.5 on the validation
+chips (ultralytics ``val``). Ground truth is the official count (counts.csv) where known, else the dot (or box)
+count. The classes are the dataset's own (``class_names`` in its photos.json: the five sea lion classes, or e.g.
+bull, cow, pup for a box-label dataset); the functions that take ``class_names`` default to the sea lion ones.
 """
 
 from __future__ import annotations
@@ -54,10 +55,24 @@ def truth_counts(record: PhotoEntry) -> dict[str, int]:
     return dict(record.official_counts or record.dot_counts)
 
 
-def count_metrics(truth: np.ndarray, predicted: np.ndarray) -> CountMetrics:
-    """Per-class MAE/RMSE, competition metric and total-count errors of (photos, classes) count arrays."""
-    truth = np.asarray(truth, dtype=np.float64).reshape(-1, len(SEA_LION_CLASSES))
-    predicted = np.asarray(predicted, dtype=np.float64).reshape(truth.shape)
+def count_array(counts: Any, class_names: Sequence[str]) -> np.ndarray:
+    """(photos, classes) counts as floats; a table whose columns are not one per class is refused, naming both."""
+    array = np.asarray(counts, dtype=np.float64)
+    if (array.ndim == 2 and array.shape[1] != len(class_names)) or array.size % len(class_names):
+        raise TrainingError(
+            f"counts of shape {array.shape} do not have one column per class ({len(class_names)}: "
+            f"{', '.join(class_names)})"
+        )
+    return array.reshape(-1, len(class_names))
+
+
+def count_metrics(
+    truth: np.ndarray, predicted: np.ndarray, class_names: Sequence[str] = SEA_LION_CLASSES
+) -> CountMetrics:
+    """Per-class MAE/RMSE, competition metric and total-count errors of (photos, classes) count arrays, the columns
+    in the order of ``class_names`` (the dataset's classes)."""
+    truth = count_array(truth, class_names)
+    predicted = count_array(predicted, class_names).reshape(truth.shape)
     error = predicted - truth
     rmse = np.sqrt((error**2).mean(axis=0))
     total_error = error.sum(axis=1)
@@ -65,7 +80,7 @@ def count_metrics(truth: np.ndarray, predicted: np.ndarray) -> CountMetrics:
         photos=int(len(truth)),
         per_class={
             name: ClassError(mae=float(np.abs(error[:, i]).mean()), rmse=float(rmse[i]), bias=float(error[:, i].mean()))
-            for i, name in enumerate(SEA_LION_CLASSES)
+            for i, name in enumerate(class_names)
         },
         competition_rmse=float(rmse.mean()),
         total_mae=float(np.abs(total_error).mean()),
@@ -75,41 +90,59 @@ def count_metrics(truth: np.ndarray, predicted: np.ndarray) -> CountMetrics:
 
 
 def load_detector(
-    weights: Path, imgsz: int, ground_scale: float, device: str | None = None, greyscale_input: bool = False
+    weights: Path,
+    imgsz: int,
+    ground_scale: float,
+    device: str | None = None,
+    greyscale_input: bool = False,
+    class_names: Sequence[str] = SEA_LION_CLASSES,
 ):
-    """The product's Detector on a local weights file, with the imgsz and ground scale it was trained at."""
+    """The product's Detector on a local weights file, with the imgsz and ground scale it was trained at, and the
+    classes of its dataset (weights with other classes are refused, naming both)."""
     from detector.counting.model import Detector
 
     weights = Path(weights)
     version = replace(
         ModelVersion.unlisted(weights.name, sha256_file(weights), ground_scale),
-        name=weights.stem, class_names=SEA_LION_CLASSES, imgsz=imgsz, greyscale_input=greyscale_input,
+        name=weights.stem, class_names=tuple(class_names), imgsz=imgsz, greyscale_input=greyscale_input,
     )  # fmt: skip
     return Detector(ResolvedWeights(weights, version.sha256, "local", version), device=device)
 
 
+def truth_array(records: Sequence[PhotoEntry], class_names: Sequence[str]) -> np.ndarray:
+    """The (photos, classes) truth counts of ``records`` (:func:`truth_counts`), in the order of ``class_names``."""
+    return np.array([[truth_counts(r).get(n, 0) for n in class_names] for r in records]).reshape(-1, len(class_names))
+
+
 def count_photos(
-    detector, dataset: Path, records: Sequence[PhotoEntry], ground_scale: float, conf: float
+    detector,
+    dataset: Path,
+    records: Sequence[PhotoEntry],
+    ground_scale: float,
+    conf: float,
+    class_names: Sequence[str] = SEA_LION_CLASSES,
 ) -> tuple[np.ndarray, list[PhotoCounts]]:
     """Run the detector on whole photos; returns the (photos, classes) count array and per-photo rows."""
     predicted, rows = [], []
     for record in records:
         result = detector.count(str(Path(dataset) / record.image), conf=conf, photo_scale=ground_scale)
-        counts = [result.counts[name] for name in SEA_LION_CLASSES]
+        counts = [result.counts[name] for name in class_names]
         predicted.append(counts)
         rows.append(
             PhotoCounts(
                 photo_id=record.photo_id,
-                truth=[truth_counts(record)[n] for n in SEA_LION_CLASSES],
+                truth=truth_array([record], class_names)[0].tolist(),
                 predicted=counts,
                 tiles=result.tiles,
                 seconds=round(result.timings_ms["total"] / 1000, 2),
             )
         )
-    return np.array(predicted).reshape(-1, len(SEA_LION_CLASSES)), rows
+    return np.array(predicted).reshape(-1, len(class_names)), rows
 
 
-def chip_map50(weights: Path, data_yaml: Path, imgsz: int, device: str = "cpu") -> ChipMetrics:
+def chip_map50(
+    weights: Path, data_yaml: Path, imgsz: int, device: str = "cpu", class_names: Sequence[str] = SEA_LION_CLASSES
+) -> ChipMetrics:
     """Detection mAP@0.5 (all classes and per class) on a split's validation chips, with ultralytics ``val``."""
     from ultralytics import YOLO
 
@@ -117,7 +150,7 @@ def chip_map50(weights: Path, data_yaml: Path, imgsz: int, device: str = "cpu") 
         data=str(data_yaml), imgsz=imgsz, batch=16, device=device, plots=False, verbose=False, workers=0
     )
     pairs = zip(metrics.box.ap_class_index, metrics.box.ap50, strict=True)
-    per_class = {SEA_LION_CLASSES[int(c)]: float(ap) for c, ap in pairs}
+    per_class = {class_names[int(c)]: float(ap) for c, ap in pairs}
     return ChipMetrics(map50=float(metrics.box.map50), map50_95=float(metrics.box.map), per_class_map50=per_class)
 
 
@@ -136,20 +169,20 @@ def evaluate_model(
     missing = [p for p in photo_ids if p not in by_id]
     if missing:
         raise TrainingError(f"photos {missing} are not in {dataset}/photos.json (known: {sorted(by_id)})")
-    imgsz, ground_scale = summary.chip_size, summary.ground_scale
-    detector = load_detector(weights, imgsz, ground_scale, device)
+    imgsz, ground_scale, names = summary.chip_size, summary.ground_scale, summary.class_names
+    detector = load_detector(weights, imgsz, ground_scale, device, class_names=names)
     records = [by_id[p] for p in photo_ids]
-    predicted, rows = count_photos(detector, dataset, records, ground_scale, conf)
-    truth = np.array([[truth_counts(r)[n] for n in SEA_LION_CLASSES] for r in records])
+    predicted, rows = count_photos(detector, dataset, records, ground_scale, conf, names)
+    truth = truth_array(records, names)
     optional: dict[str, Any] = {}
     if train_ids:
-        mean = np.array([[truth_counts(by_id[p])[n] for n in SEA_LION_CLASSES] for p in train_ids]).mean(axis=0)
-        optional["baseline_training_mean"] = count_metrics(truth, np.tile(mean, (len(truth), 1)))
+        mean = truth_array([by_id[p] for p in train_ids], names).mean(axis=0)
+        optional["baseline_training_mean"] = count_metrics(truth, np.tile(mean, (len(truth), 1)), names)
     if data_yaml is not None:
-        optional["chips"] = chip_map50(weights, data_yaml, imgsz, device or "cpu")
+        optional["chips"] = chip_map50(weights, data_yaml, imgsz, device or "cpu", names)
     return Evaluation(
-        weights=str(weights), conf=conf, imgsz=imgsz, ground_scale=ground_scale, model=count_metrics(truth, predicted),
-        per_photo=rows, **optional,
+        weights=str(weights), conf=conf, imgsz=imgsz, ground_scale=ground_scale,
+        model=count_metrics(truth, predicted, names), per_photo=rows, **optional,
     )  # fmt: skip
 
 
@@ -186,7 +219,7 @@ def cross_validate(
             truth.append(row.truth)
             predicted.append(row.predicted)
             rows.append(row.changed(fold=name))
-        mean = np.array([[truth_counts(by_id[p])[n] for n in SEA_LION_CLASSES] for p in train_ids]).mean(0)
+        mean = truth_array([by_id[p] for p in train_ids], summary.class_names).mean(0)
         baseline += [mean.tolist()] * len(result.per_photo)
         chips[name] = result.chips
         result.write(out / f"{name}_metrics.json")
@@ -200,8 +233,8 @@ def cross_validate(
         init=init,
         grey=grey,
         conf=conf,
-        cv=count_metrics(np.array(truth), np.array(predicted)),
-        baseline_training_mean=count_metrics(np.array(truth), np.array(baseline)),
+        cv=count_metrics(np.array(truth), np.array(predicted), summary.class_names),
+        baseline_training_mean=count_metrics(np.array(truth), np.array(baseline), summary.class_names),
         chips_map50=chips,
         mean_chip_map50=float(np.mean([c.map50 for c in chips.values()])),
         per_photo=rows,
@@ -230,10 +263,10 @@ CALIBRATION_FLOOR = float(THRESHOLD_GRID[0])
 
 
 def counts_at(class_id: np.ndarray, confidence: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """Per-class counts of one photo's detections, each class at its own threshold."""
+    """Per-class counts of one photo's detections, each class at its own threshold (one per class, in order)."""
     class_id, confidence = np.asarray(class_id, dtype=np.int64), np.asarray(confidence, dtype=np.float64)
     keep = confidence >= np.asarray(thresholds)[class_id]
-    return np.bincount(class_id[keep], minlength=len(SEA_LION_CLASSES))
+    return np.bincount(class_id[keep], minlength=len(thresholds))
 
 
 def choose_thresholds(truth: np.ndarray, detections: Sequence[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
@@ -242,9 +275,10 @@ def choose_thresholds(truth: np.ndarray, detections: Sequence[tuple[np.ndarray, 
     ``detections``: per photo, (class_id, confidence) found at :data:`CALIBRATION_FLOOR`. Ties go to the higher
     threshold (fewer, surer detections).
     """
-    truth = np.asarray(truth, dtype=np.float64).reshape(-1, len(SEA_LION_CLASSES))
-    chosen = np.empty(len(SEA_LION_CLASSES))
-    for c in range(len(SEA_LION_CLASSES)):
+    truth = np.asarray(truth, dtype=np.float64)
+    truth = truth.reshape(len(detections), -1)  # (photos, classes): the classes are the truth's columns
+    chosen = np.empty(truth.shape[1])
+    for c in range(truth.shape[1]):
         per_photo = [conf[cls == c] for cls, conf in detections]
         counts = np.array([[(conf >= t).sum() for t in THRESHOLD_GRID] for conf in per_photo])  # (photos, grid)
         rmse = np.sqrt(((counts - truth[:, c : c + 1]) ** 2).mean(axis=0))
@@ -275,12 +309,12 @@ def guarded_thresholds(
         return choose_thresholds(np.array([truth[p] for p in ids]), [found[p] for p in ids])
 
     unguarded = fit(photos)
-    defaults = np.full(len(SEA_LION_CLASSES), default)
+    defaults = np.full(len(unguarded), default)
     if len(names) < 2:  # one fold (the other folds of a 2-fold CV): hold out one photo at a time instead
         folds, names = {p: [p] for p in photos}, photos
     if len(names) < 2:  # a single photo: nothing to check a threshold on, so every class keeps the default
         return defaults, unguarded
-    calibrated_err, default_err = np.zeros(len(SEA_LION_CLASSES)), np.zeros(len(SEA_LION_CLASSES))
+    calibrated_err, default_err = np.zeros(len(defaults)), np.zeros(len(defaults))
     for name in names:
         inner = fit([p for other in names if other != name for p in folds[other]])
         for p in folds[name]:
@@ -292,12 +326,14 @@ def guarded_thresholds(
 SWEEP_GRID = np.round(np.arange(0.05, 0.61, 0.05), 2)  # uniform thresholds the calibration report sweeps
 
 
-def sweep_table(truth: np.ndarray, found: Sequence[tuple[np.ndarray, np.ndarray]]) -> dict[str, dict[str, float]]:
+def sweep_table(
+    truth: np.ndarray, found: Sequence[tuple[np.ndarray, np.ndarray]], class_names: Sequence[str] = SEA_LION_CLASSES
+) -> dict[str, dict[str, float]]:
     """Per uniform threshold of :data:`SWEEP_GRID`, each class's count RMSE (and their mean) over the photos."""
     table = {}
     for t in SWEEP_GRID:
-        predicted = np.array([counts_at(cls, conf, np.full(len(SEA_LION_CLASSES), t)) for cls, conf in found])
-        metrics = count_metrics(truth, predicted)
+        predicted = np.array([counts_at(cls, conf, np.full(len(class_names), t)) for cls, conf in found])
+        metrics = count_metrics(truth, predicted, class_names)
         table[f"{t:.2f}"] = {**metrics.rmse_per_class(2), "mean": round(metrics.competition_rmse, 2)}
     return table
 
@@ -367,10 +403,12 @@ def calibrate(dataset: Path, cv_dir: Path, device: str | None = None, greyscale_
     summary = DatasetRecord.read(dataset)
     cv = CVReport.read_from(cv_dir)
     by_id = summary.by_id
-    imgsz, ground_scale = summary.chip_size, summary.ground_scale
+    imgsz, ground_scale, names = summary.chip_size, summary.ground_scale, summary.class_names
     folds = fold_photos(summary, cv.folds)
     detectors = {
-        name: load_detector(Path(cv_dir) / name / "weights" / "best.pt", imgsz, ground_scale, device, greyscale_input)
+        name: load_detector(
+            Path(cv_dir) / name / "weights" / "best.pt", imgsz, ground_scale, device, greyscale_input, names
+        )
         for name in folds
     }
     found: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -382,7 +420,7 @@ def calibrate(dataset: Path, cv_dir: Path, device: str | None = None, greyscale_
             found[photo_id] = (result.class_id, result.confidence)
             boxes[photo_id] = result.xyxy
     order = [p for photos in folds.values() for p in photos]
-    truth_of = {p: np.array([truth_counts(by_id[p])[n] for n in SEA_LION_CLASSES]) for p in order}
+    truth_of = {p: truth_array([by_id[p]], names)[0] for p in order}
     truth = np.array([truth_of[p] for p in order])
     default = float(cv.conf)
     shipped, unguarded = guarded_thresholds(folds, truth_of, found, default)
@@ -390,32 +428,32 @@ def calibrate(dataset: Path, cv_dir: Path, device: str | None = None, greyscale_
     for name, photos in folds.items():
         others = {other: folds[other] for other in folds if other != name}
         thresholds, plain = guarded_thresholds(others, truth_of, found, default)
-        per_fold[name] = dict(zip(SEA_LION_CLASSES, thresholds.tolist(), strict=True))
+        per_fold[name] = dict(zip(names, thresholds.tolist(), strict=True))
         for photo_id in photos:
             result = detectors[name].count(str(Path(dataset) / by_id[photo_id].image), class_conf=per_fold[name],
                                            photo_scale=ground_scale)  # fmt: skip
-            honest.append([result.counts[n] for n in SEA_LION_CLASSES])
+            honest.append([result.counts[n] for n in names])
             unguarded_honest.append(counts_at(*found[photo_id], plain))
     uniform = {row.photo_id: row.predicted for row in cv.per_photo}
     if greyscale_input:  # the CV counted colour photos: count the greyscale copies at the same uniform conf
-        uniform = {p: counts_at(*found[p], np.full(len(SEA_LION_CLASSES), cv.conf)).tolist() for p in order}
-    uniform_metrics = count_metrics(truth, np.array([uniform[p] for p in order]))
-    honest_metrics = count_metrics(truth, np.array(honest))
+        uniform = {p: counts_at(*found[p], np.full(len(names), cv.conf)).tolist() for p in order}
+    uniform_metrics = count_metrics(truth, np.array([uniform[p] for p in order]), names)
+    honest_metrics = count_metrics(truth, np.array(honest), names)
     # The second guard: per-class thresholds ship only when the whole procedure, repeated on each fold's unseen
     # photos, counts better than the uniform conf; otherwise every class keeps the uniform conf.
     calibration_helps = honest_metrics.competition_rmse < uniform_metrics.competition_rmse
     if not calibration_helps:
-        shipped, honest_metrics = np.full(len(SEA_LION_CLASSES), default), uniform_metrics
-    classes = len(SEA_LION_CLASSES)
+        shipped, honest_metrics = np.full(len(names), default), uniform_metrics
+    classes = len(names)
     confusion, matched = np.zeros((classes + 1, classes + 1), dtype=np.int64), 0
-    radius_px = {n: summary.body_length_px.get(n, 0) * ground_scale / 2 for n in SEA_LION_CLASSES}
+    radius_px = {n: summary.body_length_px.get(n, 0) * ground_scale / 2 for n in names}
     for photo_id in order:
-        dots = read_photo_dots(dataset, photo_id, SEA_LION_CLASSES)
+        dots = read_photo_dots(dataset, photo_id, names)
         if dots is None:
             continue
         class_id, confidence = found[photo_id]
         keep = np.asarray(confidence) >= shipped[np.asarray(class_id, dtype=np.int64)]
-        radius = np.array([radius_px[SEA_LION_CLASSES[c]] for c in dots[1]])
+        radius = np.array([radius_px[names[c]] for c in dots[1]])
         confusion += match_to_dots(dots[0], dots[1], boxes[photo_id][keep], np.asarray(class_id)[keep], radius, classes)
         matched += 1
     report = Calibration(
@@ -424,24 +462,26 @@ def calibrate(dataset: Path, cv_dir: Path, device: str | None = None, greyscale_
         greyscale_input=greyscale_input,
         grid=[float(THRESHOLD_GRID[0]), float(THRESHOLD_GRID[-1]), 0.01],
         calibration_helps=calibration_helps,
-        class_conf=dict(zip(SEA_LION_CLASSES, shipped.tolist(), strict=True)),
-        class_conf_unguarded=dict(zip(SEA_LION_CLASSES, unguarded.tolist(), strict=True)),
+        class_conf=dict(zip(names, shipped.tolist(), strict=True)),
+        class_conf_unguarded=dict(zip(names, unguarded.tolist(), strict=True)),
         class_conf_per_fold=per_fold,
         photos=order,
         uniform_conf=cv.conf,
         metrics_uniform_conf=uniform_metrics,
         metrics_calibrated_other_folds=honest_metrics,
-        metrics_per_class_thresholds_other_folds=count_metrics(truth, np.array(honest)),
-        metrics_unguarded_other_folds=count_metrics(truth, np.array(unguarded_honest)),
-        metrics_unguarded_in_sample=count_metrics(truth, np.array([counts_at(*found[p], unguarded) for p in order])),
+        metrics_per_class_thresholds_other_folds=count_metrics(truth, np.array(honest), names),
+        metrics_unguarded_other_folds=count_metrics(truth, np.array(unguarded_honest), names),
+        metrics_unguarded_in_sample=count_metrics(
+            truth, np.array([counts_at(*found[p], unguarded) for p in order]), names
+        ),
         baseline_training_mean=cv.baseline_training_mean,
         per_photo=[
             CalibrationRow(photo_id=p, truth=t.tolist(), uniform=list(uniform[p]), calibrated=h)
             for p, t, h in zip(order, truth, honest, strict=True)
         ],
-        sweep=sweep_table(truth, [found[p] for p in order]),
+        sweep=sweep_table(truth, [found[p] for p in order], names),
         confusion=ConfusionTable(
-            classes=list(SEA_LION_CLASSES), counts=confusion.tolist(), photos=matched,
+            classes=list(names), counts=confusion.tolist(), photos=matched,
             radius="half the dot's class body length at the ground scale",
         ) if matched else None,
     )  # fmt: skip
@@ -455,7 +495,7 @@ def compare_painted(dataset: Path, painted: Path, cv_dir: Path, device: str | No
     and on its painted-out copy; both at the fold model's uniform conf."""
     summary, other = DatasetRecord.read(dataset), DatasetRecord.read(painted)
     cv = CVReport.read_from(cv_dir)
-    imgsz, ground_scale = summary.chip_size, summary.ground_scale
+    imgsz, ground_scale, names = summary.chip_size, summary.ground_scale, summary.class_names
     if other.ground_scale != ground_scale:
         raise TrainingError(f"{painted} is at ground scale {other.ground_scale}, {dataset} at {ground_scale}")
     by_id = summary.by_id
@@ -465,19 +505,20 @@ def compare_painted(dataset: Path, painted: Path, cv_dir: Path, device: str | No
         photo_id = record.photo_id
         if by_id[photo_id].image_source != "raw" or record.image_source != "painted":
             continue  # only photos that have both a raw photo and a painted-out copy
-        detector = load_detector(Path(cv_dir) / fold_of[photo_id] / "weights" / "best.pt", imgsz, ground_scale, device)
+        weights = Path(cv_dir) / fold_of[photo_id] / "weights" / "best.pt"
+        detector = load_detector(weights, imgsz, ground_scale, device, class_names=names)
         counts = {}
         for label, folder, rec in (("raw", dataset, by_id[photo_id]), ("painted", painted, record)):
             result = detector.count(str(Path(folder) / rec.image), conf=cv.conf, photo_scale=ground_scale)
-            counts[label] = [result.counts[n] for n in SEA_LION_CLASSES]
+            counts[label] = [result.counts[n] for n in names]
         truth_of = truth_counts(by_id[photo_id])
         rows.append(PaintedRow(photo_id=photo_id, fold=fold_of[photo_id], truth=truth_of, **counts))
     raw, painted_counts = np.array([r.raw for r in rows]), np.array([r.painted for r in rows])
-    truth = np.array([[r.truth[n] for n in SEA_LION_CLASSES] for r in rows])
+    truth = np.array([[r.truth[n] for n in names] for r in rows])
     report = PaintedComparison(
         photos=rows,
-        raw_vs_truth=count_metrics(truth, raw),
-        painted_vs_truth=count_metrics(truth, painted_counts),
+        raw_vs_truth=count_metrics(truth, raw, names),
+        painted_vs_truth=count_metrics(truth, painted_counts, names),
         painted_minus_raw_total=(painted_counts.sum(axis=1) - raw.sum(axis=1)).tolist(),
     )
     report.write(Path(cv_dir) / PaintedComparison.FILE)
@@ -490,8 +531,7 @@ def format_table(model: CountMetrics, baseline: CountMetrics | None = None) -> s
     if baseline:
         head += f"{'base MAE':>10}{'base RMSE':>11}"
     lines = [head]
-    for name in SEA_LION_CLASSES:
-        m = model.per_class[name]
+    for name, m in model.per_class.items():
         line = f"{name:<16}{m.mae:>8.2f}{m.rmse:>8.2f}{m.bias:>8.2f}"
         if baseline:
             b = baseline.per_class[name]
@@ -567,9 +607,10 @@ def _main(argv: Sequence[str] | None = None) -> int:
         if not args.cv_dir:
             parser.error("--compare-painted needs --cv-dir (the finished --cv run whose fold models count)")
         report = compare_painted(args.dataset, args.compare_painted, args.cv_dir, args.device)
-        print(f"{'photo':>6}  truth / raw photo / painted-out copy  ({', '.join(SEA_LION_CLASSES)})")
+        names = list(report.raw_vs_truth.per_class)
+        print(f"{'photo':>6}  truth / raw photo / painted-out copy  ({', '.join(names)})")
         for row in report.photos:
-            truth = [row.truth[n] for n in SEA_LION_CLASSES]
+            truth = [row.truth[n] for n in names]
             print(f"{row.photo_id:>6}  {truth} / {row.raw} / {row.painted}")
         for label, m in (("raw_vs_truth", report.raw_vs_truth), ("painted_vs_truth", report.painted_vs_truth)):
             print(f"{label}: competition RMSE {m.competition_rmse:.2f}, total MAE {m.total_mae:.1f}")
@@ -584,9 +625,10 @@ def _main(argv: Sequence[str] | None = None) -> int:
         unguarded = report.metrics_unguarded_other_folds.competition_rmse
         print(f"(every class calibrated, no guard: {unguarded:.2f} on the other folds)", report.class_conf_unguarded)
         print("uniform threshold sweep, out-of-fold count RMSE per class:")
-        print("  conf  " + "  ".join(f"{n:>14}" for n in [*SEA_LION_CLASSES, "mean"]))
+        columns = [*report.class_conf, "mean"]
+        print("  conf  " + "  ".join(f"{n:>14}" for n in columns))
         for t, row in report.sweep.items():
-            print(f"  {t}  " + "  ".join(f"{row[n]:>14.2f}" for n in [*SEA_LION_CLASSES, "mean"]))
+            print(f"  {t}  " + "  ".join(f"{row[n]:>14.2f}" for n in columns))
         if report.confusion is not None:
             print(
                 "out-of-fold detections at the shipped thresholds matched to the dots "
@@ -606,7 +648,7 @@ def _main(argv: Sequence[str] | None = None) -> int:
     else:
         photo_ids = [p for p in args.photos.split(",") if p] or [r.photo_id for r in summary.photos]
     result = evaluate_model(args.weights, args.dataset, photo_ids, train_ids, args.conf, data_yaml, args.device)
-    print(f"{'photo':>6}  truth -> predicted  ({', '.join(SEA_LION_CLASSES)})")
+    print(f"{'photo':>6}  truth -> predicted  ({', '.join(summary.class_names)})")
     for row in result.per_photo:
         print(f"{row.photo_id:>6}  {row.truth} -> {row.predicted}  ({row.tiles} tiles, {row.seconds}s)")
     print(format_table(result.model, result.baseline_training_mean))

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from detector.classes import SEA_LION_CLASSES, class_color, is_sea_lion
+from detector.classes import SEA_LION_CLASSES, SEA_LION_SUBJECT, SEA_LION_TITLE, class_color, is_sea_lion
 from detector.counting.scale import SEA_LION_REFERENCE, ScaleReference
 from detector.files import sha256_file
 from detector.versions.hub import ResolvedWeights
@@ -72,8 +72,8 @@ class CardInputs:
     metrics: Mapping[str, Any]  # compact: the card's front matter and the manifest (summary_metrics())
     full_metrics: RevisionMetrics | None = None  # metrics.json (default: metrics)
     training_run: Mapping[str, Any] = field(default_factory=dict)  # training_run_summary() of its training record
-    title: str = "Steller sea lion counter"  # the card's heading
-    subject: str = "Steller sea lions in aerial survey photos"  # what it counts, in the card's first sentence
+    title: str = SEA_LION_TITLE  # the card's heading (and the app's, in the manifest entry unless the sea lions')
+    subject: str = SEA_LION_SUBJECT  # what it counts, in the card's first sentence (and the app's heading)
     data_licence: str = ""  # the training data's licence, where it asks to be named (the card repeats it)
     data_citation: str = ""  # the publication the training data asks to be cited with
 
@@ -156,6 +156,9 @@ def publish(
             class_conf=dict(model.class_conf),
             greyscale_input=model.greyscale_input,
             **_reference_fields(model.scale_reference),
+            # in words, for the app's heading; the sea lions' defaults stay out of the entry (entries as before)
+            title=card.title if card.title != SEA_LION_TITLE else "",
+            subject=card.subject if card.subject != SEA_LION_SUBJECT else "",
         )
         if exports.exports:  # in the same revision; each checked against torch on the plan's photos
             verified = ResolvedWeights(folder / filename, record.sha256, "local", record)
@@ -203,6 +206,7 @@ def _reference_fields(reference: ScaleReference | None) -> dict[str, Any]:
         "reference_class": reference.class_name,
         "reference_length_px": reference.length_px,
         "frame_sides": tuple(reference.frame_sides),
+        "reference_length_m": reference.length_m,
     }
 
 
@@ -218,15 +222,22 @@ def default_reference_class(dataset: DatasetRecord) -> str:
 
 
 def scale_reference_of(
-    dataset: DatasetRecord, reference_class: str | None = None, length_px: float | None = None
+    dataset: DatasetRecord,
+    reference_class: str | None = None,
+    length_px: float | None = None,
+    length_m: float | None = None,
 ) -> ScaleReference | None:
     """How a version trained on ``dataset`` measures photo scale: ``reference_class`` (default: adult females for the
     sea lion classes, else :func:`default_reference_class`), its typical length at the data's native resolution
-    (``length_px``, else the dataset's ``body_length_px``), and the long sides of its photos at native resolution
-    (auto recognises them: a 500 px tile counts at photo scale 1). None: the sea lion default."""
+    (``length_px``, else the dataset's ``body_length_px``), the long sides of its photos at native resolution
+    (auto recognises them: a 500 px tile counts at photo scale 1), and its typical length on the ground in metres
+    (``length_m``: GeoTIFFs' scale; None: unknown, never assumed). None: the sea lion default."""
     names = tuple(dataset.class_names)
-    if is_sea_lion(names) and reference_class in (None, SEA_LION_REFERENCE.class_name) and length_px is None:
+    default_class = reference_class in (None, SEA_LION_REFERENCE.class_name)
+    if is_sea_lion(names) and default_class and length_px is None and length_m is None:
         return None
+    if length_m is not None and not length_m > 0:
+        raise PublishError(f"--reference-length-m must be a positive number of metres, got {length_m}")
     if reference_class is None:
         reference_class = default_reference_class(dataset)
     if reference_class not in names:
@@ -241,7 +252,7 @@ def scale_reference_of(
         {round(max(p.size) / dataset.ground_scale) for p in dataset.photos if p.size}
     )  # stored at ground scale
     frame_sides = tuple(sides) if len(sides) <= MAX_FRAME_SIDES else ()  # many sizes: crops, not frames
-    return ScaleReference(reference_class, float(length), frame_sides)
+    return ScaleReference(reference_class, float(length), frame_sides, length_m)
 
 
 def training_run_summary(record: TrainingRecord) -> dict[str, Any]:
@@ -325,9 +336,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="per-class count thresholds chosen elsewhere, e.g. bull=0.5,cow=0.4,pup=0.3 (instead of --calibration's)",
     )  # fmt: skip
     parser.add_argument("--family", default="sealions", help="what the weights file is named after")
-    parser.add_argument("--title", default="Steller sea lion counter", help="the model card's heading")
+    parser.add_argument("--title", default=SEA_LION_TITLE, help="the model card's and the app's heading")
     parser.add_argument(
-        "--subject", default="Steller sea lions in aerial survey photos", help="what it counts (the card's first line)"
+        "--subject", default=SEA_LION_SUBJECT, help="what it counts (the card's first line and the app's heading)"
     )
     parser.add_argument(
         "--reference-class",
@@ -337,6 +348,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--reference-length", type=float, metavar="PX",
         help="its typical length in pixels at the data's native resolution (default: the dataset's body_length_px)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--reference-length-m", type=float, metavar="M",
+        help="its typical length on the ground in metres, from a source you cite in the version's docs (GeoTIFFs "
+        "take their scale from it; default: none, so their scale must be given; sea lions: 2.4 m)",
     )  # fmt: skip
     parser.add_argument("--data-licence", default="", help="the training data's licence, repeated on the card")
     parser.add_argument("--data-citation", default="", help="the publication the training data asks to be cited with")
@@ -361,7 +377,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             init=record.init,
             class_names=tuple(dataset.class_names),
             family=args.family,
-            scale_reference=scale_reference_of(dataset, args.reference_class, args.reference_length),
+            scale_reference=scale_reference_of(
+                dataset, args.reference_class, args.reference_length, args.reference_length_m
+            ),
         )
         card = CardInputs(
             training_command=record.command,

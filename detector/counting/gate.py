@@ -2,8 +2,9 @@
 
 Most tiles of a survey photo are water or bare rock. Before the full pass, the detector itself looks at a coarser
 view of the photo (the image at the model's scale, resized by :attr:`GateSettings.coarse`) at a low confidence;
-every box it finds, grown by a margin (about one adult male's length, so a pup beside a female is never cut off
-and an animal on a seam keeps both its tiles), marks the full-pass tiles it touches. Only those tiles run. Then the
+every box it finds, grown by a margin (1.5 lengths of the model version's reference animal: for sea lions 1.5 adult
+females, about one adult male's length, so a pup beside a female is never cut off and an animal on a seam keeps both
+its tiles), marks the full-pass tiles it touches. Only those tiles run. Then the
 gate grows from the full pass's own detections: a skipped tile that a detection's grown box reaches runs too, until
 none does. The coarse view misses animals at the edge of what it saw (a colony running on past its hits); the full
 pass finds the first of them, and growing follows them, faint hits (at the gate's confidence) included. Measured on
@@ -15,6 +16,12 @@ tiles because OpenVINO exports are compiled for any batch (:class:`detector.coun
 A photo enlarged to reach the model's scale (a downsampled copy) is not gated: it has no detail to spare, and its
 coarse view misses isolated animals (the shipped example ``noaa_train_6.jpg``, enlarged 2x: 3 of 25 adult females
 scored below 0.005 in the coarse view and 0.29-0.44 in the full pass).
+
+The margin follows the version (:class:`~detector.classes.ScaleReference`): ``margin_lengths`` × its reference
+class's length at photo scale 1 (sea lions: 1.5 × 80 = 120 px of a survey original, the margin v4's benchmarks were
+measured with; elephant seals: 1.5 × a 100 px cow). A version that names no reference length (an unlisted weights
+file of other classes) has no animal size to go by, and no sea lion's is assumed: each box is grown by
+``margin_lengths`` of its own longer side, the size the model itself saw.
 
 The geometry here is pure (arrays in, arrays out); :class:`TileGate` runs the two passes through a ``detect``
 callback, the sliced count's own (:mod:`detector.counting.pipeline`): the coarse views of all photos share the
@@ -31,7 +38,7 @@ import numpy as np
 
 from detector.counting.detections import Detections
 from detector.counting.images import resize_to
-from detector.counting.scale import ADULT_FEMALE_LENGTH_PX
+from detector.counting.scale import ScaleReference
 from detector.counting.slicing import photo_tiles
 from detector.errors import DetectorError
 
@@ -44,14 +51,18 @@ class GateSettings:
     about a quarter of its tiles). ``conf``: the confidence at which any class in the coarse view marks an animal
     (low: the gate must not lose what the full pass would count; a count with a lower threshold gates at that), also
     the confidence of the full-pass hits that grow the gate.
-    ``margin_px``: grown around every coarse box, in pixels of a survey original (the full-resolution photo; about
-    1.5 adult female lengths). ``overlap``: of the coarse view's tiles. ``max_enlargement``: photos resized by more
-    than this to reach the model's scale are not gated.
+    ``margin_lengths``: grown around every coarse box (and every full-pass hit that grows the gate), in lengths of
+    the version's reference animal (sea lions: adult females, so 1.5 × 80 = 120 px of a survey original); a version
+    without a reference length grows each box by that many of its own longer side. ``margin_px``: a fixed margin in
+    pixels at photo scale 1 (the version's native resolution) instead; None: from ``margin_lengths``.
+    ``overlap``: of the coarse view's tiles. ``max_enlargement``: photos resized by more than this to reach the
+    model's scale are not gated.
     """
 
     coarse: float = 0.5
     conf: float = 0.015  # the highest of 0.03, 0.02, 0.015, 0.01 that keeps v4's counts (docs/benchmarks.md)
-    margin_px: float = 1.5 * ADULT_FEMALE_LENGTH_PX
+    margin_lengths: float = 1.5
+    margin_px: float | None = None
     overlap: float = 0.2
     max_enlargement: float = 1.0
 
@@ -60,8 +71,22 @@ class GateSettings:
             raise DetectorError(f"gate coarse factor must be between 0 and 1, got {self.coarse}.")
         if not 0 <= self.conf <= 1:
             raise DetectorError(f"gate conf must be between 0 and 1, got {self.conf}.")
-        if self.margin_px < 0:
+        if not self.margin_lengths >= 0:
+            raise DetectorError(f"gate margin_lengths must not be negative, got {self.margin_lengths}.")
+        if self.margin_px is not None and not self.margin_px >= 0:
             raise DetectorError(f"gate margin_px must not be negative, got {self.margin_px}.")
+        if not 0 <= self.overlap < 1:
+            raise DetectorError(f"gate overlap must be at least 0 and below 1, got {self.overlap}.")
+        if not self.max_enlargement > 0:
+            raise DetectorError(f"gate max_enlargement must be positive, got {self.max_enlargement}.")
+
+    def margin_for(self, reference: ScaleReference) -> float | None:
+        """The margin in pixels at photo scale 1 for a version measured by ``reference``: ``margin_px``, else
+        ``margin_lengths`` of its reference class (sea lions: 120); None when the version names no reference length
+        (each box is then grown by its own size: :meth:`TileGate.margins`)."""
+        if self.margin_px is not None:
+            return self.margin_px
+        return None if reference.length_px is None else self.margin_lengths * reference.length_px
         if not 0 <= self.overlap < 1:
             raise DetectorError(f"gate overlap must be at least 0 and below 1, got {self.overlap}.")
         if not self.max_enlargement > 0:
@@ -76,29 +101,32 @@ def coarse_size(width: int, height: int, coarse: float) -> tuple[int, int]:
     return max(1, round(width * coarse)), max(1, round(height * coarse))
 
 
-def tiles_touched(tiles: np.ndarray, boxes: np.ndarray, margin: float) -> np.ndarray:
+def tiles_touched(tiles: np.ndarray, boxes: np.ndarray, margin: float | np.ndarray) -> np.ndarray:
     """Which ``tiles`` (K, 4 ``x1, y1, x2, y2``) overlap at least one of ``boxes`` (N, 4) grown by ``margin`` on
-    every side: a (K,) bool mask (all False without boxes)."""
+    every side (one number, or one per box: (N,)): a (K,) bool mask (all False without boxes)."""
     tiles = np.asarray(tiles, dtype=np.float32).reshape(-1, 4)
     boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
     if not len(boxes) or not len(tiles):
         return np.zeros(len(tiles), dtype=bool)
-    grown = boxes + np.array([-margin, -margin, margin, margin], dtype=np.float32)
+    per_box = np.asarray(margin, dtype=np.float32).reshape(-1, 1)  # (1, 1) or (N, 1)
+    grown = boxes + per_box * np.array([-1, -1, 1, 1], dtype=np.float32)
     # strict inequalities: a grown box that only touches a tile's edge does not reach into it
     overlap_x = (grown[None, :, 0] < tiles[:, None, 2]) & (grown[None, :, 2] > tiles[:, None, 0])
     overlap_y = (grown[None, :, 1] < tiles[:, None, 3]) & (grown[None, :, 3] > tiles[:, None, 1])
     return (overlap_x & overlap_y).any(axis=1)
 
 
-def tiles_to_grow(tiles: np.ndarray, ran: np.ndarray, boxes: np.ndarray, margin: float) -> np.ndarray:
+def tiles_to_grow(tiles: np.ndarray, ran: np.ndarray, boxes: np.ndarray, margin: float | np.ndarray) -> np.ndarray:
     """The tiles not yet run (``ran``: a (K,) bool mask over ``tiles``) that ``boxes`` found so far, grown by
     ``margin``, reach: a (K,) bool mask."""
     return ~np.asarray(ran, dtype=bool) & tiles_touched(tiles, boxes, margin)
 
 
-def margin_in_work_pixels(settings: GateSettings, ground_scale: float) -> float:
-    """The gate's margin in pixels of the image the model tiles (the photo at the model's ground scale)."""
-    return settings.margin_px * ground_scale
+def margin_in_work_pixels(settings: GateSettings, ground_scale: float, reference: ScaleReference) -> float | None:
+    """The gate's margin in pixels of the image the model tiles (the photo at the model's ground scale), for a
+    version measured by ``reference``; None: the version names no reference length (each box's own size then)."""
+    margin = settings.margin_for(reference)
+    return None if margin is None else margin * ground_scale
 
 
 # (image, tiles) pairs → each image's detections in its own pixels, at the gate's confidence
@@ -116,15 +144,28 @@ class GatedPhoto(Protocol):
 @dataclass(frozen=True)
 class TileGate:
     """The gate's two passes for one count, through the count's network: ``detect`` runs (image, tiles) pairs at
-    the gate's confidence; ``ground_scale`` is the model's (the margin is in survey-original pixels)."""
+    the gate's confidence; ``ground_scale`` is the model's and ``reference`` its version's scale reference (the
+    margin is in lengths of its reference animal at photo scale 1: :meth:`GateSettings.margin_for`)."""
 
     detect: Detect
     ground_scale: float
+    reference: ScaleReference
     settings: GateSettings = DEFAULT_GATE_SETTINGS
 
     @property
-    def margin(self) -> float:
-        return margin_in_work_pixels(self.settings, self.ground_scale)
+    def margin(self) -> float | None:
+        """The margin in pixels of the image the model tiles; None: grown by each box's own size (:meth:`margins`)."""
+        return margin_in_work_pixels(self.settings, self.ground_scale, self.reference)
+
+    def margins(self, boxes: np.ndarray) -> float | np.ndarray:
+        """How far each of ``boxes`` (N, 4, in the image the model tiles) is grown: the version's margin, else
+        ``margin_lengths`` of each box's own longer side."""
+        margin = self.margin
+        if margin is not None:
+            return margin
+        boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+        sides = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+        return self.settings.margin_lengths * sides
 
     def coarse_pass(
         self, photos: Sequence[GatedPhoto], grids: Sequence[np.ndarray]
@@ -145,7 +186,8 @@ class TileGate:
         for (index, (view, coarse_tiles)), hits in zip(views.items(), self.detect(list(views.values())), strict=True):
             work_h, work_w = photos[index].work.shape[:2]
             to_work = np.array([work_w / view.shape[1], work_h / view.shape[0]] * 2, dtype=np.float32)
-            keep[index] = tiles_touched(grids[index], hits.xyxy * to_work, self.margin)
+            boxes = hits.xyxy * to_work
+            keep[index] = tiles_touched(grids[index], boxes, self.margins(boxes))
             counted[index] = len(coarse_tiles)
         return keep, counted
 
@@ -155,7 +197,7 @@ class TileGate:
         """The second half (:func:`tiles_to_grow`): run the skipped tiles of ``grid`` that the detections ``found``
         so far reach, until none does; all detections (tile ids stay distinct) and the tiles that ran."""
         ran = ran.copy()
-        while (more := tiles_to_grow(grid, ran, found.xyxy, self.margin)).any():
+        while (more := tiles_to_grow(grid, ran, found.xyxy, self.margins(found.xyxy))).any():
             (extra,) = self.detect([(work, grid[more])])
             first_id = int(ran.sum())  # tiles are numbered from 0 per call; the tiles already run hold 0..first_id-1
             found = Detections.merge([found, replace(extra, tile_id=extra.tile_id + first_id)])

@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from detector.counting.backends import ExportRuntime, UltralyticsRuntime, load_runtime, select_device
@@ -35,6 +36,7 @@ def _reference_fields(version: ModelVersion) -> dict[str, Any]:
         "reference_class": reference.class_name,
         "reference_length_px": reference.length_px,
         "frame_sides": reference.frame_sides,
+        "reference_length_m": reference.length_m,
     }
 
 
@@ -135,6 +137,27 @@ class Detector:
         return (
             f"Detector(version={self.info.version!r}, sha256={self.info.sha256[:12]}, device={self.device!r}, "
             f"runtime={self.runtime!r})"
+        )
+
+    def scale_reference_warning(self) -> str | None:
+        """What to tell a user of a model that names no scale reference (no reference class and length: a weights
+        file no manifest lists whose classes are not the sea lions', or a manifest entry without
+        ``reference_class``), whose auto scale takes every photo at the resolution the model learned from; None when
+        it names one. (Each count at auto scale also says so in its ``warnings``.)"""
+        if self.info.scale_reference.length_px is not None:
+            return None
+        version = self.weights.version
+        if version.repo_id:
+            why = f"its manifest entry ({version.name}) names no reference_class and reference_length_px"
+            fix = "add them to the entry"
+        else:
+            why = "the weights file is not in the model manifest and its classes are not the sea lions'"
+            fix = "list the file in a manifest entry with reference_class and reference_length_px (docs/pinnipeds.md)"
+        return (
+            f"{Path(self.weights.path).name} names no scale reference for its classes ({', '.join(self.class_names)}): "
+            f"{why}, so auto takes every photo at the resolution the model learned from (photo scale 1). Give the "
+            f"photo scale (--photo-scale S) when the animals are larger or smaller, or {fix} to set it by a "
+            "measured animal (--reference-length PX)."
         )
 
     def thresholds(self, options: CountOptions | None = None) -> dict[str, float]:

@@ -176,6 +176,7 @@ class SlicedCount:
         return TileGate(
             lambda images: [found for _, found in self.detect_stream(images, at_gate, options)],
             self.model.ground_scale,
+            self.model.scale_reference,
             self.gate_settings,
         )
 

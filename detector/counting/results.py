@@ -34,11 +34,14 @@ class ModelInfo:
     reference_class: str | None = SEA_LION_REFERENCE.class_name  # how photo scale is measured (ScaleReference)
     reference_length_px: float | None = SEA_LION_REFERENCE.length_px
     frame_sides: tuple[int, ...] = SEA_LION_REFERENCE.frame_sides
+    reference_length_m: float | None = SEA_LION_REFERENCE.length_m  # on the ground (GeoTIFFs); None: not known
 
     @property
     def scale_reference(self) -> ScaleReference:
-        """The version's reference class and length (sea lions: adult females, 80 px at photo scale 1)."""
-        return ScaleReference(self.reference_class, self.reference_length_px, tuple(self.frame_sides))
+        """The version's reference class and length (sea lions: adult females, 80 px at photo scale 1, 2.4 m)."""
+        return ScaleReference(
+            self.reference_class, self.reference_length_px, tuple(self.frame_sides), self.reference_length_m
+        )
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -67,6 +70,10 @@ class ModelInfo:
         data["class_conf"] = dict(data.get("class_conf") or {})
         if "frame_sides" in data:
             data["frame_sides"] = tuple(data["frame_sides"] or ())
+        if "reference_length_m" not in data and data.get("reference_class", SEA_LION_REFERENCE.class_name) != (
+            SEA_LION_REFERENCE.class_name
+        ):  # written before versions named metres: the sea lion default is not another class's length
+            data["reference_length_m"] = None
         return cls(**{name: value for name, value in data.items() if name in cls.__dataclass_fields__})
 
 

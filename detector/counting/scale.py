@@ -141,8 +141,9 @@ def scale_warnings(
             )
     elif not scale.auto_matched and not reference.frame_sides:
         measure = f"measure one {one} and set its length" if reference.length_px else "set the photo scale"
+        unknown = "model's data have no frame size" if reference.length_px else "model names no scale reference"
         warnings.append(
-            f"The model's data have no frame size, so auto takes this {width}×{height} px photo at the resolution "
+            f"The {unknown}, so auto takes this {width}×{height} px photo at the resolution "
             f"the model learned from ({now}); if the animals are larger or smaller, {measure}."
         )
     elif not scale.auto_matched:

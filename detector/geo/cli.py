@@ -5,6 +5,7 @@ Kept here so that :mod:`detector.cli` only calls in at a few places."""
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,9 +23,11 @@ def add_geo_arguments(parser: argparse.ArgumentParser) -> None:
         "GeoTIFF orthomosaics and GIS (needs the geo extra: pip install 'sealion-counter[geo]')"
     )
     geo.add_argument(
-        "--reference-length-m", type=float, default=REFERENCE_LENGTH_M, metavar="M",
-        help="the adult female length in metres that, with a georeferenced raster's pixel size, gives the scale "
-        f"(default %(default)s: {REFERENCE_SOURCE}); --female-length overrides the scale itself",
+        "--reference-length-m", type=float, default=None, metavar="M",
+        help="the typical length in metres of the model version's reference class that, with a georeferenced "
+        "raster's pixel size, gives the scale (default: the version's reference_length_m; sea lion versions: "
+        f"adult females, {REFERENCE_LENGTH_M} m, {REFERENCE_SOURCE}; a version without one needs it); "
+        "--female-length, --reference-length or --photo-scale set the scale itself",
     )  # fmt: skip
     geo.add_argument(
         "--sites", type=Path, metavar="GEOJSON",
@@ -59,9 +62,10 @@ class RasterCounting:
 
         if needs_geo(args):
             require_geo()
-        if not args.reference_length_m > 0:
-            raise DetectorError(f"--reference-length-m must be positive, got {args.reference_length_m}.")
-        self.geo = GeoOptions(window_px=args.window_px, reference_length_m=args.reference_length_m)
+        metres = args.reference_length_m
+        if metres is not None and not (math.isfinite(metres) and metres > 0):
+            raise DetectorError(f"--reference-length-m must be a positive number of metres, got {metres}.")
+        self.geo = GeoOptions(window_px=args.window_px, reference_length_m=metres)
         self.sites = None
         if args.sites:
             from detector.geo.sites import load_sites
@@ -94,6 +98,19 @@ class RasterCounting:
                     f"{photo.file}: no georeference (no CRS), so its animals cannot be written as GeoJSON; write "
                     "--out counts.csv or counts.json for pixel boxes."
                 )
+
+    def check_scale(self, info: Any, rasters: Sequence[Any], options: Any) -> None:
+        """Before counting: a georeferenced raster's scale comes from its pixel size and the reference class's
+        length in metres (``--reference-length-m`` or the version's) unless the scale is given; a version that cannot
+        give it stops the command here, naming the version and the fix, rather than failing raster after raster."""
+        if options.photo_scale is not None or options.reference_length is not None:
+            return
+        from detector.geo.raster import gsd_scale_problem, raster_crs
+
+        problem = gsd_scale_problem(info.scale_reference, self.geo.reference_length_m, info.version)
+        placed = next((photo for photo in rasters if raster_crs(photo.path) is not None), None) if problem else None
+        if placed is not None:
+            raise DetectorError(f"{placed.file}: {problem}")
 
     def count(self, detector: Any, rasters: Sequence[Any], options: Any, done: Callable[[Any], None]) -> None:
         """Count each raster and hand its record (or failure) to ``done``."""

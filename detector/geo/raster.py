@@ -17,10 +17,16 @@ from typing import Any
 import numpy as np
 
 from detector.counting.results import CountResult
-from detector.counting.scale import ADULT_FEMALE_LENGTH_PX, WARN_FACTOR, auto_photo_scale
+from detector.counting.scale import (
+    SEA_LION_REFERENCE,
+    WARN_FACTOR,
+    ScaleReference,
+    auto_photo_scale,
+    requested_photo_scale,
+)
 from detector.errors import DetectorError
 from detector.geo import require_geo
-from detector.geo.scale import REFERENCE_LENGTH_M, WINDOW_PX, RasterScale, overlap_px, scale_from_gsd, window_px
+from detector.geo.scale import WINDOW_PX, RasterScale, scale_from_gsd, window_overlap_px, window_px
 from detector.geo.windows import Window, centres_in, window_grid
 from detector.settings import CountOptions
 
@@ -33,8 +39,9 @@ class GeoOptions:
     """How a raster is cut and scaled: window size in raster pixels, the reference animal's length in metres."""
 
     window_px: int = WINDOW_PX  # at most; smaller where the model's copy would be too large (scale.window_px)
-    reference_length_m: float = REFERENCE_LENGTH_M
-    overlap_px: int | None = None  # None: two adult females at the raster's scale
+    reference_length_m: float | None = None  # None: the model version's (sea lions: 2.4 m; others: their manifest's)
+    overlap_px: int | None = None  # None: two reference animals (sea lions: adult females) at the raster's scale;
+    # a version without a reference length: one of the model's tiles (scale.window_overlap_px)
 
 
 @dataclass(frozen=True)
@@ -126,28 +133,80 @@ def ground_sample_distance(crs: Any, transform: Any, width: int, height: int) ->
 
 
 def choose_raster_scale(
-    options: CountOptions, gsd_m: float | None, size: tuple[int, int], reference_length_m: float
+    options: CountOptions,
+    gsd_m: float | None,
+    size: tuple[int, int],
+    reference: ScaleReference,
+    reference_length_m: float | None = None,
+    version: str = "",
 ) -> RasterScale:
-    """The scale to count at: a manual one (``options.photo_scale``) wins; else the GSD's; else a raster the size of
-    a survey original (or a whole-factor copy) gets auto's; anything else is an error asking for the scale."""
-    from_gsd = None
-    if gsd_m is not None:
-        try:
-            from_gsd = scale_from_gsd(gsd_m, reference_length_m)
-        except ValueError as exc:
-            if options.photo_scale is None:
-                raise DetectorError(f"{exc}; give --female-length if the GSD is wrong.") from None
-    if options.photo_scale is not None:
-        return RasterScale(options.photo_scale, "manual", gsd_m, reference_length_m, from_gsd)
-    if from_gsd is not None:
-        return RasterScale(from_gsd, "gsd", gsd_m, reference_length_m, from_gsd)
-    auto, matched = auto_photo_scale(*size)
-    if not matched:
-        raise DetectorError(
-            f"the {size[0]}×{size[1]} raster has no georeference (no CRS) and is not the size of a survey photo: "
-            "give the adult female length in pixels (--female-length) or a photo scale."
+    """The scale to count at: a manual one (``options.photo_scale``, or ``options.reference_length`` pixels of the
+    version's reference class) wins; else the GSD's, from the reference class's length in metres
+    (``reference_length_m``, else the version's: ``reference.length_m``) and in pixels at photo scale 1
+    (``reference.length_px``); else a raster the size of a frame of the version's data (or a whole-factor copy) gets
+    auto's; anything else is an error that names the version (``version``) and what to give."""
+    try:
+        manual = requested_photo_scale(
+            options.photo_scale, options.reference_length, options.reference_class, reference
         )
-    return RasterScale(auto, "auto", None, reference_length_m, None)
+    except ValueError as exc:
+        raise DetectorError(f"{exc}.") from None
+    metres = reference_length_m if reference_length_m is not None else reference.length_m
+    length_flag = _length_flag(reference)
+    from_gsd = None
+    if gsd_m is not None and metres is not None and reference.length_px is not None:
+        try:
+            from_gsd = scale_from_gsd(gsd_m, metres, reference.length_px)
+        except ValueError as exc:
+            if manual is None:
+                raise DetectorError(f"{exc}; give {length_flag} if the GSD is wrong.") from None
+    if manual is not None:
+        return RasterScale(manual, "manual", gsd_m, metres, from_gsd, reference)
+    if from_gsd is not None:
+        return RasterScale(from_gsd, "gsd", gsd_m, metres, from_gsd, reference)
+    problem = gsd_scale_problem(reference, reference_length_m, version) if gsd_m is not None else None
+    if problem:  # georeferenced, but the version has no reference length in pixels or in metres
+        raise DetectorError(problem)
+    auto, matched = auto_photo_scale(*size, reference.frame_sides)
+    if not matched:
+        survey = reference.frame_sides == SEA_LION_REFERENCE.frame_sides
+        frame = "a survey photo" if survey else "a frame of the model's data"
+        length = (
+            f"the {reference.animal} length in pixels ({length_flag}) or a photo scale"
+            if reference.length_px is not None
+            else "a photo scale (--photo-scale)"
+        )
+        raise DetectorError(
+            f"the {size[0]}×{size[1]} raster has no georeference (no CRS) and is not the size of {frame}: give "
+            f"{length}."
+        )
+    return RasterScale(auto, "auto", None, metres, None, reference)
+
+
+def _length_flag(reference: ScaleReference) -> str:
+    """The option that sets the scale by the version's reference class: ``--female-length`` for the sea lions'."""
+    return "--female-length" if reference.class_name == SEA_LION_REFERENCE.class_name else "--reference-length"
+
+
+def gsd_scale_problem(reference: ScaleReference, reference_length_m: float | None, version: str = "") -> str | None:
+    """Why a georeferenced raster's pixel size cannot give model version ``version``'s photo scale, with what to give
+    instead; None when it can (the version's reference class has a length in pixels, and one in metres: its own or
+    ``reference_length_m``)."""
+    named = f"model version {version}" if version else "this model version"
+    if reference.length_px is None:
+        return (
+            f"{named} names no reference class (reference_class and reference_length_px in its manifest entry), so "
+            "a raster's pixel size cannot give the photo scale: give the scale (--photo-scale S)."
+        )
+    if reference_length_m is None and reference.length_m is None:
+        return (
+            f"{named} names no length in metres for its reference class ({reference.animals}), so a raster's pixel "
+            f"size cannot give the photo scale: give a typical {reference.animal}'s length on the ground "
+            "(--reference-length-m M), or add reference_length_m (with its source) to the version's manifest "
+            f"entry, or set the scale by a measured {reference.animal} ({_length_flag(reference)} PX) or "
+            "--photo-scale S."
+        )
+    return None
 
 
 def to_8bit(band: np.ndarray) -> np.ndarray:
@@ -215,20 +274,26 @@ def count_raster(
         width, height = src.width, src.height
         crs = src.crs
         gsd = ground_sample_distance(crs, src.transform, width, height)
+        reference = detector.info.scale_reference
         try:
-            scale = choose_raster_scale(options, gsd, (width, height), geo.reference_length_m)
+            scale = choose_raster_scale(
+                options, gsd, (width, height), reference, geo.reference_length_m, detector.info.version
+            )
         except DetectorError as exc:
             raise DetectorError(f"{label}: {exc}") from None
-        overlap = geo.overlap_px if geo.overlap_px is not None else overlap_px(scale.value)
+        overlap = geo.overlap_px
+        if overlap is None:
+            overlap = window_overlap_px(scale.value, reference, detector.imgsz, float(detector.ground_scale))
         side = min(window_px(geo.window_px, scale.value, float(detector.ground_scale)), math.isqrt(images.MAX_PIXELS))
         if overlap * 2 >= side:
+            need = f"two {reference.animals}" if reference.length_px else "one of the model's tiles"
             raise DetectorError(
-                f"{label}: a window of {side} px is too small for the {overlap} px overlap two adult females need "
-                "at this scale; use a larger window."
+                f"{label}: a window of {side} px is too small for the {overlap} px overlap {need} need at this scale; "
+                "use a larger window."
             )
         windows = window_grid(width, height, side, overlap)
         bands = colour_bands(src)
-        window_options = options.changed(photo_scale=scale.value)
+        window_options = options.changed(photo_scale=scale.value, reference_length=None, reference_class=None)
         boxes, classes, scores, per_window = [], [], [], []
         tiles = skipped_tiles = gate_tiles = skipped = 0
         conf: dict[str, float] = {}
@@ -308,12 +373,15 @@ def _thresholds(detector: Any, options: CountOptions) -> dict[str, float]:
 
 def _scale_warnings(scale: RasterScale) -> list[str]:
     """A manual scale far from the GSD's is worth a line."""
-    if scale.source != "manual" or scale.from_gsd is None:
+    reference = scale.reference
+    if scale.source != "manual" or scale.from_gsd is None or reference.length_px is None:
         return []
     ratio = scale.value / scale.from_gsd
     if WARN_FACTOR > ratio > 1 / WARN_FACTOR:
         return []
+    animals = reference.animals
     return [
-        f"Adult females set to ≈ {scale.female_px:.0f} px, but the raster's GSD ({scale.gsd_m * 100:.3g} cm/px) and "
-        f"the {scale.reference_length_m:g} m reference length give ≈ {scale.from_gsd * ADULT_FEMALE_LENGTH_PX:.0f} px."
+        f"{animals[0].upper()}{animals[1:]} set to ≈ {scale.reference_px:.0f} px, but the raster's GSD "
+        f"({scale.gsd_m * 100:.3g} cm/px) and the {scale.reference_length_m:g} m reference length give "
+        f"≈ {scale.from_gsd * reference.length_px:.0f} px."
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -116,6 +117,14 @@ class ModelVersion:
     reference_class: str | None = None  # the class people measure in a photo
     reference_length_px: float | None = None  # its typical length at photo scale 1 (the data's native resolution)
     frame_sides: tuple[int, ...] | None = None  # long sides of the data's whole frames; () = tiles of any size
+    # The reference class's typical length on the ground in metres (a GeoTIFF's pixel size gives the scale from it);
+    # None: 2.4 m for the sea lions' adult females (detector.classes.ADULT_FEMALE_LENGTH_M, cited), else unknown
+    reference_length_m: float | None = None
+    # What the version is and counts, in words (its card's heading and first sentence: "Elephant seal counter",
+    # "northern elephant seals (bulls, cows, pups) in aerial drone photos"); "": not given (the sea lion versions'
+    # are detector.classes.SEA_LION_TITLE and SEA_LION_SUBJECT)
+    title: str = ""
+    subject: str = ""
 
     def __post_init__(self) -> None:
         if self.cpu_runtime and self.cpu_runtime not in self.runtimes:
@@ -132,17 +141,35 @@ class ModelVersion:
             raise ModelResolutionError(
                 f"Model version {self.name!r}: give reference_class and reference_length_px together."
             )
+        if self.reference_length_m is not None:
+            if not (math.isfinite(self.reference_length_m) and self.reference_length_m > 0):
+                raise ModelResolutionError(
+                    f"Model version {self.name!r}: reference_length_m must be a positive number of metres, got "
+                    f"{self.reference_length_m}."
+                )
+            if self.scale_reference.class_name is None:
+                raise ModelResolutionError(
+                    f"Model version {self.name!r}: reference_length_m is the length of its reference class; name "
+                    "that class with reference_class and reference_length_px."
+                )
 
     @property
     def scale_reference(self) -> ScaleReference:
         """How this version measures photo scale: its own reference, else the sea lion default for the sea lion
-        classes (or an unknown class list), else no reference class and photos at native resolution."""
+        classes (or an unknown class list), else no reference class and photos at native resolution. The length in
+        metres is the version's own, else the sea lion adult female's (2.4 m) where that is the reference class of
+        the sea lion classes, else unknown (None): never another species' number."""
         sea_lions = not self.class_names or SEA_LION_REFERENCE.class_name in self.class_names
         default = SEA_LION_REFERENCE if sea_lions else ScaleReference(None, None, ())
+        class_name = self.reference_class if self.reference_class is not None else default.class_name
+        metres = self.reference_length_m
+        if metres is None and sea_lions and class_name == SEA_LION_REFERENCE.class_name:
+            metres = SEA_LION_REFERENCE.length_m
         return ScaleReference(
-            self.reference_class if self.reference_class is not None else default.class_name,
+            class_name,
             self.reference_length_px if self.reference_length_px is not None else default.length_px,
             tuple(self.frame_sides) if self.frame_sides is not None else default.frame_sides,
+            metres,
         )
 
     @property
@@ -162,7 +189,8 @@ class ModelVersion:
         )  # fmt: skip
 
     def _counting_options(self) -> dict[str, Any]:
-        """What the version sets beyond its weights (card and manifest alike): thresholds, greyscale, runtimes."""
+        """What the version sets beyond its weights (card and manifest alike): thresholds, greyscale, runtimes, scale
+        reference, and what it is and counts in words (title, subject)."""
         data: dict[str, Any] = {}
         if self.class_conf:
             data["class_conf"] = {k: float(v) for k, v in self.class_conf.items()}
@@ -177,6 +205,12 @@ class ModelVersion:
             data["reference_length_px"] = float(self.reference_length_px or 0)
         if self.frame_sides is not None:
             data["frame_sides"] = [int(side) for side in self.frame_sides]
+        if self.reference_length_m is not None:
+            data["reference_length_m"] = float(self.reference_length_m)
+        if self.title:
+            data["title"] = self.title
+        if self.subject:
+            data["subject"] = self.subject
         return data
 
     def to_card(self) -> dict[str, Any]:
@@ -215,6 +249,7 @@ class ModelVersion:
             runtimes=_runtimes(meta.get("runtimes"), f"The model card of {repo_id}@{revision}"),
             cpu_runtime=meta.get("cpu_runtime") or None,
             **_reference(meta),
+            **_words(meta),
         )
 
 
@@ -222,11 +257,18 @@ def _reference(data: Mapping[str, Any]) -> dict[str, Any]:
     """The scale reference fields of a manifest entry or card (absent: the defaults of :class:`ModelVersion`)."""
     sides = data.get("frame_sides")
     length = data.get("reference_length_px")
+    metres = data.get("reference_length_m")
     return {
         "reference_class": str(data["reference_class"]) if data.get("reference_class") else None,
         "reference_length_px": float(length) if length is not None else None,
         "frame_sides": tuple(int(side) for side in sides) if sides is not None else None,
+        "reference_length_m": float(metres) if metres is not None else None,
     }
+
+
+def _words(data: Mapping[str, Any]) -> dict[str, str]:
+    """What a manifest entry or card says the version is and counts (``title``, ``subject``; absent: "")."""
+    return {key: str(data.get(key) or "") for key in ("title", "subject")}
 
 
 @dataclass(frozen=True)
@@ -277,6 +319,7 @@ def _version_from_dict(name: str, data: Mapping[str, Any]) -> ModelVersion:
         runtimes=_runtimes(data.get("runtimes"), f"Manifest entry {name!r}"),
         cpu_runtime=data.get("cpu_runtime") or None,
         **_reference(data),
+        **_words(data),
     )
 
 

@@ -1,17 +1,25 @@
-"""The About / data tab: what the app does and how, and the classes in the training sample."""
+"""The About / data tab: what the app does (for the chosen model version) and how, and the classes in the training
+sample."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import gradio as gr
 
+from detector.classes import SEA_LION_CLASSES
+from detector.versions.manifest import ModelVersion
 from sealion_app import present
+from sealion_app.models import ModelRegistry
 
-ABOUT_MD = """
+SEA_LION_INTRO = """
 ## What it does
 
 The app counts **Steller sea lions** in aerial survey photographs, per class: adult males, subadult males,
 adult females, juveniles and pups. It is built for the NOAA Fisheries survey photos (about 4992×3328 px each).
+"""
 
+ABOUT_MD = """
 ## How it works
 
 1. **Dots → boxes.** Biologists marked every animal in the training photos with a coloured dot, one colour per
@@ -45,11 +53,37 @@ and subadult males are rare, so the model sees far fewer examples of them.
 """
 
 
-def build_about_tab(class_names: tuple[str, ...]) -> None:
-    """The About / data tab (inside ``gr.Tabs``)."""
+def about_intro(version: ModelVersion, class_names: Sequence[str]) -> str:
+    """ "What it does" for the chosen model version: the sea lion text for the sea lion versions; for another, what
+    it counts (its subject and classes, from its manifest entry or card), and that the rest of the page tells of the
+    sea lion models."""
+    if present.is_sea_lion_version(class_names):
+        return SEA_LION_INTRO
+    classes = ", ".join(present.pretty(n) for n in class_names)
+    what = f"**{version.subject}**" if version.subject else "animals in aerial photographs"
+    title = f" ({version.title})" if version.title else ""
+    return f"""
+## What it does
+
+With model version **{version.name}**{title} the app counts {what}, per class: {classes}.
+The app was first built for Steller sea lions in the NOAA Fisheries survey photos: the steps below, the training data
+and the examples tell of the sea lion models. This version's classes, scale reference and accuracy are in the Model
+tab, and the Count tab's length setting names its reference class.
+"""
+
+
+def build_about_tab(registry: ModelRegistry, model_version: gr.Dropdown) -> None:
+    """The About / data tab (inside ``gr.Tabs``); its first part follows the model version chooser."""
     distribution = present.class_distribution()
+
+    def intro(version: str | None = None) -> str:
+        return about_intro(registry.model_version(version), registry.class_names(version))
+
+    class_names = SEA_LION_CLASSES  # the plot is of the NOAA sea lion sample, whichever version counts
     with gr.Tab("About / data", id="about"):
+        what = gr.Markdown(intro(), elem_id="about-intro")
         gr.Markdown(ABOUT_MD)
+        model_version.change(intro, inputs=model_version, outputs=what, api_visibility="private")
         gr.BarPlot(
             distribution,
             x="class",

@@ -66,7 +66,7 @@ def build_count_tab(
             str(annotated_jpeg),
             present.counts_table(result, errors),
             present.result_dict(result),
-            present.status_line(result),
+            present.status_line(result, errors),
         )
 
     @guard
@@ -147,7 +147,7 @@ def build_count_tab(
                 status = gr.Markdown(elem_id="count-status")
                 counts = gr.Dataframe(
                     headers=present.COUNT_COLUMNS,
-                    label="Counts per class, with the typical error on survey photos the model never saw",
+                    label=present.counts_label(present.expected_errors(registry.model_version().metrics)),
                     interactive=False,
                     elem_id="counts-table",
                 )
@@ -183,11 +183,17 @@ def build_count_tab(
         show_boxes.change(None, inputs=show_boxes, js=BOXES_JS, api_visibility="private")  # in the page only
         # A new photo starts at auto scale: a length typed for the previous photo must not carry over.
         image.change(lambda: 0, outputs=controls.female_length, api_visibility="private")
-        # Another version: the length setting names its reference class (adult females, cows) and resets to auto.
+        # Another version: the length setting names its reference class (adult females, cows) and resets to auto;
+        # the table's label says whether the version's typical errors are known.
         shared.model_version.change(
-            lambda version: gr.Number(value=0, **length_control(registry.scale_reference(version))),
+            lambda version: (
+                gr.Number(value=0, **length_control(registry.scale_reference(version))),
+                gr.Dataframe(
+                    label=present.counts_label(present.expected_errors(registry.model_version(version).metrics))
+                ),
+            ),
             inputs=shared.model_version,
-            outputs=controls.female_length,
+            outputs=[controls.female_length, counts],
             api_visibility="private",
         )
     return CountTab(image, result_json, controls)

@@ -19,6 +19,7 @@ import gradio as gr
 
 from detector.classes import SEA_LION_CLASSES
 from detector.errors import DetectorError
+from sealion_app import present
 from sealion_app.models import ModelRegistry
 from sealion_app.ui.about_tab import build_about_tab
 from sealion_app.ui.batch_tab import build_batch_tab
@@ -62,6 +63,11 @@ def human_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def heading_markdown(registry: ModelRegistry, version: str | None = None) -> str:
+    """The heading for a version of the chooser (:func:`sealion_app.present.heading_markdown`); nothing is loaded."""
+    return present.heading_markdown(registry.model_version(version), registry.class_names(version))
+
+
 def build_demo(registry: ModelRegistry, count_workers: int = 2, reviews_dir: Path | None = None) -> gr.Blocks:
     """The UI and its API endpoints, over one shared model registry: a builder per tab.
 
@@ -73,11 +79,15 @@ def build_demo(registry: ModelRegistry, count_workers: int = 2, reviews_dir: Pat
     batch_dir = Path(tempfile.mkdtemp(prefix="sealion-app-"))  # batch thumbnails and CSVs, pruned after a day
     examples = sorted(EXAMPLES_DIR.glob("*.jpg"))
     with Blocks(title="Sea lion counter", analytics_enabled=False, delete_cache=(3600, 24 * 3600)) as demo:
-        gr.Markdown(
-            "# Steller sea lion counter\nCount adult males, subadult males, adult females, juveniles and pups "
-            "in aerial survey photos."
-        )
+        heading = gr.Markdown(heading_markdown(registry), elem_id="heading")
         shared = model_controls(registry, registry.default.imgsz)
+        # Another version: the heading names what it counts (its title, subject and classes: manifest or card).
+        shared.model_version.change(
+            lambda version: heading_markdown(registry, version),
+            inputs=shared.model_version,
+            outputs=heading,
+            api_visibility="private",
+        )
         with gr.Tabs():
             count = build_count_tab(registry, shared, examples, batch_dir, count_workers, human_errors)
             build_batch_tab(registry, count.controls, batch_dir, human_errors)
@@ -85,7 +95,7 @@ def build_demo(registry: ModelRegistry, count_workers: int = 2, reviews_dir: Pat
                 registry, count.image, count.result_json, batch_dir, reviews_dir or batch_dir / "reviews", human_errors
             )
             model_info = build_model_tab(registry, shared.model_version, shared.runtime, human_errors)
-            build_about_tab(registry.default.class_names)
+            build_about_tab(registry, shared.model_version)
         gr.api(model_info, api_name="model_info", concurrency_id="model_load")
         review_classes = registry.default.class_names or SEA_LION_CLASSES  # as the Review tab labels them
         others = [v.class_names for v in registry.manifest.versions.values()] if registry.manifest else []
