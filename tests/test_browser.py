@@ -412,6 +412,18 @@ def _canvas_point(page, image_size: tuple[int, int]):
     return lambda x, y: (left + x * scale, top + y * scale)
 
 
+def _draw_box(page, at, start: tuple[float, float], end: tuple[float, float]) -> None:
+    """Draw a new box on the review annotator, dragging from ``start`` to ``end`` (photo pixels; ``at`` from
+    :func:`_canvas_point`) through their midpoint."""
+    middle = ((start[0] + end[0]) / 2, (start[1] + end[1]) / 2)
+    page.locator("#review-annotator button[aria-label='Create box']").click()
+    page.mouse.move(*at(*start))
+    page.mouse.down()
+    page.mouse.move(*at(*middle), steps=4)
+    page.mouse.move(*at(*end), steps=4)
+    page.mouse.up()
+
+
 def _choose_class(page, name: str) -> None:
     """In the annotator's box dialog (a new box, or a double-clicked one): pick the class, press OK."""
     from sealion_app.review import short_label
@@ -481,12 +493,7 @@ def test_review_of_clustered_animals_hides_labels_and_a_new_box_starts_as_the_co
     assert not page.locator("#show-labels input").is_checked()
     _keep(page, "review-clustered-labels-hidden.jpg", tmp_path, clip=_clip(page, "#show-labels", "#review-annotator"))
     at = _canvas_point(page, size)
-    page.locator("#review-annotator button[aria-label='Create box']").click()
-    page.mouse.move(*at(30, 30))
-    page.mouse.down()
-    page.mouse.move(*at(45, 42), steps=4)
-    page.mouse.move(*at(60, 54), steps=4)
-    page.mouse.up()
+    _draw_box(page, at, (30, 30), (60, 54))
     dialog = page.locator("#model-box-edit")
     dialog.wait_for(state="visible", timeout=10_000)
     page.wait_for_function("() => document.querySelector('#model-box-edit')?.dataset.listing === 'all'")
@@ -543,13 +550,8 @@ def test_review_delete_add_reclassify_save_and_export(browser, app, tmp_path):
     page.mouse.click(*at(*centres[delete]))  # select, then remove
     page.locator("#review-annotator button[aria-label='Remove box']").click()
     _wait_for_status(page, "#review-status", "1 removed")
-    page.locator("#review-annotator button[aria-label='Create box']").click()  # draw a missed animal
     x, y = (float(v) for v in added)
-    page.mouse.move(*at(x - 12, y - 10))
-    page.mouse.down()
-    page.mouse.move(*at(x, y), steps=4)
-    page.mouse.move(*at(x + 12, y + 10), steps=4)
-    page.mouse.up()
+    _draw_box(page, at, (x - 12, y - 10), (x + 12, y + 10))  # a missed animal
     _choose_class(page, new_class)
     status = _wait_for_status(page, "#review-status", "1 added, 1 removed, 1 reclassified")
     assert f"{len(boxes)} animals after review" in status, status
@@ -715,12 +717,7 @@ def test_switching_to_a_seal_version_relabels_the_length_setting_and_the_review(
         legend = page.locator("#review-legend").inner_text()
         assert all(short_label(n) in legend for n in ("bull", "cow", "pup")) and "female" not in legend, legend
         at = _canvas_point(page, (500, 500))
-        page.locator("#review-annotator button[aria-label='Create box']").click()
-        page.mouse.move(*at(20, 20))
-        page.mouse.down()
-        page.mouse.move(*at(40, 35), steps=4)
-        page.mouse.move(*at(60, 50), steps=4)
-        page.mouse.up()
+        _draw_box(page, at, (20, 20), (60, 50))
         dialog = page.locator("#model-box-edit")
         dialog.wait_for(state="visible", timeout=10_000)
         assert dialog.locator("input[aria-label=Label]").input_value() in {
