@@ -46,8 +46,10 @@ def training_mean(truth: np.ndarray, folds=FOLD_OF) -> np.ndarray:
     return np.array([truth[fold != fold[i]].mean(axis=0) for i in range(len(PHOTOS))])
 
 
-def cv_report(truth: np.ndarray, predicted: np.ndarray, folds=FOLD_OF, init: str | None = "coco.pt") -> CVReport:
-    """A cv_metrics.json as training.evaluate --cv writes it, from the given counts."""
+def cv_report(
+    truth: np.ndarray, predicted: np.ndarray, folds=FOLD_OF, init: str | None = "coco.pt", classes=SEA_LION_CLASSES
+) -> CVReport:
+    """A cv_metrics.json as training.evaluate --cv writes it, from the given counts (columns: ``classes``)."""
     order = [p for f in dict.fromkeys(folds.values()) for p in PHOTOS if folds[p] == f]  # fold by fold, as cv writes
     rows = [
         PhotoCounts(photo_id=p, truth=truth[PHOTOS.index(p)].tolist(), predicted=predicted[PHOTOS.index(p)].tolist(),
@@ -59,7 +61,8 @@ def cv_report(truth: np.ndarray, predicted: np.ndarray, folds=FOLD_OF, init: str
         folds=names, epochs_per_fold=30, init=init, conf=0.25,
         fold_training={f: FoldTraining(epochs_run=30, train_wall_time_s=1800.0 + 360 * i) for i, f in enumerate(names)},
         fold_seconds={f: 2000.0 + 360 * i for i, f in enumerate(names)},
-        cv=count_metrics(truth, predicted), baseline_training_mean=count_metrics(truth, training_mean(truth, folds)),
+        cv=count_metrics(truth, predicted, classes),
+        baseline_training_mean=count_metrics(truth, training_mean(truth, folds), classes),
         mean_chip_map50=0.3, per_photo=rows,
     )  # fmt: skip
 
@@ -224,3 +227,22 @@ SCREEN = REPO_ROOT / "benchmarks" / "results" / "v5_screen.json"
 @pytest.mark.skipif(not SCREEN.is_file(), reason=f"no {SCREEN.name} committed yet (issue 36's screen)")
 def test_the_training_docs_show_the_committed_screen():
     assert documented(REPO_ROOT / "docs" / "training.md", "v5-screen") == render(Comparison.read(SCREEN))
+
+
+def test_the_classes_are_the_reports_own():
+    """A cross-validation of another class set (an elephant-seal dataset: bull, cow, pup) compares per its own classes,
+    with no dense-colony rows (it has no "pups" class); arms of different class sets are refused, naming both."""
+    seal_classes = ["bull", "cow", "pup"]
+    truth = np.random.default_rng(2).integers(0, 30, size=(len(PHOTOS), 3))
+    predicted = np.clip(truth + 2, 0, None)
+    seals = cv_report(truth, predicted, classes=seal_classes)
+    comparison = compare([Arm("seals", Path("/runs/s"), seals)])
+    assert comparison.classes == seal_classes
+    expected = np.sqrt(((predicted - truth) ** 2).mean(axis=0))
+    arm = comparison.arms[0]
+    assert list(arm.per_class) == seal_classes
+    assert [arm.per_class[c].rmse for c in seal_classes] == pytest.approx(expected, abs=1e-4)
+    assert arm.dense_colonies == []
+    sea_lions = cv_report(sample_truth(), sample_truth())
+    with pytest.raises(TrainingError, match=r"classes \['adult_males'.*\['bull', 'cow', 'pup'\]"):
+        compare([Arm("seals", Path("/runs/s"), seals), Arm("sea lions", Path("/runs/l"), sea_lions)])

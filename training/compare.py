@@ -27,7 +27,6 @@ from typing import NamedTuple
 
 import numpy as np
 
-from detector.classes import SEA_LION_CLASSES
 from training.evaluate import count_metrics
 from training.io import TrainingError
 from training.records import (
@@ -43,7 +42,7 @@ from training.records import (
 )
 
 DENSE_PUPS = 100  # a photo with at least this many pups (in truth) is a dense colony
-PUPS = "pups"
+PUPS = "pups"  # the class whose dense colonies are reported (a dataset without it has no dense-colony rows)
 DIGITS = 4  # the summary's floats are rounded to this many decimals (it stays small and diffs stay readable)
 
 
@@ -99,6 +98,8 @@ def check_comparable(arms: Sequence[Arm]) -> None:
         if moved := [f"{p} ({reference[p].fold} there, {rows[p].fold} here)" for p in shared
                      if rows[p].fold != reference[p].fold]:  # fmt: skip
             problems.append(f"photos in another fold: {', '.join(moved)}")
+        if classes_of(arm) != classes_of(first):
+            problems.append(f"classes {classes_of(arm)} here, {classes_of(first)} there")
         if other := [p for p in shared if rows[p].truth != reference[p].truth]:
             problems.append(f"photos with other true counts: {', '.join(other)}")
         if problems:
@@ -114,13 +115,20 @@ def check_comparable(arms: Sequence[Arm]) -> None:
             )
 
 
+def classes_of(arm: Arm) -> list[str]:
+    """The arm's classes, in its dataset's order (as ``training.evaluate`` wrote its metrics)."""
+    return list(arm.report.cv.per_class)
+
+
 def _round(value: float) -> float:
     return round(float(value), DIGITS)
 
 
-def _class_errors(truth: np.ndarray, predicted: np.ndarray) -> tuple[dict[str, ClassError], float, float]:
+def _class_errors(
+    truth: np.ndarray, predicted: np.ndarray, classes: Sequence[str]
+) -> tuple[dict[str, ClassError], float, float]:
     """Per-class errors, the mean per-class RMSE and the total-count error of (photos, classes) arrays."""
-    metrics = count_metrics(truth, predicted)
+    metrics = count_metrics(truth, predicted, classes)
     per_class = {
         name: ClassError(mae=_round(e.mae), rmse=_round(e.rmse), bias=_round(e.bias))
         for name, e in metrics.per_class.items()
@@ -138,17 +146,18 @@ def summarize_arm(arm: Arm, dense_pups: int = DENSE_PUPS) -> ArmSummary:
     """One arm's numbers (see the module's docstring), from its report and calibration."""
     report, rows = arm.report, list(_rows(arm).values())
     truth, predicted = np.array([r.truth for r in rows]), np.array([r.predicted for r in rows])
-    per_class, competition, total_error = _class_errors(truth, predicted)
+    classes = classes_of(arm)
+    per_class, competition, total_error = _class_errors(truth, predicted, classes)
     fold_rmse = {}
     for fold in dict.fromkeys([*report.folds, *(r.fold for r in rows)]):
         chosen = [i for i, r in enumerate(rows) if r.fold == fold]
         if chosen:
-            fold_rmse[str(fold)] = _class_errors(truth[chosen], predicted[chosen])[1]
-    pups = SEA_LION_CLASSES.index(PUPS)
+            fold_rmse[str(fold)] = _class_errors(truth[chosen], predicted[chosen], classes)[1]
+    pups = classes.index(PUPS) if PUPS in classes else None
     dense = [
         DenseColony(photo_id=r.photo_id, fold=str(r.fold), true_pups=r.truth[pups], counted_pups=r.predicted[pups])
         for r in sorted(rows, key=lambda r: _photo_key(r.photo_id))
-        if r.truth[pups] >= dense_pups
+        if pups is not None and r.truth[pups] >= dense_pups
     ]
     calibration = None
     if (cal := arm.calibration) is not None:
@@ -192,7 +201,7 @@ def compare(arms: Sequence[Arm], device: str = "", dense_pups: int = DENSE_PUPS)
         folds.setdefault(str(row.fold), []).append(row.photo_id)
     return Comparison(
         device=device,
-        classes=list(SEA_LION_CLASSES),
+        classes=classes_of(arms[0]),
         folds={name: sorted(ids, key=_photo_key) for name, ids in folds.items()},
         dense_pups=dense_pups,
         baseline=arms[0].report.baseline_training_mean,
