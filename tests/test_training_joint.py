@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from ultralytics.data.utils import img2label_paths
 
 from detector.classes import SEA_LION_CLASSES
 from training.boxes import BoxBuildOptions, ClassMap, build_box_dataset, read_boxes
 from training.dataset import BuildOptions, ChipOptions, build_dataset, folds_holding
 from training.io import DatasetRecord, TrainingError
-from training.joint import join_datasets
+from training.joint import join_datasets, parse_repeats
 from training.records import TrainingRecord
 from training.train import TrainConfig, train
 
@@ -127,3 +128,33 @@ def seals_with_own_classes(root: Path) -> Path:
             BoxBuildOptions(ClassMap.parse("bull,cow,pup", ["other=drop"]), ground_scale=0.2, folds=0), chips=CHIPS,
         )  # fmt: skip
     return out
+
+
+def test_repeat_lists_the_chips_holding_a_class_k_times_on_training_sides_only(joint):
+    root, base = joint["root"], joint["base"]
+    joined = join_datasets(root / "base", None, root / "repeat", repeat=parse_repeats(["pups=3"]))
+    assert joined["extra"] is None and joined["repeat"] == {"pups": 3}
+    pups = SEA_LION_CLASSES.index("pups")
+    for name in ("all", "fold0", "fold1"):
+        split = yaml.safe_load((root / "repeat" / "splits" / name / "data.yaml").read_text())
+        base_split = yaml.safe_load(Path(base.splits[name]).read_text())
+        base_train = [
+            str((root / "base" / p).resolve()) for p in (root / "base" / base_split["train"]).read_text().split()
+        ]
+        labels = {chip: Path(img2label_paths([chip])[0]) for chip in base_train}
+        with_pups = [
+            chip
+            for chip, label in labels.items()
+            if label.is_file() and any(line.split()[0] == str(pups) for line in label.read_text().splitlines())
+        ]
+        train = (root / "repeat" / split["train"]).read_text().split()
+        assert sorted(train) == sorted(base_train + 2 * with_pups)
+        assert joined["splits"][name] == {"base_chips": len(base_train), "repeated_chips": 2 * len(with_pups),
+                                          "extra_chips": 0}  # fmt: skip
+        base_val = [str((root / "base" / p).resolve()) for p in (root / "base" / base_split["val"]).read_text().split()]
+        assert (root / "repeat" / split["val"]).read_text().split() == base_val
+    assert joined["splits"]["all"]["repeated_chips"] > 0  # the tiny crops hold pups
+    with pytest.raises(TrainingError, match=r"--repeat names \['calves'\], not classes of"):
+        join_datasets(root / "base", None, root / "bad", repeat={"calves": 2})
+    with pytest.raises(TrainingError, match="expected CLASS=K"):
+        parse_repeats(["pups=0"])
