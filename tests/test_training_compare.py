@@ -229,6 +229,14 @@ def test_the_training_docs_show_the_committed_screen():
     assert documented(REPO_ROOT / "docs" / "training.md", "v5-screen") == render(Comparison.read(SCREEN))
 
 
+EPOCHS_B = REPO_ROOT / "benchmarks" / "results" / "v5_epochs_b.json"
+
+
+@pytest.mark.skipif(not EPOCHS_B.is_file(), reason=f"no {EPOCHS_B.name} committed yet (issue 36's full length)")
+def test_the_training_docs_show_the_committed_epochs_comparison():
+    assert documented(REPO_ROOT / "docs" / "training.md", "v5-epochs-b") == render(Comparison.read(EPOCHS_B))
+
+
 def test_the_classes_are_the_reports_own():
     """A cross-validation of another class set (an elephant-seal dataset: bull, cow, pup) compares per its own classes,
     with no dense-colony rows (it has no "pups" class); arms of different class sets are refused, naming both."""
