@@ -21,6 +21,7 @@ oversampling a rare class without new labels. Validation sides are never repeate
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import random
 import sys
@@ -96,6 +97,7 @@ def join_datasets(
     if unknown:
         raise TrainingError(f"--repeat names {unknown}, not classes of {base}: {list(base_record.class_names)}")
     factor_of_class = {base_record.class_names.index(name): factor for name, factor in repeat.items()}
+    copies = functools.cache(lambda chip: _copies(chip, factor_of_class))  # a chip's labels read once, not per split
     out.mkdir(parents=True, exist_ok=True)
     if not (out / "photos").exists():  # evaluation reads the base's whole photos relative to the dataset folder
         (out / "photos").symlink_to((base / "photos").resolve(), target_is_directory=True)
@@ -105,7 +107,7 @@ def join_datasets(
         base_train = _chips(split.folder(Path(data_yaml)) / split.train)
         take = min(len(extra_chips), round(ratio * len(base_train)))
         sample = sorted(random.Random(f"{seed}-{split_name}").sample(extra_chips, take))
-        repeated = [chip for chip in base_train for _ in range(_copies(chip, factor_of_class) - 1)]
+        repeated = [chip for chip in base_train for _ in range(copies(chip) - 1)] if factor_of_class else []
         listed = [*base_train, *repeated, *sample]
         (out / f"{split_name}_train.txt").write_text("".join(p + "\n" for p in listed))
         val = split.folder(Path(data_yaml)) / split.val if isinstance(split.val, str) else None
