@@ -77,3 +77,15 @@ def test_the_larger_scale_run_is_quoted_from_its_committed_log_and_sweep():
     result = json.loads((RESULTS_DIR / "pinniped-valid" / "valid-v2-288.json").read_text())
     shipped = json.loads((RESULTS_DIR / "pinniped-valid" / "valid-iou0.45.json").read_text())
     assert result["model"]["ground_scale"] == 0.576 and result["model"]["sha256"] != shipped["model"]["sha256"]
+
+
+def test_the_shipped_versions_training_is_quoted_from_its_committed_log():
+    """elephant-seals-v1's epochs, hours and valid mAP@0.5 in docs/pinnipeds.md come from its ultralytics log."""
+    docs = " ".join(pinniped_paper.DOCS_TABLE.read_text().split())
+    with (RESULTS_DIR / "pinniped-valid" / "v1-training-results.csv").open() as log:
+        rows = [{k.strip(): float(v) for k, v in row.items()} for row in csv.DictReader(log)]
+    last, at_38 = rows[-1], next(row for row in rows if row["epoch"] == 38)
+    best_map50 = max(row["metrics/mAP50(B)"] for row in rows)
+    assert f"{int(last['epoch'])} epochs in {last['time'] / 3600:.1f} h" in docs
+    assert f"{at_38['metrics/mAP50(B)']:.3f} at epoch 38, {best_map50:.3f} at {int(last['epoch'])})" in docs
+    assert f"rose from {best_map50:.3f} to" in docs

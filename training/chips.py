@@ -25,6 +25,10 @@ def _id_key(photo_id: str) -> tuple[int, str]:
     return (int(photo_id), "") if photo_id.isdigit() else (sys.maxsize, photo_id)
 
 
+# YOLOv5's largest stride: ultralytics trains and predicts at a multiple of it and silently resizes any other size.
+MODEL_STRIDE = 32
+
+
 @dataclass(frozen=True)
 class ChipOptions:
     size: int = 320
@@ -34,6 +38,14 @@ class ChipOptions:
     empty_share: float = 0.1  # at most this share of a photo's chips have no animals (negatives)
     max_excluded: float = 0.75  # chips more blacked out than this are skipped
     jpeg_quality: int = 95
+
+    def __post_init__(self) -> None:
+        if self.size <= 0 or self.size % MODEL_STRIDE:
+            lower = max(MODEL_STRIDE, self.size // MODEL_STRIDE * MODEL_STRIDE)
+            raise ValueError(
+                f"chip size (--chip) {self.size} is not a positive multiple of {MODEL_STRIDE}: ultralytics would "
+                f"silently train at another size; use {lower} or {lower + MODEL_STRIDE}"
+            )
 
 
 def chip_labels(boxes: np.ndarray, class_id: np.ndarray, tile: np.ndarray, options: ChipOptions) -> list[str]:
