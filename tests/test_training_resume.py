@@ -208,7 +208,7 @@ def test_the_release_trains_the_folds_calibrates_and_resumes_from_its_outputs(da
     (work / "dataset").symlink_to(dataset)
     shutil.copytree(resumed_run["run"], work / "final")
     options = ReleaseOptions(
-        hours=0.0006, data=TINY, work=work, manifest=tmp_path / "manifest.yaml", overrides={"val": False, "batch": 4}
+        hours=0.0006, data=(TINY,), work=work, manifest=tmp_path / "manifest.yaml", overrides={"val": False, "batch": 4}
     )
     state = Release(options, "test").run(until="calibrate")
     assert [state.stages[s].status for s in ("dataset", "final", "cv", "calibrate", "publish")] == [

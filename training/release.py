@@ -51,7 +51,7 @@ class ReleaseOptions:
     """Everything the recipe needs; one field per command-line option."""
 
     hours: float
-    data: Path  # the photos (NOAA sample or Kaggle layout), for training.dataset
+    data: tuple[Path, ...]  # the photo folders (NOAA sample or Kaggle layout), for training.dataset
     work: Path
     version: str = "v3"
     device: str = "cpu"
@@ -254,7 +254,8 @@ class Release:
 
         o = self.options
         _call(dataset.main, [
-            "--data", str(o.data), "--out", str(o.dataset), "--ground-scale", str(o.ground_scale),
+            *(item for folder in o.data for item in ("--data", str(folder))), "--out", str(o.dataset),
+            "--ground-scale", str(o.ground_scale),
             "--chip", str(o.chip), "--overlap", str(o.overlap), "--empty-share", str(o.empty_share),
             "--folds", str(o.fold_count), "--seed", str(o.seed),
         ])  # fmt: skip
@@ -371,7 +372,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="python -m training.release", description=__doc__.splitlines()[0])
     parser.add_argument("--hours", type=float, required=True, help="training budget of the whole release, in hours")
-    parser.add_argument("--data", type=Path, required=True, help="NOAA sample or Kaggle layout folder (the photos)")
+    parser.add_argument(
+        "--data", type=Path, action="append", required=True,
+        help="NOAA sample or Kaggle layout folder (the photos); repeat it to train on several",
+    )  # fmt: skip
     parser.add_argument("--work", type=Path, required=True, help="work folder: dataset/, final/, cv/, state file")
     parser.add_argument("--version", default=default("version"), help="version name and tag (default %(default)s)")
     parser.add_argument("--device", default=default("device"), help="cpu, or 0 for the first CUDA GPU (more folds)")
@@ -407,8 +411,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     overrides = {"val": False} | {k: yaml.safe_load(v) for k, _, v in (s.partition("=") for s in args.set)}
     options = ReleaseOptions(
-        hours=args.hours, data=args.data, work=args.work, version=args.version, device=args.device, folds=args.folds,
-        ground_scale=args.ground_scale, chip=args.chip, overlap=args.overlap, empty_share=args.empty_share,
+        hours=args.hours, data=tuple(args.data), work=args.work, version=args.version, device=args.device,
+        folds=args.folds, ground_scale=args.ground_scale, chip=args.chip, overlap=args.overlap,
+        empty_share=args.empty_share,
         seed=args.seed, model=args.model, init=args.init, epochs=args.epochs, conf=args.conf, git_repo=args.git_repo,
         endpoint=args.endpoint, manifest=args.manifest, make_default=args.default, overrides=overrides,
     )  # fmt: skip
