@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from detector.classes import SEA_LION_CLASSES
-from training.compare import Arm, compare, documented, main, render, replace_region
+from training.compare import MEAN, Arm, compare, documented, fold_differences, main, render, replace_region
 from training.evaluate import count_metrics
 from training.io import TrainingError
 from training.records import (
@@ -105,6 +105,41 @@ def test_per_class_errors_ratios_and_totals_are_numpys_on_the_same_counts(arms):
         assert summary.init == arm.report.init and summary.epochs_per_fold == 30
     assert comparison.baseline.competition_rmse == pytest.approx(baseline_rmse)
     assert comparison.folds == FOLDS and comparison.device == "2 CPU cores"
+
+
+def test_each_arm_is_judged_against_the_first_fold_by_fold_per_class(arms):
+    """The per-class differences are paired on the folds (numpy on the same counts), and the verdict follows the
+    rule the docs state: beyond the folds' spread when the mean fold difference exceeds its standard deviation."""
+    truth = sample_truth()
+    comparison = compare(arms)
+    reference, second = comparison.arms
+    differences = fold_differences(second, reference, SEA_LION_CLASSES)
+    assert list(differences) == [*SEA_LION_CLASSES, MEAN]
+
+    def fold_rmse(arm: Arm, fold: str) -> np.ndarray:
+        rows = {r.photo_id: r for r in arm.report.per_photo}
+        error = np.array([rows[p].predicted for p in FOLDS[fold]]) - truth[[PHOTOS.index(p) for p in FOLDS[fold]]]
+        return np.sqrt((error**2).mean(axis=0))
+
+    per_fold = np.array([fold_rmse(arms[1], f) - fold_rmse(arms[0], f) for f in FOLDS])  # (folds, classes)
+    for i, name in enumerate(SEA_LION_CLASSES):
+        d = differences[name]
+        assert list(d.per_fold.values()) == pytest.approx(per_fold[:, i], abs=1e-3)
+        assert (d.mean, d.spread) == pytest.approx((per_fold[:, i].mean(), per_fold[:, i].std(ddof=1)), abs=1e-3)
+        assert d.overall == pytest.approx(second.per_class[name].rmse - reference.per_class[name].rmse, abs=1e-3)
+        beyond = abs(per_fold[:, i].mean()) > per_fold[:, i].std(ddof=1)
+        expected = ("worse" if per_fold[:, i].mean() > 0 else "better") if beyond else "within the spread"
+        assert d.verdict == expected, name
+    # an arm that counts every photo exactly beats the first arm's noise of up to 6 animals in every fold
+    exact = Arm("exact", Path("/runs/exact"), cv_report(truth, truth))
+    judged = compare([arms[0], exact])
+    assert fold_differences(judged.arms[1], judged.arms[0], SEA_LION_CLASSES)["adult_males"].verdict == "better"
+    assert fold_differences(judged.arms[0], judged.arms[1], SEA_LION_CLASSES)["adult_males"].verdict == "worse"
+    assert "| adult_males | " in render(judged) and "): **better** |" in render(judged)
+    # a summary written before per-fold class RMSEs were recorded renders no such table
+    without = [arm.model_copy(update={"fold_class_rmse": {}}) for arm in comparison.arms]
+    old = comparison.model_copy(update={"arms": without})
+    assert "beyond the folds' spread" not in render(old) and "beyond the folds' spread" in render(comparison)
 
 
 def test_the_dense_colonies_are_the_photos_with_many_pups_counted_out_of_fold(arms):

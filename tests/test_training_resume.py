@@ -228,6 +228,12 @@ def test_the_release_trains_the_folds_calibrates_and_resumes_from_its_outputs(da
     again = Release(options, "test again").run(until="calibrate")  # a rerun finds every output: trains nothing
     assert again.stages["cv"].status == "done" and again.stages["calibrate"].seconds is not None
     assert (work / "cv" / "fold0" / "weights" / "best.pt").stat().st_mtime_ns == trained_at
+    recount = Release(options, "count again")  # the CV stage itself again: folds reused, photos counted again
+    recount.run_cv(recount.plan())
+    assert (work / "cv" / "fold0" / "weights" / "best.pt").stat().st_mtime_ns == trained_at
+    cv = CVReport.read_from(work / "cv")
+    for name in ("fold0", "fold1"):  # a reused fold's seconds still hold its training, not only the counting
+        assert cv.fold_seconds[name] > cv.fold_training[name].train_wall_time_s > 0
     fold0 = DatasetRecord.read(dataset).splits["fold0"]
     other = TrainConfig(data=fold0, hours=0.5, project=str(work / "cv"), name="fold0", extra={"val": False})
     with pytest.raises(TrainingError, match="other settings .*0.5 hours"):  # reused only as it was asked for

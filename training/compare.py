@@ -148,11 +148,12 @@ def summarize_arm(arm: Arm, dense_pups: int = DENSE_PUPS) -> ArmSummary:
     truth, predicted = np.array([r.truth for r in rows]), np.array([r.predicted for r in rows])
     classes = classes_of(arm)
     per_class, competition, total_error = _class_errors(truth, predicted, classes)
-    fold_rmse = {}
+    fold_rmse, fold_class_rmse = {}, {}
     for fold in dict.fromkeys([*report.folds, *(r.fold for r in rows)]):
         chosen = [i for i, r in enumerate(rows) if r.fold == fold]
         if chosen:
-            fold_rmse[str(fold)] = _class_errors(truth[chosen], predicted[chosen], classes)[1]
+            errors, fold_rmse[str(fold)], _ = _class_errors(truth[chosen], predicted[chosen], classes)
+            fold_class_rmse[str(fold)] = {name: e.rmse for name, e in errors.items()}
     pups = classes.index(PUPS) if PUPS in classes else None
     dense = [
         DenseColony(photo_id=r.photo_id, fold=str(r.fold), true_pups=r.truth[pups], counted_pups=r.predicted[pups])
@@ -181,6 +182,7 @@ def summarize_arm(arm: Arm, dense_pups: int = DENSE_PUPS) -> ArmSummary:
         ratio_to_baseline=_round(competition / baseline) if baseline else None,
         total_count_error=total_error,
         fold_rmse=fold_rmse,
+        fold_class_rmse=fold_class_rmse,
         chip_map50=_round(report.mean_chip_map50),
         dense_colonies=dense,
         calibration=calibration,
@@ -207,6 +209,54 @@ def compare(arms: Sequence[Arm], device: str = "", dense_pups: int = DENSE_PUPS)
         baseline=arms[0].report.baseline_training_mean,
         arms=[summarize_arm(arm, dense_pups) for arm in arms],
     )
+
+
+class FoldDifference(NamedTuple):
+    """One class (or the mean, ``MEAN``) of an arm against the reference arm: RMSE differences (arm − reference)."""
+
+    overall: float  # over all photos
+    per_fold: dict[str, float]  # each fold's, on its own photos
+    mean: float  # of the per-fold differences
+    spread: float  # their standard deviation (ddof 1; 0 with one fold)
+
+    @property
+    def verdict(self) -> str:
+        """'worse' or 'better' beyond the folds' spread (the mean fold difference larger than its standard
+        deviation), else 'within the spread'."""
+        if self.mean > self.spread and self.mean > 0:
+            return "worse"
+        if -self.mean > self.spread and self.mean < 0:
+            return "better"
+        return "within the spread"
+
+
+MEAN = "mean RMSE"
+
+
+def fold_differences(arm: ArmSummary, reference: ArmSummary, classes: Sequence[str]) -> dict[str, FoldDifference]:
+    """Per class and for the mean per-class RMSE: ``arm`` minus ``reference``, overall and fold by fold, paired on
+    the same folds (empty where a summary has no per-fold class RMSE: one written before they were recorded)."""
+    folds = [f for f in reference.fold_class_rmse if f in arm.fold_class_rmse]
+    if not folds:
+        return {}
+
+    def difference(overall: float, per_fold: dict[str, float]) -> FoldDifference:
+        values = np.array(list(per_fold.values()))
+        spread = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+        return FoldDifference(_round(overall), per_fold, _round(values.mean()), _round(spread))
+
+    result = {
+        name: difference(
+            arm.per_class[name].rmse - reference.per_class[name].rmse,
+            {f: _round(arm.fold_class_rmse[f][name] - reference.fold_class_rmse[f][name]) for f in folds},
+        )
+        for name in classes
+    }
+    result[MEAN] = difference(
+        arm.competition_rmse - reference.competition_rmse,
+        {f: _round(arm.fold_rmse[f] - reference.fold_rmse[f]) for f in folds},
+    )
+    return result
 
 
 # --- Markdown -----------------------------------------------------------------------------------------------------
@@ -311,10 +361,31 @@ def _confusion_table(arm: ArmSummary) -> str:
     return intro + "\n\n" + _table(["true \\ detected", *table.classes, "missed"], rows)
 
 
+def _difference_table(c: Comparison) -> str:
+    reference, others = c.arms[0], c.arms[1:]
+    differences = {a.name: fold_differences(a, reference, c.classes) for a in others}
+    if not others or not all(differences.values()):
+        return ""
+    folds = list(next(iter(differences[others[0].name].values())).per_fold)
+
+    def cell(d: FoldDifference) -> str:
+        per_fold = " / ".join(f"{d.per_fold[f]:+.2f}" for f in folds)
+        verdict = f"**{d.verdict}**" if d.verdict != "within the spread" else d.verdict
+        return f"{d.overall:+.2f} ({per_fold}; {d.mean:+.2f} ± {d.spread:.2f}): {verdict}"
+
+    rows = [[name, *(cell(differences[a.name][name]) for a in others)] for name in [*c.classes, MEAN]]
+    intro = (
+        f"Each arm against **{reference.name}**, per class: RMSE difference over all photos (each fold's, "
+        f"{' / '.join(folds)}; their mean ± standard deviation). Worse or better **beyond the folds' spread** when "
+        "the mean fold difference is larger than its standard deviation:"
+    )
+    return intro + "\n\n" + _table(["class", *(a.name for a in others)], rows)
+
+
 def render(comparison: Comparison) -> str:
-    """The comparison as Markdown: the arms side by side, the dense colonies' pups, and each calibrated arm's
-    uniform threshold sweep and confusion between classes."""
-    parts = [_lead(comparison), _main_table(comparison), _dense_table(comparison)]
+    """The comparison as Markdown: the arms side by side, each arm against the first per class and fold, the dense
+    colonies' pups, and each calibrated arm's uniform threshold sweep and confusion between classes."""
+    parts = [_lead(comparison), _main_table(comparison), _difference_table(comparison), _dense_table(comparison)]
     for arm in comparison.arms:
         parts += [_sweep_table(arm, comparison.classes), _confusion_table(arm)]
     return "\n\n".join(part for part in parts if part)

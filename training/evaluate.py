@@ -204,7 +204,6 @@ def cross_validate(
     for name in fold_names:
         data_yaml = Path(summary.splits[name])
         train_ids, val_ids = DataSplit.read(data_yaml).photo_ids(data_yaml)
-        started = time.perf_counter()
         record = train_or_resume(
             TrainConfig(
                 data=str(data_yaml), model=model, epochs=epochs, device=device, project=str(out), name=name,
@@ -212,8 +211,10 @@ def cross_validate(
             ),
             command=f"cross-validation fold {name}",
         )  # fmt: skip
+        started = time.perf_counter()
         result = evaluate_model(Path(record.weights), dataset, val_ids, train_ids, conf, data_yaml, device)
-        timings[name] = round(time.perf_counter() - started, 1)
+        # the fold's training time from its record (also when it was trained or resumed by an earlier call)
+        timings[name] = round((record.wall_time_s or 0.0) + time.perf_counter() - started, 1)
         ran[name] = FoldTraining(epochs_run=record.epochs_run, train_wall_time_s=record.wall_time_s)
         for row in result.per_photo:
             truth.append(row.truth)

@@ -341,6 +341,7 @@ class ArmSummary(Record):
     ratio_to_baseline: float | None = None  # competition_rmse / the training mean's (None: the baseline is 0)
     total_count_error: float  # Σ over photos |counted - true total| / Σ animals
     fold_rmse: dict[str, float]  # each fold's mean per-class RMSE on its own photos (the spread across folds)
+    fold_class_rmse: dict[str, dict[str, float]] = {}  # fold → class → RMSE on its own photos (empty: not recorded)
     chip_map50: float
     dense_colonies: list[DenseColony]
     calibration: ArmCalibration | None = None
