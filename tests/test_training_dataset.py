@@ -23,6 +23,7 @@ from training.dataset import (
     write_split,
 )
 from training.dots import Dots, dots_by_colour
+from training.errors import TrainingError
 from training.evaluate import count_metrics
 
 TINY = Path(__file__).parent / "data" / "sealions-tiny"
@@ -114,3 +115,11 @@ def test_count_metrics_competition_rmse_is_the_mean_of_per_class_rmse():
     assert metrics.competition_rmse == pytest.approx(np.mean(rmse))
     assert metrics.per_class["pups"].mae == 2 and metrics.per_class["pups"].bias == -2
     assert metrics.total_mae == pytest.approx(4) and metrics.total_bias == pytest.approx(-2)
+
+
+def test_a_chip_size_that_cannot_be_trained_is_refused_before_anything_is_written(tmp_path):
+    """The geometry takes any chip size (above), a dataset only sizes ultralytics trains at as they are."""
+    options = BuildOptions(ground_scale=0.25, chips=ChipOptions(size=100), folds=0)
+    with pytest.raises(TrainingError, match=r"chip size \(--chip\) 100 is not a positive multiple of 32.*96 or 128"):
+        build_dataset(TINY, tmp_path / "ds", options)
+    assert not (tmp_path / "ds").exists()

@@ -303,6 +303,7 @@ def build_box_dataset(
     Folds group whole source photos.
     """
     chip_options = chips or ChipOptions()
+    chip_options.check_trainable()
     out = Path(out)
     (out / "photos").mkdir(parents=True, exist_ok=True)
     seen: dict[str, Path] = {}

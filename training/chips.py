@@ -18,6 +18,7 @@ import numpy as np
 
 from detector.classes import SEA_LION_CLASSES
 from detector.counting.slicing import tile_grid
+from training.errors import TrainingError
 from training.records import DataSplit
 
 
@@ -39,10 +40,12 @@ class ChipOptions:
     max_excluded: float = 0.75  # chips more blacked out than this are skipped
     jpeg_quality: int = 95
 
-    def __post_init__(self) -> None:
+    def check_trainable(self) -> None:
+        """Raise a :class:`TrainingError` unless the chips can be trained at their own size (a dataset's chips are
+        its training imgsz; the geometry alone takes any size)."""
         if self.size <= 0 or self.size % MODEL_STRIDE:
             lower = max(MODEL_STRIDE, self.size // MODEL_STRIDE * MODEL_STRIDE)
-            raise ValueError(
+            raise TrainingError(
                 f"chip size (--chip) {self.size} is not a positive multiple of {MODEL_STRIDE}: ultralytics would "
                 f"silently train at another size; use {lower} or {lower + MODEL_STRIDE}"
             )

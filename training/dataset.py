@@ -297,6 +297,7 @@ def build_dataset(
 ) -> DatasetRecord:
     """Build the whole dataset (chips, whole photos, splits) from one data folder or several; returns the record
     also written to photos.json."""
+    options.chips.check_trainable()
     out = Path(out)
     roots = [Path(root)] if isinstance(root, (str, Path)) else [Path(r) for r in root]
     tables = [options.dots_table or default_dots_table(r) for r in roots]
@@ -426,8 +427,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     try:
-        ChipOptions(size=args.chip, overlap=args.overlap, empty_share=args.empty_share)
-    except ValueError as exc:
+        ChipOptions(size=args.chip, overlap=args.overlap, empty_share=args.empty_share).check_trainable()
+    except TrainingError as exc:
         parser.error(str(exc))
     if args.boxes:
         return _main_boxes(args, argv)
