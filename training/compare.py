@@ -223,10 +223,8 @@ class FoldDifference(NamedTuple):
     def verdict(self) -> str:
         """'worse' or 'better' beyond the folds' spread (the mean fold difference larger than its standard
         deviation), else 'within the spread'."""
-        if self.mean > self.spread and self.mean > 0:
-            return "worse"
-        if -self.mean > self.spread and self.mean < 0:
-            return "better"
+        if abs(self.mean) > self.spread:
+            return "worse" if self.mean > 0 else "better"
         return "within the spread"
 
 

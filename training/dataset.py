@@ -426,10 +426,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=default_of(BuildOptions, "seed"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    try:
-        ChipOptions(size=args.chip, overlap=args.overlap, empty_share=args.empty_share).check_trainable()
-    except TrainingError as exc:
-        parser.error(str(exc))
     if args.boxes:
         return _main_boxes(args, argv)
     if args.data is None:
